@@ -1,0 +1,72 @@
+//! Errors raised while framing or parsing protocol messages.
+
+use crate::message::ErrorCode;
+
+/// Why bytes could not be turned into a protocol message.
+///
+/// Each variant that a peer can cause maps onto a wire [`ErrorCode`]
+/// (see [`ProtoError::code`]) so a server can tell the peer what went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtoError {
+    /// The first four bytes are not `LMRK`: the peer speaks another protocol.
+    #[error("bad magic {found:02x?}: not a landmark protocol frame")]
+    BadMagic { found: [u8; 4] },
+
+    /// The header names a protocol version this side does not implement.
+    #[error("unsupported protocol version {found} (this side speaks version {supported})")]
+    UnsupportedVersion { found: u8, supported: u8 },
+
+    /// The header names a message type this side does not know, or one that
+    /// is not valid in this direction (a response sent as a request).
+    #[error("unknown message type 0x{found:02x}")]
+    UnknownType { found: u8 },
+
+    /// The header announces a payload over the receiver's limit. Nothing of
+    /// it has been read or allocated.
+    #[error("frame payload of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge { len: u32, max: u32 },
+
+    /// The payload is not the JSON the message type requires.
+    #[error("malformed {what} payload: {source}")]
+    BadPayload {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// The peer closed the connection part-way through a frame.
+    #[error("connection closed after {got} of {needed} bytes of a frame")]
+    Truncated { got: usize, needed: usize },
+
+    /// The peer closed the connection before sending any byte of a frame.
+    #[error("connection closed by peer")]
+    Closed,
+
+    /// An I/O error from the transport (including read/write timeouts).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl ProtoError {
+    /// The wire error code to send back for this error, if the peer caused it
+    /// and a reply makes sense.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ProtoError::BadMagic { .. } => Some(ErrorCode::BadMagic),
+            ProtoError::UnsupportedVersion { .. } => Some(ErrorCode::UnsupportedVersion),
+            ProtoError::UnknownType { .. } => Some(ErrorCode::UnknownType),
+            ProtoError::TooLarge { .. } => Some(ErrorCode::FrameTooLarge),
+            ProtoError::BadPayload { .. } => Some(ErrorCode::BadPayload),
+            ProtoError::Truncated { .. } | ProtoError::Closed | ProtoError::Io(_) => None,
+        }
+    }
+
+    /// Whether the byte stream can still be trusted after this error: true
+    /// when the whole frame was consumed, so the next frame starts cleanly.
+    pub fn is_recoverable(&self) -> bool {
+        matches!(
+            self,
+            ProtoError::UnknownType { .. } | ProtoError::BadPayload { .. }
+        )
+    }
+}

@@ -1,0 +1,34 @@
+//! The landmark health-check wire protocol, version 1.
+//!
+//! A monitoring client (the `health-probe` CLI, a load balancer) sends a
+//! [`Request`] and the service answers with a [`Response`]: either the
+//! service's [`Landmark`] (its self-reported state, as answered by its main
+//! thread) or an [`ErrorReply`] with a numeric [`ErrorCode`].
+//!
+//! Every message travels in a [`Frame`]: a fixed 16-byte [`Header`] (magic,
+//! version, message type, request id, payload length) followed by a JSON
+//! payload. `docs/PROTOCOL.md` in the repository is the normative
+//! specification; its test vectors are checked against this crate.
+//!
+//! Layers, each in its own module:
+//! - [`frame`]: the byte layout. Checks that a frame is complete and within
+//!   the payload limit *from the header alone*, before anything is allocated.
+//! - [`message`]: the typed payloads and how they map onto frames.
+//! - [`codec`] (feature `codec`, on by default): tokio-util `Decoder`/`Encoder`
+//!   for async servers.
+//! - [`blocking`]: deadline-friendly read/write helpers over `std::io` for
+//!   clients without an async runtime.
+
+pub mod blocking;
+#[cfg(feature = "codec")]
+pub mod codec;
+mod error;
+pub mod frame;
+pub mod message;
+
+pub use error::ProtoError;
+pub use frame::{Frame, Header, DEFAULT_MAX_PAYLOAD, HEADER_LEN, MAGIC, VERSION};
+pub use message::{
+    CheckRequest, Component, ErrorCode, ErrorReply, Landmark, LandmarkReply, MessageType, Request,
+    Response, State, Weight, WeightError, MAX_WEIGHT,
+};

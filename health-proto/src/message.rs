@@ -1,0 +1,511 @@
+//! The typed messages: what a check asks and what a service answers.
+//!
+//! A [`Landmark`] is the service's own account of its health, produced by its
+//! main thread. On the wire it travels inside a [`LandmarkReply`], which adds
+//! what the health server measured (how long the main thread took) and which
+//! component was asked about. Anything that cannot be answered becomes an
+//! [`ErrorReply`] with an [`ErrorCode`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::frame::Frame;
+use crate::ProtoError;
+
+/// Message type byte of each frame (header offset 5). Requests have the high
+/// bit clear, responses have it set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum MessageType {
+    /// Request: "what is your landmark?" Payload: [`CheckRequest`].
+    Check = 0x01,
+    /// Response: the landmark. Payload: [`LandmarkReply`].
+    Landmark = 0x81,
+    /// Response: the request could not be answered. Payload: [`ErrorReply`].
+    Error = 0x82,
+}
+
+impl MessageType {
+    /// The message type for a raw header byte, if known.
+    pub fn from_byte(b: u8) -> Option<MessageType> {
+        match b {
+            0x01 => Some(MessageType::Check),
+            0x81 => Some(MessageType::Landmark),
+            0x82 => Some(MessageType::Error),
+            _ => None,
+        }
+    }
+}
+
+/// A service's health state, from best to worst.
+///
+/// The order is meaningful: when two sources disagree (the main thread says
+/// `degraded`, the operator asked for `drain`), the worse one wins.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Serving normally.
+    #[default]
+    Ok,
+    /// Serving, but impaired (for example a cache or replica is down).
+    Degraded,
+    /// Alive, but asking balancers to send no new work (before a restart).
+    Drain,
+    /// Not serving: take it out of the pool.
+    Fail,
+}
+
+impl State {
+    /// All states, best first.
+    pub const ALL: [State; 4] = [State::Ok, State::Degraded, State::Drain, State::Fail];
+
+    /// The lowercase wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Ok => "ok",
+            State::Degraded => "degraded",
+            State::Drain => "drain",
+            State::Fail => "fail",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The name is not one of `ok`, `degraded`, `drain`, `fail`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown state {0:?} (expected ok, degraded, drain or fail)")]
+pub struct UnknownState(pub String);
+
+impl FromStr for State {
+    type Err = UnknownState;
+    fn from_str(s: &str) -> Result<State, UnknownState> {
+        State::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| UnknownState(s.to_string()))
+    }
+}
+
+/// The largest weight: keepalived's `misc_dynamic` maps exit code `2 + w`,
+/// and exit codes stop at 255.
+pub const MAX_WEIGHT: u8 = 253;
+
+/// A load-balancing weight in `0..=253`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
+pub struct Weight(u8);
+
+/// A weight over [`MAX_WEIGHT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("weight {0} is out of range 0-253")]
+pub struct WeightError(pub u32);
+
+impl Weight {
+    /// A weight, if `w <= 253`.
+    pub fn new(w: u8) -> Result<Weight, WeightError> {
+        if w <= MAX_WEIGHT {
+            Ok(Weight(w))
+        } else {
+            Err(WeightError(w.into()))
+        }
+    }
+
+    /// The weight as a number.
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl TryFrom<u8> for Weight {
+    type Error = WeightError;
+    fn try_from(w: u8) -> Result<Weight, WeightError> {
+        Weight::new(w)
+    }
+}
+
+impl From<Weight> for u8 {
+    fn from(w: Weight) -> u8 {
+        w.0
+    }
+}
+
+impl fmt::Display for Weight {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The state of one named part of a service (a database link, a feed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Component {
+    pub state: State,
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// A service's self-reported health: what its main thread answers when asked.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Landmark {
+    /// Overall state.
+    pub state: State,
+    /// Human-readable detail ("serving 12 clients", "feed stalled 40s").
+    #[serde(default)]
+    pub detail: String,
+    /// Optional load-balancing weight, 0-253.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<Weight>,
+    /// Optional per-component states, checkable by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub components: BTreeMap<String, Component>,
+    /// Optional free-form fields the service exposes (queue depth, clients,
+    /// version); passed through untouched.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub fields: Map<String, Value>,
+}
+
+impl Landmark {
+    /// A landmark in `state` with `detail`.
+    pub fn new(state: State, detail: impl Into<String>) -> Landmark {
+        Landmark {
+            state,
+            detail: detail.into(),
+            ..Landmark::default()
+        }
+    }
+
+    /// `ok` with `detail`.
+    pub fn ok(detail: impl Into<String>) -> Landmark {
+        Landmark::new(State::Ok, detail)
+    }
+
+    /// `degraded` with `detail`.
+    pub fn degraded(detail: impl Into<String>) -> Landmark {
+        Landmark::new(State::Degraded, detail)
+    }
+
+    /// `drain` with `detail`.
+    pub fn drain(detail: impl Into<String>) -> Landmark {
+        Landmark::new(State::Drain, detail)
+    }
+
+    /// `fail` with `detail`.
+    pub fn fail(detail: impl Into<String>) -> Landmark {
+        Landmark::new(State::Fail, detail)
+    }
+
+    /// Sets the weight.
+    pub fn with_weight(mut self, weight: Weight) -> Landmark {
+        self.weight = Some(weight);
+        self
+    }
+
+    /// Adds or replaces a component's state.
+    pub fn with_component(
+        mut self,
+        name: impl Into<String>,
+        state: State,
+        detail: impl Into<String>,
+    ) -> Landmark {
+        self.components.insert(
+            name.into(),
+            Component {
+                state,
+                detail: detail.into(),
+            },
+        );
+        self
+    }
+
+    /// Adds or replaces a free-form field.
+    pub fn with_field(mut self, key: impl Into<String>, value: impl Into<Value>) -> Landmark {
+        self.fields.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// Payload of a `check` request. An empty payload means `{}`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CheckRequest {
+    /// Component to check; absent or empty means the whole service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+}
+
+impl CheckRequest {
+    /// The component asked for, treating `""` as "the whole service".
+    pub fn component(&self) -> Option<&str> {
+        self.component.as_deref().filter(|c| !c.is_empty())
+    }
+}
+
+/// Payload of a `landmark` response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LandmarkReply {
+    /// The component this reply is about; absent for the whole service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+    /// State of the service (or of the component asked for).
+    pub state: State,
+    /// Human-readable detail.
+    #[serde(default)]
+    pub detail: String,
+    /// Load-balancing weight, if the service set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<Weight>,
+    /// Per-component states (only on whole-service replies).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub components: BTreeMap<String, Component>,
+    /// Free-form fields from the service.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub fields: Map<String, Value>,
+    /// Microseconds the server waited for the main thread's answer (the
+    /// answer deadline when it did not answer; 0 for published landmarks).
+    #[serde(default)]
+    pub answer_us: u64,
+    /// Microseconds since a published landmark was last updated; absent when
+    /// the main thread was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_us: Option<u64>,
+}
+
+impl LandmarkReply {
+    /// A whole-service reply carrying `landmark`.
+    pub fn whole(landmark: Landmark, answer_us: u64) -> LandmarkReply {
+        LandmarkReply {
+            component: None,
+            state: landmark.state,
+            detail: landmark.detail,
+            weight: landmark.weight,
+            components: landmark.components,
+            fields: landmark.fields,
+            answer_us,
+            age_us: None,
+        }
+    }
+}
+
+/// Numeric error codes carried in an [`ErrorReply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum ErrorCode {
+    /// The frame did not start with the magic.
+    BadMagic = 1,
+    /// The frame's version is not spoken by the receiver.
+    UnsupportedVersion = 2,
+    /// The message type is unknown or not valid as a request.
+    UnknownType = 3,
+    /// The payload length exceeds the receiver's limit.
+    FrameTooLarge = 4,
+    /// The payload is not valid JSON for the message type.
+    BadPayload = 5,
+    /// The component asked for is not in the service's landmark.
+    UnknownComponent = 6,
+    /// The server is at its connection limit; try again later.
+    Busy = 7,
+}
+
+impl ErrorCode {
+    /// All codes, in numeric order.
+    pub const ALL: [ErrorCode; 7] = [
+        ErrorCode::BadMagic,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::UnknownType,
+        ErrorCode::FrameTooLarge,
+        ErrorCode::BadPayload,
+        ErrorCode::UnknownComponent,
+        ErrorCode::Busy,
+    ];
+
+    /// The code for a wire number, if known.
+    pub fn from_u16(n: u16) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| *c as u16 == n)
+    }
+
+    /// The snake_case name used in logs and CLI output.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorCode::BadMagic => "bad_magic",
+            ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::BadPayload => "bad_payload",
+            ErrorCode::UnknownComponent => "unknown_component",
+            ErrorCode::Busy => "busy",
+        }
+    }
+}
+
+/// Payload of an `error` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    /// Numeric [`ErrorCode`]; receivers must accept codes they do not know.
+    pub code: u16,
+    /// Human-readable explanation.
+    #[serde(default)]
+    pub message: String,
+}
+
+impl ErrorReply {
+    /// An error reply with a known code.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ErrorReply {
+        ErrorReply {
+            code: code as u16,
+            message: message.into(),
+        }
+    }
+
+    /// The code, if this side knows it.
+    pub fn known_code(&self) -> Option<ErrorCode> {
+        ErrorCode::from_u16(self.code)
+    }
+
+    /// The code's name, or `code N` for codes this side does not know.
+    pub fn code_name(&self) -> String {
+        match self.known_code() {
+            Some(c) => c.name().to_string(),
+            None => format!("code {}", self.code),
+        }
+    }
+}
+
+/// A request, as sent by a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Check(CheckRequest),
+}
+
+/// A response, as sent by a server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Response {
+    Landmark(LandmarkReply),
+    Error(ErrorReply),
+}
+
+fn payload<T: Serialize>(value: &T) -> Bytes {
+    // Serialising these plain structs into a Vec cannot fail: every map key
+    // is a string and no type has a fallible Serialize impl.
+    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
+}
+
+fn parse<'a, T: Deserialize<'a>>(what: &'static str, bytes: &'a [u8]) -> Result<T, ProtoError> {
+    serde_json::from_slice(bytes).map_err(|source| ProtoError::BadPayload { what, source })
+}
+
+impl Request {
+    /// Encodes this request as a frame with `request_id`.
+    pub fn to_frame(&self, request_id: u32) -> Frame {
+        match self {
+            Request::Check(c) => Frame {
+                kind: MessageType::Check as u8,
+                request_id,
+                // The whole-service check is the 16-byte header alone, so
+                // balancers can send it as one fixed binary string.
+                payload: match c.component() {
+                    None => Bytes::new(),
+                    Some(_) => payload(c),
+                },
+            },
+        }
+    }
+
+    /// Parses a request frame.
+    pub fn from_frame(frame: &Frame) -> Result<Request, ProtoError> {
+        match MessageType::from_byte(frame.kind) {
+            Some(MessageType::Check) => {
+                if frame.payload.is_empty() {
+                    Ok(Request::Check(CheckRequest::default()))
+                } else {
+                    parse("check", &frame.payload).map(Request::Check)
+                }
+            }
+            _ => Err(ProtoError::UnknownType { found: frame.kind }),
+        }
+    }
+}
+
+impl Response {
+    /// Encodes this response as a frame answering `request_id`.
+    pub fn to_frame(&self, request_id: u32) -> Frame {
+        let (kind, payload) = match self {
+            Response::Landmark(l) => (MessageType::Landmark, payload(l)),
+            Response::Error(e) => (MessageType::Error, payload(e)),
+        };
+        Frame {
+            kind: kind as u8,
+            request_id,
+            payload,
+        }
+    }
+
+    /// Parses a response frame.
+    pub fn from_frame(frame: &Frame) -> Result<Response, ProtoError> {
+        match MessageType::from_byte(frame.kind) {
+            Some(MessageType::Landmark) => {
+                parse("landmark", &frame.payload).map(Response::Landmark)
+            }
+            Some(MessageType::Error) => parse("error", &frame.payload).map(Response::Error),
+            _ => Err(ProtoError::UnknownType { found: frame.kind }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weight_bounds() {
+        assert!(Weight::new(253).is_ok());
+        assert!(Weight::new(254).is_err());
+        let r: Result<LandmarkReply, _> =
+            serde_json::from_str(r#"{"state":"ok","weight":254,"answer_us":1}"#);
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn states_parse_and_order() {
+        for s in State::ALL {
+            assert_eq!(s.as_str().parse::<State>().unwrap(), s);
+        }
+        assert!("OK".parse::<State>().is_err());
+        assert!(State::Ok < State::Degraded && State::Drain < State::Fail);
+    }
+
+    #[test]
+    fn empty_check_payload_is_whole_service() {
+        let f = Frame {
+            kind: 1,
+            request_id: 3,
+            payload: Bytes::new(),
+        };
+        assert_eq!(
+            Request::from_frame(&f).unwrap(),
+            Request::Check(CheckRequest::default())
+        );
+        let c = CheckRequest {
+            component: Some(String::new()),
+        };
+        assert_eq!(c.component(), None);
+    }
+
+    #[test]
+    fn response_type_is_not_a_request() {
+        let f = Response::Error(ErrorReply::new(ErrorCode::Busy, "x")).to_frame(1);
+        assert!(matches!(
+            Request::from_frame(&f),
+            Err(ProtoError::UnknownType { found: 0x82 })
+        ));
+    }
+}
