@@ -206,7 +206,10 @@ mod tests {
     fn incomplete_until_last_byte() {
         let full = frame_bytes(1, 7, b"{}");
         for cut in 0..full.len() {
-            assert!(Frame::check(&full[..cut], 1024).unwrap().is_none(), "cut {cut}");
+            assert!(
+                Frame::check(&full[..cut], 1024).unwrap().is_none(),
+                "cut {cut}"
+            );
         }
         let mut buf = full.clone();
         let f = Frame::parse(&mut buf, 1024).unwrap().unwrap();

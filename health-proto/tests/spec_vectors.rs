@@ -80,8 +80,8 @@ fn parse_int(s: &str) -> u32 {
 /// or a client (responses) would; returns the re-encoded bytes.
 fn decode_as(bytes: &[u8], as_server: bool) -> Result<(Frame, Vec<u8>), ProtoError> {
     let mut buf = BytesMut::from(bytes);
-    let frame = Frame::parse(&mut buf, DEFAULT_MAX_PAYLOAD)?
-        .expect("vector is not a complete frame");
+    let frame =
+        Frame::parse(&mut buf, DEFAULT_MAX_PAYLOAD)?.expect("vector is not a complete frame");
     assert!(buf.is_empty(), "bytes left after the frame");
     let reencoded = if as_server {
         Request::from_frame(&frame)?.to_frame(frame.request_id)
@@ -102,8 +102,8 @@ fn spec_has_vectors() {
 fn valid_vectors_decode_and_reencode_exactly() {
     for v in vectors().iter().filter(|v| v.get("reject").is_none()) {
         let bytes = unhex(&v.hex);
-        let (frame, reencoded) =
-            decode_as(&bytes, parse_int(v.get("type").unwrap()) & 0x80 == 0).unwrap_or_else(|e| panic!("{}: does not decode: {e}", v.name));
+        let (frame, reencoded) = decode_as(&bytes, parse_int(v.get("type").unwrap()) & 0x80 == 0)
+            .unwrap_or_else(|e| panic!("{}: does not decode: {e}", v.name));
         assert_eq!(
             u32::from(frame.kind),
             parse_int(v.get("type").unwrap()),
@@ -151,18 +151,28 @@ fn payloads_encode_to_the_vector_bytes() {
             0x82 => Response::Error(serde_json::from_str(payload).unwrap()).to_frame(id),
             other => panic!("{}: unexpected type {other:#x}", v.name),
         };
-        assert_eq!(frame.to_bytes(), unhex(&v.hex), "{}: encoding differs", v.name);
+        assert_eq!(
+            frame.to_bytes(),
+            unhex(&v.hex),
+            "{}: encoding differs",
+            v.name
+        );
     }
 }
 
 #[test]
 fn reject_vectors_are_refused_with_their_code() {
     for v in vectors() {
-        let Some(want) = v.get("reject") else { continue };
+        let Some(want) = v.get("reject") else {
+            continue;
+        };
         let as_server = match v.get("receiver") {
             Some("server") => true,
             Some("client") => false,
-            other => panic!("{}: receiver must be server or client, not {other:?}", v.name),
+            other => panic!(
+                "{}: receiver must be server or client, not {other:?}",
+                v.name
+            ),
         };
         let bytes = unhex(&v.hex);
         // Frames may be rejected before they are complete (bad magic).

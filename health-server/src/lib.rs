@@ -1,0 +1,51 @@
+//! An embeddable health endpoint that asks the service's main thread.
+//!
+//! A TCP port check only proves a socket is listening; a service whose main
+//! loop is deadlocked still accepts connections. This endpoint answers each
+//! check by asking the main thread for its [`Landmark`] and waiting a bounded
+//! time; a main thread that does not answer is reported as `fail`.
+//!
+//! ```no_run
+//! use health_server::Landmark;
+//!
+//! let (asks, state_rx) = health_server::channel();
+//! let server = health_server::spawn(state_rx)?; // listens on 0.0.0.0:9100
+//!
+//! // In the service's main loop (here a plain thread; see `Asks` for tokio):
+//! while let Some(ask) = asks.recv_blocking() {
+//!     ask.answer(Landmark::ok("serving 12 clients"));
+//! }
+//! # drop(server);
+//! # Ok::<(), health_server::ServerError>(())
+//! ```
+//!
+//! Modules follow `docs/PROTOCOL.md` section 8: [`source`] is how the main
+//! thread's landmarks reach the server (asked or published), `ask` bounds and
+//! shares the asking, `server` accepts within limits, `connection` speaks the
+//! protocol with deadlines, and [`HealthServer`] is the running endpoint.
+
+mod ask;
+mod config;
+mod connection;
+mod error;
+mod handle;
+mod server;
+pub mod source;
+
+pub use config::{
+    Builder, DEFAULT_ANSWER_DEADLINE, DEFAULT_BIND, DEFAULT_MAX_CONNECTIONS, DEFAULT_READ_TIMEOUT,
+    DEFAULT_SLOW_ANSWER, DEFAULT_STALE_AFTER, DEFAULT_WRITE_TIMEOUT,
+};
+pub use error::ServerError;
+pub use handle::HealthServer;
+pub use health_proto::{Component, Landmark, State, Weight};
+pub use source::{channel, publisher, Ask, Asks, LandmarkRx, Publisher};
+
+/// Starts a health endpoint with the default settings ([`Builder`] documents
+/// them: `0.0.0.0:9100`, 500 ms answer deadline, ...), answering checks from
+/// `state_rx`.
+///
+/// Works with or without a tokio runtime in the caller.
+pub fn spawn(state_rx: LandmarkRx) -> Result<HealthServer, ServerError> {
+    Builder::new().spawn(state_rx)
+}

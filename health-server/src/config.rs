@@ -1,0 +1,150 @@
+//! [`Builder`]: the endpoint's address, deadlines and limits, with defaults.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use health_proto::DEFAULT_MAX_PAYLOAD;
+use ipnet::IpNet;
+
+use crate::{HealthServer, LandmarkRx, ServerError};
+
+/// Default bind address: every IPv4 interface, port 9100.
+pub const DEFAULT_BIND: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 9100);
+/// Default time a check waits for the main thread's answer.
+pub const DEFAULT_ANSWER_DEADLINE: Duration = Duration::from_millis(500);
+/// Default time allowed to receive a complete request.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default time allowed to write a reply.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default limit on concurrent connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Default age after which a published landmark is reported as `fail`.
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(5);
+/// Default answer time above which a `slow check` event is logged.
+pub const DEFAULT_SLOW_ANSWER: Duration = Duration::from_millis(100);
+
+/// Configures and starts a health endpoint. [`crate::spawn`] is
+/// `Builder::new().spawn(state_rx)`.
+///
+/// ```no_run
+/// let (asks, state_rx) = health_server::channel();
+/// let server = health_server::Builder::new()
+///     .bind("127.0.0.1:9100".parse().unwrap())
+///     .answer_deadline(std::time::Duration::from_millis(300))
+///     .allow("10.0.0.0/8".parse().unwrap())
+///     .spawn(state_rx)?;
+/// # drop(asks); drop(server);
+/// # Ok::<(), health_server::ServerError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    pub(crate) bind: SocketAddr,
+    pub(crate) answer_deadline: Duration,
+    pub(crate) read_timeout: Duration,
+    pub(crate) write_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) max_payload: u32,
+    pub(crate) allow: Vec<IpNet>,
+    pub(crate) stale_after: Duration,
+    pub(crate) slow_answer: Duration,
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder {
+            bind: DEFAULT_BIND,
+            answer_deadline: DEFAULT_ANSWER_DEADLINE,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            allow: Vec::new(),
+            stale_after: DEFAULT_STALE_AFTER,
+            slow_answer: DEFAULT_SLOW_ANSWER,
+        }
+    }
+}
+
+impl Builder {
+    /// A builder with the documented defaults.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Address to listen on (default `0.0.0.0:9100`). Port 0 picks a free
+    /// port; read it back with [`HealthServer::local_addr`].
+    pub fn bind(mut self, addr: SocketAddr) -> Builder {
+        self.bind = addr;
+        self
+    }
+
+    /// How long a check waits for the main thread (default 500 ms). Past it
+    /// the check is answered `fail` "main thread did not answer within ...".
+    pub fn answer_deadline(mut self, d: Duration) -> Builder {
+        self.answer_deadline = d;
+        self
+    }
+
+    /// How long to wait for a complete request after accepting a connection
+    /// or answering the previous request (default 2 s). Silent and half-open
+    /// peers are closed after it.
+    pub fn read_timeout(mut self, d: Duration) -> Builder {
+        self.read_timeout = d;
+        self
+    }
+
+    /// How long writing one reply may take (default 2 s). Peers that do not
+    /// read are closed after it.
+    pub fn write_timeout(mut self, d: Duration) -> Builder {
+        self.write_timeout = d;
+        self
+    }
+
+    /// Most concurrent connections (default 256, at least 1). Connections
+    /// over the limit get a `busy` error frame and are closed.
+    pub fn max_connections(mut self, n: usize) -> Builder {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Largest payload accepted in a request and sent in a reply (default
+    /// 64 KiB). A landmark too large to send is answered as `fail`.
+    pub fn max_payload(mut self, bytes: u32) -> Builder {
+        self.max_payload = bytes;
+        self
+    }
+
+    /// Adds a network allowed to connect. With no networks added (the
+    /// default), everyone may connect; with some, peers outside them are
+    /// closed at once, without an answer. IPv4-mapped IPv6 peers
+    /// (`::ffff:10.0.0.5`) are matched as IPv4.
+    pub fn allow(mut self, net: IpNet) -> Builder {
+        self.allow.push(net);
+        self
+    }
+
+    /// For published landmarks: age after which the landmark is reported as
+    /// `fail` "landmark is stale" (default 5 s).
+    pub fn stale_after(mut self, d: Duration) -> Builder {
+        self.stale_after = d;
+        self
+    }
+
+    /// Answer time above which a `slow check` tracing event is emitted
+    /// (default 100 ms).
+    pub fn slow_answer(mut self, d: Duration) -> Builder {
+        self.slow_answer = d;
+        self
+    }
+
+    /// Binds the listener and starts serving checks answered from `state_rx`.
+    ///
+    /// Inside a tokio runtime the server runs as tasks on it; without one it
+    /// starts its own single-threaded runtime on a background thread named
+    /// `health-server`. Binding happens before this returns, so an address
+    /// in use is reported here.
+    pub fn spawn(self, state_rx: LandmarkRx) -> Result<HealthServer, ServerError> {
+        crate::server::spawn(self, state_rx)
+    }
+}

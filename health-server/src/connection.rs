@@ -1,0 +1,188 @@
+//! One client connection: read a request within the read deadline, answer it
+//! from the service's landmark, write the reply within the write deadline,
+//! repeat until the peer closes, goes silent, or sends something unusable.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use health_proto::codec::FrameCodec;
+use health_proto::{
+    ErrorCode, ErrorReply, Frame, Landmark, LandmarkReply, ProtoError, Request, Response, State,
+};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+
+use crate::ask::Observer;
+use crate::handle::Shared;
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnConfig {
+    pub(crate) read_timeout: Duration,
+    pub(crate) write_timeout: Duration,
+    pub(crate) max_payload: u32,
+}
+
+/// What every connection shares.
+pub(crate) struct Context {
+    pub(crate) observer: Observer,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) conn: ConnConfig,
+}
+
+pub(crate) async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: &Context,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let cfg = ctx.conn;
+    let mut framed = Framed::new(stream, FrameCodec::new(cfg.max_payload));
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            next = tokio::time::timeout(cfg.read_timeout, framed.next()) => next,
+        };
+        let (request_id, response, keep_open) = match next {
+            Err(_) => {
+                tracing::debug!(%peer, "closing health connection: no complete request within the read timeout");
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Err(ProtoError::Io(e)))) => {
+                tracing::debug!(%peer, error = %e, "health connection read error");
+                break;
+            }
+            Ok(Some(Err(e))) => {
+                // Header-level error: the stream cannot be resynchronised.
+                tracing::info!(%peer, error = %e, "bad health check request");
+                match e.code() {
+                    Some(code) => (
+                        0,
+                        Response::Error(ErrorReply::new(code, e.to_string())),
+                        false,
+                    ),
+                    None => break,
+                }
+            }
+            Ok(Some(Ok(frame))) => match Request::from_frame(&frame) {
+                Ok(Request::Check(check)) => {
+                    (frame.request_id, ctx.check(check.component()).await, true)
+                }
+                Err(e) => {
+                    tracing::info!(%peer, error = %e, "bad health check request");
+                    let code = e.code().unwrap_or(ErrorCode::BadPayload);
+                    (
+                        frame.request_id,
+                        Response::Error(ErrorReply::new(code, e.to_string())),
+                        e.is_recoverable(),
+                    )
+                }
+            },
+        };
+        let frame = ctx.fit(response, request_id);
+        match tokio::time::timeout(cfg.write_timeout, framed.send(frame)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "health connection write error");
+                break;
+            }
+            Err(_) => {
+                tracing::info!(%peer, "closing health connection: reply not taken within the write timeout");
+                break;
+            }
+        }
+        if !keep_open {
+            break;
+        }
+    }
+}
+
+impl Context {
+    /// Answers a check for the whole service (`None`) or one component.
+    async fn check(&self, component: Option<&str>) -> Response {
+        let obs = self.observer.observe().await;
+        let landmark: &Landmark = &obs.landmark;
+        let mut reply = match component {
+            Some(name) if obs.from_service => match landmark.components.get(name) {
+                Some(c) => LandmarkReply {
+                    component: Some(name.to_string()),
+                    state: c.state,
+                    detail: c.detail.clone(),
+                    weight: landmark.weight,
+                    components: Default::default(),
+                    fields: landmark.fields.clone(),
+                    answer_us: obs.answer_us,
+                    age_us: obs.age_us,
+                },
+                None => {
+                    return Response::Error(ErrorReply::new(
+                        ErrorCode::UnknownComponent,
+                        format!("no component named {:?}", truncate(name, 64)),
+                    ))
+                }
+            },
+            _ => {
+                let mut r = LandmarkReply::whole(landmark.clone(), obs.answer_us);
+                r.component = component.map(str::to_string);
+                r.age_us = obs.age_us;
+                r
+            }
+        };
+        if self.shared.draining.load(Ordering::Relaxed) && reply.state < State::Drain {
+            reply.state = State::Drain;
+            reply.detail = if reply.detail.is_empty() {
+                "draining".to_string()
+            } else {
+                format!("draining: {}", reply.detail)
+            };
+        }
+        Response::Landmark(reply)
+    }
+
+    /// Encodes `response` within the frame limit: a landmark too large is
+    /// replaced with a `fail` that says so, an error's message is shortened.
+    fn fit(&self, response: Response, request_id: u32) -> Frame {
+        let frame = response.to_frame(request_id);
+        let max = self.conn.max_payload as usize;
+        if frame.payload.len() <= max {
+            return frame;
+        }
+        let fitted = match response {
+            Response::Landmark(_) => {
+                let reason = format!(
+                    "landmark too large: {} bytes exceeds the {max}-byte frame limit",
+                    frame.payload.len()
+                );
+                tracing::warn!(
+                    size = frame.payload.len(),
+                    max,
+                    "check failed: landmark too large"
+                );
+                Response::Landmark(LandmarkReply::whole(Landmark::fail(reason), 0))
+            }
+            Response::Error(e) => Response::Error(ErrorReply {
+                code: e.code,
+                message: truncate(&e.message, max / 4).to_string(),
+            }),
+        };
+        fitted.to_frame(request_id)
+    }
+}
+
+/// The longest prefix of `s` of at most `max` bytes ending on a char boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

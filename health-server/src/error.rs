@@ -1,0 +1,18 @@
+//! Errors starting the health endpoint.
+
+use std::net::SocketAddr;
+
+/// Why the health endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The listening socket could not be created or bound.
+    #[error("cannot listen for health checks on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// There was no tokio runtime and one could not be started.
+    #[error("cannot start the health server's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}

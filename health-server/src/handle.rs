@@ -1,0 +1,97 @@
+//! [`HealthServer`]: the running endpoint's handle: its address, drain, and
+//! graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+/// State shared between the handle and the server's tasks.
+pub(crate) struct Shared {
+    pub(crate) draining: AtomicBool,
+    pub(crate) token: CancellationToken,
+}
+
+/// A running health endpoint.
+///
+/// Dropping the handle does **not** stop the endpoint (a service that drops
+/// it by accident keeps being monitored); call [`HealthServer::shutdown`] or
+/// [`HealthServer::shutdown_blocking`] to stop it.
+pub struct HealthServer {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    done: oneshot::Receiver<()>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl HealthServer {
+    pub(crate) fn new(
+        local_addr: SocketAddr,
+        shared: Arc<Shared>,
+        done: oneshot::Receiver<()>,
+        thread: Option<JoinHandle<()>>,
+    ) -> HealthServer {
+        HealthServer {
+            local_addr,
+            shared,
+            done,
+            thread,
+        }
+    }
+
+    /// The address the endpoint listens on (with the real port when bound
+    /// to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Answers `drain` from now on, so balancers stop sending new work before
+    /// a restart. A worse answer from the main thread (`fail`) still wins.
+    pub fn drain(&self) {
+        self.shared.draining.store(true, Ordering::Relaxed);
+        tracing::info!(addr = %self.local_addr, "health endpoint draining");
+    }
+
+    /// Stops draining: replies carry the main thread's state again.
+    pub fn resume(&self) {
+        self.shared.draining.store(false, Ordering::Relaxed);
+        tracing::info!(addr = %self.local_addr, "health endpoint no longer draining");
+    }
+
+    /// Whether [`HealthServer::drain`] is in effect.
+    pub fn is_draining(&self) -> bool {
+        self.shared.draining.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting, closes idle connections, lets checks in progress
+    /// finish (each is bounded by the answer deadline and write timeout), and
+    /// returns when everything has stopped.
+    pub async fn shutdown(mut self) {
+        self.shared.token.cancel();
+        let _ = (&mut self.done).await;
+        if let Some(thread) = self.thread.take() {
+            // The runtime thread ends right after signalling `done`.
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+
+    /// [`HealthServer::shutdown`] for callers without an async runtime: blocks
+    /// the calling thread until the endpoint has stopped.
+    ///
+    /// # Panics
+    /// If called from inside an async runtime; use `shutdown().await` there.
+    pub fn shutdown_blocking(mut self) {
+        self.shared.token.cancel();
+        match self.thread.take() {
+            Some(thread) => {
+                let _ = thread.join();
+            }
+            None => {
+                let _ = self.done.blocking_recv();
+            }
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! Where landmarks come from: the service's main thread, asked over a
+//! channel ([`channel`]), or pushed by it ([`publisher`]).
+//!
+//! The main thread's side ([`Asks`], [`Publisher`]) needs no async runtime:
+//! it works from a tokio `select!` loop, a blocking thread, or a poll loop.
+//! The server's side is the [`LandmarkRx`] handed to [`crate::spawn`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use health_proto::Landmark;
+use tokio::sync::{oneshot, watch};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+/// The receiving side of the service's landmarks, handed to [`crate::spawn`].
+///
+/// Made by [`channel`] (the server asks the main thread on each check) or by
+/// [`publisher`] (the main thread pushes landmarks as they change).
+pub struct LandmarkRx {
+    pub(crate) kind: SourceKind,
+}
+
+pub(crate) enum SourceKind {
+    /// Asks go out on the channel; the token is cancelled when the main
+    /// thread's [`Asks`] is dropped, even with an ask still queued.
+    Ask(flume::Sender<Ask>, CancellationToken),
+    Publish(watch::Receiver<Published>),
+}
+
+#[derive(Clone)]
+pub(crate) struct Published {
+    pub(crate) landmark: Arc<Landmark>,
+    pub(crate) at: Instant,
+}
+
+/// Creates the ask channel between the health server and the main thread.
+///
+/// Give the [`LandmarkRx`] to [`crate::spawn`] and keep [`Asks`] in the main
+/// loop. On each check the server sends an [`Ask`]; the main loop answers it
+/// with its current [`Landmark`]. Concurrent checks share one ask, so there is
+/// never more than one ask waiting in the channel.
+pub fn channel() -> (Asks, LandmarkRx) {
+    // One slot is enough: the server never has more than one ask outstanding
+    // (see `ask::Asker`), so the queue is bounded by construction.
+    let (tx, rx) = flume::bounded(1);
+    let gone = CancellationToken::new();
+    (
+        Asks {
+            rx,
+            _gone: gone.clone().drop_guard(),
+        },
+        LandmarkRx {
+            kind: SourceKind::Ask(tx, gone),
+        },
+    )
+}
+
+/// Creates a publish channel, for services that prefer to push.
+///
+/// The server answers each check with the latest landmark published. A
+/// landmark older than the server's stale limit
+/// ([`crate::Builder::stale_after`], default 5 s) is reported as `fail`, so a
+/// main loop that stops publishing is caught like one that stops answering.
+pub fn publisher(initial: Landmark) -> (Publisher, LandmarkRx) {
+    let (tx, rx) = watch::channel(Published {
+        landmark: Arc::new(initial),
+        at: Instant::now(),
+    });
+    (
+        Publisher { tx },
+        LandmarkRx {
+            kind: SourceKind::Publish(rx),
+        },
+    )
+}
+
+/// The main thread's side of the ask channel: receives [`Ask`]s.
+///
+/// Pick the receive that fits the main loop:
+/// - tokio: `Some(ask) = asks.recv() => ask.answer(...)` in a `select!`;
+/// - a thread that blocks: [`Asks::recv_blocking`] or [`Asks::recv_timeout`];
+/// - a poll or tick loop: [`Asks::try_recv`], or [`Asks::answer_pending`].
+///
+/// Dropping `Asks` tells the server the main thread is gone: every check then
+/// fails with "main thread gone".
+pub struct Asks {
+    rx: flume::Receiver<Ask>,
+    _gone: DropGuard,
+}
+
+impl Asks {
+    /// Waits for the next ask. `None` once the health server has shut down.
+    pub async fn recv(&self) -> Option<Ask> {
+        loop {
+            let ask = self.rx.recv_async().await.ok()?;
+            if !ask.is_abandoned() {
+                return Some(ask);
+            }
+        }
+    }
+
+    /// Blocks the thread until the next ask. `None` once the health server has
+    /// shut down. Must not be called from async code.
+    pub fn recv_blocking(&self) -> Option<Ask> {
+        loop {
+            let ask = self.rx.recv().ok()?;
+            if !ask.is_abandoned() {
+                return Some(ask);
+            }
+        }
+    }
+
+    /// Blocks for at most `timeout` waiting for an ask. `None` on timeout or
+    /// once the health server has shut down (see [`Asks::is_server_gone`]).
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Ask> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ask = self.rx.recv_deadline(deadline).ok()?;
+            if !ask.is_abandoned() {
+                return Some(ask);
+            }
+        }
+    }
+
+    /// Returns a pending ask without blocking, if there is one.
+    pub fn try_recv(&self) -> Option<Ask> {
+        loop {
+            let ask = self.rx.try_recv().ok()?;
+            if !ask.is_abandoned() {
+                return Some(ask);
+            }
+        }
+    }
+
+    /// For poll loops: answers the pending ask, if any, with the landmark
+    /// `make` returns (called only when there is an ask). Returns whether an
+    /// ask was answered. Never blocks.
+    pub fn answer_pending(&self, make: impl FnOnce() -> Landmark) -> bool {
+        match self.try_recv() {
+            Some(ask) => {
+                ask.answer(make());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the health server has shut down and will send no more asks.
+    pub fn is_server_gone(&self) -> bool {
+        self.rx.is_disconnected() && self.rx.is_empty()
+    }
+}
+
+/// One request from the health server for the main thread's landmark.
+///
+/// Answer it with [`Ask::answer`]. Dropping it unanswered makes the checks
+/// waiting on it fail with "main thread dropped the ask without answering".
+pub struct Ask {
+    pub(crate) reply: oneshot::Sender<Landmark>,
+    pub(crate) asked_at: Instant,
+}
+
+impl Ask {
+    /// Sends the landmark back to the health server.
+    pub fn answer(self, landmark: Landmark) {
+        // The server may have shut down meanwhile; nothing is waiting then.
+        let _ = self.reply.send(landmark);
+    }
+
+    /// When the server sent this ask.
+    pub fn asked_at(&self) -> Instant {
+        self.asked_at
+    }
+
+    /// Whether nobody waits for the answer any more (the server shut down).
+    pub fn is_abandoned(&self) -> bool {
+        self.reply.is_closed()
+    }
+}
+
+/// The main thread's side of a publish channel.
+///
+/// Dropping it tells the server the main thread is gone.
+pub struct Publisher {
+    tx: watch::Sender<Published>,
+}
+
+impl Publisher {
+    /// Publishes a new landmark, stamped with the current time. Never blocks;
+    /// works with or without an async runtime.
+    pub fn publish(&self, landmark: Landmark) {
+        self.tx.send_replace(Published {
+            landmark: Arc::new(landmark),
+            at: Instant::now(),
+        });
+    }
+
+    /// Re-stamps the current landmark as fresh without changing it: for a
+    /// loop whose state did not change but which is still alive.
+    pub fn touch(&self) {
+        self.tx.send_modify(|p| p.at = Instant::now());
+    }
+}

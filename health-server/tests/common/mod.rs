@@ -1,0 +1,114 @@
+//! A blocking test client and helpers for running a health server whose
+//! main thread is a plain thread under the test's control.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use health_proto::blocking::{read_frame, write_frame};
+use health_proto::{
+    CheckRequest, ErrorCode, LandmarkReply, ProtoError, Request, Response, DEFAULT_MAX_PAYLOAD,
+};
+use health_server::{Asks, Builder, HealthServer, Landmark};
+
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub fn loopback() -> Builder {
+    Builder::new().bind("127.0.0.1:0".parse().unwrap())
+}
+
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    s
+}
+
+/// Sends one check on `stream` and reads the response.
+pub fn check_on(
+    stream: &mut TcpStream,
+    id: u32,
+    component: Option<&str>,
+) -> Result<Response, ProtoError> {
+    let req = Request::Check(CheckRequest {
+        component: component.map(str::to_string),
+    });
+    write_frame(stream, &req.to_frame(id))?;
+    let frame = read_frame(stream, 16 * 1024 * 1024)?;
+    assert_eq!(frame.request_id, id, "request id not echoed");
+    Response::from_frame(&frame)
+}
+
+/// One check on a fresh connection, expecting a landmark reply.
+pub fn check(addr: SocketAddr) -> LandmarkReply {
+    landmark(check_on(&mut connect(addr), 1, None).expect("check"))
+}
+
+pub fn landmark(r: Response) -> LandmarkReply {
+    match r {
+        Response::Landmark(l) => l,
+        Response::Error(e) => panic!("expected a landmark, got error {e:?}"),
+    }
+}
+
+pub fn error_code(r: Response) -> ErrorCode {
+    match r {
+        Response::Error(e) => e.known_code().expect("known code"),
+        Response::Landmark(l) => panic!("expected an error, got landmark {l:?}"),
+    }
+}
+
+/// Sends raw bytes and reads one response frame (request id 0 expected for
+/// header-level errors).
+pub fn send_raw(addr: SocketAddr, bytes: &[u8]) -> (TcpStream, Response) {
+    let mut s = connect(addr);
+    s.write_all(bytes).unwrap();
+    let frame = read_frame(&mut s, DEFAULT_MAX_PAYLOAD).expect("an error frame");
+    (s, Response::from_frame(&frame).unwrap())
+}
+
+/// Whether the server has closed `stream` (EOF or reset within the timeout).
+pub fn is_closed(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 256];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// A plain-thread main loop that answers every ask with `make()` and counts
+/// the asks it answered.
+pub struct MainThread {
+    pub asks_answered: Arc<AtomicUsize>,
+    pub thread: JoinHandle<()>,
+}
+
+pub fn answering(asks: Asks, make: impl Fn() -> Landmark + Send + 'static) -> MainThread {
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&count);
+    let thread = std::thread::spawn(move || {
+        while let Some(ask) = asks.recv_blocking() {
+            c.fetch_add(1, Ordering::SeqCst);
+            ask.answer(make());
+        }
+    });
+    MainThread {
+        asks_answered: count,
+        thread,
+    }
+}
+
+/// A server on a free loopback port whose main thread always answers `ok`.
+pub fn ok_server(b: Builder) -> (HealthServer, MainThread) {
+    let (asks, rx) = health_server::channel();
+    let server = b.spawn(rx).expect("spawn");
+    (server, answering(asks, || Landmark::ok("fine")))
+}
