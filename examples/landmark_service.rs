@@ -1,0 +1,139 @@
+//! A small custom line-protocol TCP service (tokio) that embeds the health
+//! endpoint. Its one main loop both serves client commands and answers
+//! landmark asks, so `HANG <ms>` really stops the answers, as a deadlocked
+//! service would.
+//!
+//! ```text
+//! cargo build --release --workspace --examples
+//! target/release/examples/landmark_service --listen 127.0.0.1:7000 --health 127.0.0.1:9100
+//! ```
+//! The line protocol is documented in `examples/lib.rs`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use health_examples::{Command, ServiceState, CLIENT_IDLE, MAX_LINE};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::{Framed, LinesCodec};
+
+/// Example service: a line protocol on --listen, a landmark health endpoint
+/// on --health.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Address of the service's own line protocol.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7000")]
+    listen: SocketAddr,
+    /// Address of the health endpoint (probe it with health-probe).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9100")]
+    health: SocketAddr,
+}
+
+/// A client command on its way to the main loop, with where to send the reply.
+type Request = (Command, oneshot::Sender<String>);
+
+/// Commands queued for the main loop at most; clients wait beyond it.
+const QUEUE: usize = 64;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+
+    let (asks, state_rx) = health_server::channel();
+    let health = health_server::Builder::new()
+        .bind(args.health)
+        .spawn(state_rx)?;
+    let listener = TcpListener::bind(args.listen).await?;
+    tracing::info!(listen = %listener.local_addr()?, health = %health.local_addr(), "landmark_service ready");
+
+    let clients = Arc::new(AtomicUsize::new(0));
+    let (cmd_tx, mut cmd_rx) = mpsc::channel::<Request>(QUEUE);
+    tokio::spawn(accept_clients(listener, cmd_tx, Arc::clone(&clients)));
+
+    // The main loop: the only place the service's state lives.
+    let mut state = ServiceState::default();
+    loop {
+        tokio::select! {
+            Some((cmd, reply)) = cmd_rx.recv() => {
+                if let Command::Hang(d) = cmd {
+                    // The loop does nothing else meanwhile: no commands, no
+                    // landmark answers. This is the failure we detect.
+                    tracing::warn!(ms = d.as_millis() as u64, "main loop hanging");
+                    tokio::time::sleep(d).await;
+                }
+                let _ = reply.send(state.apply(&cmd));
+            }
+            Some(ask) = asks.recv() => {
+                ask.answer(state.landmark(clients.load(Ordering::Relaxed)));
+            }
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    tracing::info!("shutting down");
+    health.shutdown().await;
+    Ok(())
+}
+
+async fn accept_clients(
+    listener: TcpListener,
+    cmd_tx: mpsc::Sender<Request>,
+    clients: Arc<AtomicUsize>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let cmd_tx = cmd_tx.clone();
+                let clients = Arc::clone(&clients);
+                tokio::spawn(async move {
+                    clients.fetch_add(1, Ordering::Relaxed);
+                    serve_client(stream, cmd_tx).await;
+                    clients.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn serve_client(stream: TcpStream, cmd_tx: mpsc::Sender<Request>) {
+    let mut lines = Framed::new(stream, LinesCodec::new_with_max_length(MAX_LINE));
+    loop {
+        let line = match tokio::time::timeout(CLIENT_IDLE, lines.next()).await {
+            Ok(Some(Ok(line))) => line,
+            Ok(Some(Err(e))) => {
+                let _ = lines.send(format!("ERR {e}")).await;
+                return;
+            }
+            Ok(None) | Err(_) => return,
+        };
+        let reply = match Command::parse(&line) {
+            Ok(cmd) => {
+                let quit = cmd == Command::Quit;
+                let (tx, rx) = oneshot::channel();
+                if cmd_tx.send((cmd, tx)).await.is_err() {
+                    return;
+                }
+                let Ok(reply) = rx.await else { return };
+                if quit {
+                    let _ = lines.send(reply).await;
+                    return;
+                }
+                reply
+            }
+            Err(e) => format!("ERR {e}"),
+        };
+        if lines.send(reply).await.is_err() {
+            return;
+        }
+    }
+}

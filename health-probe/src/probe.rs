@@ -1,0 +1,234 @@
+//! One probe: resolve, connect, send a `check`, read the reply, all under a
+//! single deadline, with blocking std sockets (no async runtime: the probe
+//! is exec'd thousands of times a minute, so start-up cost matters).
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use health_proto::blocking::{read_frame, write_frame};
+use health_proto::{CheckRequest, ErrorReply, MessageType, ProtoError, Request, Response};
+
+use crate::target;
+
+/// Largest reply payload the probe accepts: well above the server's 64 KiB
+/// default, still a firm bound on what a hostile peer can make it allocate.
+pub const MAX_REPLY: u32 = 1024 * 1024;
+
+/// What to probe.
+pub struct ProbeSpec<'a> {
+    pub addr: &'a str,
+    pub component: Option<&'a str>,
+    pub timeout: Duration,
+}
+
+/// Why a probe got no usable landmark. Each has a failure class, printed on
+/// stderr and in `--json`, and documented in the README.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot resolve {host}: {reason}")]
+    Dns { host: String, reason: String },
+    #[error("connection refused")]
+    Refused,
+    #[error("no {stage} within {timeout}")]
+    Timeout {
+        stage: &'static str,
+        timeout: String,
+    },
+    #[error("connection {0}")]
+    Reset(&'static str),
+    #[error("{0}")]
+    Network(io::Error),
+    #[error("malformed reply: {0}")]
+    Protocol(String),
+    #[error("server answered error {name}: {message}")]
+    Server { name: String, message: String },
+}
+
+impl ProbeError {
+    /// The failure class: a stable word for scripts and log searches.
+    pub fn class(&self) -> &'static str {
+        match self {
+            ProbeError::Usage(_) => "usage",
+            ProbeError::Dns { .. } => "dns",
+            ProbeError::Refused => "refused",
+            ProbeError::Timeout { .. } => "timeout",
+            ProbeError::Reset(_) => "reset",
+            ProbeError::Network(_) => "network",
+            ProbeError::Protocol(_) => "protocol",
+            ProbeError::Server { .. } => "server-error",
+        }
+    }
+}
+
+/// The result of one probe.
+pub struct Outcome {
+    /// The address connected to (or last tried).
+    pub addr: Option<SocketAddr>,
+    /// The landmark reply, or why there is none.
+    pub result: Result<health_proto::LandmarkReply, ProbeError>,
+    /// From start to reply (or failure).
+    pub elapsed: Duration,
+}
+
+pub fn run(spec: &ProbeSpec<'_>) -> Outcome {
+    let start = Instant::now();
+    let deadline = start + spec.timeout;
+    let mut addr = None;
+    let result = probe(spec, deadline, &mut addr);
+    Outcome {
+        addr,
+        result,
+        elapsed: start.elapsed(),
+    }
+}
+
+fn probe(
+    spec: &ProbeSpec<'_>,
+    deadline: Instant,
+    tried: &mut Option<SocketAddr>,
+) -> Result<health_proto::LandmarkReply, ProbeError> {
+    let timeout = humantime::format_duration(spec.timeout).to_string();
+    let addrs = target::resolve(spec.addr, deadline)?;
+    let mut stream = connect(&addrs, deadline, &timeout, tried)?;
+    let _ = stream.get_ref().set_nodelay(true);
+    let id = request_id();
+    let request = Request::Check(CheckRequest {
+        component: spec.component.map(str::to_string),
+    });
+    write_frame(&mut stream, &request.to_frame(id)).map_err(|e| io_error(e, "send", &timeout))?;
+    let frame = read_frame(&mut stream, MAX_REPLY).map_err(|e| io_error(e, "reply", &timeout))?;
+    // Errors found before a request is read (busy, bad header) carry id 0
+    // by the spec; accept those, so the server's reason is shown.
+    let is_early_error = frame.request_id == 0 && frame.kind == MessageType::Error as u8;
+    if frame.request_id != id && !is_early_error {
+        return Err(ProbeError::Protocol(format!(
+            "reply is for request {:#x}, not {id:#x}",
+            frame.request_id
+        )));
+    }
+    match Response::from_frame(&frame).map_err(|e| io_error(e, "reply", &timeout))? {
+        Response::Landmark(reply) => Ok(reply),
+        Response::Error(e) => Err(server_error(e)),
+    }
+}
+
+fn server_error(e: ErrorReply) -> ProbeError {
+    ProbeError::Server {
+        name: e.code_name(),
+        message: e.message,
+    }
+}
+
+/// Tries each resolved address in turn until one connects or time runs out.
+fn connect(
+    addrs: &[SocketAddr],
+    deadline: Instant,
+    timeout: &str,
+    tried: &mut Option<SocketAddr>,
+) -> Result<DeadlineStream, ProbeError> {
+    let mut last = None;
+    for addr in addrs {
+        *tried = Some(*addr);
+        let remaining = remaining(deadline).ok_or_else(|| ProbeError::Timeout {
+            stage: "connection",
+            timeout: timeout.to_string(),
+        })?;
+        match TcpStream::connect_timeout(addr, remaining) {
+            Ok(stream) => return Ok(DeadlineStream { stream, deadline }),
+            Err(e) => last = Some(connect_error(e, timeout)),
+        }
+    }
+    Err(last.unwrap_or_else(|| ProbeError::Protocol("no address to connect to".into())))
+}
+
+fn connect_error(e: io::Error, timeout: &str) -> ProbeError {
+    match e.kind() {
+        ErrorKind::ConnectionRefused => ProbeError::Refused,
+        ErrorKind::TimedOut | ErrorKind::WouldBlock => ProbeError::Timeout {
+            stage: "connection",
+            timeout: timeout.to_string(),
+        },
+        ErrorKind::ConnectionReset => ProbeError::Reset("reset by peer"),
+        _ => ProbeError::Network(e),
+    }
+}
+
+fn io_error(e: ProtoError, stage: &'static str, timeout: &str) -> ProbeError {
+    match e {
+        ProtoError::Io(e) => match e.kind() {
+            ErrorKind::TimedOut | ErrorKind::WouldBlock => ProbeError::Timeout {
+                stage,
+                timeout: timeout.to_string(),
+            },
+            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
+                ProbeError::Reset("reset by peer")
+            }
+            _ => ProbeError::Network(e),
+        },
+        ProtoError::Closed => ProbeError::Reset("closed by peer before replying"),
+        ProtoError::Truncated { got, needed } => ProbeError::Protocol(format!(
+            "connection closed after {got} of {needed} bytes of the reply"
+        )),
+        other => ProbeError::Protocol(other.to_string()),
+    }
+}
+
+fn remaining(deadline: Instant) -> Option<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    (!left.is_zero()).then_some(left)
+}
+
+/// A request id that differs between runs, so a stale or crossed reply is
+/// caught.
+fn request_id() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    nanos ^ std::process::id().rotate_left(16)
+}
+
+/// A socket whose every read and write is bounded by what is left of one
+/// overall deadline. std sockets only offer per-call timeouts; this turns
+/// them into a deadline, which no crate does for blocking std streams.
+struct DeadlineStream {
+    stream: TcpStream,
+    deadline: Instant,
+}
+
+impl DeadlineStream {
+    fn get_ref(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    fn arm(&self, read: bool) -> io::Result<()> {
+        let left = remaining(self.deadline)
+            .ok_or_else(|| io::Error::new(ErrorKind::TimedOut, "deadline passed"))?;
+        if read {
+            self.stream.set_read_timeout(Some(left))
+        } else {
+            self.stream.set_write_timeout(Some(left))
+        }
+    }
+}
+
+impl Read for DeadlineStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.arm(true)?;
+        self.stream.read(buf)
+    }
+}
+
+impl Write for DeadlineStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.arm(false)?;
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}

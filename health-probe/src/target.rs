@@ -1,0 +1,114 @@
+//! Turning ADDR into socket addresses within the deadline.
+//!
+//! Literal IPs never touch the resolver. Host names are resolved by the
+//! system resolver on a helper thread, because `getaddrinfo` has no timeout
+//! of its own and the probe must end within `--timeout` even when DNS hangs.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use crate::probe::ProbeError;
+
+/// Parses `IPv4:PORT` or `[IPv6]:PORT` without any lookup, or resolves
+/// `HOST:PORT` by `deadline`.
+pub fn resolve(addr: &str, deadline: Instant) -> Result<Vec<SocketAddr>, ProbeError> {
+    if let Ok(sa) = addr.parse::<SocketAddr>() {
+        return Ok(vec![sa]);
+    }
+    let (host, port) = split_host_port(addr)?;
+    let name = format!("{host}:{port}");
+    let (tx, rx) = mpsc::channel();
+    let lookup = name.clone();
+    std::thread::Builder::new()
+        .name("resolve".into())
+        .spawn(move || {
+            let _ = tx.send(lookup.to_socket_addrs().map(Vec::from_iter));
+        })
+        .map_err(|e| ProbeError::Dns {
+            host: host.to_string(),
+            reason: format!("cannot start resolver thread: {e}"),
+        })?;
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    match rx.recv_timeout(remaining) {
+        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
+        Ok(Ok(_)) => Err(ProbeError::Dns {
+            host: host.to_string(),
+            reason: "no addresses found".into(),
+        }),
+        Ok(Err(e)) => Err(ProbeError::Dns {
+            host: host.to_string(),
+            reason: e.to_string(),
+        }),
+        // The lookup thread is left behind; the process exits right after.
+        Err(_) => Err(ProbeError::Dns {
+            host: host.to_string(),
+            reason: "name resolution did not finish within the timeout".into(),
+        }),
+    }
+}
+
+fn split_host_port(addr: &str) -> Result<(&str, u16), ProbeError> {
+    let usage = |why: &str| ProbeError::Usage(format!("invalid ADDR {addr:?}: {why}"));
+    if addr.starts_with('[') {
+        return Err(usage(
+            "expected [IPv6]:PORT with a valid IPv6 address and port",
+        ));
+    }
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| usage("expected HOST:PORT"))?;
+    if host.is_empty() {
+        return Err(usage("empty host"));
+    }
+    if host.contains(':') {
+        return Err(usage("IPv6 addresses need brackets: [IPv6]:PORT"));
+    }
+    let port = port
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| usage("port must be 1-65535"))?;
+    Ok((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(1)
+    }
+
+    #[test]
+    fn literals_parse_without_lookup() {
+        assert_eq!(
+            resolve("127.0.0.1:9100", soon()).unwrap(),
+            vec!["127.0.0.1:9100".parse().unwrap()]
+        );
+        assert_eq!(
+            resolve("[::1]:9100", soon()).unwrap(),
+            vec!["[::1]:9100".parse().unwrap()]
+        );
+    }
+
+    #[test]
+    fn malformed_addresses_are_usage_errors() {
+        for bad in [
+            "9100",
+            "host:",
+            "host:0",
+            "host:70000",
+            ":9100",
+            "::1:9100",
+            "[::1]:x",
+            "[nope]:1",
+        ] {
+            assert!(
+                matches!(resolve(bad, soon()), Err(ProbeError::Usage(_))),
+                "{bad}"
+            );
+        }
+    }
+}
