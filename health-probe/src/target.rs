@@ -17,13 +17,25 @@ pub fn resolve(addr: &str, deadline: Instant) -> Result<Vec<SocketAddr>, ProbeEr
         return Ok(vec![sa]);
     }
     let (host, port) = split_host_port(addr)?;
+    resolve_with(host, port, deadline, |name| {
+        name.to_socket_addrs().map(Vec::from_iter)
+    })
+}
+
+/// Runs `lookup` (the system resolver, or a stand-in in tests) on a helper
+/// thread and waits for it no later than `deadline`.
+fn resolve_with(
+    host: &str,
+    port: u16,
+    deadline: Instant,
+    lookup: impl FnOnce(String) -> std::io::Result<Vec<SocketAddr>> + Send + 'static,
+) -> Result<Vec<SocketAddr>, ProbeError> {
     let name = format!("{host}:{port}");
     let (tx, rx) = mpsc::channel();
-    let lookup = name.clone();
     std::thread::Builder::new()
         .name("resolve".into())
         .spawn(move || {
-            let _ = tx.send(lookup.to_socket_addrs().map(Vec::from_iter));
+            let _ = tx.send(lookup(name));
         })
         .map_err(|e| ProbeError::Dns {
             host: host.to_string(),
@@ -91,6 +103,37 @@ mod tests {
             resolve("[::1]:9100", soon()).unwrap(),
             vec!["[::1]:9100".parse().unwrap()]
         );
+    }
+
+    #[test]
+    fn a_hanging_resolver_is_cut_off_at_the_deadline() {
+        let t = Instant::now();
+        let r = resolve_with("slow.example", 80, t + Duration::from_millis(200), |_| {
+            std::thread::sleep(Duration::from_secs(5));
+            Ok(vec![])
+        });
+        let took = t.elapsed();
+        match r {
+            Err(ProbeError::Dns { host, reason }) => {
+                assert_eq!(host, "slow.example");
+                assert!(
+                    reason.contains("did not finish within the timeout"),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected a dns error, got {other:?}"),
+        }
+        assert!(took < Duration::from_millis(500), "{took:?}");
+    }
+
+    #[test]
+    fn resolver_errors_and_empty_answers_are_dns() {
+        let r = resolve_with("x", 1, soon(), |_| {
+            Err(std::io::Error::other("failed to lookup address"))
+        });
+        assert!(matches!(r, Err(ProbeError::Dns { .. })));
+        let r = resolve_with("x", 1, soon(), |_| Ok(vec![]));
+        assert!(matches!(r, Err(ProbeError::Dns { reason, .. }) if reason == "no addresses found"));
     }
 
     #[test]

@@ -67,6 +67,13 @@ fn read_check(s: &mut TcpStream) -> u32 {
     f.request_id
 }
 
+/// The bytes of an `ok` landmark reply answering request `id`.
+fn ok_reply(id: u32) -> Vec<u8> {
+    health_proto::Response::Landmark(health_proto::LandmarkReply::whole(Landmark::ok("x"), 1))
+        .to_frame(id)
+        .to_bytes()
+}
+
 fn free_port() -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().to_string()
@@ -241,16 +248,39 @@ fn silent_peer_times_out_within_the_timeout() {
 }
 
 #[test]
+fn unanswered_connect_times_out_within_the_timeout() {
+    // A listener that never accepts, with its accept queue filled: the
+    // kernel drops further SYNs, so the probe's connect gets no answer.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    sock.listen(0).unwrap();
+    let addr = sock.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(s) => fillers.push(s),
+            Err(_) => break, // the queue is full
+        }
+    }
+    let (o, took) = probe(&[&addr.to_string(), "--timeout", "300ms"]);
+    assert_class(&o, "timeout");
+    assert!(
+        stderr(&o).contains("no connection within 300ms"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(took < Duration::from_millis(1000), "{took:?}");
+    drop(sock);
+}
+
+#[test]
 fn trickling_peer_cannot_stretch_the_deadline() {
     // Sends a valid header one byte every 100 ms: each read succeeds, but
     // the overall deadline still ends the probe.
     let addr = fake(|mut s| {
         let id = read_check(&mut s);
-        let f = health_proto::Response::Landmark(health_proto::LandmarkReply::whole(
-            Landmark::ok("x"),
-            1,
-        ));
-        for b in f.to_frame(id).to_bytes() {
+        for b in ok_reply(id) {
             if s.write_all(&[b]).is_err() {
                 return;
             }
@@ -302,11 +332,7 @@ fn malformed_payload_is_protocol() {
 fn wrong_request_id_is_protocol() {
     let addr = fake(|mut s| {
         let id = read_check(&mut s);
-        let f = health_proto::Response::Landmark(health_proto::LandmarkReply::whole(
-            Landmark::ok("x"),
-            1,
-        ));
-        let _ = s.write_all(&f.to_frame(id.wrapping_add(1)).to_bytes());
+        let _ = s.write_all(&ok_reply(id.wrapping_add(1)));
     });
     let (o, _) = probe(&[&addr]);
     assert_class(&o, "protocol");
@@ -321,11 +347,7 @@ fn wrong_request_id_is_protocol() {
 fn truncated_reply_is_protocol() {
     let addr = fake(|mut s| {
         let id = read_check(&mut s);
-        let f = health_proto::Response::Landmark(health_proto::LandmarkReply::whole(
-            Landmark::ok("x"),
-            1,
-        ));
-        let bytes = f.to_frame(id).to_bytes();
+        let bytes = ok_reply(id);
         let _ = s.write_all(&bytes[..bytes.len() - 3]);
     });
     let (o, _) = probe(&[&addr]);

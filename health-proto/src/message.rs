@@ -250,26 +250,18 @@ impl CheckRequest {
     }
 }
 
-/// Payload of a `landmark` response.
+/// Payload of a `landmark` response: the service's landmark, plus what the
+/// server measured and which component was asked about. On the wire the
+/// landmark's members sit at the top level of the JSON object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LandmarkReply {
     /// The component this reply is about; absent for the whole service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub component: Option<String>,
-    /// State of the service (or of the component asked for).
-    pub state: State,
-    /// Human-readable detail.
-    #[serde(default)]
-    pub detail: String,
-    /// Load-balancing weight, if the service set one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weight: Option<Weight>,
-    /// Per-component states (only on whole-service replies).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub components: BTreeMap<String, Component>,
-    /// Free-form fields from the service.
-    #[serde(default, skip_serializing_if = "Map::is_empty")]
-    pub fields: Map<String, Value>,
+    /// The landmark: for a component check, that component's state and
+    /// detail with the service's weight and fields, and no components.
+    #[serde(flatten)]
+    pub landmark: Landmark,
     /// Microseconds the server waited for the main thread's answer (the
     /// answer deadline when it did not answer; 0 for published landmarks).
     #[serde(default)]
@@ -285,14 +277,17 @@ impl LandmarkReply {
     pub fn whole(landmark: Landmark, answer_us: u64) -> LandmarkReply {
         LandmarkReply {
             component: None,
-            state: landmark.state,
-            detail: landmark.detail,
-            weight: landmark.weight,
-            components: landmark.components,
-            fields: landmark.fields,
+            landmark,
             answer_us,
             age_us: None,
         }
+    }
+}
+
+impl std::ops::Deref for LandmarkReply {
+    type Target = Landmark;
+    fn deref(&self) -> &Landmark {
+        &self.landmark
     }
 }
 

@@ -112,11 +112,13 @@ impl Context {
             Some(name) if obs.from_service => match landmark.components.get(name) {
                 Some(c) => LandmarkReply {
                     component: Some(name.to_string()),
-                    state: c.state,
-                    detail: c.detail.clone(),
-                    weight: landmark.weight,
-                    components: Default::default(),
-                    fields: landmark.fields.clone(),
+                    landmark: Landmark {
+                        state: c.state,
+                        detail: c.detail.clone(),
+                        weight: landmark.weight,
+                        components: Default::default(),
+                        fields: landmark.fields.clone(),
+                    },
                     answer_us: obs.answer_us,
                     age_us: obs.age_us,
                 },
@@ -127,19 +129,20 @@ impl Context {
                     ))
                 }
             },
-            _ => {
-                let mut r = LandmarkReply::whole(landmark.clone(), obs.answer_us);
-                r.component = component.map(str::to_string);
-                r.age_us = obs.age_us;
-                r
-            }
+            _ => LandmarkReply {
+                component: component.map(str::to_string),
+                landmark: landmark.clone(),
+                answer_us: obs.answer_us,
+                age_us: obs.age_us,
+            },
         };
-        if self.shared.draining.load(Ordering::Relaxed) && reply.state < State::Drain {
-            reply.state = State::Drain;
-            reply.detail = if reply.detail.is_empty() {
+        let l = &mut reply.landmark;
+        if self.shared.draining.load(Ordering::Relaxed) && l.state < State::Drain {
+            l.state = State::Drain;
+            l.detail = if l.detail.is_empty() {
                 "draining".to_string()
             } else {
-                format!("draining: {}", reply.detail)
+                format!("draining: {}", l.detail)
             };
         }
         Response::Landmark(reply)

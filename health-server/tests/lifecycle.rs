@@ -3,7 +3,7 @@
 mod common;
 
 use std::io::Write as _;
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -79,16 +79,6 @@ fn drain_overrides_better_states_but_not_fail() {
     server.resume();
     assert_eq!(check(server.local_addr()).state, State::Ok);
     server.shutdown_blocking();
-}
-
-fn connect_from(src: &str, addr: SocketAddr) -> TcpStream {
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    let src: SocketAddr = format!("{src}:0").parse().unwrap();
-    sock.bind(&src.into()).unwrap();
-    sock.connect_timeout(&addr.into(), IO_TIMEOUT).unwrap();
-    let s: TcpStream = sock.into();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s
 }
 
 #[test]

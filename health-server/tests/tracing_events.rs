@@ -9,16 +9,6 @@ use std::time::Duration;
 use common::*;
 use health_server::{Landmark, State};
 
-fn connect_from(src: &str, addr: std::net::SocketAddr) -> std::net::TcpStream {
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    let src: std::net::SocketAddr = format!("{src}:0").parse().unwrap();
-    sock.bind(&src.into()).unwrap();
-    sock.connect_timeout(&addr.into(), IO_TIMEOUT).unwrap();
-    let s: std::net::TcpStream = sock.into();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s
-}
-
 /// A `MakeWriter` collecting tracing output for assertions.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

@@ -112,3 +112,15 @@ pub fn ok_server(b: Builder) -> (HealthServer, MainThread) {
     let server = b.spawn(rx).expect("spawn");
     (server, answering(asks, || Landmark::ok("fine")))
 }
+
+/// Connects from a chosen loopback source address (127.0.0.2 is as local as
+/// 127.0.0.1 on Linux), to test the allow-list.
+pub fn connect_from(src: &str, addr: SocketAddr) -> TcpStream {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let src: SocketAddr = format!("{src}:0").parse().unwrap();
+    sock.bind(&src.into()).unwrap();
+    sock.connect_timeout(&addr.into(), IO_TIMEOUT).unwrap();
+    let s: TcpStream = sock.into();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s
+}
