@@ -31,6 +31,12 @@ struct Args {
     /// Address of the health endpoint (probe it with health-probe).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9100")]
     health: SocketAddr,
+    /// Also answer HAProxy agent-check on this address.
+    #[arg(long, value_name = "ADDR")]
+    agent: Option<SocketAddr>,
+    /// Also answer HTTP /healthz, /livez, /readyz on this address.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
 }
 
 /// A client command on its way to the main loop, with where to send the reply.
@@ -47,9 +53,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
 
     let (asks, state_rx) = health_server::channel();
-    let health = health_server::Builder::new()
-        .bind(args.health)
-        .spawn(state_rx)?;
+    let mut builder = health_server::Builder::new().bind(args.health);
+    if let Some(addr) = args.agent {
+        builder = builder.agent_bind(addr);
+    }
+    if let Some(addr) = args.http {
+        builder = builder.http_bind(addr);
+    }
+    let health = builder.spawn(state_rx)?;
     let listener = TcpListener::bind(args.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, health = %health.local_addr(), "landmark_service ready");
 

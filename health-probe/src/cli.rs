@@ -23,7 +23,8 @@ pub const DEFAULT_TIMEOUT: &str = "1s";
 /// Exit codes: 0 healthy (state is one of --expect); 1 anything else
 /// (another state, refused, timeout, reset, malformed reply, unresolvable
 /// name, bad arguments). With --dynamic: healthy with weight W exits 2+W,
-/// healthy without a weight exits 0, unhealthy exits 1.
+/// healthy without a weight exits 0, unhealthy exits 1. With --nagios:
+/// 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 #[derive(Debug, Parser)]
 #[command(name = "health-probe", version, about, long_about)]
 pub struct Cli {
@@ -54,6 +55,12 @@ pub struct Cli {
     /// (2-255), healthy without a weight exits 0, unhealthy exits 1.
     #[arg(long)]
     pub dynamic: bool,
+
+    /// Nagios/Icinga plugin mode: exit 0 OK (expected state), 1 WARNING
+    /// (degraded or drain), 2 CRITICAL (fail, or no valid answer), 3 UNKNOWN
+    /// (bad arguments), with one status line and perfdata on stdout.
+    #[arg(long, conflicts_with_all = ["dynamic", "json"])]
+    pub nagios: bool,
 
     /// Print one JSON object on stdout instead of the verdict line.
     #[arg(long, conflicts_with = "quiet")]
@@ -88,7 +95,13 @@ impl Cli {
                     let first = rendered.lines().next().unwrap_or("invalid arguments");
                     let msg = first.strip_prefix("error: ").unwrap_or(first);
                     eprintln!("health-probe: usage: {msg} (see health-probe --help)");
-                    ExitCode::from(1)
+                    // A Nagios plugin reports bad arguments as UNKNOWN (3).
+                    if std::env::args_os().any(|a| a == "--nagios") {
+                        println!("LANDMARK UNKNOWN - usage: {msg}");
+                        ExitCode::from(3)
+                    } else {
+                        ExitCode::from(1)
+                    }
                 }
             }
         })

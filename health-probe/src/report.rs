@@ -15,6 +15,8 @@ pub fn print(cli: &Cli, v: &Verdict) {
     let mut out = std::io::stdout().lock();
     let _ = if cli.json {
         writeln!(out, "{}", to_json(cli, v))
+    } else if cli.nagios {
+        writeln!(out, "{}", nagios_line(cli, v))
     } else {
         writeln!(out, "{}", line(cli, v))
     };
@@ -86,6 +88,37 @@ fn problem(cli: &Cli, v: &Verdict) -> String {
         (None, Some(e)) => format!("{}: {e}", target(cli, v)),
         (None, None) => String::new(),
     }
+}
+
+/// `LANDMARK OK - 127.0.0.1:9100 is ok: serving|time=0.000280s;;;0.000000;1.000000 ...`,
+/// shaped like check_tcp's status line and perfdata.
+fn nagios_line(cli: &Cli, v: &Verdict) -> String {
+    let status = crate::verdict::nagios_status(&v.outcome, v.healthy);
+    let summary = match (v.reply(), v.error()) {
+        (Some(r), _) => format!("{} is {}: {}", target(cli, v), r.state, r.detail),
+        (None, Some(e)) => format!("{} {}: {e}", target(cli, v), e.class()),
+        (None, None) => target(cli, v),
+    };
+    let mut perf = format!(
+        "time={:.6}s;;;0.000000;{:.6}",
+        v.outcome.elapsed.as_secs_f64(),
+        cli.timeout.as_secs_f64()
+    );
+    if let Some(r) = v.reply() {
+        perf.push_str(&format!(
+            " answer={:.6}s;;;0.000000",
+            r.answer_us as f64 / 1e6
+        ));
+        if let Some(w) = r.weight {
+            perf.push_str(&format!(" weight={w};;;0;253"));
+        }
+    }
+    // '|' separates perfdata in Nagios output: keep it out of the summary.
+    format!(
+        "LANDMARK {} - {}|{perf}",
+        status.label(),
+        summary.replace('|', "/")
+    )
 }
 
 fn to_json(cli: &Cli, v: &Verdict) -> serde_json::Value {

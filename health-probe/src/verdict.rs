@@ -17,9 +17,13 @@ pub struct Verdict {
 impl Verdict {
     pub fn judge(cli: &Cli, outcome: Outcome) -> Verdict {
         let healthy = matches!(&outcome.result, Ok(r) if cli.expect.contains(&r.state));
-        let exit_code = match (&outcome.result, healthy) {
-            (Ok(reply), true) => success_code(cli.dynamic, reply),
-            _ => 1,
+        let exit_code = if cli.nagios {
+            nagios_status(&outcome, healthy) as u8
+        } else {
+            match (&outcome.result, healthy) {
+                (Ok(reply), true) => success_code(cli.dynamic, reply),
+                _ => 1,
+            }
         };
         Verdict {
             outcome,
@@ -44,6 +48,39 @@ impl Verdict {
 
     pub fn error(&self) -> Option<&ProbeError> {
         self.outcome.result.as_ref().err()
+    }
+}
+
+/// Nagios plugin states, with their exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NagiosStatus {
+    Ok = 0,
+    Warning = 1,
+    Critical = 2,
+    Unknown = 3,
+}
+
+impl NagiosStatus {
+    pub fn label(self) -> &'static str {
+        match self {
+            NagiosStatus::Ok => "OK",
+            NagiosStatus::Warning => "WARNING",
+            NagiosStatus::Critical => "CRITICAL",
+            NagiosStatus::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// Expected state: OK. `degraded`/`drain` (or `ok` when not expected):
+/// WARNING. `fail`, or no valid answer at all (like check_tcp's refused or
+/// timed-out connection): CRITICAL. Bad arguments: UNKNOWN.
+pub fn nagios_status(outcome: &Outcome, healthy: bool) -> NagiosStatus {
+    match &outcome.result {
+        Ok(_) if healthy => NagiosStatus::Ok,
+        Ok(r) if r.state == health_proto::State::Fail => NagiosStatus::Critical,
+        Ok(_) => NagiosStatus::Warning,
+        Err(ProbeError::Usage(_)) => NagiosStatus::Unknown,
+        Err(_) => NagiosStatus::Critical,
     }
 }
 

@@ -528,3 +528,53 @@ fn unresolvable_name_is_dns() {
         stderr(&o)
     );
 }
+
+#[test]
+fn nagios_mode_exit_codes_and_perfdata() {
+    for (landmark, want, label) in [
+        (
+            Landmark::ok("serving").with_weight(Weight::new(80).unwrap()),
+            0,
+            "OK",
+        ),
+        (Landmark::degraded("replica lag"), 1, "WARNING"),
+        (Landmark::drain("restarting"), 1, "WARNING"),
+        (Landmark::fail("disk | full"), 2, "CRITICAL"),
+    ] {
+        let (server, addr) = serving(landmark);
+        let (o, _) = probe(&[&addr, "--nagios"]);
+        assert_eq!(code(&o), want, "{label}");
+        let out = stdout(&o);
+        assert_eq!(out.lines().count(), 1, "{out}");
+        let (summary, perf) = out.trim_end().split_once('|').expect("perfdata after |");
+        assert!(
+            summary.starts_with(&format!("LANDMARK {label} - {addr} is ")),
+            "{out}"
+        );
+        assert!(
+            perf.starts_with("time=") && perf.contains("s;;;0.000000;1.000000"),
+            "{perf}"
+        );
+        assert!(perf.contains(" answer="), "{perf}");
+        if want == 0 {
+            assert!(perf.ends_with(" weight=80;;;0;253"), "{perf}");
+        }
+        server.shutdown_blocking();
+    }
+    let (o, _) = probe(&[&free_port(), "--nagios"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stdout(&o).starts_with("LANDMARK CRITICAL - ") && stdout(&o).contains("refused"),
+        "{}",
+        stdout(&o)
+    );
+    let (o, _) = probe(&["127.0.0.1:1", "--nagios", "--expect", "up"]);
+    assert_eq!(code(&o), 3);
+    assert!(
+        stdout(&o).starts_with("LANDMARK UNKNOWN - usage: "),
+        "{}",
+        stdout(&o)
+    );
+    let (o, _) = probe(&["127.0.0.1:1", "--nagios", "--dynamic"]);
+    assert_eq!(code(&o), 3, "--nagios and --dynamic conflict");
+}

@@ -40,6 +40,8 @@ pub const DEFAULT_SLOW_ANSWER: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone)]
 pub struct Builder {
     pub(crate) bind: SocketAddr,
+    pub(crate) agent_bind: Option<SocketAddr>,
+    pub(crate) http_bind: Option<SocketAddr>,
     pub(crate) answer_deadline: Duration,
     pub(crate) read_timeout: Duration,
     pub(crate) write_timeout: Duration,
@@ -54,6 +56,8 @@ impl Default for Builder {
     fn default() -> Builder {
         Builder {
             bind: DEFAULT_BIND,
+            agent_bind: None,
+            http_bind: None,
             answer_deadline: DEFAULT_ANSWER_DEADLINE,
             read_timeout: DEFAULT_READ_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
@@ -76,6 +80,22 @@ impl Builder {
     /// port; read it back with [`HealthServer::local_addr`].
     pub fn bind(mut self, addr: SocketAddr) -> Builder {
         self.bind = addr;
+        self
+    }
+
+    /// Also serve HAProxy's `agent-check` protocol on `addr` (off by
+    /// default): one line per connection, `up ready 75%`, `up drain` or
+    /// `down #reason`, mapped from the same landmark.
+    pub fn agent_bind(mut self, addr: SocketAddr) -> Builder {
+        self.agent_bind = Some(addr);
+        self
+    }
+
+    /// Also serve HTTP `GET /healthz`, `/livez` and `/readyz` on `addr` (off
+    /// by default), answering 200 or 503 with the landmark as JSON, for
+    /// Kubernetes probes and HTTP checkers.
+    pub fn http_bind(mut self, addr: SocketAddr) -> Builder {
+        self.http_bind = Some(addr);
         self
     }
 

@@ -105,7 +105,7 @@ pub(crate) async fn serve_connection(
 
 impl Context {
     /// Answers a check for the whole service (`None`) or one component.
-    async fn check(&self, component: Option<&str>) -> Response {
+    pub(crate) async fn check(&self, component: Option<&str>) -> Response {
         let obs = self.observer.observe().await;
         let landmark: &Landmark = &obs.landmark;
         let mut reply = match component {

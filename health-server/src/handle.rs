@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
+
+use crate::server::Protocol;
 use tokio_util::sync::CancellationToken;
 
 /// State shared between the handle and the server's tasks.
@@ -21,7 +23,7 @@ pub(crate) struct Shared {
 /// it by accident keeps being monitored); call [`HealthServer::shutdown`] or
 /// [`HealthServer::shutdown_blocking`] to stop it.
 pub struct HealthServer {
-    local_addr: SocketAddr,
+    addrs: Vec<(Protocol, SocketAddr)>,
     shared: Arc<Shared>,
     done: oneshot::Receiver<()>,
     thread: Option<JoinHandle<()>>,
@@ -29,36 +31,54 @@ pub struct HealthServer {
 
 impl HealthServer {
     pub(crate) fn new(
-        local_addr: SocketAddr,
+        addrs: Vec<(Protocol, SocketAddr)>,
         shared: Arc<Shared>,
         done: oneshot::Receiver<()>,
         thread: Option<JoinHandle<()>>,
     ) -> HealthServer {
         HealthServer {
-            local_addr,
+            addrs,
             shared,
             done,
             thread,
         }
     }
 
-    /// The address the endpoint listens on (with the real port when bound
-    /// to port 0).
+    /// The address the native endpoint listens on (with the real port when
+    /// bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.addr_of(Protocol::Native)
+            .expect("the native listener always exists")
+    }
+
+    /// The HAProxy agent-check address, if [`crate::Builder::agent_bind`] was set.
+    pub fn agent_addr(&self) -> Option<SocketAddr> {
+        self.addr_of(Protocol::Agent)
+    }
+
+    /// The HTTP address, if [`crate::Builder::http_bind`] was set.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.addr_of(Protocol::Http)
+    }
+
+    fn addr_of(&self, protocol: Protocol) -> Option<SocketAddr> {
+        self.addrs
+            .iter()
+            .find(|(p, _)| *p == protocol)
+            .map(|(_, a)| *a)
     }
 
     /// Answers `drain` from now on, so balancers stop sending new work before
     /// a restart. A worse answer from the main thread (`fail`) still wins.
     pub fn drain(&self) {
         self.shared.draining.store(true, Ordering::Relaxed);
-        tracing::info!(addr = %self.local_addr, "health endpoint draining");
+        tracing::info!(addr = %self.local_addr(), "health endpoint draining");
     }
 
     /// Stops draining: replies carry the main thread's state again.
     pub fn resume(&self) {
         self.shared.draining.store(false, Ordering::Relaxed);
-        tracing::info!(addr = %self.local_addr, "health endpoint no longer draining");
+        tracing::info!(addr = %self.local_addr(), "health endpoint no longer draining");
     }
 
     /// Whether [`HealthServer::drain`] is in effect.

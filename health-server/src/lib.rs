@@ -22,13 +22,17 @@
 //! Modules follow `docs/PROTOCOL.md` section 8: [`source`] is how the main
 //! thread's landmarks reach the server (asked or published), `ask` bounds and
 //! shares the asking, `server` accepts within limits, `connection` speaks the
-//! protocol with deadlines, and [`HealthServer`] is the running endpoint.
+//! native protocol with deadlines, `agent` and `http` speak HAProxy's
+//! agent-check and HTTP from the same landmark, and [`HealthServer`] is the
+//! running endpoint.
 
+mod agent;
 mod ask;
 mod config;
 mod connection;
 mod error;
 mod handle;
+mod http;
 mod server;
 pub mod source;
 

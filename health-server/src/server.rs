@@ -1,6 +1,7 @@
-//! The listener: binds, accepts within the connection limit and the
-//! allow-list, hands each connection to [`crate::connection`], and shuts
-//! down gracefully on request.
+//! The listeners: binds the native port and the optional agent and HTTP
+//! ports, accepts within one shared connection limit and the allow-list,
+//! hands each connection to its protocol ([`crate::connection`],
+//! [`crate::agent`], [`crate::http`]), and shuts down gracefully on request.
 //!
 //! Shaped like mini-redis's `server.rs`: a semaphore bounds connections, and
 //! a cancellation token plays the part of its shutdown broadcast.
@@ -12,32 +13,55 @@ use std::time::Duration;
 
 use health_proto::{ErrorCode, ErrorReply, Response};
 use ipnet::IpNet;
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::agent::serve_agent;
 use crate::ask::{ObserveConfig, Observer};
 use crate::connection::{serve_connection, ConnConfig, Context};
 use crate::handle::{HealthServer, Shared};
+use crate::http::serve_http;
 use crate::{Builder, LandmarkRx, ServerError};
 
 /// Listen backlog: room for a burst of balancer checks arriving at once.
 const BACKLOG: i32 = 1024;
 
+/// The protocols a listener can speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    /// The native framed protocol (docs/PROTOCOL.md).
+    Native,
+    /// HAProxy `agent-check` lines ([`crate::agent`]).
+    Agent,
+    /// HTTP `/healthz`, `/livez`, `/readyz` ([`crate::http`]).
+    Http,
+}
+
 pub(crate) fn spawn(cfg: Builder, state_rx: LandmarkRx) -> Result<HealthServer, ServerError> {
-    let listener = bind(cfg.bind)?;
-    let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
-        addr: cfg.bind,
-        source,
-    })?;
+    let mut listeners = vec![(Protocol::Native, bind(cfg.bind)?)];
+    if let Some(addr) = cfg.agent_bind {
+        listeners.push((Protocol::Agent, bind(addr)?));
+    }
+    if let Some(addr) = cfg.http_bind {
+        listeners.push((Protocol::Http, bind(addr)?));
+    }
+    let mut addrs = Vec::new();
+    for (protocol, l) in &listeners {
+        let addr = l.local_addr().map_err(|source| ServerError::Bind {
+            addr: cfg.bind,
+            source,
+        })?;
+        addrs.push((*protocol, addr));
+    }
     let shared = Arc::new(Shared {
         draining: AtomicBool::new(false),
         token: CancellationToken::new(),
     });
     let (done_tx, done_rx) = oneshot::channel();
-    let serve = serve(listener, cfg, state_rx, Arc::clone(&shared), done_tx);
+    let serve = serve(listeners, cfg, state_rx, Arc::clone(&shared), done_tx);
     let thread = match tokio::runtime::Handle::try_current() {
         Ok(handle) => {
             handle.spawn(serve);
@@ -57,15 +81,19 @@ pub(crate) fn spawn(cfg: Builder, state_rx: LandmarkRx) -> Result<HealthServer, 
             Some(thread)
         }
     };
-    Ok(HealthServer::new(local_addr, shared, done_rx, thread))
+    Ok(HealthServer::new(addrs, shared, done_rx, thread))
 }
 
 /// Binds with SO_REUSEADDR, so a restarted service gets its port back while
 /// old connections sit in TIME_WAIT.
 fn bind(addr: SocketAddr) -> Result<StdListener, ServerError> {
     let err = |source| ServerError::Bind { addr, source };
-    let socket =
-        Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(err)?;
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .map_err(err)?;
     socket.set_reuse_address(true).map_err(err)?;
     socket.set_nonblocking(true).map_err(err)?;
     socket.bind(&addr.into()).map_err(err)?;
@@ -73,21 +101,23 @@ fn bind(addr: SocketAddr) -> Result<StdListener, ServerError> {
     Ok(socket.into())
 }
 
+/// What every accept loop shares.
+struct Acceptor {
+    ctx: Arc<Context>,
+    allow: Vec<IpNet>,
+    limit: Arc<Semaphore>,
+    max_connections: usize,
+    tracker: TaskTracker,
+    token: CancellationToken,
+}
+
 async fn serve(
-    listener: StdListener,
+    listeners: Vec<(Protocol, StdListener)>,
     cfg: Builder,
     state_rx: LandmarkRx,
     shared: Arc<Shared>,
     done: oneshot::Sender<()>,
 ) {
-    let listener = match TcpListener::from_std(listener) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "health endpoint cannot register its listener");
-            let _ = done.send(());
-            return;
-        }
-    };
     let observer = Observer::new(
         state_rx.kind,
         ObserveConfig {
@@ -96,32 +126,46 @@ async fn serve(
             slow_answer: cfg.slow_answer,
         },
     );
-    let ctx = Arc::new(Context {
-        observer,
-        shared: Arc::clone(&shared),
-        conn: ConnConfig {
-            read_timeout: cfg.read_timeout,
-            write_timeout: cfg.write_timeout,
-            max_payload: cfg.max_payload,
-        },
+    let acceptor = Arc::new(Acceptor {
+        ctx: Arc::new(Context {
+            observer,
+            shared: Arc::clone(&shared),
+            conn: ConnConfig {
+                read_timeout: cfg.read_timeout,
+                write_timeout: cfg.write_timeout,
+                max_payload: cfg.max_payload,
+            },
+        }),
+        allow: cfg.allow,
+        limit: Arc::new(Semaphore::new(cfg.max_connections)),
+        max_connections: cfg.max_connections,
+        tracker: TaskTracker::new(),
+        token: shared.token.clone(),
     });
-    let limit = Arc::new(Semaphore::new(cfg.max_connections));
-    let busy = Response::Error(ErrorReply::new(
-        ErrorCode::Busy,
-        format!(
-            "health endpoint is at its limit of {} connections",
-            cfg.max_connections
-        ),
-    ))
-    .to_frame(0)
-    .to_bytes();
-    let tracker = TaskTracker::new();
-    let token = shared.token.clone();
-    let mut backoff = Duration::from_millis(5);
+    for (protocol, listener) in listeners {
+        match TcpListener::from_std(listener) {
+            Ok(l) => {
+                acceptor
+                    .tracker
+                    .spawn(accept_loop(Arc::clone(&acceptor), protocol, l));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, ?protocol, "health endpoint cannot register its listener");
+            }
+        }
+    }
+    acceptor.tracker.close();
+    acceptor.tracker.wait().await;
+    tracing::debug!("health endpoint stopped");
+    let _ = done.send(());
+}
 
+async fn accept_loop(a: Arc<Acceptor>, protocol: Protocol, listener: TcpListener) {
+    let busy = busy_reply(protocol, a.max_connections);
+    let mut backoff = Duration::from_millis(5);
     loop {
         let (stream, peer) = tokio::select! {
-            _ = token.cancelled() => break,
+            _ = a.token.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(conn) => {
                     backoff = Duration::from_millis(5);
@@ -132,7 +176,7 @@ async fn serve(
                     // and retry with a growing pause, not a busy loop.
                     tracing::error!(error = %e, "health endpoint cannot accept; retrying");
                     tokio::select! {
-                        _ = token.cancelled() => break,
+                        _ = a.token.cancelled() => break,
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -140,15 +184,15 @@ async fn serve(
                 }
             },
         };
-        if !allowed(&cfg.allow, peer.ip()) {
+        if !allowed(&a.allow, peer.ip()) {
             tracing::info!(%peer, "refused health check: source not in the allow-list");
             drop(stream);
             continue;
         }
-        let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+        let Ok(permit) = Arc::clone(&a.limit).try_acquire_owned() else {
             tracing::warn!(
                 %peer,
-                limit = cfg.max_connections,
+                limit = a.max_connections,
                 "refused health check: connection limit reached"
             );
             // Best effort and never blocking: a fresh socket's send buffer
@@ -156,18 +200,37 @@ async fn serve(
             let _ = stream.try_write(&busy);
             continue;
         };
-        let ctx = Arc::clone(&ctx);
-        let token = token.clone();
-        tracker.spawn(async move {
-            serve_connection(stream, peer, &ctx, token).await;
+        let ctx = Arc::clone(&a.ctx);
+        let token = a.token.clone();
+        a.tracker.spawn(async move {
+            match protocol {
+                Protocol::Native => serve_connection(stream, peer, &ctx, token).await,
+                Protocol::Agent => serve_agent(stream, peer, &ctx).await,
+                Protocol::Http => serve_http(stream, peer, &ctx).await,
+            }
             drop(permit);
         });
     }
-    drop(listener);
-    tracker.close();
-    tracker.wait().await;
-    tracing::debug!("health endpoint stopped");
-    let _ = done.send(());
+}
+
+/// What a connection over the limit is told before it is closed. An agent
+/// gets nothing: HAProxy does not count an agent failure against the server.
+fn busy_reply(protocol: Protocol, max: usize) -> Vec<u8> {
+    let message = format!("health endpoint is at its limit of {max} connections");
+    match protocol {
+        Protocol::Native => Response::Error(ErrorReply::new(ErrorCode::Busy, message))
+            .to_frame(0)
+            .to_bytes(),
+        Protocol::Agent => Vec::new(),
+        Protocol::Http => {
+            let body = serde_json::json!({ "error": message }).to_string();
+            format!(
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
+        }
+    }
 }
 
 /// Whether `ip` may connect: no allow-list, or inside one of its networks.

@@ -124,3 +124,39 @@ pub fn connect_from(src: &str, addr: SocketAddr) -> TcpStream {
     s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     s
 }
+
+/// Whether `program` (a real peer such as haproxy or curl) is installed. In
+/// CI (`CI` set) a missing peer fails the test: `.ci/run` installs them.
+/// Elsewhere the test says it was skipped.
+pub fn require(program: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{program} is required in CI (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: {program} is not installed");
+    }
+    found
+}
+
+/// Code blocks of one language (```lang) from a document in docs/.
+pub fn doc_blocks(doc: &str, lang: &str) -> Vec<String> {
+    let path = format!("{}/../docs/{doc}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let fence = format!("```{lang}");
+    let mut blocks = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == fence {
+            let body: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
+            blocks.push(body.join("\n") + "\n");
+        }
+    }
+    assert!(!blocks.is_empty(), "no ```{lang} blocks in {doc}");
+    blocks
+}

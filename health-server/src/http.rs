@@ -1,0 +1,174 @@
+//! An optional HTTP endpoint for Kubernetes probes and HTTP checkers:
+//! `GET /healthz`, `/livez`, `/readyz` answer 200 or 503 with the landmark
+//! reply as a JSON body.
+//!
+//! | path | 200 when the state is | meaning |
+//! |---|---|---|
+//! | `/livez` | `ok`, `degraded`, `drain` | the main thread answers: do not restart it |
+//! | `/readyz` | `ok`, `degraded` | send it traffic (a draining service is live but not ready) |
+//! | `/healthz` | `ok`, `degraded` | as `/readyz`, and `?expect=` may change the set |
+//!
+//! Query parameters: `component=NAME` checks one component (404 if the
+//! service has no such component); `expect=ok,degraded` (on `/healthz`)
+//! sets the states answered with 200. Requests are parsed with `httparse`;
+//! each connection carries one request and is closed after the reply.
+
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+use health_proto::{ErrorCode, Response, State};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::connection::Context;
+
+/// Largest request head accepted (request line and headers).
+const MAX_HEAD: usize = 8 * 1024;
+/// Most headers parsed; more is a 431.
+const MAX_HEADERS: usize = 32;
+
+pub(crate) async fn serve_http(mut stream: TcpStream, peer: SocketAddr, ctx: &Context) {
+    let head = match tokio::time::timeout(ctx.conn.read_timeout, read_head(&mut stream)).await {
+        Ok(Ok(head)) => head,
+        Ok(Err(status)) => {
+            respond(&mut stream, peer, ctx, status, b"", &error_body(status.1)).await;
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "closing HTTP health connection: no request within the read timeout");
+            return;
+        }
+    };
+    let (status, body) = answer(&head, ctx).await;
+    respond(&mut stream, peer, ctx, status, &head.method, &body).await;
+}
+
+type Status = (u16, &'static str);
+const OK: Status = (200, "OK");
+const BAD_REQUEST: Status = (400, "Bad Request");
+const NOT_FOUND: Status = (404, "Not Found");
+const METHOD_NOT_ALLOWED: Status = (405, "Method Not Allowed");
+const TOO_LARGE: Status = (431, "Request Header Fields Too Large");
+const UNAVAILABLE: Status = (503, "Service Unavailable");
+
+struct Head {
+    method: Vec<u8>,
+    path: String,
+}
+
+/// Reads until a complete request head is parsed, within [`MAX_HEAD`].
+async fn read_head(stream: &mut TcpStream) -> Result<Head, Status> {
+    let mut buf = BytesMut::with_capacity(1024);
+    loop {
+        if buf.len() >= MAX_HEAD {
+            return Err(TOO_LARGE);
+        }
+        let mut chunk = [0u8; 1024];
+        let room = (MAX_HEAD - buf.len()).min(chunk.len());
+        let n = stream
+            .read(&mut chunk[..room])
+            .await
+            .map_err(|_| BAD_REQUEST)?;
+        if n == 0 {
+            return Err(BAD_REQUEST);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(&buf) {
+            Ok(httparse::Status::Complete(_)) => {
+                return Ok(Head {
+                    method: req.method.unwrap_or("").as_bytes().to_vec(),
+                    path: req.path.unwrap_or("/").to_string(),
+                })
+            }
+            Ok(httparse::Status::Partial) => continue,
+            Err(httparse::Error::TooManyHeaders) => return Err(TOO_LARGE),
+            Err(_) => return Err(BAD_REQUEST),
+        }
+    }
+}
+
+/// Routes a request and checks the landmark; returns the status and body.
+async fn answer(head: &Head, ctx: &Context) -> (Status, String) {
+    if head.method != b"GET" && head.method != b"HEAD" {
+        return (
+            METHOD_NOT_ALLOWED,
+            error_body("only GET and HEAD are served"),
+        );
+    }
+    let (path, query) = head.path.split_once('?').unwrap_or((&head.path, ""));
+    let mut component = None;
+    let mut expect = None;
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "component" => component = Some(v.into_owned()),
+            "expect" if path == "/healthz" => {
+                let states: Result<Vec<State>, _> =
+                    v.split(',').map(|s| s.trim().parse::<State>()).collect();
+                match states {
+                    Ok(s) => expect = Some(s),
+                    Err(e) => return (BAD_REQUEST, error_body(&e.to_string())),
+                }
+            }
+            _ => {}
+        }
+    }
+    let healthy: Vec<State> = match (path, expect) {
+        ("/livez", _) => vec![State::Ok, State::Degraded, State::Drain],
+        ("/readyz", _) | ("/healthz", None) => vec![State::Ok, State::Degraded],
+        ("/healthz", Some(e)) => e,
+        _ => return (NOT_FOUND, error_body("try /healthz, /livez or /readyz")),
+    };
+    let component = component.filter(|c| !c.is_empty());
+    match ctx.check(component.as_deref()).await {
+        Response::Landmark(reply) => {
+            let status = if healthy.contains(&reply.state) {
+                OK
+            } else {
+                UNAVAILABLE
+            };
+            (status, serde_json::to_string(&reply).unwrap_or_default())
+        }
+        Response::Error(e) => {
+            let status = if e.known_code() == Some(ErrorCode::UnknownComponent) {
+                NOT_FOUND
+            } else {
+                UNAVAILABLE
+            };
+            (status, error_body(&e.message))
+        }
+    }
+}
+
+fn error_body(message: &str) -> String {
+    serde_json::json!({ "error": message }).to_string()
+}
+
+async fn respond(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    ctx: &Context,
+    (code, reason): Status,
+    method: &[u8],
+    body: &str,
+) {
+    let mut out = format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if method != b"HEAD" {
+        out.extend_from_slice(body.as_bytes());
+    }
+    let write = async {
+        stream.write_all(&out).await?;
+        stream.shutdown().await
+    };
+    if tokio::time::timeout(ctx.conn.write_timeout, write)
+        .await
+        .is_err()
+    {
+        tracing::info!(%peer, "HTTP health reply not taken within the write timeout");
+    }
+}

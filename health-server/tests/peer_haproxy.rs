@@ -1,0 +1,261 @@
+//! The real HAProxy (Debian's package) following the landmark, both ways of
+//! docs/HAPROXY.md: agent-check and tcp-check with the native protocol. The
+//! configuration run is the document's, with loopback addresses and short
+//! intervals substituted in. Every `haproxy` block of the document must
+//! also pass `haproxy -c`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::unix::net::UnixStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use health_server::{Landmark, Weight};
+
+struct Haproxy {
+    child: Child,
+    socket: std::path::PathBuf,
+    _dir: tempdir::Dir,
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One row of `show stat` for a server.
+#[derive(Debug, Clone)]
+struct ServerStat {
+    status: String,
+    weight: String,
+    last_agent: String,
+}
+
+impl Haproxy {
+    fn stat(&self, backend: &str, server: &str) -> Option<ServerStat> {
+        let mut s = UnixStream::connect(&self.socket).ok()?;
+        s.set_read_timeout(Some(IO_TIMEOUT)).ok()?;
+        s.write_all(b"show stat\n").ok()?;
+        let mut csv = String::new();
+        s.read_to_string(&mut csv).ok()?;
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next()?.trim_start_matches("# ").split(',').collect();
+        let col = |name: &str| header.iter().position(|h| *h == name);
+        let (status, weight, last_agt) = (col("status")?, col("weight")?, col("last_agt")?);
+        lines
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .find_map(|f| {
+                (f.first() == Some(&backend) && f.get(1) == Some(&server)).then(|| ServerStat {
+                    status: f.get(status).unwrap_or(&"").to_string(),
+                    weight: f.get(weight).unwrap_or(&"").to_string(),
+                    last_agent: f.get(last_agt).unwrap_or(&"").to_string(),
+                })
+            })
+    }
+
+    /// Waits (at most 10 s) until `backend/web1` satisfies `want`.
+    fn wait_for(
+        &self,
+        backend: &str,
+        what: &str,
+        want: impl Fn(&ServerStat) -> bool,
+    ) -> ServerStat {
+        let t = Instant::now();
+        let mut last = None;
+        while t.elapsed() < Duration::from_secs(10) {
+            if let Some(s) = self.stat(backend, "web1") {
+                if want(&s) {
+                    return s;
+                }
+                last = Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("{backend}/web1 never became {what}; last seen {last:?}");
+    }
+}
+
+/// A tiny temporary directory, removed on drop.
+mod tempdir {
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new(tag: &str) -> Dir {
+            let p = std::env::temp_dir().join(format!("lm-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            Dir(p)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn documented_configs_pass_haproxy_check() {
+    if !require("haproxy") {
+        return;
+    }
+    let dir = tempdir::Dir::new("haproxy-c");
+    for (i, block) in doc_blocks("HAPROXY.md", "haproxy").iter().enumerate() {
+        let path = dir.0.join(format!("block{i}.cfg"));
+        std::fs::write(&path, block).unwrap();
+        let out = Command::new("haproxy")
+            .arg("-c")
+            .arg("-f")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docs/HAPROXY.md block {i} fails haproxy -c:\n{block}\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The check is not a formality: a broken line is refused.
+    let path = dir.0.join("broken.cfg");
+    std::fs::write(&path, "backend b\n    tcp-check expect nonsense\n").unwrap();
+    let out = Command::new("haproxy")
+        .arg("-c")
+        .arg("-f")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn haproxy_follows_the_landmark_both_ways() {
+    if !require("haproxy") {
+        return;
+    }
+    // The endpoint, with a main thread the test can set or hang.
+    let state = Arc::new(Mutex::new(Landmark::ok("serving")));
+    let hung = Arc::new(AtomicBool::new(false));
+    let (asks, rx) = health_server::channel();
+    let server = loopback()
+        .agent_bind("127.0.0.1:0".parse().unwrap())
+        .answer_deadline(Duration::from_millis(200))
+        .spawn(rx)
+        .unwrap();
+    let (s, h) = (Arc::clone(&state), Arc::clone(&hung));
+    std::thread::spawn(move || {
+        while let Some(ask) = asks.recv_blocking() {
+            while h.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            ask.answer(s.lock().unwrap().clone());
+        }
+    });
+    // The service's own port, which HAProxy's plain `check` connects to.
+    let service = TcpListener::bind("127.0.0.1:0").unwrap();
+    let service_addr = service.local_addr().unwrap();
+    std::thread::spawn(move || for _ in service.incoming() {});
+
+    let dir = tempdir::Dir::new("haproxy");
+    let socket = dir.0.join("admin.sock");
+    let mut cfg = format!(
+        "global\n    stats socket {} mode 600 level admin\n",
+        socket.display()
+    );
+    for block in doc_blocks("HAPROXY.md", "haproxy") {
+        let block: String = block
+            .lines()
+            .map(|l| match l.trim_start().strip_prefix("bind :") {
+                Some(_) => format!("    bind 127.0.0.1:{}\n", free_port()),
+                None => format!("{l}\n"),
+            })
+            .collect();
+        cfg.push_str(
+            &block
+                .replace("10.0.0.5:7000", &service_addr.to_string())
+                .replace(
+                    "connect port 9100",
+                    &format!("connect port {}", server.local_addr().port()),
+                )
+                .replace(
+                    "agent-port 9101",
+                    &format!("agent-port {}", server.agent_addr().unwrap().port()),
+                )
+                .replace("inter 2s", "inter 200ms"),
+        );
+    }
+    let cfg_path = dir.0.join("haproxy.cfg");
+    std::fs::write(&cfg_path, &cfg).unwrap();
+    let child = Command::new("haproxy")
+        .arg("-db")
+        .arg("-f")
+        .arg(&cfg_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let haproxy = Haproxy {
+        child,
+        socket,
+        _dir: dir,
+    };
+
+    let set = |l: Landmark| *state.lock().unwrap() = l;
+    let up = |s: &ServerStat| s.status == "UP";
+    let down = |s: &ServerStat| s.status.starts_with("DOWN");
+
+    haproxy.wait_for("be_agent", "UP with weight 100", |s| {
+        up(s) && s.weight == "100"
+    });
+    haproxy.wait_for("be_native", "UP", up);
+
+    set(Landmark::ok("serving").with_weight(Weight::new(50).unwrap()));
+    haproxy.wait_for("be_agent", "UP with weight 50", |s| {
+        up(s) && s.weight == "50"
+    });
+
+    set(Landmark::drain("restart at 03:00"));
+    haproxy.wait_for("be_agent", "DRAIN", |s| s.status.starts_with("DRAIN"));
+    haproxy.wait_for("be_native", "DOWN (drain is not ok)", down);
+
+    set(Landmark::ok("serving"));
+    haproxy.wait_for("be_agent", "UP again", |s| up(s) && s.weight == "100");
+    haproxy.wait_for("be_native", "UP again", up);
+
+    set(Landmark::fail("disk full"));
+    let s = haproxy.wait_for("be_agent", "DOWN", down);
+    assert!(
+        s.last_agent.contains("disk full") || s.status.contains("agent"),
+        "{s:?}"
+    );
+    haproxy.wait_for("be_native", "DOWN", down);
+
+    set(Landmark::ok("serving"));
+    haproxy.wait_for("be_agent", "UP", up);
+    haproxy.wait_for("be_native", "UP", up);
+
+    // A hung main loop: the port still accepts, HAProxy still takes it out.
+    hung.store(true, Ordering::SeqCst);
+    haproxy.wait_for("be_agent", "DOWN while hung", down);
+    haproxy.wait_for("be_native", "DOWN while hung", down);
+    hung.store(false, Ordering::SeqCst);
+    haproxy.wait_for("be_agent", "UP after recovery", up);
+    haproxy.wait_for("be_native", "UP after recovery", up);
+
+    drop(haproxy);
+    server.shutdown_blocking();
+}
