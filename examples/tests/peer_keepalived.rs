@@ -357,13 +357,15 @@ fn keepalived_vrrp_follows_the_landmark() {
     link("kv", &rs, "10.0.0.5/24", &lb, "10.0.0.2/24");
 
     // The real server: landmark_service, in its own namespace.
-    let mut service = rs
-        .exec(&built("landmark_service"))
-        .args(["--listen", "10.0.0.5:7000", "--health", "10.0.0.5:9100"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let start_service = || {
+        rs.exec(&built("landmark_service"))
+            .args(["--listen", "10.0.0.5:7000", "--health", "10.0.0.5:9100"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut service = start_service();
     let t = Instant::now();
     while !lb
         .exec(&dir.probe())
@@ -427,9 +429,13 @@ fn keepalived_vrrp_follows_the_landmark() {
     assert_eq!(ctl.reply(), "OK hung 6000ms");
     log.wait_for("(VI_LANDMARK) Entering MASTER STATE", secs(10));
 
-    // The service dies: FAULT.
+    // The service dies: FAULT; it is restarted: MASTER.
     drop(ctl);
     let _ = service.kill(); // `ip netns exec` execs the service itself
     let _ = service.wait();
     log.wait_for("(VI_LANDMARK) Entering FAULT STATE", secs(6));
+    let mut restarted = start_service();
+    log.wait_for("(VI_LANDMARK) Entering MASTER STATE", secs(10));
+    let _ = restarted.kill();
+    let _ = restarted.wait();
 }
