@@ -41,7 +41,10 @@ pub(crate) async fn serve_connection(
 ) {
     let _ = stream.set_nodelay(true);
     let cfg = ctx.conn;
-    let mut framed = Framed::new(stream, FrameCodec::new(cfg.max_payload));
+    // Start small: a whole-service check is a 16-byte header, and the
+    // decoder reserves more only when a header announces a payload. Idle
+    // connections then cost little (tokio-util's default is 8 KiB each).
+    let mut framed = Framed::with_capacity(stream, FrameCodec::new(cfg.max_payload), 256);
     loop {
         let next = tokio::select! {
             biased;
