@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 use crate::connection::Context;
 
 /// Largest request head accepted (request line and headers).
-const MAX_HEAD: usize = 8 * 1024;
+pub(crate) const MAX_HEAD: usize = 8 * 1024;
 /// Most headers parsed; more is a 431.
 const MAX_HEADERS: usize = 32;
 
@@ -43,7 +43,7 @@ pub(crate) async fn serve_http(mut stream: TcpStream, peer: SocketAddr, ctx: &Co
     respond(&mut stream, peer, ctx, status, &head.method, &body).await;
 }
 
-type Status = (u16, &'static str);
+pub(crate) type Status = (u16, &'static str);
 const OK: Status = (200, "OK");
 const BAD_REQUEST: Status = (400, "Bad Request");
 const NOT_FOUND: Status = (404, "Not Found");
@@ -51,7 +51,7 @@ const METHOD_NOT_ALLOWED: Status = (405, "Method Not Allowed");
 const TOO_LARGE: Status = (431, "Request Header Fields Too Large");
 const UNAVAILABLE: Status = (503, "Service Unavailable");
 
-struct Head {
+pub(crate) struct Head {
     method: Vec<u8>,
     path: String,
 }
@@ -73,29 +73,45 @@ async fn read_head(stream: &mut TcpStream) -> Result<Head, Status> {
             return Err(BAD_REQUEST);
         }
         buf.extend_from_slice(&chunk[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => {
-                return Ok(Head {
-                    method: req.method.unwrap_or("").as_bytes().to_vec(),
-                    path: req.path.unwrap_or("/").to_string(),
-                })
-            }
-            Ok(httparse::Status::Partial) => continue,
-            Err(httparse::Error::TooManyHeaders) => return Err(TOO_LARGE),
-            Err(_) => return Err(BAD_REQUEST),
+        if let Some(head) = parse_head(&buf)? {
+            return Ok(head);
         }
     }
 }
 
-/// Routes a request and checks the landmark; returns the status and body.
-async fn answer(head: &Head, ctx: &Context) -> (Status, String) {
+/// Parses a request head from the bytes received so far: `None` while it is
+/// incomplete (and still within [`MAX_HEAD`]).
+pub(crate) fn parse_head(buf: &[u8]) -> Result<Option<Head>, Status> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(_)) => Ok(Some(Head {
+            method: req.method.unwrap_or("").as_bytes().to_vec(),
+            path: req.path.unwrap_or("/").to_string(),
+        })),
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => Err(TOO_LARGE),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(TOO_LARGE),
+        Err(_) => Err(BAD_REQUEST),
+    }
+}
+
+/// What a well-formed request asks for.
+#[derive(Debug)]
+pub(crate) struct Route {
+    /// States answered with 200.
+    pub(crate) healthy: Vec<State>,
+    /// The component to check; `None` for the whole service.
+    pub(crate) component: Option<String>,
+}
+
+/// Maps method, path and query onto a [`Route`], or the error reply.
+pub(crate) fn route(head: &Head) -> Result<Route, (Status, String)> {
     if head.method != b"GET" && head.method != b"HEAD" {
-        return (
+        return Err((
             METHOD_NOT_ALLOWED,
             error_body("only GET and HEAD are served"),
-        );
+        ));
     }
     let (path, query) = head.path.split_once('?').unwrap_or((&head.path, ""));
     let mut component = None;
@@ -108,7 +124,7 @@ async fn answer(head: &Head, ctx: &Context) -> (Status, String) {
                     v.split(',').map(|s| s.trim().parse::<State>()).collect();
                 match states {
                     Ok(s) => expect = Some(s),
-                    Err(e) => return (BAD_REQUEST, error_body(&e.to_string())),
+                    Err(e) => return Err((BAD_REQUEST, error_body(&e.to_string()))),
                 }
             }
             _ => {}
@@ -118,12 +134,23 @@ async fn answer(head: &Head, ctx: &Context) -> (Status, String) {
         ("/livez", _) => vec![State::Ok, State::Degraded, State::Drain],
         ("/readyz", _) | ("/healthz", None) => vec![State::Ok, State::Degraded],
         ("/healthz", Some(e)) => e,
-        _ => return (NOT_FOUND, error_body("try /healthz, /livez or /readyz")),
+        _ => return Err((NOT_FOUND, error_body("try /healthz, /livez or /readyz"))),
     };
-    let component = component.filter(|c| !c.is_empty());
-    match ctx.check(component.as_deref()).await {
+    Ok(Route {
+        healthy,
+        component: component.filter(|c| !c.is_empty()),
+    })
+}
+
+/// Routes a request and checks the landmark; returns the status and body.
+async fn answer(head: &Head, ctx: &Context) -> (Status, String) {
+    let route = match route(head) {
+        Ok(route) => route,
+        Err(reply) => return reply,
+    };
+    match ctx.check(route.component.as_deref()).await {
         Response::Landmark(reply) => {
-            let status = if healthy.contains(&reply.state) {
+            let status = if route.healthy.contains(&reply.state) {
                 OK
             } else {
                 UNAVAILABLE

@@ -31,6 +31,8 @@ mod ask;
 mod config;
 mod connection;
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 mod handle;
 mod http;
 mod server;

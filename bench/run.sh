@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds the workspace in release and runs every benchmark against its peer,
+# printing the Markdown tables docs/BENCHMARKS.md records.
+#
+#   bench/run.sh            # probe cost, server load, codec, a 3-minute soak
+#   SOAK_MINUTES=0 bench/run.sh   # skip the soak
+#
+# Peers come from Debian's packages: netcat-openbsd (nc -z) and
+# monitoring-plugins-basic (check_tcp); tonic-health is built from crates.io.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+command -v nc >/dev/null || need+=(netcat-openbsd)
+[ -x /usr/lib/nagios/plugins/check_tcp ] || need+=(monitoring-plugins-basic)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+cargo build --release --workspace --bins --examples
+echo "## Machine"
+echo
+echo "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), $(rustc --version)"
+echo
+echo "## Probe cost"
+echo
+target/release/probe_cost --runs "${PROBE_RUNS:-500}"
+echo
+echo "## Server load"
+echo
+target/release/load --clients "${LOAD_CLIENTS:-32}" --seconds "${LOAD_SECONDS:-5}" --rounds "${LOAD_ROUNDS:-3}"
+echo
+echo "## Codec"
+echo
+cargo bench -p health-bench --bench codec -- --noplot 2>/dev/null | grep -E '^[a-z_/0-9]+ +time:|^[a-z_/0-9]+$|^ +time:' | grep -v '%'
+if [ "${SOAK_MINUTES:-3}" != 0 ]; then
+  echo
+  echo "## Soak"
+  echo
+  target/release/soak --minutes "${SOAK_MINUTES:-3}"
+fi

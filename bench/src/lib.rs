@@ -1,0 +1,138 @@
+//! Shared pieces of the benchmark binaries: percentiles over samples,
+//! a peer's process accounting, and where the workspace's built binaries are.
+//!
+//! The binaries (`probe_cost`, `load`, `soak`) measure the product against the
+//! peers a user would run instead, in the same run, and print Markdown rows
+//! for `docs/BENCHMARKS.md`. `bench/run.sh` builds everything and runs them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Sorted samples with the summary statistics the reports print.
+#[derive(Debug, Clone, Default)]
+pub struct Samples {
+    sorted: Vec<u64>,
+}
+
+impl Samples {
+    /// Takes ownership of unsorted samples.
+    pub fn new(mut values: Vec<u64>) -> Samples {
+        values.sort_unstable();
+        Samples { sorted: values }
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
+    /// Whether there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.sorted.is_empty()
+    }
+
+    /// The `p`-th percentile (0.0..=1.0) by nearest rank; 0 when empty.
+    pub fn percentile(&self, p: f64) -> u64 {
+        if self.sorted.is_empty() {
+            return 0;
+        }
+        let rank = (p.clamp(0.0, 1.0) * (self.sorted.len() - 1) as f64).round() as usize;
+        self.sorted[rank]
+    }
+
+    /// The median.
+    pub fn median(&self) -> u64 {
+        self.percentile(0.5)
+    }
+
+    /// The largest sample; 0 when empty.
+    pub fn max(&self) -> u64 {
+        self.sorted.last().copied().unwrap_or(0)
+    }
+}
+
+/// `a / b` as a ratio for reports; infinite when `b` is zero.
+pub fn ratio(a: f64, b: f64) -> f64 {
+    if b == 0.0 {
+        f64::INFINITY
+    } else {
+        a / b
+    }
+}
+
+/// Microseconds as milliseconds with two decimals, for tables.
+pub fn ms(us: u64) -> String {
+    format!("{:.2}", us as f64 / 1000.0)
+}
+
+/// Duration in whole microseconds, saturating.
+pub fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The directory holding this executable: `target/release` when run from
+/// the workspace, where the probe and the examples are built too.
+pub fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("target/release"))
+}
+
+/// A built workspace binary next to this one (`health-probe`,
+/// `examples/landmark_service`), or an error saying how to build it.
+pub fn built(relative: &str) -> Result<PathBuf, String> {
+    let path = target_dir().join(relative);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} not found: run `cargo build --release --workspace --bins --examples` first \
+             (bench/run.sh does)",
+            path.display()
+        ))
+    }
+}
+
+/// A process's resident set (VmRSS) and peak (VmHWM) in KiB, from
+/// `/proc/PID/status`.
+pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Open file descriptors of a process, from `/proc/PID/fd`.
+pub fn open_fds(pid: u32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let s = Samples::new((1..=100).rev().collect());
+        assert_eq!(s.len(), 100);
+        assert_eq!(s.percentile(0.0), 1);
+        assert_eq!(s.median(), 51);
+        assert_eq!(s.percentile(0.99), 99);
+        assert_eq!(s.max(), 100);
+        assert_eq!(Samples::new(vec![]).median(), 0);
+    }
+
+    #[test]
+    fn own_process_accounting() {
+        let pid = std::process::id();
+        let (rss, hwm) = rss_kib(pid).expect("own /proc status");
+        assert!(rss > 0 && hwm >= rss);
+        assert!(open_fds(pid).expect("own fds") >= 3);
+    }
+}
