@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use health_proto::State;
 
 use crate::probe::ProbeSpec;
@@ -13,7 +13,7 @@ use crate::probe::ProbeSpec;
 pub const DEFAULT_TIMEOUT: &str = "1s";
 
 /// Check a service's landmark health endpoint and exit 0 if its state is
-/// expected, 1 otherwise.
+/// expected, 1 otherwise. `health-probe tcp` checks a plain TCP port.
 ///
 /// Made for keepalived's MISC_CHECK (misc_path "/usr/bin/health-probe
 /// 10.0.0.5:9100 --expect ok"), scripts and operators. One deadline
@@ -26,11 +26,22 @@ pub const DEFAULT_TIMEOUT: &str = "1s";
 /// healthy without a weight exits 0, unhealthy exits 1. With --nagios:
 /// 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 #[derive(Debug, Parser)]
-#[command(name = "health-probe", version, about, long_about)]
+#[command(
+    name = "health-probe",
+    version,
+    about,
+    long_about,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct Cli {
+    /// Another kind of check instead of the landmark check.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Endpoint to check: IPv4:PORT, [IPv6]:PORT or HOST:PORT.
-    #[arg(value_name = "ADDR")]
-    pub addr: String,
+    #[arg(value_name = "ADDR", required = true)]
+    addr: Option<String>,
 
     /// States that count as healthy, comma-separated, from ok, degraded,
     /// drain, fail.
@@ -71,6 +82,104 @@ pub struct Cli {
     pub quiet: bool,
 }
 
+/// Checks other than the landmark check.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Tcp(TcpArgs),
+}
+
+/// Check a plain TCP port: connect, optionally send opening data and match
+/// the answer, all within --timeout.
+///
+/// Outcome classes, first on the output line: OK (connected and, if asked,
+/// answered right), ERR (the check could not start: name not resolvable,
+/// bad address, no route), NG (refused, reset, closed, wrong answer), WR (no
+/// answer within the timeout).
+///
+/// Exit codes: 0 for OK within --crit, 1 otherwise. With --nagios: 0 OK,
+/// 1 WARNING (slower than --warn), 2 CRITICAL (NG, WR, ERR from the network,
+/// or slower than --crit), 3 UNKNOWN (malformed address, bad arguments). --dynamic exits like the
+/// default (a port has no weight).
+#[derive(Debug, clap::Args)]
+pub struct TcpArgs {
+    /// Port to check: IPv4:PORT, [IPv6]:PORT or HOST:PORT.
+    #[arg(value_name = "HOST:PORT")]
+    pub addr: String,
+
+    /// Data to send once connected; \r \n \t \\ are escapes
+    /// (e.g. "PING\r\n").
+    #[arg(long, value_name = "STR", value_parser = parse_payload)]
+    pub send: Option<Payload>,
+
+    /// The answer must contain this text (same escapes as --send); read
+    /// until it appears, the peer closes, 16 KiB, or the timeout.
+    #[arg(long, value_name = "STR", value_parser = parse_payload, conflicts_with = "expect_regex")]
+    pub expect_banner: Option<Payload>,
+
+    /// The answer must match this regular expression (Rust regex syntax
+    /// over bytes, ASCII classes: \w \d \s; use ^ to anchor at the start).
+    #[arg(long, value_name = "RE", value_parser = parse_regex)]
+    pub expect_regex: Option<regex::bytes::Regex>,
+
+    /// Deadline for the whole check (resolve, connect, send, answer).
+    #[arg(long, value_name = "DUR", default_value = DEFAULT_TIMEOUT, value_parser = parse_timeout)]
+    pub timeout: Duration,
+
+    /// Response time over which an OK check is a WARNING (--nagios) and
+    /// marked slow.
+    #[arg(long, value_name = "DUR", value_parser = parse_timeout)]
+    pub warn: Option<Duration>,
+
+    /// Response time over which an OK check fails: exit 1, or CRITICAL
+    /// with --nagios.
+    #[arg(long, value_name = "DUR", value_parser = parse_timeout)]
+    pub crit: Option<Duration>,
+
+    /// keepalived misc_dynamic mode: a port has no weight, so OK exits 0
+    /// and anything else 1, as without it.
+    #[arg(long)]
+    pub dynamic: bool,
+
+    /// Nagios/Icinga plugin mode: exit 0 OK, 1 WARNING, 2 CRITICAL,
+    /// 3 UNKNOWN, with one status line and perfdata like check_tcp's.
+    #[arg(long, conflicts_with_all = ["dynamic", "json"])]
+    pub nagios: bool,
+
+    /// Print one JSON object on stdout instead of the verdict line.
+    #[arg(long, conflicts_with = "quiet")]
+    pub json: bool,
+
+    /// Print nothing; only the exit code tells.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Bytes given on the command line with escapes resolved.
+#[derive(Debug, Clone)]
+pub struct Payload(pub Vec<u8>);
+
+fn parse_payload(s: &str) -> Result<Payload, String> {
+    crate::tcp::unescape(s).map(Payload)
+}
+
+/// Byte-oriented and ASCII-only (`\w`, `\d`, `.` over bytes): banners are
+/// bytes, and without Unicode tables the probe starts as fast as before
+/// (their relocations cost every run, regex or not).
+fn parse_regex(s: &str) -> Result<regex::bytes::Regex, String> {
+    regex::bytes::RegexBuilder::new(s)
+        .unicode(false)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| {
+            e.to_string()
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+}
+
 fn parse_timeout(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 500ms, 2s)"))?;
     if d.is_zero() {
@@ -91,13 +200,28 @@ impl Cli {
                     ExitCode::SUCCESS
                 }
                 _ => {
+                    // clap's message up to its usage block, on one line
+                    // ("required arguments were not provided: <ADDR>").
                     let rendered = e.render().to_string();
-                    let first = rendered.lines().next().unwrap_or("invalid arguments");
-                    let msg = first.strip_prefix("error: ").unwrap_or(first);
+                    let msg = rendered
+                        .lines()
+                        .take_while(|l| !l.starts_with("Usage:"))
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
+                    let msg = if msg.is_empty() {
+                        "invalid arguments"
+                    } else {
+                        msg
+                    };
                     eprintln!("health-probe: usage: {msg} (see health-probe --help)");
                     // A Nagios plugin reports bad arguments as UNKNOWN (3).
                     if std::env::args_os().any(|a| a == "--nagios") {
-                        println!("LANDMARK UNKNOWN - usage: {msg}");
+                        let tcp = std::env::args_os().nth(1).is_some_and(|a| a == "tcp");
+                        let label = if tcp { "TCP" } else { "LANDMARK" };
+                        println!("{label} UNKNOWN - usage: {msg}");
                         ExitCode::from(3)
                     } else {
                         ExitCode::from(1)
@@ -107,9 +231,14 @@ impl Cli {
         })
     }
 
+    /// The landmark check's ADDR (clap requires it without a subcommand).
+    pub fn addr(&self) -> &str {
+        self.addr.as_deref().unwrap_or_default()
+    }
+
     pub fn probe_spec(&self) -> ProbeSpec<'_> {
         ProbeSpec {
-            addr: &self.addr,
+            addr: self.addr(),
             component: self.component.as_deref(),
             timeout: self.timeout,
         }

@@ -1,6 +1,7 @@
 //! `health-probe`: checks a service's landmark health endpoint and exits 0
 //! (healthy) or 1 (anything else), for keepalived's MISC_CHECK, scripts and
-//! operators. See `health-probe --help` and the README's exit-code table.
+//! operators; `health-probe tcp` checks a plain TCP port ([`tcp`]). See
+//! `health-probe --help` and the README's exit-code table.
 //!
 //! The flow is one-way, as in ripgrep: parse the command line ([`cli`]),
 //! run one probe under one deadline ([`probe`]), turn the outcome into a
@@ -11,6 +12,7 @@ mod cli;
 mod probe;
 mod report;
 mod target;
+mod tcp;
 mod verdict;
 
 use std::process::ExitCode;
@@ -20,6 +22,12 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
+    if let Some(cli::Command::Tcp(args)) = &cli.command {
+        let outcome = tcp::run(args);
+        let code = verdict::tcp_exit_code(args, &outcome);
+        report::print_tcp(args, &outcome, code);
+        return ExitCode::from(code);
+    }
     let outcome = probe::run(&cli.probe_spec());
     let verdict = verdict::Verdict::judge(&cli, outcome);
     report::print(&cli, &verdict);

@@ -123,7 +123,7 @@ fn server_error(e: ErrorReply) -> ProbeError {
 }
 
 /// Tries each resolved address in turn until one connects or time runs out.
-fn connect(
+pub(crate) fn connect(
     addrs: &[SocketAddr],
     deadline: Instant,
     timeout: &str,
@@ -194,13 +194,13 @@ fn request_id() -> u32 {
 /// A socket whose every read and write is bounded by what is left of one
 /// overall deadline. std sockets only offer per-call timeouts; this turns
 /// them into a deadline, which no crate does for blocking std streams.
-struct DeadlineStream {
+pub(crate) struct DeadlineStream {
     stream: TcpStream,
     deadline: Instant,
 }
 
 impl DeadlineStream {
-    fn get_ref(&self) -> &TcpStream {
+    pub(crate) fn get_ref(&self) -> &TcpStream {
         &self.stream
     }
 

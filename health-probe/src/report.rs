@@ -5,7 +5,8 @@ use std::io::Write;
 
 use serde_json::json;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, TcpArgs};
+use crate::tcp::{Class, Speed, TcpOutcome};
 use crate::verdict::Verdict;
 
 pub fn print(cli: &Cli, v: &Verdict) {
@@ -27,8 +28,8 @@ pub fn print(cli: &Cli, v: &Verdict) {
 
 fn target(cli: &Cli, v: &Verdict) -> String {
     match v.outcome.addr {
-        Some(a) if a.to_string() != cli.addr => format!("{} ({a})", cli.addr),
-        _ => cli.addr.clone(),
+        Some(a) if a.to_string() != cli.addr() => format!("{} ({a})", cli.addr()),
+        _ => cli.addr().to_string(),
     }
 }
 
@@ -126,7 +127,7 @@ fn to_json(cli: &Cli, v: &Verdict) -> serde_json::Value {
     json!({
         "verdict": if v.healthy { "ok" } else { "fail" },
         "exit_code": v.exit_code,
-        "target": cli.addr,
+        "target": cli.addr(),
         "addr": v.outcome.addr.map(|a| a.to_string()),
         "component": cli.component,
         "expected": cli.expect.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
@@ -141,5 +142,111 @@ fn to_json(cli: &Cli, v: &Verdict) -> serde_json::Value {
         "age_us": reply.and_then(|r| r.age_us),
         "components": reply.map(|r| &r.components),
         "fields": reply.map(|r| &r.fields),
+    })
+}
+
+/// Prints a `tcp` check: one line (or JSON, or a Nagios line) on stdout,
+/// and on failure one line on stderr naming the class and reason.
+pub fn print_tcp(args: &TcpArgs, o: &TcpOutcome, exit_code: u8) {
+    if args.quiet {
+        return;
+    }
+    let target = match o.addr {
+        Some(a) if a.to_string() != args.addr => format!("{} ({a})", args.addr),
+        _ => args.addr.clone(),
+    };
+    let speed = o.speed(args);
+    let mut out = std::io::stdout().lock();
+    let _ = if args.json {
+        writeln!(out, "{}", tcp_json(args, o, exit_code, speed))
+    } else if args.nagios {
+        writeln!(out, "{}", tcp_nagios_line(args, o, &target))
+    } else {
+        let mut line = format!("{} {target} rtt={}", o.class.as_str(), ms(o.elapsed));
+        if let Some(r) = o.reason {
+            line.push_str(&format!(" reason={r}"));
+        }
+        match speed {
+            Speed::OverCrit => line.push_str(" slow=crit"),
+            Speed::OverWarn => line.push_str(" slow=warn"),
+            Speed::Fine => {}
+        }
+        line.push_str(&format!(" detail={:?}", o.detail));
+        if !o.answer.is_empty() {
+            line.push_str(&format!(" answer={:?}", answer_text(&o.answer)));
+        }
+        writeln!(out, "{line}")
+    };
+    match (o.reason, speed) {
+        (Some(reason), _) => eprintln!(
+            "health-probe: {} ({reason}): {target}: {}",
+            o.class.as_str(),
+            o.detail
+        ),
+        (None, Speed::OverCrit) => eprintln!(
+            "health-probe: slow: {target} answered in {}, over --crit {}",
+            ms(o.elapsed),
+            args.crit.map(ms).unwrap_or_default()
+        ),
+        _ => {}
+    }
+}
+
+/// The answer as text for output: lossy UTF-8, at most 200 characters.
+fn answer_text(answer: &[u8]) -> String {
+    let text = String::from_utf8_lossy(answer);
+    match text.char_indices().nth(200) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.into_owned(),
+    }
+}
+
+/// `TCP OK - 0.000 second response time on 127.0.0.1 port 22 [SSH-2.0]|time=...`,
+/// shaped like check_tcp's.
+fn tcp_nagios_line(args: &TcpArgs, o: &TcpOutcome, target: &str) -> String {
+    let status = crate::verdict::tcp_nagios_status(args, o);
+    let summary = match o.class {
+        Class::Ok => {
+            let mut s = format!(
+                "{:.3} second response time on {target}",
+                o.elapsed.as_secs_f64()
+            );
+            if !o.answer.is_empty() {
+                s.push_str(&format!(" [{}]", answer_text(&o.answer).trim_end()));
+            }
+            s
+        }
+        _ => format!("{} {target}: {}", o.class.as_str(), o.detail),
+    };
+    let secs = |d: Option<std::time::Duration>| {
+        d.map(|d| format!("{:.6}", d.as_secs_f64()))
+            .unwrap_or_default()
+    };
+    format!(
+        "TCP {} - {}|time={:.6}s;{};{};0.000000;{:.6}",
+        status.label(),
+        summary.replace('|', "/").replace('\n', " "),
+        o.elapsed.as_secs_f64(),
+        secs(args.warn),
+        secs(args.crit),
+        args.timeout.as_secs_f64()
+    )
+}
+
+fn tcp_json(args: &TcpArgs, o: &TcpOutcome, exit_code: u8, speed: Speed) -> serde_json::Value {
+    let ms = |d: std::time::Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+    json!({
+        "check": "tcp",
+        "class": o.class.as_str(),
+        "reason": o.reason,
+        "exit_code": exit_code,
+        "target": args.addr,
+        "addr": o.addr.map(|a| a.to_string()),
+        "rtt_ms": ms(o.elapsed),
+        "slow": match speed { Speed::OverCrit => Some("crit"), Speed::OverWarn => Some("warn"), Speed::Fine => None },
+        "warn_ms": args.warn.map(ms),
+        "crit_ms": args.crit.map(ms),
+        "detail": o.detail,
+        "answer": (!o.answer.is_empty()).then(|| answer_text(&o.answer)),
     })
 }

@@ -2,8 +2,8 @@
 //!
 //! Starts `examples/landmark_service`, then runs, in alternating order,
 //! `health-probe ADDR --expect ok --quiet` (a full verdict: connect, ask the
-//! main thread, parse, decide), `nc -z` (connect only) and Nagios
-//! `check_tcp` on the same port. Each run is timed from spawn to reaping
+//! main thread, parse, decide), `health-probe tcp` (connect only), `nc -z`
+//! (connect only) and Nagios `check_tcp` on the same port. Each run is timed from spawn to reaping
 //! and its peak RSS read from `wait4`'s rusage. Prints medians, p90s, the
 //! peak RSS and the ratio against `nc -z`.
 //!
@@ -122,15 +122,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let port = health.port().to_string();
-    let mut tools = vec![Tool {
-        name: "health-probe ADDR --expect ok",
-        proves: "main thread answered ok",
-        program: probe,
-        args: probe_args,
-        wall_us: Vec::new(),
-        peak_rss_kib: 0,
-        failures: 0,
-    }];
+    let mut tools = vec![
+        Tool {
+            name: "health-probe ADDR --expect ok",
+            proves: "main thread answered ok",
+            program: probe.clone(),
+            args: probe_args,
+            wall_us: Vec::new(),
+            peak_rss_kib: 0,
+            failures: 0,
+        },
+        Tool {
+            name: "health-probe tcp ADDR",
+            proves: "port accepts connections",
+            program: probe,
+            args: vec!["tcp".into(), health.to_string(), "--quiet".into()],
+            wall_us: Vec::new(),
+            peak_rss_kib: 0,
+            failures: 0,
+        },
+    ];
     match find("nc", &["/usr/bin", "/bin"]) {
         Some(nc) => tools.push(Tool {
             name: "nc -z (netcat-openbsd)",

@@ -1,0 +1,295 @@
+//! `health-probe tcp HOST:PORT`: a plain TCP port check, optionally sending
+//! opening data and matching the answer, under one deadline like the native
+//! probe.
+//!
+//! Every outcome falls into one of four classes, printed first on the output
+//! line and documented in the README:
+//!
+//! | class | meaning | reasons |
+//! |---|---|---|
+//! | `OK` | connected and, if asked, answered right | |
+//! | `ERR` | the check could not start | `dns`, `bad-address`, `no-route`, `network` |
+//! | `NG` | the peer said no | `refused`, `reset`, `closed`, `wrong-answer` |
+//! | `WR` | no answer within `--timeout` | `timeout` |
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::cli::TcpArgs;
+use crate::probe::{self, ProbeError};
+use crate::target;
+
+/// Most bytes of the peer's answer read while looking for a match.
+pub const MAX_ANSWER: usize = 16 * 1024;
+
+/// The four outcome classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Ok,
+    Err,
+    Ng,
+    Wr,
+}
+
+impl Class {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Ok => "OK",
+            Class::Err => "ERR",
+            Class::Ng => "NG",
+            Class::Wr => "WR",
+        }
+    }
+}
+
+/// What one TCP check found.
+#[derive(Debug)]
+pub struct TcpOutcome {
+    /// The address connected to (or last tried).
+    pub addr: Option<SocketAddr>,
+    pub class: Class,
+    /// A stable word for the cause within the class (`refused`, `timeout`,
+    /// ...); `None` for `OK`.
+    pub reason: Option<&'static str>,
+    /// One human sentence.
+    pub detail: String,
+    /// What the peer sent, up to [`MAX_ANSWER`] bytes (only read when an
+    /// answer is expected).
+    pub answer: Vec<u8>,
+    /// From start to verdict.
+    pub elapsed: Duration,
+}
+
+/// Response-time status against `--warn` / `--crit`, for OK outcomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speed {
+    Fine,
+    OverWarn,
+    OverCrit,
+}
+
+impl TcpOutcome {
+    pub fn speed(&self, args: &TcpArgs) -> Speed {
+        match (args.warn, args.crit) {
+            (_, Some(c)) if self.elapsed > c => Speed::OverCrit,
+            (Some(w), _) if self.elapsed > w => Speed::OverWarn,
+            _ => Speed::Fine,
+        }
+    }
+}
+
+/// Runs the check.
+pub fn run(args: &TcpArgs) -> TcpOutcome {
+    let start = Instant::now();
+    let deadline = start + args.timeout;
+    let mut addr = None;
+    let mut answer = Vec::new();
+    let (class, reason, detail) = match check(args, deadline, &mut addr, &mut answer) {
+        Ok(detail) => (Class::Ok, None, detail),
+        Err((class, reason, detail)) => (class, Some(reason), detail),
+    };
+    TcpOutcome {
+        addr,
+        class,
+        reason,
+        detail,
+        answer,
+        elapsed: start.elapsed(),
+    }
+}
+
+type Failure = (Class, &'static str, String);
+
+fn check(
+    args: &TcpArgs,
+    deadline: Instant,
+    tried: &mut Option<SocketAddr>,
+    answer: &mut Vec<u8>,
+) -> Result<String, Failure> {
+    let timeout = humantime::format_duration(args.timeout).to_string();
+    let addrs = target::resolve(&args.addr, deadline).map_err(classify)?;
+    let mut stream = probe::connect(&addrs, deadline, &timeout, tried).map_err(classify)?;
+    let _ = stream.get_ref().set_nodelay(true);
+    if let Some(send) = &args.send {
+        stream
+            .write_all(&send.0)
+            .map_err(|e| io_failure(e, "sending", &timeout))?;
+    }
+    let matcher = match (&args.expect_banner, &args.expect_regex) {
+        (Some(banner), _) => Matcher::Banner(&banner.0),
+        (None, Some(re)) => Matcher::Regex(re),
+        (None, None) => {
+            return Ok(match &args.send {
+                Some(s) => format!("connected, sent {} bytes", s.0.len()),
+                None => "connected".into(),
+            })
+        }
+    };
+    let mut chunk = [0u8; 2048];
+    loop {
+        if matcher.matches(answer) {
+            return Ok(format!("connected, answer matched {}", matcher.describe()));
+        }
+        if answer.len() >= MAX_ANSWER {
+            return Err((
+                Class::Ng,
+                "wrong-answer",
+                format!(
+                    "no match for {} in the first {MAX_ANSWER} bytes",
+                    matcher.describe()
+                ),
+            ));
+        }
+        let room = (MAX_ANSWER - answer.len()).min(chunk.len());
+        match stream.read(&mut chunk[..room]) {
+            Ok(0) if answer.is_empty() => {
+                return Err((Class::Ng, "closed", "closed without answering".into()))
+            }
+            Ok(0) => {
+                return Err((
+                    Class::Ng,
+                    "wrong-answer",
+                    format!(
+                        "answer did not match {} (peer closed after {} bytes)",
+                        matcher.describe(),
+                        answer.len()
+                    ),
+                ))
+            }
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            Err(e) if is_timeout(&e) && !answer.is_empty() => {
+                return Err((
+                    Class::Ng,
+                    "wrong-answer",
+                    format!(
+                        "answer did not match {} within {timeout} ({} bytes received)",
+                        matcher.describe(),
+                        answer.len()
+                    ),
+                ))
+            }
+            Err(e) => return Err(io_failure(e, "answer", &timeout)),
+        }
+    }
+}
+
+enum Matcher<'a> {
+    Banner(&'a [u8]),
+    Regex(&'a regex::bytes::Regex),
+}
+
+impl Matcher<'_> {
+    fn matches(&self, answer: &[u8]) -> bool {
+        match self {
+            Matcher::Banner(b) => b.is_empty() || answer.windows(b.len()).any(|w| w == *b),
+            Matcher::Regex(re) => re.is_match(answer),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Matcher::Banner(b) => format!("{:?}", String::from_utf8_lossy(b)),
+            Matcher::Regex(re) => format!("/{}/", re.as_str()),
+        }
+    }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock)
+}
+
+fn io_failure(e: io::Error, stage: &str, timeout: &str) -> Failure {
+    match e.kind() {
+        _ if is_timeout(&e) => (Class::Wr, "timeout", format!("no {stage} within {timeout}")),
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => (
+            Class::Ng,
+            "reset",
+            format!("connection reset while {stage}"),
+        ),
+        _ => (Class::Ng, "reset", format!("{stage} failed: {e}")),
+    }
+}
+
+/// Maps the shared resolve/connect errors onto the four classes.
+fn classify(e: ProbeError) -> Failure {
+    let detail = e.to_string();
+    match e {
+        ProbeError::Usage(_) => (Class::Err, "bad-address", detail),
+        ProbeError::Dns { .. } => (Class::Err, "dns", detail),
+        ProbeError::Refused => (Class::Ng, "refused", detail),
+        ProbeError::Reset(_) => (Class::Ng, "reset", detail),
+        ProbeError::Timeout { .. } => (Class::Wr, "timeout", detail),
+        ProbeError::Network(ref io) if is_unreachable(io) => (Class::Err, "no-route", detail),
+        ProbeError::Network(_) | ProbeError::Protocol(_) | ProbeError::Server { .. } => {
+            (Class::Err, "network", detail)
+        }
+    }
+}
+
+/// No route, unreachable network or host, or no usable source address: the
+/// check cannot even leave this machine.
+fn is_unreachable(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc_errno::ENETUNREACH | libc_errno::EHOSTUNREACH | libc_errno::EADDRNOTAVAIL)
+    ) || matches!(
+        e.kind(),
+        ErrorKind::NetworkUnreachable | ErrorKind::HostUnreachable | ErrorKind::AddrNotAvailable
+    )
+}
+
+/// Linux errno values (the probe links no libc crate for three constants).
+mod libc_errno {
+    pub const EADDRNOTAVAIL: i32 = 99;
+    pub const ENETUNREACH: i32 = 101;
+    pub const EHOSTUNREACH: i32 = 113;
+}
+
+/// Parses `--send` / `--expect-banner` text: `\r`, `\n`, `\t` and `\\` are
+/// escapes; any other backslash sequence is an error, so a typo is not sent.
+pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            continue;
+        }
+        match chars.next() {
+            Some('r') => out.push(b'\r'),
+            Some('n') => out.push(b'\n'),
+            Some('t') => out.push(b'\t'),
+            Some('\\') => out.push(b'\\'),
+            Some(other) => return Err(format!("unknown escape \\{other} (use \\r \\n \\t \\\\)")),
+            None => return Err("trailing backslash (use \\\\ for one)".into()),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes() {
+        assert_eq!(unescape(r"PING\r\n").unwrap(), b"PING\r\n");
+        assert_eq!(unescape(r"a\tb\\c").unwrap(), b"a\tb\\c");
+        assert_eq!(unescape("é").unwrap(), "é".as_bytes());
+        assert!(unescape(r"\x41").is_err());
+        assert!(unescape("a\\").is_err());
+    }
+
+    #[test]
+    fn banner_matches_anywhere_in_the_answer() {
+        let m = Matcher::Banner(b"SSH-2.0");
+        assert!(m.matches(b"SSH-2.0-OpenSSH_9.2\r\n"));
+        assert!(m.matches(b"220 hello\r\nSSH-2.0"));
+        assert!(!m.matches(b"SSH-1.99"));
+        let re = regex::bytes::Regex::new(r"^\+OK|^220 ").unwrap();
+        assert!(Matcher::Regex(&re).matches(b"220 mail ESMTP\r\n"));
+        assert!(!Matcher::Regex(&re).matches(b"554 no\r\n"));
+    }
+}
