@@ -13,7 +13,8 @@ use crate::probe::ProbeSpec;
 pub const DEFAULT_TIMEOUT: &str = "1s";
 
 /// Check a service's landmark health endpoint and exit 0 if its state is
-/// expected, 1 otherwise. `health-probe tcp` checks a plain TCP port.
+/// expected, 1 otherwise. `health-probe tcp` checks a plain TCP port,
+/// `health-probe ping` a host.
 ///
 /// Made for keepalived's MISC_CHECK (misc_path "/usr/bin/health-probe
 /// 10.0.0.5:9100 --expect ok"), scripts and operators. One deadline
@@ -86,6 +87,79 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Tcp(TcpArgs),
+    Ping(PingArgs),
+}
+
+/// Ping a host with ICMP echo: --count requests --interval apart, all
+/// within --timeout.
+///
+/// Uses an unprivileged ICMP socket where sysctl net.ipv4.ping_group_range
+/// allows this process's group, else a raw socket (root or CAP_NET_RAW);
+/// when neither is allowed the error names the sysctl.
+///
+/// Outcome classes: OK (at least --min-replies replies), ERR (the check
+/// could not start: name, no route, ICMP not permitted), NG (fewer replies
+/// than --min-replies, or the network answered unreachable), WR (no reply
+/// within the timeout). Exit codes as for `tcp`; --warn/--crit apply to the
+/// average round trip.
+#[derive(Debug, clap::Args)]
+pub struct PingArgs {
+    /// Host to ping: an IPv4 or IPv6 address, or a name.
+    #[arg(value_name = "HOST")]
+    pub host: String,
+
+    /// Echo requests to send.
+    #[arg(long, short = 'c', default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub count: u16,
+
+    /// Time between requests, like 200ms.
+    #[arg(long, short = 'i', value_name = "DUR", default_value = "200ms", value_parser = parse_interval)]
+    pub interval: Duration,
+
+    /// Deadline for the whole check: resolve, every request and reply.
+    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+
+    /// Replies needed for OK; fewer (but some) is NG with reason loss.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub min_replies: u16,
+
+    /// Average round trip over which an OK check is a WARNING (--nagios)
+    /// and marked slow.
+    #[arg(long, value_name = "DUR", value_parser = parse_timeout)]
+    pub warn: Option<Duration>,
+
+    /// Average round trip over which an OK check fails: exit 1, or
+    /// CRITICAL with --nagios.
+    #[arg(long, value_name = "DUR", value_parser = parse_timeout)]
+    pub crit: Option<Duration>,
+
+    /// keepalived misc_dynamic mode: a host has no weight, so OK exits 0
+    /// and anything else 1, as without it.
+    #[arg(long)]
+    pub dynamic: bool,
+
+    /// Nagios/Icinga plugin mode: exit 0 OK, 1 WARNING, 2 CRITICAL,
+    /// 3 UNKNOWN, with one status line and perfdata like check_ping's.
+    #[arg(long, conflicts_with_all = ["dynamic", "json"])]
+    pub nagios: bool,
+
+    /// Print one JSON object on stdout instead of the verdict line.
+    #[arg(long, conflicts_with = "quiet")]
+    pub json: bool,
+
+    /// Print nothing; only the exit code tells.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// At least 10 ms between echo requests (as unprivileged `ping` allows).
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_timeout(s)?;
+    if d < Duration::from_millis(10) {
+        return Err("must be at least 10ms".into());
+    }
+    Ok(d)
 }
 
 /// Check a plain TCP port: connect, optionally send opening data and match
@@ -180,6 +254,23 @@ fn parse_regex(s: &str) -> Result<regex::bytes::Regex, String> {
         })
 }
 
+/// Prints a usage error (one line on stderr; with --nagios also the
+/// UNKNOWN status line) and picks its exit code: 1, or 3 for Nagios.
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("health-probe: usage: {msg} (see health-probe --help)");
+    if std::env::args_os().any(|a| a == "--nagios") {
+        let label = match std::env::args_os().nth(1) {
+            Some(a) if a == "tcp" => "TCP",
+            Some(a) if a == "ping" => "PING",
+            _ => "LANDMARK",
+        };
+        println!("{label} UNKNOWN - usage: {msg}");
+        ExitCode::from(3)
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 fn parse_timeout(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 500ms, 2s)"))?;
     if d.is_zero() {
@@ -192,7 +283,7 @@ impl Cli {
     /// Parses `std::env::args`. `--help` and `--version` print and yield
     /// exit 0; a usage error prints one line on stderr and yields exit 1.
     pub fn parse_args() -> Result<Cli, ExitCode> {
-        Cli::try_parse().map_err(|e| {
+        let cli = Cli::try_parse().map_err(|e| {
             use clap::error::ErrorKind;
             match e.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
@@ -211,24 +302,23 @@ impl Cli {
                         .collect::<Vec<_>>()
                         .join(" ");
                     let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
-                    let msg = if msg.is_empty() {
+                    usage_error(if msg.is_empty() {
                         "invalid arguments"
                     } else {
                         msg
-                    };
-                    eprintln!("health-probe: usage: {msg} (see health-probe --help)");
-                    // A Nagios plugin reports bad arguments as UNKNOWN (3).
-                    if std::env::args_os().any(|a| a == "--nagios") {
-                        let tcp = std::env::args_os().nth(1).is_some_and(|a| a == "tcp");
-                        let label = if tcp { "TCP" } else { "LANDMARK" };
-                        println!("{label} UNKNOWN - usage: {msg}");
-                        ExitCode::from(3)
-                    } else {
-                        ExitCode::from(1)
-                    }
+                    })
                 }
             }
-        })
+        })?;
+        if let Some(Command::Ping(p)) = &cli.command {
+            if p.min_replies > p.count {
+                return Err(usage_error(&format!(
+                    "--min-replies {} is more than --count {}",
+                    p.min_replies, p.count
+                )));
+            }
+        }
+        Ok(cli)
     }
 
     /// The landmark check's ADDR (clap requires it without a subcommand).

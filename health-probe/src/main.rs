@@ -1,6 +1,7 @@
 //! `health-probe`: checks a service's landmark health endpoint and exits 0
 //! (healthy) or 1 (anything else), for keepalived's MISC_CHECK, scripts and
-//! operators; `health-probe tcp` checks a plain TCP port ([`tcp`]). See
+//! operators; `health-probe tcp` checks a plain TCP port ([`tcp`]) and
+//! `health-probe ping` a host ([`ping`]). See
 //! `health-probe --help` and the README's exit-code table.
 //!
 //! The flow is one-way, as in ripgrep: parse the command line ([`cli`]),
@@ -9,6 +10,7 @@
 //! ([`report`]).
 
 mod cli;
+mod ping;
 mod probe;
 mod report;
 mod target;
@@ -22,11 +24,20 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    if let Some(cli::Command::Tcp(args)) = &cli.command {
-        let outcome = tcp::run(args);
-        let code = verdict::tcp_exit_code(args, &outcome);
-        report::print_tcp(args, &outcome, code);
-        return ExitCode::from(code);
+    match &cli.command {
+        Some(cli::Command::Tcp(args)) => {
+            let o = tcp::run(args);
+            let code = verdict::class_exit_code(args.nagios, o.class, o.reason, o.speed(args));
+            report::print_tcp(args, &o, code);
+            return ExitCode::from(code);
+        }
+        Some(cli::Command::Ping(args)) => {
+            let o = ping::run(args);
+            let code = verdict::class_exit_code(args.nagios, o.class, o.reason, o.speed(args));
+            report::print_ping(args, &o, code);
+            return ExitCode::from(code);
+        }
+        None => {}
     }
     let outcome = probe::run(&cli.probe_spec());
     let verdict = verdict::Verdict::judge(&cli, outcome);

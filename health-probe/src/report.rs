@@ -5,7 +5,8 @@ use std::io::Write;
 
 use serde_json::json;
 
-use crate::cli::{Cli, TcpArgs};
+use crate::cli::{Cli, PingArgs, TcpArgs};
+use crate::ping::PingOutcome;
 use crate::tcp::{Class, Speed, TcpOutcome};
 use crate::verdict::Verdict;
 
@@ -204,7 +205,7 @@ fn answer_text(answer: &[u8]) -> String {
 /// `TCP OK - 0.000 second response time on 127.0.0.1 port 22 [SSH-2.0]|time=...`,
 /// shaped like check_tcp's.
 fn tcp_nagios_line(args: &TcpArgs, o: &TcpOutcome, target: &str) -> String {
-    let status = crate::verdict::tcp_nagios_status(args, o);
+    let status = crate::verdict::class_nagios_status(o.class, o.reason, o.speed(args));
     let summary = match o.class {
         Class::Ok => {
             let mut s = format!(
@@ -248,5 +249,110 @@ fn tcp_json(args: &TcpArgs, o: &TcpOutcome, exit_code: u8, speed: Speed) -> serd
         "crit_ms": args.crit.map(ms),
         "detail": o.detail,
         "answer": (!o.answer.is_empty()).then(|| answer_text(&o.answer)),
+    })
+}
+
+/// Prints a `ping` check: one line (or JSON, or a Nagios line) on stdout,
+/// and on failure one line on stderr naming the class and reason.
+pub fn print_ping(args: &PingArgs, o: &PingOutcome, exit_code: u8) {
+    if args.quiet {
+        return;
+    }
+    let target = match o.addr {
+        Some(a) if a.to_string() != args.host => format!("{} ({a})", args.host),
+        _ => args.host.clone(),
+    };
+    let speed = o.speed(args);
+    let opt_ms = |d: Option<std::time::Duration>| d.map(ms).unwrap_or_else(|| "-".into());
+    let mut out = std::io::stdout().lock();
+    let _ = if args.json {
+        writeln!(out, "{}", ping_json(args, o, exit_code, speed))
+    } else if args.nagios {
+        writeln!(out, "{}", ping_nagios_line(args, o, &target))
+    } else {
+        let mut line = format!(
+            "{} {target} rtt={} sent={} received={} loss={:.0}% min={} max={}",
+            o.class.as_str(),
+            opt_ms(o.avg()),
+            o.sent,
+            o.received,
+            o.loss_percent(),
+            opt_ms(o.min()),
+            opt_ms(o.max()),
+        );
+        if let Some(r) = o.reason {
+            line.push_str(&format!(" reason={r}"));
+        }
+        match speed {
+            Speed::OverCrit => line.push_str(" slow=crit"),
+            Speed::OverWarn => line.push_str(" slow=warn"),
+            Speed::Fine => {}
+        }
+        line.push_str(&format!(" detail={:?}", o.detail));
+        writeln!(out, "{line}")
+    };
+    match (o.reason, speed) {
+        (Some(reason), _) => eprintln!(
+            "health-probe: {} ({reason}): {target}: {}",
+            o.class.as_str(),
+            o.detail
+        ),
+        (None, Speed::OverCrit) => eprintln!(
+            "health-probe: slow: {target} averaged {}, over --crit {}",
+            opt_ms(o.avg()),
+            args.crit.map(ms).unwrap_or_default()
+        ),
+        _ => {}
+    }
+}
+
+/// `PING OK - 127.0.0.1: 0% loss, rta 0.052ms|rta=0.052000ms;...;0 pl=0%;;;0;100`,
+/// shaped like check_ping's.
+fn ping_nagios_line(args: &PingArgs, o: &PingOutcome, target: &str) -> String {
+    let status = crate::verdict::class_nagios_status(o.class, o.reason, o.speed(args));
+    let msec = |d: Option<std::time::Duration>| {
+        d.map(|d| format!("{:.6}", d.as_secs_f64() * 1000.0))
+            .unwrap_or_default()
+    };
+    let summary = match o.class {
+        Class::Ok => format!(
+            "{target}: {:.0}% loss, rta {}ms",
+            o.loss_percent(),
+            msec(o.avg())
+        ),
+        _ => format!("{} {target}: {}", o.class.as_str(), o.detail),
+    };
+    format!(
+        "PING {} - {}|rta={}ms;{};{};0 pl={:.0}%;;;0;100",
+        status.label(),
+        summary.replace('|', "/").replace('\n', " "),
+        msec(o.avg()),
+        msec(args.warn),
+        msec(args.crit),
+        o.loss_percent()
+    )
+}
+
+fn ping_json(args: &PingArgs, o: &PingOutcome, exit_code: u8, speed: Speed) -> serde_json::Value {
+    let ms = |d: std::time::Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+    json!({
+        "check": "ping",
+        "class": o.class.as_str(),
+        "reason": o.reason,
+        "exit_code": exit_code,
+        "target": args.host,
+        "addr": o.addr.map(|a| a.to_string()),
+        "socket": o.socket,
+        "sent": o.sent,
+        "received": o.received,
+        "loss_percent": o.loss_percent(),
+        "rtt_ms": o.avg().map(ms),
+        "min_ms": o.min().map(ms),
+        "max_ms": o.max().map(ms),
+        "rtts_ms": o.rtts.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
+        "slow": match speed { Speed::OverCrit => Some("crit"), Speed::OverWarn => Some("warn"), Speed::Fine => None },
+        "warn_ms": args.warn.map(ms),
+        "crit_ms": args.crit.map(ms),
+        "detail": o.detail,
     })
 }

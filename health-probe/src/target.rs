@@ -22,6 +22,24 @@ pub fn resolve(addr: &str, deadline: Instant) -> Result<Vec<SocketAddr>, ProbeEr
     })
 }
 
+/// Parses a literal IP without any lookup, or resolves a host name (no
+/// port) by `deadline`, for checks that have no port (ping).
+pub fn resolve_host(host: &str, deadline: Instant) -> Result<Vec<std::net::IpAddr>, ProbeError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return Ok(vec![ip]);
+    }
+    if host.is_empty() || host.contains(|c: char| c == ':' || c == '/' || c.is_whitespace()) {
+        return Err(ProbeError::Usage(format!(
+            "invalid HOST {host:?}: expected a host name or an IP address, without a port"
+        )));
+    }
+    let addrs = resolve_with(host, 0, deadline, |name| {
+        name.to_socket_addrs().map(Vec::from_iter)
+    })?;
+    Ok(addrs.into_iter().map(|a| a.ip()).collect())
+}
+
 /// Runs `lookup` (the system resolver, or a stand-in in tests) on a helper
 /// thread and waits for it no later than `deadline`.
 fn resolve_with(

@@ -229,21 +229,14 @@ fn classify(e: ProbeError) -> Failure {
 
 /// No route, unreachable network or host, or no usable source address: the
 /// check cannot even leave this machine.
-fn is_unreachable(e: &io::Error) -> bool {
+pub(crate) fn is_unreachable(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc_errno::ENETUNREACH | libc_errno::EHOSTUNREACH | libc_errno::EADDRNOTAVAIL)
+        Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EADDRNOTAVAIL)
     ) || matches!(
         e.kind(),
         ErrorKind::NetworkUnreachable | ErrorKind::HostUnreachable | ErrorKind::AddrNotAvailable
     )
-}
-
-/// Linux errno values (the probe links no libc crate for three constants).
-mod libc_errno {
-    pub const EADDRNOTAVAIL: i32 = 99;
-    pub const ENETUNREACH: i32 = 101;
-    pub const EHOSTUNREACH: i32 = 113;
 }
 
 /// Parses `--send` / `--expect-banner` text: `\r`, `\n`, `\t` and `\\` are

@@ -92,32 +92,34 @@ fn success_code(dynamic: bool, reply: &LandmarkReply) -> u8 {
     }
 }
 
-/// The exit code of a `tcp` check for its mode: Nagios statuses with
-/// `--nagios`, otherwise 0 for OK within `--crit` and 1 for anything else
-/// (`--dynamic` too: a port has no weight to report).
-pub fn tcp_exit_code(args: &crate::cli::TcpArgs, o: &crate::tcp::TcpOutcome) -> u8 {
-    if args.nagios {
-        return tcp_nagios_status(args, o) as u8;
+/// The exit code of a `tcp` or `ping` check for its mode: Nagios statuses
+/// with `--nagios`, otherwise 0 for OK within `--crit` and 1 for anything
+/// else (`--dynamic` too: a port or a host has no weight to report).
+pub fn class_exit_code(nagios: bool, class: Class, reason: Option<&str>, speed: Speed) -> u8 {
+    if nagios {
+        return class_nagios_status(class, reason, speed) as u8;
     }
-    match (o.class, o.speed(args)) {
-        (crate::tcp::Class::Ok, Speed::Fine | Speed::OverWarn) => 0,
+    match (class, speed) {
+        (Class::Ok, Speed::Fine | Speed::OverWarn) => 0,
         _ => 1,
     }
 }
 
 /// OK: OK within `--warn`; WARNING: OK over `--warn`; CRITICAL: NG, WR, OK
 /// over `--crit`, or ERR from the network (unresolvable name, no route), as
-/// check_tcp reports them; UNKNOWN: a malformed address, like bad arguments.
-pub fn tcp_nagios_status(args: &crate::cli::TcpArgs, o: &crate::tcp::TcpOutcome) -> NagiosStatus {
-    use crate::tcp::Class;
-    match (o.class, o.speed(args)) {
+/// check_tcp and check_ping report them; UNKNOWN: a malformed address or an
+/// ICMP socket the system does not allow, like bad arguments.
+pub fn class_nagios_status(class: Class, reason: Option<&str>, speed: Speed) -> NagiosStatus {
+    match (class, speed) {
         (Class::Ok, Speed::Fine) => NagiosStatus::Ok,
         (Class::Ok, Speed::OverWarn) => NagiosStatus::Warning,
-        (Class::Err, _) if o.reason == Some("bad-address") => NagiosStatus::Unknown,
+        (Class::Err, _) if matches!(reason, Some("bad-address" | "not-permitted")) => {
+            NagiosStatus::Unknown
+        }
         (Class::Ok, Speed::OverCrit) | (Class::Ng | Class::Wr | Class::Err, _) => {
             NagiosStatus::Critical
         }
     }
 }
 
-use crate::tcp::Speed;
+use crate::tcp::{Class, Speed};
