@@ -134,23 +134,8 @@ pub struct PingArgs {
     #[arg(long, value_name = "DUR", value_parser = parse_timeout)]
     pub crit: Option<Duration>,
 
-    /// keepalived misc_dynamic mode: a host has no weight, so OK exits 0
-    /// and anything else 1, as without it.
-    #[arg(long)]
-    pub dynamic: bool,
-
-    /// Nagios/Icinga plugin mode: exit 0 OK, 1 WARNING, 2 CRITICAL,
-    /// 3 UNKNOWN, with one status line and perfdata like check_ping's.
-    #[arg(long, conflicts_with_all = ["dynamic", "json"])]
-    pub nagios: bool,
-
-    /// Print one JSON object on stdout instead of the verdict line.
-    #[arg(long, conflicts_with = "quiet")]
-    pub json: bool,
-
-    /// Print nothing; only the exit code tells.
-    #[arg(long, short)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub mode: ModeArgs,
 }
 
 /// At least 10 ms between echo requests (as unprivileged `ping` allows).
@@ -209,13 +194,21 @@ pub struct TcpArgs {
     #[arg(long, value_name = "DUR", value_parser = parse_timeout)]
     pub crit: Option<Duration>,
 
-    /// keepalived misc_dynamic mode: a port has no weight, so OK exits 0
-    /// and anything else 1, as without it.
+    #[command(flatten)]
+    pub mode: ModeArgs,
+}
+
+/// Output and exit-code modes of the `tcp` and `ping` checks.
+#[derive(Debug, clap::Args)]
+pub struct ModeArgs {
+    /// keepalived misc_dynamic mode: a port or host has no weight, so OK
+    /// exits 0 and anything else 1, as without it.
     #[arg(long)]
     pub dynamic: bool,
 
     /// Nagios/Icinga plugin mode: exit 0 OK, 1 WARNING, 2 CRITICAL,
-    /// 3 UNKNOWN, with one status line and perfdata like check_tcp's.
+    /// 3 UNKNOWN, with one status line and perfdata like check_tcp's and
+    /// check_ping's.
     #[arg(long, conflicts_with_all = ["dynamic", "json"])]
     pub nagios: bool,
 

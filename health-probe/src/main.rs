@@ -27,13 +27,13 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(cli::Command::Tcp(args)) => {
             let o = tcp::run(args);
-            let code = verdict::class_exit_code(args.nagios, o.class, o.reason, o.speed(args));
+            let code = verdict::class_exit_code(args.mode.nagios, o.class, o.reason, o.speed(args));
             report::print_tcp(args, &o, code);
             return ExitCode::from(code);
         }
         Some(cli::Command::Ping(args)) => {
             let o = ping::run(args);
-            let code = verdict::class_exit_code(args.nagios, o.class, o.reason, o.speed(args));
+            let code = verdict::class_exit_code(args.mode.nagios, o.class, o.reason, o.speed(args));
             report::print_ping(args, &o, code);
             return ExitCode::from(code);
         }

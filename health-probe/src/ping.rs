@@ -64,14 +64,7 @@ impl PingOutcome {
 
     /// Average round trip against `--warn` / `--crit`.
     pub fn speed(&self, args: &PingArgs) -> Speed {
-        let Some(avg) = self.avg() else {
-            return Speed::Fine;
-        };
-        match (args.warn, args.crit) {
-            (_, Some(c)) if avg > c => Speed::OverCrit,
-            (Some(w), _) if avg > w => Speed::OverWarn,
-            _ => Speed::Fine,
-        }
+        Speed::of(self.avg(), args.warn, args.crit)
     }
 }
 

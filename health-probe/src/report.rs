@@ -132,8 +132,7 @@ fn to_json(cli: &Cli, v: &Verdict) -> serde_json::Value {
         "addr": v.outcome.addr.map(|a| a.to_string()),
         "component": cli.component,
         "expected": cli.expect.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-        // Microsecond resolution, without float noise in the last digits.
-        "rtt_ms": (v.outcome.elapsed.as_secs_f64() * 1e6).round() / 1e3,
+        "rtt_ms": json_ms(v.outcome.elapsed),
         "class": v.class(),
         "error": v.error().map(|e| e.to_string()),
         "state": reply.map(|r| r.state.as_str()),
@@ -146,10 +145,24 @@ fn to_json(cli: &Cli, v: &Verdict) -> serde_json::Value {
     })
 }
 
+/// Milliseconds for JSON: microsecond resolution, without float noise in
+/// the last digits.
+fn json_ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// The stderr line of a failed `tcp` or `ping` check.
+fn print_class_failure(class: Class, reason: &str, target: &str, detail: &str) {
+    eprintln!(
+        "health-probe: {} ({reason}): {target}: {detail}",
+        class.as_str()
+    );
+}
+
 /// Prints a `tcp` check: one line (or JSON, or a Nagios line) on stdout,
 /// and on failure one line on stderr naming the class and reason.
 pub fn print_tcp(args: &TcpArgs, o: &TcpOutcome, exit_code: u8) {
-    if args.quiet {
+    if args.mode.quiet {
         return;
     }
     let target = match o.addr {
@@ -158,19 +171,17 @@ pub fn print_tcp(args: &TcpArgs, o: &TcpOutcome, exit_code: u8) {
     };
     let speed = o.speed(args);
     let mut out = std::io::stdout().lock();
-    let _ = if args.json {
+    let _ = if args.mode.json {
         writeln!(out, "{}", tcp_json(args, o, exit_code, speed))
-    } else if args.nagios {
+    } else if args.mode.nagios {
         writeln!(out, "{}", tcp_nagios_line(args, o, &target))
     } else {
         let mut line = format!("{} {target} rtt={}", o.class.as_str(), ms(o.elapsed));
         if let Some(r) = o.reason {
             line.push_str(&format!(" reason={r}"));
         }
-        match speed {
-            Speed::OverCrit => line.push_str(" slow=crit"),
-            Speed::OverWarn => line.push_str(" slow=warn"),
-            Speed::Fine => {}
+        if let Some(slow) = speed.label() {
+            line.push_str(&format!(" slow={slow}"));
         }
         line.push_str(&format!(" detail={:?}", o.detail));
         if !o.answer.is_empty() {
@@ -179,11 +190,7 @@ pub fn print_tcp(args: &TcpArgs, o: &TcpOutcome, exit_code: u8) {
         writeln!(out, "{line}")
     };
     match (o.reason, speed) {
-        (Some(reason), _) => eprintln!(
-            "health-probe: {} ({reason}): {target}: {}",
-            o.class.as_str(),
-            o.detail
-        ),
+        (Some(reason), _) => print_class_failure(o.class, reason, &target, &o.detail),
         (None, Speed::OverCrit) => eprintln!(
             "health-probe: slow: {target} answered in {}, over --crit {}",
             ms(o.elapsed),
@@ -235,7 +242,7 @@ fn tcp_nagios_line(args: &TcpArgs, o: &TcpOutcome, target: &str) -> String {
 }
 
 fn tcp_json(args: &TcpArgs, o: &TcpOutcome, exit_code: u8, speed: Speed) -> serde_json::Value {
-    let ms = |d: std::time::Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+    let ms = json_ms;
     json!({
         "check": "tcp",
         "class": o.class.as_str(),
@@ -244,7 +251,7 @@ fn tcp_json(args: &TcpArgs, o: &TcpOutcome, exit_code: u8, speed: Speed) -> serd
         "target": args.addr,
         "addr": o.addr.map(|a| a.to_string()),
         "rtt_ms": ms(o.elapsed),
-        "slow": match speed { Speed::OverCrit => Some("crit"), Speed::OverWarn => Some("warn"), Speed::Fine => None },
+        "slow": speed.label(),
         "warn_ms": args.warn.map(ms),
         "crit_ms": args.crit.map(ms),
         "detail": o.detail,
@@ -255,7 +262,7 @@ fn tcp_json(args: &TcpArgs, o: &TcpOutcome, exit_code: u8, speed: Speed) -> serd
 /// Prints a `ping` check: one line (or JSON, or a Nagios line) on stdout,
 /// and on failure one line on stderr naming the class and reason.
 pub fn print_ping(args: &PingArgs, o: &PingOutcome, exit_code: u8) {
-    if args.quiet {
+    if args.mode.quiet {
         return;
     }
     let target = match o.addr {
@@ -265,9 +272,9 @@ pub fn print_ping(args: &PingArgs, o: &PingOutcome, exit_code: u8) {
     let speed = o.speed(args);
     let opt_ms = |d: Option<std::time::Duration>| d.map(ms).unwrap_or_else(|| "-".into());
     let mut out = std::io::stdout().lock();
-    let _ = if args.json {
+    let _ = if args.mode.json {
         writeln!(out, "{}", ping_json(args, o, exit_code, speed))
-    } else if args.nagios {
+    } else if args.mode.nagios {
         writeln!(out, "{}", ping_nagios_line(args, o, &target))
     } else {
         let mut line = format!(
@@ -283,20 +290,14 @@ pub fn print_ping(args: &PingArgs, o: &PingOutcome, exit_code: u8) {
         if let Some(r) = o.reason {
             line.push_str(&format!(" reason={r}"));
         }
-        match speed {
-            Speed::OverCrit => line.push_str(" slow=crit"),
-            Speed::OverWarn => line.push_str(" slow=warn"),
-            Speed::Fine => {}
+        if let Some(slow) = speed.label() {
+            line.push_str(&format!(" slow={slow}"));
         }
         line.push_str(&format!(" detail={:?}", o.detail));
         writeln!(out, "{line}")
     };
     match (o.reason, speed) {
-        (Some(reason), _) => eprintln!(
-            "health-probe: {} ({reason}): {target}: {}",
-            o.class.as_str(),
-            o.detail
-        ),
+        (Some(reason), _) => print_class_failure(o.class, reason, &target, &o.detail),
         (None, Speed::OverCrit) => eprintln!(
             "health-probe: slow: {target} averaged {}, over --crit {}",
             opt_ms(o.avg()),
@@ -334,7 +335,7 @@ fn ping_nagios_line(args: &PingArgs, o: &PingOutcome, target: &str) -> String {
 }
 
 fn ping_json(args: &PingArgs, o: &PingOutcome, exit_code: u8, speed: Speed) -> serde_json::Value {
-    let ms = |d: std::time::Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+    let ms = json_ms;
     json!({
         "check": "ping",
         "class": o.class.as_str(),
@@ -350,7 +351,7 @@ fn ping_json(args: &PingArgs, o: &PingOutcome, exit_code: u8, speed: Speed) -> s
         "min_ms": o.min().map(ms),
         "max_ms": o.max().map(ms),
         "rtts_ms": o.rtts.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
-        "slow": match speed { Speed::OverCrit => Some("crit"), Speed::OverWarn => Some("warn"), Speed::Fine => None },
+        "slow": speed.label(),
         "warn_ms": args.warn.map(ms),
         "crit_ms": args.crit.map(ms),
         "detail": o.detail,

@@ -69,13 +69,30 @@ pub enum Speed {
     OverCrit,
 }
 
-impl TcpOutcome {
-    pub fn speed(&self, args: &TcpArgs) -> Speed {
-        match (args.warn, args.crit) {
-            (_, Some(c)) if self.elapsed > c => Speed::OverCrit,
-            (Some(w), _) if self.elapsed > w => Speed::OverWarn,
+impl Speed {
+    /// `time` against the `--warn` / `--crit` thresholds; no time, no verdict.
+    pub fn of(time: Option<Duration>, warn: Option<Duration>, crit: Option<Duration>) -> Speed {
+        match (time, warn, crit) {
+            (Some(t), _, Some(c)) if t > c => Speed::OverCrit,
+            (Some(t), Some(w), _) if t > w => Speed::OverWarn,
             _ => Speed::Fine,
         }
+    }
+
+    /// The word printed as `slow=...` and in JSON.
+    pub fn label(self) -> Option<&'static str> {
+        match self {
+            Speed::OverCrit => Some("crit"),
+            Speed::OverWarn => Some("warn"),
+            Speed::Fine => None,
+        }
+    }
+}
+
+impl TcpOutcome {
+    /// The whole check's time against `--warn` / `--crit`.
+    pub fn speed(&self, args: &TcpArgs) -> Speed {
+        Speed::of(Some(self.elapsed), args.warn, args.crit)
     }
 }
 
