@@ -6,28 +6,20 @@
 
 use std::process::{Child, Command, Output, Stdio};
 
-const PROBE: &str = env!("CARGO_BIN_EXE_health-probe");
+mod common;
+use common::PROBE;
 
 /// Runs `script` with `sh -e` in a new network namespace whose loopback is
-/// up; `$PROBE` is the probe. `None` (and a note) where namespaces cannot be
-/// made, which CI does not allow.
+/// up; `$PROBE` is the probe, `run` as below. `None` (and a note) where
+/// namespaces cannot be made, which CI does not allow.
 fn in_netns(script: &str) -> Option<Output> {
-    let out = Command::new("unshare")
-        .args(["--net", "sh", "-ec"])
-        .arg(format!("{RUN}\nip link set lo up\n{script}"))
-        .env("PROBE", PROBE)
-        .output();
-    match out {
-        Ok(o) if !String::from_utf8_lossy(&o.stderr).starts_with("unshare:") => Some(o),
-        other => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "cannot create a network namespace in CI: {other:?}"
-            );
-            eprintln!("SKIPPED: cannot create a network namespace: {other:?}");
-            None
-        }
-    }
+    common::in_new_netns(
+        "sh",
+        &[
+            "-ec",
+            &format!("PROBE='{PROBE}'\n{RUN}\nip link set lo up\n{script}"),
+        ],
+    )
 }
 
 /// `run CMD...`: runs a probe, printing its output (stderr after stdout),

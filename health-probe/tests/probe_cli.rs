@@ -3,33 +3,13 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
 use health_server::{Builder, HealthServer, Landmark, Weight};
 
-const PROBE: &str = env!("CARGO_BIN_EXE_health-probe");
-
-fn probe(args: &[&str]) -> (Output, Duration) {
-    let t = Instant::now();
-    let out = Command::new(PROBE)
-        .args(args)
-        .output()
-        .expect("run health-probe");
-    (out, t.elapsed())
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("exit code")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::{code, free_port, in_new_netns, run_probe as probe, stderr, stdout, PROBE};
 
 /// An endpoint on a free loopback port whose main thread answers `landmark`.
 fn serving(landmark: Landmark) -> (HealthServer, String) {
@@ -72,11 +52,6 @@ fn ok_reply(id: u32) -> Vec<u8> {
     health_proto::Response::Landmark(health_proto::LandmarkReply::whole(Landmark::ok("x"), 1))
         .to_frame(id)
         .to_bytes()
-}
-
-fn free_port() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
 }
 
 #[test]
@@ -251,18 +226,7 @@ fn silent_peer_times_out_within_the_timeout() {
 fn unanswered_connect_times_out_within_the_timeout() {
     // A listener that never accepts, with its accept queue filled: the
     // kernel drops further SYNs, so the probe's connect gets no answer.
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
-        .unwrap();
-    sock.listen(0).unwrap();
-    let addr = sock.local_addr().unwrap().as_socket().unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..8 {
-        match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-            Ok(s) => fillers.push(s),
-            Err(_) => break, // the queue is full
-        }
-    }
+    let (addr, _sock, _fillers) = common::unanswered_listener();
     let (o, took) = probe(&[&addr.to_string(), "--timeout", "300ms"]);
     assert_class(&o, "timeout");
     assert!(
@@ -271,7 +235,6 @@ fn unanswered_connect_times_out_within_the_timeout() {
         stderr(&o)
     );
     assert!(took < Duration::from_millis(1000), "{took:?}");
-    drop(sock);
 }
 
 #[test]
@@ -504,22 +467,8 @@ fn ipv6_and_host_names() {
 /// interfaces), so the resolver's queries cannot leave the machine.
 #[test]
 fn unresolvable_name_is_dns() {
-    let probe_in_netns = Command::new("unshare")
-        .args([
-            "--net",
-            PROBE,
-            "no-such-host.invalid:9100",
-            "--timeout",
-            "2s",
-        ])
-        .output();
-    let o = match probe_in_netns {
-        Ok(o) if !String::from_utf8_lossy(&o.stderr).starts_with("unshare:") => o,
-        other => {
-            // unshare needs root (CI runs as root); say so rather than pass.
-            eprintln!("SKIPPED: cannot create a network namespace: {other:?}");
-            return;
-        }
+    let Some(o) = in_new_netns(PROBE, &["no-such-host.invalid:9100", "--timeout", "2s"]) else {
+        return;
     };
     assert_class(&o, "dns");
     assert!(

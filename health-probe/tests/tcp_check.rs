@@ -3,32 +3,17 @@
 //! --warn/--crit thresholds, and every exit-code mode.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const PROBE: &str = env!("CARGO_BIN_EXE_health-probe");
+mod common;
+use common::{code, free_port, in_new_netns, stderr, stdout, PROBE};
 
 fn tcp(args: &[&str]) -> (Output, Duration) {
-    let t = Instant::now();
-    let out = Command::new(PROBE)
-        .arg("tcp")
-        .args(args)
-        .output()
-        .expect("run health-probe");
-    (out, t.elapsed())
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("exit code")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    let mut all = vec!["tcp"];
+    all.extend_from_slice(args);
+    common::run_probe(&all)
 }
 
 /// A peer that accepts connections (up to `n`) and runs `behave` on each.
@@ -152,11 +137,7 @@ fn endless_answer_is_cut_at_the_buffer_bound() {
 
 #[test]
 fn refused_is_ng() {
-    let addr = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
-    let (o, _) = tcp(&[&addr]);
+    let (o, _) = tcp(&[&free_port()]);
     assert_outcome(&o, "NG", Some("refused"), 1);
 }
 
@@ -190,18 +171,7 @@ fn silent_peer_is_wr_within_the_timeout() {
 #[test]
 fn unanswered_connect_is_wr_within_the_timeout() {
     // A listener with a full accept queue: further SYNs get no answer.
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
-        .unwrap();
-    sock.listen(0).unwrap();
-    let addr = sock.local_addr().unwrap().as_socket().unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..8 {
-        match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-            Ok(s) => fillers.push(s),
-            Err(_) => break,
-        }
-    }
+    let (addr, _sock, _fillers) = common::unanswered_listener();
     let (o, took) = tcp(&[&addr.to_string(), "--timeout", "300ms"]);
     assert_outcome(&o, "WR", Some("timeout"), 1);
     assert!(took < Duration::from_millis(1000), "{took:?}");
@@ -213,24 +183,11 @@ fn malformed_address_is_err() {
     assert_outcome(&o, "ERR", Some("bad-address"), 1);
 }
 
-/// Runs the probe in a new, empty network namespace: no routes, no DNS
-/// reachable. Needs root (CI runs as root); skips with a note otherwise.
+/// `health-probe tcp ARGS` in a new, empty network namespace.
 fn in_empty_netns(args: &[&str]) -> Option<Output> {
-    let o = Command::new("unshare")
-        .args(["--net", PROBE, "tcp"])
-        .args(args)
-        .output();
-    match o {
-        Ok(o) if !String::from_utf8_lossy(&o.stderr).starts_with("unshare:") => Some(o),
-        other => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "cannot create a network namespace in CI: {other:?}"
-            );
-            eprintln!("SKIPPED: cannot create a network namespace: {other:?}");
-            None
-        }
-    }
+    let mut all = vec!["tcp"];
+    all.extend_from_slice(args);
+    in_new_netns(PROBE, &all)
 }
 
 #[test]
@@ -311,10 +268,7 @@ fn nagios_statuses_and_perfdata() {
         assert_eq!(perf.split(';').count(), 5, "{perf}");
     }
     // Refused: CRITICAL. Malformed address and bad arguments: UNKNOWN.
-    let refused = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
+    let refused = free_port();
     let (o, _) = tcp(&[&refused, "--nagios"]);
     assert_eq!(code(&o), 2);
     assert!(
