@@ -6,7 +6,10 @@
 //! `cargo bench -p health-bench --bench codec`
 
 use bytes::{BufMut, BytesMut};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
+};
 use health_proto::codec::FrameCodec;
 use health_proto::{
     CheckRequest, Frame, Landmark, LandmarkReply, Request, Response, State, Weight,
@@ -38,44 +41,36 @@ fn encoded(frame: Frame) -> BytesMut {
     buf
 }
 
+/// Times turning `message` into frame bytes: the JSON payload and header.
+fn bench_encode<M>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    message: &M,
+    to_frame: impl Fn(&M) -> Frame,
+) {
+    g.bench_function(name, |b| {
+        let mut buf = BytesMut::with_capacity(512);
+        b.iter(|| {
+            buf.clear();
+            let frame = to_frame(black_box(message));
+            FrameCodec::default()
+                .encode(frame, &mut buf)
+                .expect("encode");
+            black_box(&buf);
+        })
+    });
+}
+
 fn encode(c: &mut Criterion) {
     let mut g = c.benchmark_group("encode");
     let request = Request::Check(CheckRequest::default());
-    g.bench_function("check_request", |b| {
-        let mut buf = BytesMut::with_capacity(256);
-        b.iter(|| {
-            buf.clear();
-            let frame = black_box(&request).to_frame(7);
-            FrameCodec::default()
-                .encode(frame, &mut buf)
-                .expect("encode");
-            black_box(&buf);
-        })
-    });
+    bench_encode(&mut g, "check_request", &request, |r| r.to_frame(7));
     let minimal = Response::Landmark(LandmarkReply::whole(Landmark::ok(""), 412));
-    g.bench_function("landmark_reply_minimal", |b| {
-        let mut buf = BytesMut::with_capacity(512);
-        b.iter(|| {
-            buf.clear();
-            let frame = black_box(&minimal).to_frame(7);
-            FrameCodec::default()
-                .encode(frame, &mut buf)
-                .expect("encode");
-            black_box(&buf);
-        })
+    bench_encode(&mut g, "landmark_reply_minimal", &minimal, |r| {
+        r.to_frame(7)
     });
     let reply = Response::Landmark(LandmarkReply::whole(typical_landmark(), 412));
-    g.bench_function("landmark_reply", |b| {
-        let mut buf = BytesMut::with_capacity(512);
-        b.iter(|| {
-            buf.clear();
-            let frame = black_box(&reply).to_frame(7);
-            FrameCodec::default()
-                .encode(frame, &mut buf)
-                .expect("encode");
-            black_box(&buf);
-        })
-    });
+    bench_encode(&mut g, "landmark_reply", &reply, |r| r.to_frame(7));
     g.finish();
 }
 

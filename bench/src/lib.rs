@@ -94,6 +94,21 @@ pub fn built(relative: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// A child process (a service under test), killed when dropped.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback address nothing listens on right now.
+pub fn free_port() -> std::io::Result<std::net::SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
 /// A process's resident set (VmRSS) and peak (VmHWM) in KiB, from
 /// `/proc/PID/status`.
 pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {

@@ -11,13 +11,13 @@
 //! cargo build --release --workspace --bins --examples && target/release/probe_cost --runs 500
 //! ```
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use health_bench::{built, ms, ratio, Samples};
+use health_bench::{built, free_port, ms, ratio, KillOnDrop, Samples};
 
 /// Probe cost: health-probe vs nc -z vs check_tcp, alternating runs.
 #[derive(Parser)]
@@ -36,21 +36,6 @@ struct Tool {
     wall_us: Vec<u64>,
     peak_rss_kib: u64,
     failures: u32,
-}
-
-/// The example service, killed when dropped.
-struct Service(Child);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A loopback port nobody listens on right now.
-fn free_port() -> std::io::Result<SocketAddr> {
-    TcpListener::bind("127.0.0.1:0")?.local_addr()
 }
 
 fn find(program: &str, dirs: &[&str]) -> Option<PathBuf> {
@@ -91,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let probe = built("health-probe")?;
     let service_bin = built("examples/landmark_service")?;
     let (listen, health) = (free_port()?, free_port()?);
-    let _service = Service(
+    let _service = KillOnDrop(
         Command::new(&service_bin)
             .args([
                 "--listen",

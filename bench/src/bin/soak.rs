@@ -20,15 +20,15 @@
 //! cargo build --release --workspace --bins --examples && target/release/soak --minutes 3
 //! ```
 
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures_util::StreamExt;
-use health_bench::{built, open_fds, rss_kib, Samples};
+use health_bench::{built, free_port, open_fds, rss_kib, KillOnDrop, Samples};
 use health_proto::codec::FrameCodec;
 use health_proto::{CheckRequest, Request, Response, State};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -78,24 +78,11 @@ struct Expected {
     epoch: AtomicU64,
 }
 
-struct Service(Child);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> std::io::Result<SocketAddr> {
-    TcpListener::bind("127.0.0.1:0")?.local_addr()
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let bin = built("examples/landmark_service")?;
     let (listen, health, agent, http) = (free_port()?, free_port()?, free_port()?, free_port()?);
-    let service = Service(
+    let service = KillOnDrop(
         Command::new(bin)
             .args([
                 "--listen",
