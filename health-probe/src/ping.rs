@@ -36,8 +36,8 @@ pub struct PingOutcome {
     pub received: u16,
     /// Round-trip times of the replies, in order of arrival.
     pub rtts: Vec<Duration>,
-    /// `dgram` (unprivileged) or `raw`.
-    pub socket: Option<&'static str>,
+    /// The kind of ICMP socket the system allowed.
+    pub socket: Option<SocketKind>,
     pub elapsed: Duration,
 }
 
@@ -65,6 +65,22 @@ impl PingOutcome {
     /// Average round trip against `--warn` / `--crit`.
     pub fn speed(&self, args: &PingArgs) -> Speed {
         Speed::of(self.avg(), args.warn, args.crit)
+    }
+}
+
+/// An unprivileged datagram ICMP socket, or a raw one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketKind {
+    Dgram,
+    Raw,
+}
+
+impl SocketKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SocketKind::Dgram => "dgram",
+            SocketKind::Raw => "raw",
+        }
     }
 }
 
@@ -108,7 +124,7 @@ fn ping(args: &PingArgs, deadline: Instant, o: &mut PingOutcome) -> Result<Strin
     let (mut socket, kind) = open(ip)?;
     o.socket = Some(kind);
     let dest = SockAddr::from(SocketAddr::new(ip, 0));
-    if kind == "dgram" {
+    if kind == SocketKind::Dgram {
         // Connected, the socket gets only this host's replies, and with
         // IP_RECVERR a router's "unreachable" ends a `recv` as an error.
         if let Err(e) = socket.connect(&dest) {
@@ -208,17 +224,17 @@ fn ping(args: &PingArgs, deadline: Instant, o: &mut PingOutcome) -> Result<Strin
 }
 
 /// An unprivileged datagram ICMP socket, else a raw one.
-fn open(ip: IpAddr) -> Result<(Socket, &'static str), Failure> {
+fn open(ip: IpAddr) -> Result<(Socket, SocketKind), Failure> {
     let (domain, protocol) = match ip {
         IpAddr::V4(_) => (Domain::IPV4, Protocol::ICMPV4),
         IpAddr::V6(_) => (Domain::IPV6, Protocol::ICMPV6),
     };
     let dgram_err = match Socket::new(domain, Type::DGRAM, Some(protocol)) {
-        Ok(s) => return Ok((s, "dgram")),
+        Ok(s) => return Ok((s, SocketKind::Dgram)),
         Err(e) => e,
     };
     match Socket::new(domain, Type::RAW, Some(protocol)) {
-        Ok(s) => Ok((s, "raw")),
+        Ok(s) => Ok((s, SocketKind::Raw)),
         Err(raw_err) => {
             let range = std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range")
                 .map(|r| r.split_whitespace().collect::<Vec<_>>().join(" "))
@@ -302,20 +318,25 @@ fn checksum(data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// The sequence number of an echo reply meant for us, if `packet` is one.
-/// Raw IPv4 sockets deliver the IP header first; the others do not.
-fn echo_reply_seq(ip: IpAddr, socket: &str, id: u16, packet: &[u8]) -> Option<u16> {
-    let icmp = match (ip, packet.first()) {
-        (IpAddr::V4(_), Some(b)) if socket == "raw" && b >> 4 == 4 => {
-            packet.get(usize::from(b & 0x0f) * 4..)?
+/// The ICMP message in `packet`: raw IPv4 sockets deliver the IP header
+/// first; the others do not.
+fn icmp_part(ip: IpAddr, socket: SocketKind, packet: &[u8]) -> Option<&[u8]> {
+    match (ip, packet.first()) {
+        (IpAddr::V4(_), Some(b)) if socket == SocketKind::Raw && b >> 4 == 4 => {
+            packet.get(usize::from(b & 0x0f) * 4..)
         }
-        _ => packet,
-    };
+        _ => Some(packet),
+    }
+}
+
+/// The sequence number of an echo reply meant for us, if `packet` is one.
+fn echo_reply_seq(ip: IpAddr, socket: SocketKind, id: u16, packet: &[u8]) -> Option<u16> {
+    let icmp = icmp_part(ip, socket, packet)?;
     let reply = if ip.is_ipv4() { 0 } else { 129 };
     if icmp.len() < 8 || icmp[0] != reply || icmp[1] != 0 {
         return None;
     }
-    if socket == "raw" && u16::from_be_bytes([icmp[4], icmp[5]]) != id {
+    if socket == SocketKind::Raw && u16::from_be_bytes([icmp[4], icmp[5]]) != id {
         return None;
     }
     // An echo reply carries our payload back.
@@ -328,14 +349,16 @@ fn echo_reply_seq(ip: IpAddr, socket: &str, id: u16, packet: &[u8]) -> Option<u1
 /// On a raw socket, an ICMP "destination unreachable" quoting one of our
 /// echo requests: a router said no. (Datagram sockets get these as errors
 /// from `recv` instead.)
-fn unreachable_for_us(ip: IpAddr, socket: &str, id: u16, packet: &[u8]) -> Option<&'static str> {
-    if socket != "raw" {
+fn unreachable_for_us(
+    ip: IpAddr,
+    socket: SocketKind,
+    id: u16,
+    packet: &[u8],
+) -> Option<&'static str> {
+    if socket != SocketKind::Raw {
         return None;
     }
-    let icmp = match packet.first() {
-        Some(b) if ip.is_ipv4() && b >> 4 == 4 => packet.get(usize::from(b & 0x0f) * 4..)?,
-        _ => packet,
-    };
+    let icmp = icmp_part(ip, socket, packet)?;
     let (unreachable_type, request_type) = if ip.is_ipv4() { (3, 8) } else { (1, 128) };
     if icmp.len() < 8 || icmp[0] != unreachable_type {
         return None;
@@ -378,27 +401,31 @@ mod tests {
         let v4: IpAddr = "127.0.0.1".parse().unwrap();
         let mut reply = echo_request(v4, 7, 3);
         reply[0] = 0;
-        assert_eq!(echo_reply_seq(v4, "dgram", 0, &reply), Some(3));
-        assert_eq!(echo_reply_seq(v4, "raw", 7, &reply), Some(3));
-        assert_eq!(echo_reply_seq(v4, "raw", 8, &reply), None, "another id");
+        assert_eq!(echo_reply_seq(v4, SocketKind::Dgram, 0, &reply), Some(3));
+        assert_eq!(echo_reply_seq(v4, SocketKind::Raw, 7, &reply), Some(3));
+        assert_eq!(
+            echo_reply_seq(v4, SocketKind::Raw, 8, &reply),
+            None,
+            "another id"
+        );
         // Raw IPv4 delivers a 20-byte IP header first.
         let mut with_ip = vec![0x45; 1];
         with_ip.extend_from_slice(&[0; 19]);
         with_ip.extend_from_slice(&reply);
-        assert_eq!(echo_reply_seq(v4, "raw", 7, &with_ip), Some(3));
+        assert_eq!(echo_reply_seq(v4, SocketKind::Raw, 7, &with_ip), Some(3));
         // Our own request, looped back, is not a reply.
         let req = echo_request(v4, 7, 3);
-        assert_eq!(echo_reply_seq(v4, "dgram", 7, &req), None);
-        assert_eq!(echo_reply_seq(v4, "dgram", 7, &reply[..5]), None);
+        assert_eq!(echo_reply_seq(v4, SocketKind::Dgram, 7, &req), None);
+        assert_eq!(echo_reply_seq(v4, SocketKind::Dgram, 7, &reply[..5]), None);
         assert_eq!(
-            echo_reply_seq(v4, "dgram", 7, &reply[..20]),
+            echo_reply_seq(v4, SocketKind::Dgram, 7, &reply[..20]),
             None,
             "payload cut"
         );
         let v6: IpAddr = "::1".parse().unwrap();
         let mut r6 = echo_request(v6, 7, 9);
         r6[0] = 129;
-        assert_eq!(echo_reply_seq(v6, "raw", 7, &r6), Some(9));
+        assert_eq!(echo_reply_seq(v6, SocketKind::Raw, 7, &r6), Some(9));
     }
 
     #[test]
@@ -416,15 +443,18 @@ mod tests {
         icmp.extend_from_slice(&ip_header(&ours[..8]));
         let packet = ip_header(&icmp);
         assert_eq!(
-            unreachable_for_us(v4, "raw", 7, &packet),
+            unreachable_for_us(v4, SocketKind::Raw, 7, &packet),
             Some("network unreachable")
         );
         assert_eq!(
-            unreachable_for_us(v4, "raw", 8, &packet),
+            unreachable_for_us(v4, SocketKind::Raw, 8, &packet),
             None,
             "another id"
         );
-        assert_eq!(unreachable_for_us(v4, "dgram", 7, &packet), None);
-        assert_eq!(unreachable_for_us(v4, "raw", 7, &packet[..30]), None);
+        assert_eq!(unreachable_for_us(v4, SocketKind::Dgram, 7, &packet), None);
+        assert_eq!(
+            unreachable_for_us(v4, SocketKind::Raw, 7, &packet[..30]),
+            None
+        );
     }
 }

@@ -28,9 +28,15 @@ pub fn print(cli: &Cli, v: &Verdict) {
 }
 
 fn target(cli: &Cli, v: &Verdict) -> String {
-    match v.outcome.addr {
-        Some(a) if a.to_string() != cli.addr() => format!("{} ({a})", cli.addr()),
-        _ => cli.addr().to_string(),
+    named(cli.addr(), v.outcome.addr)
+}
+
+/// What the user typed, with the address it became when that differs:
+/// `db.example:9100 (10.0.0.5:9100)`.
+fn named(typed: &str, addr: Option<impl std::fmt::Display>) -> String {
+    match addr.map(|a| a.to_string()) {
+        Some(a) if a != typed => format!("{typed} ({a})"),
+        _ => typed.to_string(),
     }
 }
 
@@ -165,10 +171,7 @@ pub fn print_tcp(args: &TcpArgs, o: &TcpOutcome, exit_code: u8) {
     if args.mode.quiet {
         return;
     }
-    let target = match o.addr {
-        Some(a) if a.to_string() != args.addr => format!("{} ({a})", args.addr),
-        _ => args.addr.clone(),
-    };
+    let target = named(&args.addr, o.addr);
     let speed = o.speed(args);
     let mut out = std::io::stdout().lock();
     let _ = if args.mode.json {
@@ -265,10 +268,7 @@ pub fn print_ping(args: &PingArgs, o: &PingOutcome, exit_code: u8) {
     if args.mode.quiet {
         return;
     }
-    let target = match o.addr {
-        Some(a) if a.to_string() != args.host => format!("{} ({a})", args.host),
-        _ => args.host.clone(),
-    };
+    let target = named(&args.host, o.addr);
     let speed = o.speed(args);
     let opt_ms = |d: Option<std::time::Duration>| d.map(ms).unwrap_or_else(|| "-".into());
     let mut out = std::io::stdout().lock();
@@ -343,7 +343,7 @@ fn ping_json(args: &PingArgs, o: &PingOutcome, exit_code: u8, speed: Speed) -> s
         "exit_code": exit_code,
         "target": args.host,
         "addr": o.addr.map(|a| a.to_string()),
-        "socket": o.socket,
+        "socket": o.socket.map(|k| k.as_str()),
         "sent": o.sent,
         "received": o.received,
         "loss_percent": o.loss_percent(),

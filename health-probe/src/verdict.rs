@@ -4,6 +4,7 @@ use health_proto::LandmarkReply;
 
 use crate::cli::Cli;
 use crate::probe::{Outcome, ProbeError};
+use crate::tcp::{Class, Speed};
 
 /// The probe's decision.
 pub struct Verdict {
@@ -121,5 +122,3 @@ pub fn class_nagios_status(class: Class, reason: Option<&str>, speed: Speed) -> 
         }
     }
 }
-
-use crate::tcp::{Class, Speed};
