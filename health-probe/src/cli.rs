@@ -14,7 +14,8 @@ pub const DEFAULT_TIMEOUT: &str = "1s";
 
 /// Check a service's landmark health endpoint and exit 0 if its state is
 /// expected, 1 otherwise. `health-probe tcp` checks a plain TCP port,
-/// `health-probe ping` a host.
+/// `health-probe ping` a host, `health-probe watch` runs many checks with
+/// alarms and `health-probe report` exports their history.
 ///
 /// Made for keepalived's MISC_CHECK (misc_path "/usr/bin/health-probe
 /// 10.0.0.5:9100 --expect ok"), scripts and operators. One deadline
@@ -88,6 +89,86 @@ pub struct Cli {
 pub enum Command {
     Tcp(TcpArgs),
     Ping(PingArgs),
+    Watch(WatchArgs),
+    Report(ReportArgs),
+}
+
+/// Watch many targets (landmark, tcp and ping checks) in one process,
+/// raising and clearing alarms with fall/rise thresholds, recording them in
+/// SQLite and running actions on them.
+///
+/// CONFIG is a TOML file (keys in docs/WATCH.md), validated at start with
+/// line-numbered errors. SIGHUP reloads it: unchanged targets keep their
+/// state, paused targets resume. SIGTERM or SIGINT stops the watcher.
+///
+/// Output: a live table when stdout is a terminal, one log line per event
+/// otherwise, one JSON object per event with --json.
+///
+/// Exit codes: 0 stopped by SIGTERM/SIGINT (or --check-config found the
+/// config valid); 1 the config or the database is not usable.
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// The TOML config: targets, thresholds, actions, database.
+    #[arg(value_name = "CONFIG")]
+    pub config: std::path::PathBuf,
+
+    /// Validate CONFIG, print a summary and exit: 0 valid, 1 not (for
+    /// systemd's ExecStartPre and before a reload).
+    #[arg(long)]
+    pub check_config: bool,
+
+    /// One JSON object per line on stdout for every event (raise, clear,
+    /// pause, resume, removed, action, reload, stats), for other tools.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Plain log lines even when stdout is a terminal.
+    #[arg(long, conflicts_with = "json")]
+    pub plain: bool,
+
+    /// Also report every check's result, not only events.
+    #[arg(long)]
+    pub log_checks: bool,
+
+    /// Report counters every DUR: checks, failures, checks in flight,
+    /// worst lag behind schedule, alarms, paused targets.
+    #[arg(long, value_name = "DUR", value_parser = parse_timeout)]
+    pub stats: Option<Duration>,
+}
+
+/// Export the watcher's alarm history: raise, clear, pause, resume and
+/// removed events with their class, detail, how long each alarm lasted and
+/// what its action did.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The history database [default: /var/lib/health-probe/watch.db].
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    pub database: Option<std::path::PathBuf>,
+
+    /// Use the database this watch config names.
+    #[arg(long, value_name = "CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+
+    /// Events from this long ago until now, like 10d, 12h, 30m.
+    #[arg(long, value_name = "DUR", default_value = "10d", value_parser = parse_timeout)]
+    pub since: Duration,
+
+    /// Only this target's events.
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
+
+    /// table: aligned columns; csv: RFC 4180 with a header row; json: an
+    /// array of objects.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+}
+
+/// `health-probe report --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Csv,
+    Json,
 }
 
 /// Ping a host with ICMP echo: --count requests --interval apart, all
@@ -102,7 +183,7 @@ pub enum Command {
 /// than --min-replies, or the network answered unreachable), WR (no reply
 /// within the timeout). Exit codes as for `tcp`; --warn/--crit apply to the
 /// average round trip.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct PingArgs {
     /// Host to ping: an IPv4 or IPv6 address, or a name.
     #[arg(value_name = "HOST")]
@@ -199,7 +280,7 @@ pub struct TcpArgs {
 }
 
 /// Output and exit-code modes of the `tcp` and `ping` checks.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct ModeArgs {
     /// keepalived misc_dynamic mode: a port or host has no weight, so OK
     /// exits 0 and anything else 1, as without it.
@@ -232,7 +313,7 @@ fn parse_payload(s: &str) -> Result<Payload, String> {
 /// Byte-oriented and ASCII-only (`\w`, `\d`, `.` over bytes): banners are
 /// bytes, and without Unicode tables the probe starts as fast as before
 /// (their relocations cost every run, regex or not).
-fn parse_regex(s: &str) -> Result<regex::bytes::Regex, String> {
+pub(crate) fn parse_regex(s: &str) -> Result<regex::bytes::Regex, String> {
     regex::bytes::RegexBuilder::new(s)
         .unicode(false)
         .size_limit(1 << 20)

@@ -1,23 +1,10 @@
-//! `health-probe`: checks a service's landmark health endpoint and exits 0
-//! (healthy) or 1 (anything else), for keepalived's MISC_CHECK, scripts and
-//! operators; `health-probe tcp` checks a plain TCP port ([`tcp`]) and
-//! `health-probe ping` a host ([`ping`]). See
-//! `health-probe --help` and the README's exit-code table.
-//!
-//! The flow is one-way, as in ripgrep: parse the command line ([`cli`]),
-//! run one probe under one deadline ([`probe`]), turn the outcome into a
-//! [`verdict::Verdict`], and print it and pick the exit code in one place
-//! ([`report`]).
-
-mod cli;
-mod ping;
-mod probe;
-mod report;
-mod target;
-mod tcp;
-mod verdict;
+//! `health-probe`: the one-shot checks (see the library's docs); `watch`
+//! and `report` are handed to the `health-probe-watch` binary by exec, so
+//! this one stays small and fast to start.
 
 use std::process::ExitCode;
+
+use health_probe::cli::{self, Command};
 
 fn main() -> ExitCode {
     let cli = match cli::Cli::parse_args() {
@@ -25,22 +12,28 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     match &cli.command {
-        Some(cli::Command::Tcp(args)) => {
-            let o = tcp::run(args);
-            let code = verdict::class_exit_code(args.mode.nagios, o.class, o.reason, o.speed(args));
-            report::print_tcp(args, &o, code);
-            return ExitCode::from(code);
-        }
-        Some(cli::Command::Ping(args)) => {
-            let o = ping::run(args);
-            let code = verdict::class_exit_code(args.mode.nagios, o.class, o.reason, o.speed(args));
-            report::print_ping(args, &o, code);
-            return ExitCode::from(code);
-        }
-        None => {}
+        Some(Command::Watch(_) | Command::Report(_)) => exec_watcher(),
+        _ => health_probe::run_check(&cli),
     }
-    let outcome = probe::run(&cli.probe_spec());
-    let verdict = verdict::Verdict::judge(&cli, outcome);
-    report::print(&cli, &verdict);
-    ExitCode::from(verdict.exit_code)
+}
+
+/// Replaces this process with `health-probe-watch` and the same
+/// arguments: the one beside this binary, else the one on PATH. Same pid,
+/// so systemd and signals see no difference.
+fn exec_watcher() -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    const WATCHER: &str = "health-probe-watch";
+    let beside = std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name(WATCHER))
+        .filter(|p| p.is_file());
+    let program = beside.unwrap_or_else(|| WATCHER.into());
+    let err = std::process::Command::new(&program)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    eprintln!(
+        "health-probe: cannot run {}: {err} (install it beside health-probe)",
+        program.display()
+    );
+    ExitCode::from(1)
 }

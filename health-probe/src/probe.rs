@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use health_proto::blocking::{read_frame, write_frame};
-use health_proto::{CheckRequest, ErrorReply, MessageType, ProtoError, Request, Response};
+use health_proto::{CheckRequest, ErrorReply, Frame, MessageType, ProtoError, Request, Response};
 
 use crate::target;
 
@@ -94,12 +94,27 @@ fn probe(
     let addrs = target::resolve(spec.addr, deadline)?;
     let mut stream = connect(&addrs, deadline, &timeout, tried)?;
     let _ = stream.get_ref().set_nodelay(true);
+    let (id, request) = check_frame(spec.component);
+    write_frame(&mut stream, &request).map_err(|e| io_error(e, "send", &timeout))?;
+    let frame = read_frame(&mut stream, MAX_REPLY).map_err(|e| io_error(e, "reply", &timeout))?;
+    landmark_from(&frame, id, &timeout)
+}
+
+/// A `check` request for `component` and the fresh id it carries.
+pub(crate) fn check_frame(component: Option<&str>) -> (u32, Frame) {
     let id = request_id();
     let request = Request::Check(CheckRequest {
-        component: spec.component.map(str::to_string),
+        component: component.map(str::to_string),
     });
-    write_frame(&mut stream, &request.to_frame(id)).map_err(|e| io_error(e, "send", &timeout))?;
-    let frame = read_frame(&mut stream, MAX_REPLY).map_err(|e| io_error(e, "reply", &timeout))?;
+    (id, request.to_frame(id))
+}
+
+/// The landmark in the reply to request `id`, or why there is none.
+pub(crate) fn landmark_from(
+    frame: &Frame,
+    id: u32,
+    timeout: &str,
+) -> Result<health_proto::LandmarkReply, ProbeError> {
     // Errors found before a request is read (busy, bad header) carry id 0
     // by the spec; accept those, so the server's reason is shown.
     let is_early_error = frame.request_id == 0 && frame.kind == MessageType::Error as u8;
@@ -109,7 +124,7 @@ fn probe(
             frame.request_id
         )));
     }
-    match Response::from_frame(&frame).map_err(|e| io_error(e, "reply", &timeout))? {
+    match Response::from_frame(frame).map_err(|e| io_error(e, "reply", timeout))? {
         Response::Landmark(reply) => Ok(reply),
         Response::Error(e) => Err(server_error(e)),
     }
@@ -144,7 +159,7 @@ pub(crate) fn connect(
     Err(last.unwrap_or_else(|| ProbeError::Protocol("no address to connect to".into())))
 }
 
-fn connect_error(e: io::Error, timeout: &str) -> ProbeError {
+pub(crate) fn connect_error(e: io::Error, timeout: &str) -> ProbeError {
     match e.kind() {
         ErrorKind::ConnectionRefused => ProbeError::Refused,
         ErrorKind::TimedOut | ErrorKind::WouldBlock => ProbeError::Timeout {
@@ -156,7 +171,7 @@ fn connect_error(e: io::Error, timeout: &str) -> ProbeError {
     }
 }
 
-fn io_error(e: ProtoError, stage: &'static str, timeout: &str) -> ProbeError {
+pub(crate) fn io_error(e: ProtoError, stage: &'static str, timeout: &str) -> ProbeError {
     match e {
         ProtoError::Io(e) => match e.kind() {
             ErrorKind::TimedOut | ErrorKind::WouldBlock => ProbeError::Timeout {

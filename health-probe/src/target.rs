@@ -4,40 +4,108 @@
 //! system resolver on a helper thread, because `getaddrinfo` has no timeout
 //! of its own and the probe must end within `--timeout` even when DNS hangs.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::mpsc;
 use std::time::Instant;
 
 use crate::probe::ProbeError;
 
+/// An ADDR as written: a literal socket address, or a name still to
+/// resolve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint<'a> {
+    Literal(SocketAddr),
+    Name(&'a str, u16),
+}
+
+/// Parses `IPv4:PORT`, `[IPv6]:PORT` or `HOST:PORT` without any lookup.
+pub fn endpoint(addr: &str) -> Result<Endpoint<'_>, ProbeError> {
+    if let Ok(sa) = addr.parse::<SocketAddr>() {
+        return Ok(Endpoint::Literal(sa));
+    }
+    let (host, port) = split_host_port(addr)?;
+    Ok(Endpoint::Name(host, port))
+}
+
 /// Parses `IPv4:PORT` or `[IPv6]:PORT` without any lookup, or resolves
 /// `HOST:PORT` by `deadline`.
 pub fn resolve(addr: &str, deadline: Instant) -> Result<Vec<SocketAddr>, ProbeError> {
-    if let Ok(sa) = addr.parse::<SocketAddr>() {
-        return Ok(vec![sa]);
+    match endpoint(addr)? {
+        Endpoint::Literal(sa) => Ok(vec![sa]),
+        Endpoint::Name(host, port) => resolve_with(host, port, deadline, |name| {
+            name.to_socket_addrs().map(Vec::from_iter)
+        }),
     }
-    let (host, port) = split_host_port(addr)?;
-    resolve_with(host, port, deadline, |name| {
-        name.to_socket_addrs().map(Vec::from_iter)
-    })
 }
 
-/// Parses a literal IP without any lookup, or resolves a host name (no
-/// port) by `deadline`, for checks that have no port (ping).
-pub fn resolve_host(host: &str, deadline: Instant) -> Result<Vec<std::net::IpAddr>, ProbeError> {
+/// The async twin of [`resolve`], for the watcher: names go to tokio's
+/// resolver (its blocking pool, which bounds the threads a hanging DNS
+/// server can hold), cut off at `deadline`.
+pub async fn resolve_async(
+    addr: &str,
+    deadline: tokio::time::Instant,
+) -> Result<Vec<SocketAddr>, ProbeError> {
+    match endpoint(addr)? {
+        Endpoint::Literal(sa) => Ok(vec![sa]),
+        Endpoint::Name(host, port) => {
+            let found = tokio::time::timeout_at(deadline, tokio::net::lookup_host((host, port)))
+                .await
+                .map_err(|_| timed_out())
+                .and_then(|r| r.map(Vec::from_iter));
+            lookup_result(host, found)
+        }
+    }
+}
+
+/// A literal IP, or `None` for a host name (no port) still to resolve.
+pub fn host(host: &str) -> Result<Option<IpAddr>, ProbeError> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
-        return Ok(vec![ip]);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(Some(ip));
     }
     if host.is_empty() || host.contains(|c: char| c == ':' || c == '/' || c.is_whitespace()) {
         return Err(ProbeError::Usage(format!(
             "invalid HOST {host:?}: expected a host name or an IP address, without a port"
         )));
     }
-    let addrs = resolve_with(host, 0, deadline, |name| {
+    Ok(None)
+}
+
+/// Parses a literal IP without any lookup, or resolves a host name (no
+/// port) by `deadline`, for checks that have no port (ping).
+pub fn resolve_host(name: &str, deadline: Instant) -> Result<Vec<IpAddr>, ProbeError> {
+    if let Some(ip) = host(name)? {
+        return Ok(vec![ip]);
+    }
+    let addrs = resolve_with(name, 0, deadline, |name| {
         name.to_socket_addrs().map(Vec::from_iter)
     })?;
     Ok(addrs.into_iter().map(|a| a.ip()).collect())
+}
+
+fn timed_out() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "name resolution did not finish within the timeout",
+    )
+}
+
+/// A lookup's answer as the probe reports it: addresses, or a dns error.
+fn lookup_result(
+    host: &str,
+    found: std::io::Result<Vec<SocketAddr>>,
+) -> Result<Vec<SocketAddr>, ProbeError> {
+    match found {
+        Ok(addrs) if !addrs.is_empty() => Ok(addrs),
+        Ok(_) => Err(ProbeError::Dns {
+            host: host.to_string(),
+            reason: "no addresses found".into(),
+        }),
+        Err(e) => Err(ProbeError::Dns {
+            host: host.to_string(),
+            reason: e.to_string(),
+        }),
+    }
 }
 
 /// Runs `lookup` (the system resolver, or a stand-in in tests) on a helper
@@ -60,22 +128,12 @@ fn resolve_with(
             reason: format!("cannot start resolver thread: {e}"),
         })?;
     let remaining = deadline.saturating_duration_since(Instant::now());
-    match rx.recv_timeout(remaining) {
-        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
-        Ok(Ok(_)) => Err(ProbeError::Dns {
-            host: host.to_string(),
-            reason: "no addresses found".into(),
-        }),
-        Ok(Err(e)) => Err(ProbeError::Dns {
-            host: host.to_string(),
-            reason: e.to_string(),
-        }),
-        // The lookup thread is left behind; the process exits right after.
-        Err(_) => Err(ProbeError::Dns {
-            host: host.to_string(),
-            reason: "name resolution did not finish within the timeout".into(),
-        }),
-    }
+    // On timeout the lookup thread is left behind; the process exits right
+    // after.
+    let found = rx
+        .recv_timeout(remaining)
+        .unwrap_or_else(|_| Err(timed_out()));
+    lookup_result(host, found)
 }
 
 fn split_host_port(addr: &str) -> Result<(&str, u16), ProbeError> {

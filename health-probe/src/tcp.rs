@@ -116,7 +116,7 @@ pub fn run(args: &TcpArgs) -> TcpOutcome {
     }
 }
 
-type Failure = (Class, &'static str, String);
+pub(crate) type Failure = (Class, &'static str, String);
 
 fn check(
     args: &TcpArgs,
@@ -133,70 +133,106 @@ fn check(
             .write_all(&send.0)
             .map_err(|e| io_failure(e, "sending", &timeout))?;
     }
-    let matcher = match (&args.expect_banner, &args.expect_regex) {
-        (Some(banner), _) => Matcher::Banner(&banner.0),
-        (None, Some(re)) => Matcher::Regex(re),
-        (None, None) => {
-            return Ok(match &args.send {
-                Some(s) => format!("connected, sent {} bytes", s.0.len()),
-                None => "connected".into(),
-            })
-        }
+    let Some(matcher) = Matcher::of(args) else {
+        return Ok(connected(args));
     };
     let mut chunk = [0u8; 2048];
     loop {
-        if matcher.matches(answer) {
-            return Ok(format!("connected, answer matched {}", matcher.describe()));
-        }
-        if answer.len() >= MAX_ANSWER {
-            return Err((
-                Class::Ng,
-                "wrong-answer",
-                format!(
-                    "no match for {} in the first {MAX_ANSWER} bytes",
-                    matcher.describe()
-                ),
-            ));
+        if let Some(done) = matcher.decided(answer) {
+            return done;
         }
         let room = (MAX_ANSWER - answer.len()).min(chunk.len());
-        match stream.read(&mut chunk[..room]) {
-            Ok(0) if answer.is_empty() => {
-                return Err((Class::Ng, "closed", "closed without answering".into()))
-            }
-            Ok(0) => {
-                return Err((
-                    Class::Ng,
-                    "wrong-answer",
-                    format!(
-                        "answer did not match {} (peer closed after {} bytes)",
-                        matcher.describe(),
-                        answer.len()
-                    ),
-                ))
-            }
-            Ok(n) => answer.extend_from_slice(&chunk[..n]),
-            Err(e) if is_timeout(&e) && !answer.is_empty() => {
-                return Err((
-                    Class::Ng,
-                    "wrong-answer",
-                    format!(
-                        "answer did not match {} within {timeout} ({} bytes received)",
-                        matcher.describe(),
-                        answer.len()
-                    ),
-                ))
-            }
-            Err(e) => return Err(io_failure(e, "answer", &timeout)),
+        let read = stream.read(&mut chunk[..room]).map(|n| &chunk[..n]);
+        if let Some(done) = matcher.after_read(answer, read, &timeout) {
+            return done;
         }
     }
 }
 
-enum Matcher<'a> {
+/// The detail of an OK check that expects no answer.
+pub(crate) fn connected(args: &TcpArgs) -> String {
+    match &args.send {
+        Some(s) => format!("connected, sent {} bytes", s.0.len()),
+        None => "connected".into(),
+    }
+}
+
+/// What the answer must contain or match.
+pub(crate) enum Matcher<'a> {
     Banner(&'a [u8]),
     Regex(&'a regex::bytes::Regex),
 }
 
-impl Matcher<'_> {
+impl<'a> Matcher<'a> {
+    /// The matcher `--expect-banner` / `--expect-regex` ask for, if any.
+    pub(crate) fn of(args: &'a TcpArgs) -> Option<Matcher<'a>> {
+        match (&args.expect_banner, &args.expect_regex) {
+            (Some(banner), _) => Some(Matcher::Banner(&banner.0)),
+            (None, Some(re)) => Some(Matcher::Regex(re)),
+            (None, None) => None,
+        }
+    }
+
+    /// The check's result, once the answer so far decides it: matched, or
+    /// [`MAX_ANSWER`] bytes without a match.
+    pub(crate) fn decided(&self, answer: &[u8]) -> Option<Result<String, Failure>> {
+        if self.matches(answer) {
+            return Some(Ok(format!("connected, answer matched {}", self.describe())));
+        }
+        (answer.len() >= MAX_ANSWER).then(|| {
+            Err((
+                Class::Ng,
+                "wrong-answer",
+                format!(
+                    "no match for {} in the first {MAX_ANSWER} bytes",
+                    self.describe()
+                ),
+            ))
+        })
+    }
+
+    /// Takes one read's result (bytes, an empty slice for end of stream,
+    /// or an error) into `answer`, and returns the check's result if that
+    /// decides it. Reads of at most `MAX_ANSWER - answer.len()` bytes keep
+    /// the answer bounded.
+    pub(crate) fn after_read(
+        &self,
+        answer: &mut Vec<u8>,
+        read: io::Result<&[u8]>,
+        timeout: &str,
+    ) -> Option<Result<String, Failure>> {
+        match read {
+            Ok([]) if answer.is_empty() => Some(Err((
+                Class::Ng,
+                "closed",
+                "closed without answering".into(),
+            ))),
+            Ok([]) => Some(Err((
+                Class::Ng,
+                "wrong-answer",
+                format!(
+                    "answer did not match {} (peer closed after {} bytes)",
+                    self.describe(),
+                    answer.len()
+                ),
+            ))),
+            Ok(bytes) => {
+                answer.extend_from_slice(bytes);
+                self.decided(answer)
+            }
+            Err(e) if is_timeout(&e) && !answer.is_empty() => Some(Err((
+                Class::Ng,
+                "wrong-answer",
+                format!(
+                    "answer did not match {} within {timeout} ({} bytes received)",
+                    self.describe(),
+                    answer.len()
+                ),
+            ))),
+            Err(e) => Some(Err(io_failure(e, "answer", timeout))),
+        }
+    }
+
     fn matches(&self, answer: &[u8]) -> bool {
         match self {
             Matcher::Banner(b) => b.is_empty() || answer.windows(b.len()).any(|w| w == *b),
@@ -216,7 +252,7 @@ fn is_timeout(e: &io::Error) -> bool {
     matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock)
 }
 
-fn io_failure(e: io::Error, stage: &str, timeout: &str) -> Failure {
+pub(crate) fn io_failure(e: io::Error, stage: &str, timeout: &str) -> Failure {
     match e.kind() {
         _ if is_timeout(&e) => (Class::Wr, "timeout", format!("no {stage} within {timeout}")),
         ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => (
@@ -229,7 +265,7 @@ fn io_failure(e: io::Error, stage: &str, timeout: &str) -> Failure {
 }
 
 /// Maps the shared resolve/connect errors onto the four classes.
-fn classify(e: ProbeError) -> Failure {
+pub(crate) fn classify(e: ProbeError) -> Failure {
     let detail = e.to_string();
     match e {
         ProbeError::Usage(_) => (Class::Err, "bad-address", detail),

@@ -122,3 +122,32 @@ pub fn class_nagios_status(class: Class, reason: Option<&str>, speed: Speed) -> 
         }
     }
 }
+
+/// A landmark check's outcome in the `tcp`/`ping` classes, for the
+/// watcher: OK (state expected), ERR (could not start: name, address,
+/// route), NG (refused, reset, malformed reply, server error, or a state
+/// not expected: reason `unexpected-state`), WR (timeout).
+pub fn landmark_class(
+    result: Result<LandmarkReply, ProbeError>,
+    expect: &[health_proto::State],
+) -> (Class, Option<&'static str>, String) {
+    match result {
+        Ok(r) if expect.contains(&r.state) => (Class::Ok, None, landmark_detail(&r)),
+        Ok(r) => (Class::Ng, Some("unexpected-state"), landmark_detail(&r)),
+        Err(e @ ProbeError::Protocol(_)) => (Class::Ng, Some("protocol"), e.to_string()),
+        Err(e @ ProbeError::Server { .. }) => (Class::Ng, Some("server-error"), e.to_string()),
+        Err(e) => {
+            let (class, reason, detail) = crate::tcp::classify(e);
+            (class, Some(reason), detail)
+        }
+    }
+}
+
+/// `state: detail` of a landmark, as the watcher shows and records it.
+fn landmark_detail(r: &LandmarkReply) -> String {
+    if r.detail.is_empty() {
+        r.state.to_string()
+    } else {
+        format!("{}: {}", r.state, r.detail)
+    }
+}

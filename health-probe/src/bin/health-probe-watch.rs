@@ -1,0 +1,19 @@
+//! `health-probe-watch`: runs `health-probe watch` and `health-probe
+//! report` (which exec it), and the one-shot checks too.
+
+use std::process::ExitCode;
+
+use health_probe::cli::{self, Command};
+use health_probe::watch;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::parse_args() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    match &cli.command {
+        Some(Command::Watch(args)) => watch::run(args),
+        Some(Command::Report(args)) => watch::history::run(args),
+        _ => health_probe::run_check(&cli),
+    }
+}

@@ -1,0 +1,218 @@
+//! Actions: on raise and on clear, a target's configured command runs via
+//! `/bin/sh -c`, with the event in `HEALTH_*` environment variables, under
+//! `action_timeout`, and its outcome is recorded in the history.
+//!
+//! Never more than one action at a time per target: each target has one
+//! slot and one runner. An event arriving while an action runs waits in
+//! the slot; a newer event replaces a waiting one (the replaced action is
+//! recorded as `superseded`), so a flapping target runs at most the action
+//! in progress and the one for its latest state.
+
+use std::collections::HashMap;
+use std::io::{Read, Seek};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::Notify;
+
+use super::output::{Notice, Output};
+use super::store::{ActionRecord, EventRecord, Store};
+
+/// Most bytes of an action's output (stdout and stderr together) kept in
+/// the history.
+pub const MAX_OUTPUT: usize = 4096;
+
+/// An action waiting to run.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub event_id: i64,
+    pub event: EventRecord,
+    pub command: String,
+    pub timeout: Duration,
+}
+
+#[derive(Default)]
+struct Slot {
+    pending: Mutex<Option<Pending>>,
+    wake: Notify,
+}
+
+/// The action slots of all targets.
+pub struct Actions {
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    store: Store,
+    output: Arc<Output>,
+}
+
+impl Actions {
+    pub fn new(store: Store, output: Arc<Output>) -> Arc<Actions> {
+        Arc::new(Actions {
+            slots: Mutex::new(HashMap::new()),
+            store,
+            output,
+        })
+    }
+
+    /// Queues `p` for its target, starting the target's runner on first
+    /// use. A waiting action of the same target is superseded.
+    pub fn submit(self: &Arc<Self>, p: Pending) {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            match slots.get(&p.event.target) {
+                Some(slot) => slot.clone(),
+                None => {
+                    let slot = Arc::new(Slot::default());
+                    slots.insert(p.event.target.clone(), slot.clone());
+                    let me = self.clone();
+                    let runner_slot = slot.clone();
+                    tokio::spawn(async move { me.run_slot(runner_slot).await });
+                    slot
+                }
+            }
+        };
+        let replaced = slot
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(p);
+        slot.wake.notify_one();
+        if let Some(old) = replaced {
+            let record = ActionRecord {
+                event_id: old.event_id,
+                command: old.command.clone(),
+                started: SystemTime::now(),
+                duration: Duration::ZERO,
+                outcome: "superseded",
+                exit_code: None,
+                output: String::new(),
+            };
+            let me = self.clone();
+            tokio::spawn(async move { me.finish(&old, record).await });
+        }
+    }
+
+    /// One target's runner: one action at a time, forever (a removed
+    /// target's slot simply stays idle).
+    async fn run_slot(self: Arc<Self>, slot: Arc<Slot>) {
+        loop {
+            let next = slot
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            match next {
+                Some(p) => {
+                    let record = run(&p).await;
+                    self.finish(&p, record).await;
+                }
+                None => slot.wake.notified().await,
+            }
+        }
+    }
+
+    async fn finish(&self, p: &Pending, record: ActionRecord) {
+        self.output.notice(Notice::Action {
+            event: p.event.clone(),
+            record: record.clone(),
+        });
+        self.store.action(record).await;
+    }
+}
+
+/// The environment an action sees.
+pub fn environment(p: &Pending) -> Vec<(&'static str, String)> {
+    let e = &p.event;
+    vec![
+        ("HEALTH_EVENT", e.event.to_string()),
+        ("HEALTH_EVENT_ID", p.event_id.to_string()),
+        ("HEALTH_TARGET", e.target.clone()),
+        ("HEALTH_KIND", e.kind.to_string()),
+        ("HEALTH_ADDR", e.addr.clone()),
+        ("HEALTH_CLASS", e.class.unwrap_or("").to_string()),
+        ("HEALTH_REASON", e.reason.unwrap_or("").to_string()),
+        ("HEALTH_DETAIL", e.detail.clone()),
+        (
+            "HEALTH_TIME",
+            humantime::format_rfc3339_millis(e.time).to_string(),
+        ),
+        ("HEALTH_COUNT", e.count.to_string()),
+        (
+            "HEALTH_RTT_MS",
+            e.rtt
+                .map(|d| format!("{:.3}", d.as_secs_f64() * 1000.0))
+                .unwrap_or_default(),
+        ),
+    ]
+}
+
+/// Runs one action to its end or its timeout.
+async fn run(p: &Pending) -> ActionRecord {
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let record = |outcome, exit_code, output| ActionRecord {
+        event_id: p.event_id,
+        command: p.command.clone(),
+        started,
+        duration: clock.elapsed(),
+        outcome,
+        exit_code,
+        output,
+    };
+    // Output goes to an unlinked file, not a pipe: a command that starts a
+    // daemon (a restart) would otherwise leave the daemon holding our pipe.
+    let spawned = tempfile::tempfile().and_then(|file| {
+        let stdout = file.try_clone()?;
+        let stderr = file.try_clone()?;
+        let child = tokio::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&p.command)
+            .envs(environment(p))
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            // Its own process group, so a timeout kills what it started.
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()?;
+        Ok((file, child))
+    });
+    let (mut file, mut child) = match spawned {
+        Ok(x) => x,
+        Err(e) => return record("spawn-error", None, e.to_string()),
+    };
+    let status = match tokio::time::timeout(p.timeout, child.wait()).await {
+        Ok(status) => status,
+        Err(_) => {
+            if let Some(pid) = child.id() {
+                // SAFETY: kill(2) with a negative pid signals a process
+                // group; no memory is touched.
+                unsafe {
+                    libc::kill(-(pid as i32), libc::SIGKILL);
+                }
+            }
+            let _ = child.wait().await;
+            let output = read_output(&mut file);
+            return record("timeout", None, output);
+        }
+    };
+    let output = read_output(&mut file);
+    match status {
+        Ok(s) if s.success() => record("ok", Some(0), output),
+        Ok(s) => {
+            use std::os::unix::process::ExitStatusExt;
+            let code = s.code().or_else(|| s.signal().map(|sig| 128 + sig));
+            record("failed", code, output)
+        }
+        Err(e) => record("failed", None, e.to_string()),
+    }
+}
+
+/// The first [`MAX_OUTPUT`] bytes of what the action wrote.
+fn read_output(file: &mut std::fs::File) -> String {
+    let mut buf = Vec::new();
+    if file.rewind().is_ok() {
+        let _ = file.take(MAX_OUTPUT as u64).read_to_end(&mut buf);
+    }
+    String::from_utf8_lossy(&buf).trim_end().to_string()
+}

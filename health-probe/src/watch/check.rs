@@ -1,0 +1,197 @@
+//! One check of one target, on the watcher's runtime.
+//!
+//! Landmark and tcp checks are async twins of the one-shot `health-probe`
+//! and `health-probe tcp` (same arguments, same classes, reasons and
+//! details, through the helpers those share), so thousands run on a few
+//! threads. Ping runs the one-shot code on tokio's blocking pool: it spends
+//! its time waiting between echo requests, and its socket handling (IP
+//! error queues, raw fallback) is not worth a second copy.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::StreamExt;
+use health_proto::codec::FrameCodec;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::FramedRead;
+
+use crate::cli::TcpArgs;
+use crate::probe::{self, ProbeError, MAX_REPLY};
+use crate::target;
+use crate::tcp::{self, Class, Failure, Matcher, Speed, MAX_ANSWER};
+use crate::verdict;
+
+use super::config::{Check, Target};
+
+/// What one check found, as the watcher keeps, shows and records it.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub at: SystemTime,
+    pub class: Class,
+    /// A stable word within the class (`refused`, `timeout`, ...).
+    pub reason: Option<&'static str>,
+    pub detail: String,
+    /// Landmark and tcp: the whole check; ping: the average round trip.
+    pub rtt: Option<Duration>,
+    pub speed: Speed,
+}
+
+impl Observation {
+    /// Counts toward `fall`: anything but OK within `crit`, as the one-shot
+    /// check's exit code would say.
+    pub fn failed(&self) -> bool {
+        verdict::class_exit_code(false, self.class, self.reason, self.speed) != 0
+    }
+}
+
+/// Runs `target`'s check once.
+pub async fn run(target: &Target) -> Observation {
+    let at = SystemTime::now();
+    let start = Instant::now();
+    let deadline = tokio::time::Instant::now() + target.timeout;
+    let timeout = humantime::format_duration(target.timeout).to_string();
+    let (result, rtt, speed) = match &target.check {
+        Check::Landmark { component, expect } => {
+            let reply = landmark(&target.addr, component.as_deref(), deadline, &timeout).await;
+            let (class, reason, detail) = verdict::landmark_class(reply, expect);
+            let rtt = start.elapsed();
+            ((class, reason, detail), Some(rtt), Speed::Fine)
+        }
+        Check::Tcp(args) => {
+            let result = match tcp_check(args, deadline, &timeout).await {
+                Ok(detail) => (Class::Ok, None, detail),
+                Err((class, reason, detail)) => (class, Some(reason), detail),
+            };
+            let rtt = start.elapsed();
+            (
+                result,
+                Some(rtt),
+                Speed::of(Some(rtt), args.warn, args.crit),
+            )
+        }
+        Check::Ping(args) => {
+            let args = args.clone();
+            match tokio::task::spawn_blocking(move || {
+                let o = crate::ping::run(&args);
+                let speed = o.speed(&args);
+                (o, speed)
+            })
+            .await
+            {
+                Ok((o, speed)) => ((o.class, o.reason, o.detail.clone()), o.avg(), speed),
+                Err(e) => (
+                    (
+                        Class::Err,
+                        Some("internal"),
+                        format!("ping task failed: {e}"),
+                    ),
+                    None,
+                    Speed::Fine,
+                ),
+            }
+        }
+    };
+    let (class, reason, detail) = result;
+    Observation {
+        at,
+        class,
+        reason,
+        detail,
+        rtt,
+        speed,
+    }
+}
+
+/// Tries each address in turn until one connects or the deadline passes,
+/// like the one-shot [`probe::connect`].
+async fn connect(
+    addrs: &[SocketAddr],
+    deadline: tokio::time::Instant,
+    timeout: &str,
+) -> Result<TcpStream, ProbeError> {
+    let mut last = None;
+    for addr in addrs {
+        match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Ok(Err(e)) => last = Some(probe::connect_error(e, timeout)),
+            Err(_) => {
+                return Err(ProbeError::Timeout {
+                    stage: "connection",
+                    timeout: timeout.to_string(),
+                })
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| ProbeError::Protocol("no address to connect to".into())))
+}
+
+fn elapsed() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "deadline passed")
+}
+
+/// The landmark check: `check` request, one framed reply.
+async fn landmark(
+    addr: &str,
+    component: Option<&str>,
+    deadline: tokio::time::Instant,
+    timeout: &str,
+) -> Result<health_proto::LandmarkReply, ProbeError> {
+    let addrs = target::resolve_async(addr, deadline).await?;
+    let mut stream = connect(&addrs, deadline, timeout).await?;
+    let (id, request) = probe::check_frame(component);
+    let bytes = request.to_bytes();
+    tokio::time::timeout_at(deadline, stream.write_all(&bytes))
+        .await
+        .unwrap_or_else(|_| Err(elapsed()))
+        .map_err(|e| probe::io_error(e.into(), "send", timeout))?;
+    let mut frames = FramedRead::new(stream, FrameCodec::new(MAX_REPLY));
+    let frame = match tokio::time::timeout_at(deadline, frames.next()).await {
+        Ok(Some(frame)) => frame,
+        Ok(None) => Err(health_proto::ProtoError::Closed),
+        Err(_) => Err(elapsed().into()),
+    }
+    .map_err(|e| probe::io_error(e, "reply", timeout))?;
+    probe::landmark_from(&frame, id, timeout)
+}
+
+/// The tcp check: connect, optionally send, read until the answer decides.
+async fn tcp_check(
+    args: &TcpArgs,
+    deadline: tokio::time::Instant,
+    timeout: &str,
+) -> Result<String, Failure> {
+    let addrs = target::resolve_async(&args.addr, deadline)
+        .await
+        .map_err(tcp::classify)?;
+    let mut stream = connect(&addrs, deadline, timeout)
+        .await
+        .map_err(tcp::classify)?;
+    if let Some(send) = &args.send {
+        tokio::time::timeout_at(deadline, stream.write_all(&send.0))
+            .await
+            .unwrap_or_else(|_| Err(elapsed()))
+            .map_err(|e| tcp::io_failure(e, "sending", timeout))?;
+    }
+    let Some(matcher) = Matcher::of(args) else {
+        return Ok(tcp::connected(args));
+    };
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 2048];
+    loop {
+        if let Some(done) = matcher.decided(&answer) {
+            return done;
+        }
+        let room = (MAX_ANSWER - answer.len()).min(chunk.len());
+        let read = tokio::time::timeout_at(deadline, stream.read(&mut chunk[..room]))
+            .await
+            .unwrap_or_else(|_| Err(elapsed()))
+            .map(|n| &chunk[..n]);
+        if let Some(done) = matcher.after_read(&mut answer, read, timeout) {
+            return done;
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! `health-probe report`: the watcher's alarm history (raise, clear,
+//! pause, resume, removed, with their actions' outcomes) as an aligned
+//! table, CSV or JSON.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use crate::cli::{ReportArgs, ReportFormat};
+
+use super::store::{self, HistoryRow};
+
+/// Prints the history; exit 0, or 1 with one line on stderr when the
+/// database cannot be read.
+pub fn run(args: &ReportArgs) -> ExitCode {
+    let rows = match read(args) {
+        Ok(rows) => rows,
+        Err(e) => {
+            eprintln!("health-probe: report: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut out = io::stdout().lock();
+    let written = match args.format {
+        ReportFormat::Table => table(&rows, &mut out),
+        ReportFormat::Csv => csv(&rows, &mut out),
+        ReportFormat::Json => serde_json::to_writer_pretty(&mut out, &rows)
+            .map_err(io::Error::from)
+            .and_then(|_| writeln!(out)),
+    };
+    match written.and_then(|_| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`| head`) is not worth a message.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("health-probe: report: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn read(args: &ReportArgs) -> Result<Vec<HistoryRow>, String> {
+    let path = super::database_for(args.database.as_deref(), args.config.as_deref())?;
+    if !path.exists() {
+        return Err(format!(
+            "no history database at {} (give --database or --config)",
+            path.display()
+        ));
+    }
+    let conn = store::open(&path).map_err(|e| e.to_string())?;
+    let since = SystemTime::now()
+        .checked_sub(args.since)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    store::history(&conn, since, args.target.as_deref()).map_err(|e| e.to_string())
+}
+
+const CSV_HEADER: [&str; 17] = [
+    "id",
+    "time",
+    "target",
+    "kind",
+    "addr",
+    "event",
+    "class",
+    "reason",
+    "detail",
+    "rtt_ms",
+    "count",
+    "alarm_secs",
+    "action_command",
+    "action_outcome",
+    "action_exit_code",
+    "action_ms",
+    "time_unix_ms",
+];
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+fn csv(rows: &[HistoryRow], out: &mut impl Write) -> io::Result<()> {
+    let mut w = ::csv::Writer::from_writer(out);
+    w.write_record(CSV_HEADER)?;
+    for r in rows {
+        w.write_record([
+            r.id.to_string(),
+            r.time.clone(),
+            r.target.clone(),
+            r.kind.clone(),
+            r.addr.clone(),
+            r.event.clone(),
+            opt(&r.class),
+            opt(&r.reason),
+            r.detail.clone(),
+            opt(&r.rtt_ms),
+            r.count.to_string(),
+            opt(&r.alarm_secs),
+            opt(&r.action_command),
+            opt(&r.action_outcome),
+            opt(&r.action_exit_code),
+            opt(&r.action_ms),
+            r.time_ms.to_string(),
+        ])?;
+    }
+    w.flush()
+}
+
+fn table(rows: &[HistoryRow], out: &mut impl Write) -> io::Result<()> {
+    if rows.is_empty() {
+        return writeln!(out, "no events in this period");
+    }
+    let header = [
+        "TIME", "TARGET", "EVENT", "CLASS", "LASTED", "ACTION", "DETAIL",
+    ];
+    let cells: Vec<[String; 7]> = rows
+        .iter()
+        .map(|r| {
+            let class = match (&r.class, &r.reason) {
+                (Some(c), Some(x)) => format!("{c} {x}"),
+                (Some(c), None) => c.clone(),
+                _ => String::new(),
+            };
+            let action = match (&r.action_outcome, r.action_exit_code) {
+                (Some(o), Some(c)) if o != "ok" => format!("{o} ({c})"),
+                (Some(o), _) => o.clone(),
+                (None, _) => String::new(),
+            };
+            [
+                r.time.clone(),
+                r.target.clone(),
+                r.event.clone(),
+                class,
+                r.alarm_secs
+                    .map(|s| {
+                        humantime::format_duration(std::time::Duration::from_secs(s as u64))
+                            .to_string()
+                    })
+                    .unwrap_or_default(),
+                action,
+                r.detail.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row.iter()) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |out: &mut dyn Write, row: &[String]| -> io::Result<()> {
+        let last = row.len() - 1;
+        for (i, (c, w)) in row.iter().zip(widths).enumerate() {
+            if i == last {
+                writeln!(out, "{c}")?;
+            } else {
+                write!(out, "{c:<w$}  ")?;
+            }
+        }
+        Ok(())
+    };
+    line(out, &header.map(String::from))?;
+    for row in &cells {
+        line(out, row)?;
+    }
+    Ok(())
+}

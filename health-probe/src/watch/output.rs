@@ -1,0 +1,458 @@
+//! What the watcher tells: plain log lines (stdout not a terminal), a JSON
+//! event stream (`--json`), or a live table refreshing in place (stdout a
+//! terminal). Every notice goes through [`Output::notice`], whatever the
+//! mode.
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+
+use super::alarm::{Alarm, Phase};
+use super::check::Observation;
+use super::store::{ActionRecord, EventRecord};
+
+/// How the watcher reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Log,
+    Json,
+    Live,
+}
+
+/// What a target shows in the live view: kept by its task, read by the
+/// view.
+pub struct Status {
+    pub name: String,
+    pub kind: &'static str,
+    pub addr: String,
+    pub row: Mutex<Row>,
+}
+
+pub struct Row {
+    pub alarm: Alarm,
+    pub last: Option<Observation>,
+    /// Alarms raised, over the whole history.
+    pub alarms: u64,
+}
+
+impl Status {
+    pub fn row(&self) -> std::sync::MutexGuard<'_, Row> {
+        self.row.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Counters over the whole run, for `--stats` and the live header.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub checks: u64,
+    pub failed: u64,
+    pub in_flight: usize,
+    /// Worst delay of a check behind its schedule in the period.
+    pub max_lag: Duration,
+    pub targets: usize,
+    pub alarms: usize,
+    pub paused: usize,
+}
+
+/// Something to tell.
+pub enum Notice {
+    Started {
+        targets: usize,
+        database: String,
+        max_in_flight: usize,
+    },
+    /// An alarm event, with its history id if it was recorded.
+    Event {
+        id: Option<i64>,
+        event: EventRecord,
+    },
+    Action {
+        event: EventRecord,
+        record: ActionRecord,
+    },
+    Check {
+        target: String,
+        kind: &'static str,
+        addr: String,
+        observation: Observation,
+    },
+    Reloaded {
+        kept: usize,
+        added: usize,
+        changed: usize,
+        removed: usize,
+        resumed: usize,
+    },
+    ReloadFailed(String),
+    Stats(Stats),
+    Warning(String),
+    Stopping(String),
+}
+
+/// Lines kept under the live table.
+const RECENT: usize = 8;
+
+pub struct Output {
+    mode: Mode,
+    recent: Mutex<VecDeque<String>>,
+    targets: Mutex<Vec<Arc<Status>>>,
+    stats: Mutex<Stats>,
+}
+
+impl Output {
+    pub fn new(mode: Mode) -> Arc<Output> {
+        Arc::new(Output {
+            mode,
+            recent: Mutex::new(VecDeque::with_capacity(RECENT)),
+            targets: Mutex::new(Vec::new()),
+            stats: Mutex::new(Stats::default()),
+        })
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The targets the live view lists.
+    pub fn set_targets(&self, targets: Vec<Arc<Status>>) {
+        *self.targets.lock().unwrap_or_else(|e| e.into_inner()) = targets;
+    }
+
+    pub fn notice(&self, n: Notice) {
+        if let Notice::Stats(s) = &n {
+            *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = *s;
+        }
+        match self.mode {
+            Mode::Json => print_line(&json_line(&n).to_string()),
+            Mode::Log => print_line(&format!(
+                "{} {}",
+                humantime::format_rfc3339_seconds(SystemTime::now()),
+                text(&n)
+            )),
+            Mode::Live => {
+                if matches!(n, Notice::Check { .. } | Notice::Stats(_)) {
+                    return;
+                }
+                let line = format!(
+                    "{} {}",
+                    humantime::format_rfc3339_seconds(SystemTime::now()),
+                    text(&n)
+                );
+                let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+                if recent.len() == RECENT {
+                    recent.pop_front();
+                }
+                recent.push_back(line);
+            }
+        }
+    }
+
+    /// Draws the live table once, fitted to the terminal.
+    pub fn draw(&self, out: &mut impl Write) -> io::Result<()> {
+        use crossterm::{cursor, queue, style, terminal};
+        let (width, height) = terminal::size().unwrap_or((100, 30));
+        let (width, height) = (width as usize, height as usize);
+        let targets = self
+            .targets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let now = SystemTime::now();
+        let mut rows: Vec<(Phase, String, [String; 7], String)> = targets
+            .iter()
+            .map(|t| {
+                let row = t.row();
+                let phase = row.alarm.phase();
+                let (last, rtt, detail) = match &row.last {
+                    Some(o) => (
+                        match o.reason {
+                            Some(r) => format!("{} {r}", o.class.as_str()),
+                            None => o.class.as_str().to_string(),
+                        },
+                        o.rtt.map(ms).unwrap_or_default(),
+                        o.detail.clone(),
+                    ),
+                    None => (String::new(), String::new(), String::new()),
+                };
+                let since = now
+                    .duration_since(row.alarm.since)
+                    .map(short)
+                    .unwrap_or_default();
+                (
+                    phase,
+                    t.name.clone(),
+                    [
+                        t.name.clone(),
+                        format!("{} {}", t.kind, t.addr),
+                        phase.as_str().to_string(),
+                        since,
+                        last,
+                        rtt,
+                        row.alarms.to_string(),
+                    ],
+                    detail,
+                )
+            })
+            .collect();
+        rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let stats = *self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let count = |p: Phase| rows.iter().filter(|r| r.0 == p).count();
+        let mut lines = vec![format!(
+            "health-probe watch: {} targets, {} in alarm, {} paused, {} failing; {} checks, {} in flight",
+            rows.len(),
+            count(Phase::Alarm) + count(Phase::Recovering),
+            count(Phase::Paused),
+            count(Phase::Failing),
+            stats.checks,
+            stats.in_flight,
+        )];
+        let header = ["TARGET", "CHECK", "STATE", "SINCE", "LAST", "RTT", "ALARMS"];
+        let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+        for (_, _, cells, _) in &rows {
+            for (w, c) in widths.iter_mut().zip(cells.iter()) {
+                *w = (*w).max(c.chars().count()).min(40);
+            }
+        }
+        let format_row = |cells: &[String], detail: &str| {
+            let mut line = String::new();
+            for (c, w) in cells.iter().zip(&widths) {
+                let c: String = c.chars().take(*w).collect();
+                line.push_str(&format!("{c:<w$}  "));
+            }
+            line.push_str(detail);
+            line
+        };
+        lines.push(String::new());
+        lines.push(format_row(&header.map(String::from), "DETAIL"));
+        let recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let room = height.saturating_sub(lines.len() + recent.len() + 3).max(1);
+        let shown = rows.len().min(room);
+        for (_, _, cells, detail) in rows.iter().take(shown) {
+            lines.push(format_row(cells, detail));
+        }
+        if shown < rows.len() {
+            lines.push(format!(
+                "... {} more (healthy ones last)",
+                rows.len() - shown
+            ));
+        }
+        lines.push(String::new());
+        lines.extend(recent);
+        queue!(out, cursor::MoveTo(0, 0))?;
+        for line in lines.iter().take(height) {
+            let line: String = line.chars().take(width).collect();
+            queue!(
+                out,
+                style::Print(line),
+                terminal::Clear(terminal::ClearType::UntilNewLine),
+                cursor::MoveToNextLine(1)
+            )?;
+        }
+        queue!(out, terminal::Clear(terminal::ClearType::FromCursorDown))?;
+        out.flush()
+    }
+}
+
+fn print_line(line: &str) {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}ms", d.as_secs_f64() * 1000.0)
+}
+
+/// `3m12s`, `2h5m`, `4d1h`: two units at most.
+fn short(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+fn target_label(e: &EventRecord) -> String {
+    format!("{} ({} {})", e.target, e.kind, e.addr)
+}
+
+/// The one-line text form of a notice.
+pub fn text(n: &Notice) -> String {
+    match n {
+        Notice::Started {
+            targets,
+            database,
+            max_in_flight,
+        } => format!(
+            "start watching {targets} targets, at most {max_in_flight} checks at once, history in {database}"
+        ),
+        Notice::Event { event: e, .. } => {
+            let class = match (e.class, e.reason) {
+                (Some(c), Some(r)) => format!(" {c} {r}"),
+                (Some(c), None) => format!(" {c}"),
+                _ => String::new(),
+            };
+            let why = match e.event {
+                "raise" => format!(" after {} failures in a row", e.count),
+                "clear" => format!(" after {} successes in a row", e.count),
+                "pause" => format!(
+                    " after {} errors in a row; checks resume on reload (SIGHUP)",
+                    e.count
+                ),
+                _ => String::new(),
+            };
+            let detail = if e.detail.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", e.detail)
+            };
+            format!("{} {}{class}{why}{detail}", e.event, target_label(e))
+        }
+        Notice::Action { event, record } => {
+            let exit = record
+                .exit_code
+                .map(|c| format!(" exit {c}"))
+                .unwrap_or_default();
+            let output = if record.output.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", record.output.lines().next().unwrap_or(""))
+            };
+            format!(
+                "action {} for {}: {}{exit} in {} `{}`{output}",
+                target_label(event),
+                event.event,
+                record.outcome,
+                ms(record.duration),
+                record.command
+            )
+        }
+        Notice::Check {
+            target,
+            kind,
+            addr,
+            observation: o,
+        } => {
+            let reason = o.reason.map(|r| format!(" {r}")).unwrap_or_default();
+            let rtt = o.rtt.map(|d| format!(" rtt={}", ms(d))).unwrap_or_default();
+            let slow = o
+                .speed
+                .label()
+                .map(|s| format!(" slow={s}"))
+                .unwrap_or_default();
+            format!(
+                "check {target} ({kind} {addr}) {}{reason}{rtt}{slow}: {}",
+                o.class.as_str(),
+                o.detail
+            )
+        }
+        Notice::Reloaded {
+            kept,
+            added,
+            changed,
+            removed,
+            resumed,
+        } => format!(
+            "reload: {kept} kept, {added} added, {changed} changed, {removed} removed, {resumed} resumed"
+        ),
+        Notice::ReloadFailed(e) => format!("reload failed, still running the previous config: {e}"),
+        Notice::Stats(s) => format!(
+            "stats targets={} checks={} failed={} in_flight={} max_lag_ms={:.1} alarms={} paused={}",
+            s.targets,
+            s.checks,
+            s.failed,
+            s.in_flight,
+            s.max_lag.as_secs_f64() * 1000.0,
+            s.alarms,
+            s.paused
+        ),
+        Notice::Warning(w) => format!("warning: {w}"),
+        Notice::Stopping(why) => format!("stop: {why}"),
+    }
+}
+
+fn event_json(e: &EventRecord) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("target".into(), json!(e.target));
+    m.insert("kind".into(), json!(e.kind));
+    m.insert("addr".into(), json!(e.addr));
+    m.insert("class".into(), json!(e.class));
+    m.insert("reason".into(), json!(e.reason));
+    m.insert("detail".into(), json!(e.detail));
+    m.insert(
+        "rtt_ms".into(),
+        json!(e.rtt.map(|d| d.as_secs_f64() * 1000.0)),
+    );
+    m.insert("count".into(), json!(e.count));
+    m
+}
+
+/// The JSON form of a notice: one object, `event` first says what it is.
+pub fn json_line(n: &Notice) -> serde_json::Value {
+    let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    match n {
+        Notice::Started {
+            targets,
+            database,
+            max_in_flight,
+        } => json!({"event": "start", "time": time, "targets": targets,
+                    "database": database, "max_in_flight": max_in_flight}),
+        Notice::Event { id, event } => {
+            let mut m = event_json(event);
+            m.insert("event".into(), json!(event.event));
+            m.insert(
+                "time".into(),
+                json!(humantime::format_rfc3339_millis(event.time).to_string()),
+            );
+            m.insert("id".into(), json!(id));
+            serde_json::Value::Object(m)
+        }
+        Notice::Action { event, record } => json!({
+            "event": "action", "time": time, "target": event.target,
+            "for": event.event, "event_id": record.event_id,
+            "command": record.command, "outcome": record.outcome,
+            "exit_code": record.exit_code,
+            "duration_ms": record.duration.as_secs_f64() * 1000.0,
+            "output": record.output,
+        }),
+        Notice::Check {
+            target,
+            kind,
+            addr,
+            observation: o,
+        } => json!({
+            "event": "check",
+            "time": humantime::format_rfc3339_millis(o.at).to_string(),
+            "target": target, "kind": kind, "addr": addr,
+            "class": o.class.as_str(), "reason": o.reason, "detail": o.detail,
+            "rtt_ms": o.rtt.map(|d| d.as_secs_f64() * 1000.0),
+            "slow": o.speed.label(), "failed": o.failed(),
+        }),
+        Notice::Reloaded {
+            kept,
+            added,
+            changed,
+            removed,
+            resumed,
+        } => json!({"event": "reload", "time": time, "kept": kept, "added": added,
+                    "changed": changed, "removed": removed, "resumed": resumed}),
+        Notice::ReloadFailed(e) => json!({"event": "reload-failed", "time": time, "error": e}),
+        Notice::Stats(s) => json!({
+            "event": "stats", "time": time, "targets": s.targets, "checks": s.checks,
+            "failed": s.failed, "in_flight": s.in_flight,
+            "max_lag_ms": s.max_lag.as_secs_f64() * 1000.0,
+            "alarms": s.alarms, "paused": s.paused,
+        }),
+        Notice::Warning(w) => json!({"event": "warning", "time": time, "message": w}),
+        Notice::Stopping(why) => json!({"event": "stop", "time": time, "reason": why}),
+    }
+}

@@ -1,0 +1,480 @@
+//! Alarm history in an embedded SQLite database (rusqlite, bundled
+//! SQLite): every raise, clear, pause, resume and removal, and the outcome
+//! of every action, so history survives restarts and `health-probe report`
+//! can export it.
+//!
+//! The watcher writes from one thread of its own ([`Store::spawn`]), in
+//! batches, so no check ever waits on the disk. The database is in WAL
+//! mode: `health-probe report` reads while the watcher writes.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection};
+use tokio::sync::{mpsc, oneshot};
+
+/// Schema version in `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Most operations queued for the writer thread; senders wait beyond it.
+const QUEUE: usize = 4096;
+
+/// Most rows written in one transaction.
+const BATCH: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("database {path}: cannot create its folder: {source}")]
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("database {path} has schema version {found}, newer than this health-probe knows ({SCHEMA_VERSION})")]
+    Newer { path: String, found: i64 },
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// One alarm event, as recorded.
+#[derive(Debug, Clone)]
+pub struct EventRecord {
+    pub time: SystemTime,
+    pub target: String,
+    pub kind: &'static str,
+    pub addr: String,
+    /// `raise`, `clear`, `pause`, `resume` or `removed`.
+    pub event: &'static str,
+    pub class: Option<&'static str>,
+    pub reason: Option<&'static str>,
+    pub detail: String,
+    pub rtt: Option<Duration>,
+    /// Failures or successes in a row behind the event.
+    pub count: u32,
+}
+
+/// How an action ended.
+#[derive(Debug, Clone)]
+pub struct ActionRecord {
+    pub event_id: i64,
+    pub command: String,
+    pub started: SystemTime,
+    pub duration: Duration,
+    /// `ok`, `failed`, `timeout`, `spawn-error` or `superseded`.
+    pub outcome: &'static str,
+    pub exit_code: Option<i32>,
+    pub output: String,
+}
+
+/// A row of `health-probe report`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HistoryRow {
+    pub id: i64,
+    pub time: String,
+    #[serde(skip)]
+    pub time_ms: i64,
+    pub target: String,
+    pub kind: String,
+    pub addr: String,
+    pub event: String,
+    pub class: Option<String>,
+    pub reason: Option<String>,
+    pub detail: String,
+    pub rtt_ms: Option<f64>,
+    pub count: u32,
+    /// For a clear: how long the alarm it clears lasted.
+    pub alarm_secs: Option<f64>,
+    pub action_command: Option<String>,
+    pub action_outcome: Option<String>,
+    pub action_exit_code: Option<i32>,
+    pub action_ms: Option<i64>,
+}
+
+fn ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn from_ms(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+/// Opens (creating if needed) the database at `path`.
+pub fn open(path: &Path) -> Result<Connection, StoreError> {
+    let shown = path.display().to_string();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
+            path: shown.clone(),
+            source,
+        })?;
+    }
+    let open_err = |source| StoreError::Open {
+        path: shown.clone(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(open_err)?;
+    conn.busy_timeout(Duration::from_secs(5))
+        .map_err(open_err)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(open_err)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(open_err)?;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(open_err)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Newer {
+            path: shown,
+            found: version,
+        });
+    }
+    conn.execute_batch(
+        "BEGIN;
+         CREATE TABLE IF NOT EXISTS events (
+             id INTEGER PRIMARY KEY,
+             time_ms INTEGER NOT NULL,
+             target TEXT NOT NULL,
+             kind TEXT NOT NULL,
+             addr TEXT NOT NULL,
+             event TEXT NOT NULL,
+             class TEXT,
+             reason TEXT,
+             detail TEXT NOT NULL,
+             rtt_us INTEGER,
+             count INTEGER NOT NULL
+         );
+         CREATE INDEX IF NOT EXISTS events_by_time ON events(time_ms);
+         CREATE INDEX IF NOT EXISTS events_by_target ON events(target, id);
+         CREATE TABLE IF NOT EXISTS actions (
+             id INTEGER PRIMARY KEY,
+             event_id INTEGER NOT NULL REFERENCES events(id),
+             command TEXT NOT NULL,
+             started_ms INTEGER NOT NULL,
+             duration_ms INTEGER NOT NULL,
+             outcome TEXT NOT NULL,
+             exit_code INTEGER,
+             output TEXT NOT NULL
+         );
+         CREATE INDEX IF NOT EXISTS actions_by_event ON actions(event_id);
+         PRAGMA user_version = 1;
+         COMMIT;",
+    )
+    .map_err(open_err)?;
+    Ok(conn)
+}
+
+/// What the watcher needs from history when it starts.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// Targets whose latest alarm event is a raise: still in alarm, since.
+    pub open_alarms: HashMap<String, SystemTime>,
+    /// Alarms ever raised, per target.
+    pub raised: HashMap<String, u64>,
+}
+
+pub fn restore(conn: &Connection) -> Result<Restored, StoreError> {
+    let mut out = Restored::default();
+    let mut stmt = conn.prepare(
+        "SELECT target, event, time_ms FROM events WHERE id IN (
+             SELECT max(id) FROM events WHERE event IN ('raise', 'clear', 'removed')
+             GROUP BY target)",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (target, event, time) = row?;
+        if event == "raise" {
+            out.open_alarms.insert(target, from_ms(time));
+        }
+    }
+    let mut stmt =
+        conn.prepare("SELECT target, count(*) FROM events WHERE event = 'raise' GROUP BY target")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    for row in rows {
+        let (target, n) = row?;
+        out.raised.insert(target, n.max(0) as u64);
+    }
+    Ok(out)
+}
+
+/// Deletes history older than `before`; returns the events deleted.
+pub fn prune(conn: &Connection, before: SystemTime) -> Result<usize, StoreError> {
+    let cut = ms(before);
+    conn.execute(
+        "DELETE FROM actions WHERE event_id IN (SELECT id FROM events WHERE time_ms < ?1)",
+        [cut],
+    )?;
+    Ok(conn.execute("DELETE FROM events WHERE time_ms < ?1", [cut])?)
+}
+
+fn insert_event(conn: &Connection, e: &EventRecord) -> Result<i64, rusqlite::Error> {
+    conn.prepare_cached(
+        "INSERT INTO events (time_ms, target, kind, addr, event, class, reason, detail, rtt_us, count)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        ms(e.time),
+        e.target,
+        e.kind,
+        e.addr,
+        e.event,
+        e.class,
+        e.reason,
+        e.detail,
+        e.rtt.map(|d| d.as_micros() as i64),
+        e.count,
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+fn insert_action(conn: &Connection, a: &ActionRecord) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached(
+        "INSERT INTO actions (event_id, command, started_ms, duration_ms, outcome, exit_code, output)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        a.event_id,
+        a.command,
+        ms(a.started),
+        a.duration.as_millis() as i64,
+        a.outcome,
+        a.exit_code,
+        a.output,
+    ])?;
+    Ok(())
+}
+
+/// History for `health-probe report`: events since `since`, oldest first,
+/// optionally of one target, each with its action's outcome.
+pub fn history(
+    conn: &Connection,
+    since: SystemTime,
+    target: Option<&str>,
+) -> Result<Vec<HistoryRow>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT e.id, e.time_ms, e.target, e.kind, e.addr, e.event, e.class, e.reason,
+                e.detail, e.rtt_us, e.count,
+                CASE WHEN e.event = 'clear' THEN
+                    (SELECT r.time_ms FROM events r
+                     WHERE r.target = e.target AND r.event = 'raise' AND r.id < e.id
+                     ORDER BY r.id DESC LIMIT 1)
+                END,
+                a.command, a.outcome, a.exit_code, a.duration_ms
+         FROM events e
+         LEFT JOIN actions a ON a.id = (SELECT max(id) FROM actions WHERE event_id = e.id)
+         WHERE e.time_ms >= ?1 AND (?2 IS NULL OR e.target = ?2)
+         ORDER BY e.time_ms, e.id",
+    )?;
+    let rows = stmt.query_map(params![ms(since), target], |r| {
+        let time_ms: i64 = r.get(1)?;
+        let raised_ms: Option<i64> = r.get(11)?;
+        Ok(HistoryRow {
+            id: r.get(0)?,
+            time: humantime::format_rfc3339_millis(from_ms(time_ms)).to_string(),
+            time_ms,
+            target: r.get(2)?,
+            kind: r.get(3)?,
+            addr: r.get(4)?,
+            event: r.get(5)?,
+            class: r.get(6)?,
+            reason: r.get(7)?,
+            detail: r.get(8)?,
+            rtt_ms: r.get::<_, Option<i64>>(9)?.map(|us| us as f64 / 1000.0),
+            count: r.get(10)?,
+            alarm_secs: raised_ms.map(|t| (time_ms - t) as f64 / 1000.0),
+            action_command: r.get(12)?,
+            action_outcome: r.get(13)?,
+            action_exit_code: r.get(14)?,
+            action_ms: r.get(15)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+enum Op {
+    Event(EventRecord, oneshot::Sender<Option<i64>>),
+    Action(ActionRecord),
+    Prune(SystemTime),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The writer thread's queue.
+#[derive(Clone)]
+pub struct Store {
+    tx: mpsc::Sender<Op>,
+}
+
+impl Store {
+    /// Starts the writer thread on `conn`. `on_error` hears of every failed
+    /// write (the watch goes on; the event is still printed).
+    pub fn spawn(
+        conn: Connection,
+        on_error: impl Fn(String) + Send + 'static,
+    ) -> std::io::Result<Store> {
+        let (tx, mut rx) = mpsc::channel::<Op>(QUEUE);
+        std::thread::Builder::new()
+            .name("history".into())
+            .spawn(move || {
+                let mut batch = Vec::with_capacity(BATCH);
+                while let Some(op) = rx.blocking_recv() {
+                    batch.push(op);
+                    while batch.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(op) => batch.push(op),
+                            Err(_) => break,
+                        }
+                    }
+                    if let Err(e) = write_batch(&conn, &mut batch) {
+                        on_error(format!("cannot record history: {e}"));
+                    }
+                }
+            })?;
+        Ok(Store { tx })
+    }
+
+    /// Records an event; its id once written, `None` if writing failed.
+    pub async fn event(&self, e: EventRecord) -> Option<i64> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Op::Event(e, tx)).await.ok()?;
+        rx.await.ok().flatten()
+    }
+
+    pub async fn action(&self, a: ActionRecord) {
+        let _ = self.tx.send(Op::Action(a)).await;
+    }
+
+    pub async fn prune(&self, before: SystemTime) {
+        let _ = self.tx.send(Op::Prune(before)).await;
+    }
+
+    /// Waits until everything queued before it is written.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Op::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// Writes `batch` in one transaction; each event learns its id.
+fn write_batch(conn: &Connection, batch: &mut Vec<Op>) -> Result<(), rusqlite::Error> {
+    let tx = conn.unchecked_transaction()?;
+    let mut ids = Vec::new();
+    let mut flushed = Vec::new();
+    let mut result = Ok(());
+    for op in batch.drain(..) {
+        match op {
+            Op::Event(e, reply) => match insert_event(&tx, &e) {
+                Ok(id) => ids.push((reply, Some(id))),
+                Err(err) => {
+                    ids.push((reply, None));
+                    result = Err(err);
+                }
+            },
+            Op::Action(a) => {
+                if let Err(err) = insert_action(&tx, &a) {
+                    result = Err(err);
+                }
+            }
+            Op::Prune(before) => {
+                if let Err(StoreError::Sql(err)) = prune(&tx, before) {
+                    result = Err(err);
+                }
+            }
+            Op::Flush(done) => flushed.push(done),
+        }
+    }
+    let committed = tx.commit();
+    for (reply, id) in ids {
+        let _ = reply.send(id.filter(|_| committed.is_ok()));
+    }
+    for done in flushed {
+        let _ = done.send(());
+    }
+    committed.and(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::OptionalExtension;
+
+    fn last_event(conn: &Connection, target: &str) -> Result<Option<String>, StoreError> {
+        Ok(conn
+            .query_row(
+                "SELECT event FROM events WHERE target = ?1 ORDER BY id DESC LIMIT 1",
+                [target],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn event(target: &str, event: &'static str, at_ms: i64) -> EventRecord {
+        EventRecord {
+            time: from_ms(at_ms),
+            target: target.into(),
+            kind: "tcp",
+            addr: "127.0.0.1:1".into(),
+            event,
+            class: Some("NG"),
+            reason: Some("refused"),
+            detail: "connection refused".into(),
+            rtt: Some(Duration::from_micros(1500)),
+            count: 2,
+        }
+    }
+
+    #[test]
+    fn open_alarms_and_history_survive_reopening() {
+        let dir = std::env::temp_dir().join(format!("hp-store-{}", std::process::id()));
+        let path = dir.join("sub/watch.db");
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let conn = open(&path).unwrap();
+            let a = insert_event(&conn, &event("a", "raise", 1_000)).unwrap();
+            insert_event(&conn, &event("b", "raise", 2_000)).unwrap();
+            insert_event(&conn, &event("a", "clear", 61_000)).unwrap();
+            insert_event(&conn, &event("c", "raise", 3_000)).unwrap();
+            insert_event(&conn, &event("c", "removed", 4_000)).unwrap();
+            insert_action(
+                &conn,
+                &ActionRecord {
+                    event_id: a,
+                    command: "true".into(),
+                    started: from_ms(1_000),
+                    duration: Duration::from_millis(7),
+                    outcome: "ok",
+                    exit_code: Some(0),
+                    output: String::new(),
+                },
+            )
+            .unwrap();
+        }
+        let conn = open(&path).unwrap();
+        let r = restore(&conn).unwrap();
+        assert_eq!(r.open_alarms.keys().collect::<Vec<_>>(), ["b"]);
+        assert_eq!(r.open_alarms["b"], from_ms(2_000));
+        assert_eq!(r.raised["a"], 1);
+        let h = history(&conn, from_ms(0), Some("a")).unwrap();
+        assert_eq!(h.len(), 2);
+        assert_eq!(h[0].action_outcome.as_deref(), Some("ok"));
+        assert_eq!(h[1].alarm_secs, Some(60.0));
+        assert_eq!(h[0].rtt_ms, Some(1.5));
+        assert_eq!(history(&conn, from_ms(2_500), None).unwrap().len(), 3);
+        assert_eq!(prune(&conn, from_ms(2_500)).unwrap(), 2);
+        assert_eq!(history(&conn, from_ms(0), None).unwrap().len(), 3);
+        assert_eq!(last_event(&conn, "c").unwrap().as_deref(), Some("removed"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
