@@ -463,9 +463,10 @@ impl Validator<'_> {
         } else {
             DEFAULT_TIMEOUT
         };
+        // Unset, the timeout fits the interval.
         let timeout = self.duration(
             &common.timeout,
-            default_timeout,
+            default_timeout.min(interval),
             "timeout",
             Duration::from_millis(10),
             Duration::from_secs(600),

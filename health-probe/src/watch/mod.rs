@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -111,10 +111,36 @@ pub fn run(args: &WatchArgs) -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // Before anything else: a signal must never find the default action.
+        let signals = match Signals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("health-probe: cannot install signal handlers: {e}");
+                return ExitCode::from(1);
+            }
+        };
         let mut watcher = Watcher::new(args, &config, store, output, restored.raised);
         watcher.start(config, restored.open_alarms).await;
-        watcher.serve().await
+        watcher.serve(signals).await
     })
+}
+
+/// The signals the watcher handles: SIGHUP reloads, SIGTERM and SIGINT
+/// stop.
+struct Signals {
+    hup: Signal,
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            hup: signal(SignalKind::hangup())?,
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
 }
 
 /// Checks, failures, lag: shared by every target task.
@@ -257,19 +283,12 @@ impl Watcher {
     }
 
     /// Serves signals, stats, pruning and the live view until stopped.
-    async fn serve(&mut self) -> ExitCode {
-        let signals = (
-            signal(SignalKind::hangup()),
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        );
-        let (mut hup, mut term, mut int) = match signals {
-            (Ok(h), Ok(t), Ok(i)) => (h, t, i),
-            _ => {
-                eprintln!("health-probe: cannot install signal handlers");
-                return ExitCode::from(1);
-            }
-        };
+    async fn serve(&mut self, signals: Signals) -> ExitCode {
+        let Signals {
+            mut hup,
+            mut term,
+            mut int,
+        } = signals;
         let live = self.shared.output.mode() == Mode::Live;
         let mut screen = live.then(Screen::enter);
         let tick = if live {

@@ -153,7 +153,11 @@ impl Output {
     /// Draws the live table once, fitted to the terminal.
     pub fn draw(&self, out: &mut impl Write) -> io::Result<()> {
         use crossterm::{cursor, queue, style, terminal};
-        let (width, height) = terminal::size().unwrap_or((100, 30));
+        // A pseudo-terminal nobody sized says 0x0.
+        let (width, height) = terminal::size()
+            .ok()
+            .filter(|(w, h)| *w > 0 && *h > 0)
+            .unwrap_or((120, 40));
         let (width, height) = (width as usize, height as usize);
         let targets = self
             .targets
@@ -267,7 +271,12 @@ fn print_line(line: &str) {
 }
 
 fn ms(d: Duration) -> String {
-    format!("{:.1}ms", d.as_secs_f64() * 1000.0)
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.2}ms")
+    } else {
+        format!("{ms:.1}ms")
+    }
 }
 
 /// `3m12s`, `2h5m`, `4d1h`: two units at most.
