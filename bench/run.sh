@@ -2,7 +2,7 @@
 # Builds the workspace in release and runs every benchmark against its peer,
 # printing the Markdown tables docs/BENCHMARKS.md records.
 #
-#   bench/run.sh            # probe cost, server load, codec, a 3-minute soak
+#   bench/run.sh            # probe cost, server load, watch at scale, codec, a 3-minute soak
 #   SOAK_MINUTES=0 bench/run.sh   # skip the soak
 #
 # Peers come from Debian's packages: netcat-openbsd (nc -z) and
@@ -28,6 +28,10 @@ echo
 echo "## Server load"
 echo
 target/release/load --clients "${LOAD_CLIENTS:-32}" --seconds "${LOAD_SECONDS:-5}" --rounds "${LOAD_ROUNDS:-3}"
+echo
+echo "## Watch at scale"
+echo
+target/release/watch_scale --targets "${WATCH_TARGETS:-10000}" --seconds "${WATCH_SECONDS:-20}"
 echo
 echo "## Codec"
 echo

@@ -447,10 +447,7 @@ on_clear = 'echo "begin $HEALTH_EVENT $HEALTH_TARGET $HEALTH_CLASS" >> {log:?}; 
         raise["id"].as_i64().unwrap()
     );
     assert_eq!(lines[0], first);
-    assert!(
-        lines.iter().any(|l| *l == "begin clear svc OK"),
-        "{lines:?}"
-    );
+    assert!(lines.contains(&"begin clear svc OK"), "{lines:?}");
     // 6 events, fewer runs: waiting actions were superseded by newer ones.
     let outcomes: Vec<String> = w
         .seen

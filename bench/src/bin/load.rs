@@ -115,21 +115,7 @@ impl Server {
 
     /// User + system CPU time the server has used so far.
     fn cpu(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // Fields after the parenthesised command name; utime and stime are the
-        // 14th and 15th fields of the whole line.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let f: Vec<u64> = rest
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .filter_map(|n| n.parse().ok())
-            .collect();
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        let ticks: u64 = f.iter().sum();
-        Duration::from_micros(ticks * 1_000_000 / hz)
+        health_bench::process_cpu(self.pid())
     }
 }
 

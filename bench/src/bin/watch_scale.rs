@@ -1,0 +1,373 @@
+//! `health-probe watch` at scale: 10,000 loopback targets at a 1 s
+//! interval (9 in 10 tcp checks spread over 20 listening ports, 1 in 10
+//! landmark checks against one health-server), measured in the same run as
+//! the classic way of checking ports, one `check_tcp` (monitoring-plugins)
+//! or one `health-probe tcp` exec per check, as Nagios-style schedulers do.
+//!
+//! Reports the checks per second the watcher sustains, its CPU time per
+//! check (from /proc, all its threads), its worst lag behind schedule, and
+//! its memory; the peers' CPU per check comes from `wait4` rusage. Fails if
+//! any check of the healthy targets fails or the watcher falls behind.
+//!
+//! ```text
+//! cargo build --release --workspace --bins --examples
+//! target/release/watch_scale --targets 10000 --seconds 20
+//! ```
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use health_bench::{built, process_cpu, ratio, rss_kib};
+use serde_json::Value;
+
+#[derive(Parser)]
+struct Args {
+    /// Targets to watch.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(10..=50_000))]
+    targets: u32,
+    /// Seconds measured, after a warm-up of 3 s.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(5..=600))]
+    seconds: u64,
+    /// Exec'd checks timed for each peer.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(10..=10_000))]
+    peer_runs: u32,
+    /// Internal: serve N listening ports and one health-server on
+    /// 127.0.0.1, print them, and run until stdin closes.
+    #[arg(long, hide = true)]
+    serve: Option<usize>,
+}
+
+const LISTENERS: usize = 20;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    if let Some(n) = args.serve {
+        return serve(n);
+    }
+    let watcher_bin = built("health-probe-watch")?;
+    let probe_bin = built("health-probe")?;
+
+    let peers = Peers::start()?;
+    let (ports, health) = (peers.ports.clone(), peers.health);
+    let dir = std::env::temp_dir().join(format!("watch-scale-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let config = dir.join("watch.toml");
+    std::fs::write(&config, config_text(&dir, args.targets, &ports, health))?;
+
+    let mut watcher = Command::new(&watcher_bin)
+        .args([
+            "watch",
+            config.to_str().ok_or("path")?,
+            "--json",
+            "--stats",
+            "1s",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let pid = watcher.id();
+    let (tx, stats) = mpsc::channel::<Value>();
+    let out = watcher.stdout.take().ok_or("no stdout")?;
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if v["event"] == "stats" || v["event"] == "raise" {
+                    let _ = tx.send(v);
+                }
+            }
+        }
+    });
+    let result = measure(&args, pid, &stats);
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGTERM);
+    }
+    let _ = watcher.wait();
+    drop(peers);
+    let _ = std::fs::remove_dir_all(&dir);
+    let m = result?;
+
+    let port = ports[0];
+    let check_tcp = Path::new("/usr/lib/nagios/plugins/check_tcp");
+    let mut rows = vec![(
+        format!("`health-probe watch`, {} targets", args.targets),
+        m.checks_per_sec,
+        m.cpu_per_check,
+    )];
+    let probe_cpu = exec_cpu(
+        &probe_bin,
+        &["tcp", &port.to_string(), "--quiet"],
+        args.peer_runs,
+    )?;
+    rows.push(("`health-probe tcp` exec per check".into(), 0.0, probe_cpu));
+    if check_tcp.is_file() {
+        let cpu = exec_cpu(
+            check_tcp,
+            &["-H", "127.0.0.1", "-p", &port.port().to_string()],
+            args.peer_runs,
+        )?;
+        rows.push((
+            "`check_tcp` exec per check (monitoring-plugins)".into(),
+            0.0,
+            cpu,
+        ));
+    } else {
+        eprintln!(
+            "watch_scale: check_tcp missing (apt-get install monitoring-plugins-basic); skipped"
+        );
+    }
+    let peer_cpu = rows.last().map(|r| r.2).unwrap_or(probe_cpu);
+
+    println!(
+        "watch_scale: {} targets at 1 s ({} tcp over {LISTENERS} ports, {} landmark), {} s measured after 3 s warm-up",
+        args.targets,
+        args.targets - args.targets / 10,
+        args.targets / 10,
+        args.seconds
+    );
+    println!();
+    println!(
+        "| how | checks/s | CPU per check | CPU for 10,000 checks/s | CPU per check vs last row |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for (name, rate, cpu) in &rows {
+        let rate = if *rate > 0.0 {
+            format!("{rate:.0}")
+        } else {
+            "one at a time".into()
+        };
+        println!(
+            "| {name} | {rate} | {:.1} µs | {:.2} cores | {:.3}x |",
+            cpu.as_secs_f64() * 1e6,
+            cpu.as_secs_f64() * 10_000.0,
+            ratio(cpu.as_secs_f64(), peer_cpu.as_secs_f64()),
+        );
+    }
+    println!();
+    println!(
+        "Watcher: {:.1}% of one core, RSS {:.1} MiB (peak {:.1} MiB), worst lag behind schedule {:.1} ms, {} failed checks, {} alarms.",
+        m.cpu_share * 100.0,
+        m.rss_kib as f64 / 1024.0,
+        m.peak_kib as f64 / 1024.0,
+        m.max_lag_ms,
+        m.failed,
+        m.raises,
+    );
+    if m.failed > 0 || m.raises > 0 {
+        return Err("checks of healthy targets failed".into());
+    }
+    let expected = f64::from(args.targets);
+    if m.checks_per_sec < expected * 0.95 {
+        return Err(format!(
+            "the watcher fell behind: {:.0} checks/s for {expected} targets at 1 s",
+            m.checks_per_sec
+        )
+        .into());
+    }
+    Ok(())
+}
+
+struct Measured {
+    checks_per_sec: f64,
+    cpu_per_check: Duration,
+    cpu_share: f64,
+    rss_kib: u64,
+    peak_kib: u64,
+    max_lag_ms: f64,
+    failed: u64,
+    raises: u64,
+}
+
+fn measure(args: &Args, pid: u32, stats: &mpsc::Receiver<Value>) -> Result<Measured, String> {
+    let mut raises = 0;
+    // Warm-up: every target has had its first check (spread over 1 s).
+    let warm = Instant::now() + Duration::from_secs(3);
+    let mut first = None;
+    let mut last = None;
+    let mut max_lag_ms: f64 = 0.0;
+    let end = warm + Duration::from_secs(args.seconds);
+    let mut cpu0 = None;
+    while Instant::now() < end + Duration::from_millis(1500) {
+        let v = match stats.recv_timeout(Duration::from_secs(3)) {
+            Ok(v) => v,
+            Err(_) => return Err("the watcher stopped reporting".into()),
+        };
+        if v["event"] == "raise" {
+            raises += 1;
+            continue;
+        }
+        let now = Instant::now();
+        if now < warm {
+            continue;
+        }
+        let sample = (
+            now,
+            v["checks"].as_u64().unwrap_or(0),
+            v["failed"].as_u64().unwrap_or(0),
+            process_cpu(pid),
+        );
+        if first.is_none() {
+            first = Some(sample);
+            cpu0 = Some(sample.3);
+            continue;
+        }
+        max_lag_ms = max_lag_ms.max(v["max_lag_ms"].as_f64().unwrap_or(0.0));
+        last = Some(sample);
+        if now >= end {
+            break;
+        }
+    }
+    let (Some(a), Some(b), Some(cpu0)) = (first, last, cpu0) else {
+        return Err("too few stats from the watcher".into());
+    };
+    let wall = b.0 - a.0;
+    let checks = b.1 - a.1;
+    let cpu = b.3.saturating_sub(cpu0);
+    let (rss_kib, peak_kib) = rss_kib(pid).unwrap_or((0, 0));
+    Ok(Measured {
+        checks_per_sec: checks as f64 / wall.as_secs_f64(),
+        cpu_per_check: cpu / checks.max(1) as u32,
+        cpu_share: cpu.as_secs_f64() / wall.as_secs_f64(),
+        rss_kib,
+        peak_kib,
+        max_lag_ms,
+        failed: b.2,
+        raises,
+    })
+}
+
+/// Average user + system CPU of one exec of `program args` (wait4 rusage),
+/// over `runs` runs one after another; every run must exit 0.
+fn exec_cpu(program: &Path, args: &[&str], runs: u32) -> Result<Duration, String> {
+    let mut total = Duration::ZERO;
+    for _ in 0..runs {
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", program.display()))?;
+        let pid = child.id() as libc::pid_t;
+        let mut status = 0;
+        // SAFETY: rusage is plain old data; zeroed is a valid value.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `pid` is our unreaped child; `status`, `usage` are valid.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        drop(child);
+        if r != pid || !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+            return Err(format!("{} {args:?} failed", program.display()));
+        }
+        let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+        total += tv(usage.ru_utime) + tv(usage.ru_stime);
+    }
+    Ok(total / runs)
+}
+
+fn config_text(dir: &Path, targets: u32, ports: &[SocketAddr], health: SocketAddr) -> String {
+    let mut s = format!(
+        "database = {:?}\nmax_in_flight = 512\n\n[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\n",
+        dir.join("watch.db").display().to_string()
+    );
+    for i in 0..targets {
+        if i % 10 == 9 {
+            s.push_str(&format!(
+                "\n[[target]]\nname = \"landmark-{i}\"\nkind = \"landmark\"\naddr = \"{health}\"\n"
+            ));
+        } else {
+            let port = ports[i as usize % ports.len()];
+            s.push_str(&format!(
+                "\n[[target]]\nname = \"tcp-{i}\"\nkind = \"tcp\"\naddr = \"{port}\"\n"
+            ));
+        }
+    }
+    s
+}
+
+/// The listening side, in a child process of its own so its CPU is not
+/// counted as the watcher's; ended when dropped (its stdin closes).
+struct Peers {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    ports: Vec<SocketAddr>,
+    health: SocketAddr,
+}
+
+impl Peers {
+    fn start() -> Result<Peers, Box<dyn std::error::Error>> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["--serve", &LISTENERS.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdin = child.stdin.take();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
+        let mut ports: Vec<SocketAddr> = line
+            .split_whitespace()
+            .map(|a| a.parse())
+            .collect::<Result<_, _>>()?;
+        let health = ports.pop().ok_or("no health address")?;
+        Ok(Peers {
+            child,
+            stdin,
+            ports,
+            health,
+        })
+    }
+}
+
+impl Drop for Peers {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(n: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let mut addrs = Vec::new();
+        for _ in 0..n {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            addrs.push(l.local_addr()?.to_string());
+            tokio::spawn(async move {
+                loop {
+                    // Accept and close: a port check needs nothing more.
+                    if let Ok((s, _)) = l.accept().await {
+                        drop(s);
+                    }
+                }
+            });
+        }
+        // A main thread that answers every ask, as a live service's does.
+        let (asks, rx) = health_server::channel();
+        std::thread::spawn(move || {
+            while let Some(ask) = asks.recv_blocking() {
+                ask.answer(health_server::Landmark::ok("bench"));
+            }
+        });
+        let server = health_server::Builder::new()
+            .bind("127.0.0.1:0".parse()?)
+            .spawn(rx)?;
+        addrs.push(server.local_addr().to_string());
+        let mut out = std::io::stdout();
+        writeln!(out, "{}", addrs.join(" "))?;
+        out.flush()?;
+        // Until the parent closes our stdin (or dies).
+        tokio::task::spawn_blocking(|| {
+            let mut sink = [0u8; 64];
+            while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
+        })
+        .await?;
+        drop(server);
+        Ok(())
+    })
+}
