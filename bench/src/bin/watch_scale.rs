@@ -90,7 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         libc::kill(pid as i32, libc::SIGTERM);
     }
     let _ = watcher.wait();
-    drop(peers);
+
     let _ = std::fs::remove_dir_all(&dir);
     let m = result?;
 
@@ -124,6 +124,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let peer_cpu = rows.last().map(|r| r.2).unwrap_or(probe_cpu);
+    drop(peers);
 
     println!(
         "watch_scale: {} targets at 1 s ({} tcp over {LISTENERS} ports, {} landmark), {} s measured after 3 s warm-up",
