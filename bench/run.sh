@@ -17,6 +17,10 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 cargo build --release --workspace --bins --examples
+# The probe as `cargo install --path health-probe` builds it: alone, so no
+# dev-dependency of another crate (proptest turns on regex's Unicode tables)
+# is unified into it; a workspace build with --examples would be larger.
+cargo build --release -p health-probe --bins
 echo "## Machine"
 echo
 echo "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), $(rustc --version)"

@@ -1033,3 +1033,36 @@ fn health_probe_watch_is_health_probe_watch() {
         .unwrap();
     assert!(stdout(&o).contains("--format <FORMAT>"), "{}", stdout(&o));
 }
+
+#[test]
+fn contrib_example_config_and_systemd_unit_are_valid() {
+    let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib");
+    let o = Command::new(PROBE)
+        .args(["watch", "--check-config"])
+        .arg(contrib.join("watch.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("valid, 5 targets"), "{}", stdout(&o));
+
+    // The unit as installed, pointing at this build: systemd's own checker
+    // must find nothing (unknown keys, missing programs, bad syntax).
+    let unit = std::fs::read_to_string(contrib.join("health-probe-watch.service")).unwrap();
+    let dir = scratch("unit");
+    let path = dir.join("health-probe-watch.service");
+    std::fs::write(&path, unit.replace("/usr/bin/health-probe", PROBE)).unwrap();
+    let o = match Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            assert!(std::env::var_os("CI").is_none(), "systemd-analyze: {e}");
+            eprintln!("SKIPPED: no systemd-analyze: {e}");
+            return;
+        }
+    };
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stderr(&o), "", "systemd-analyze verify complained");
+}
