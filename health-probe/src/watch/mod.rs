@@ -175,6 +175,8 @@ struct Watcher {
     shared: Arc<Shared>,
     max_in_flight: usize,
     keep_history: Duration,
+    /// The database in use (a reload cannot move it).
+    database: PathBuf,
     running: HashMap<String, Running>,
     /// Alarms raised per target over the whole history.
     raised: HashMap<String, u64>,
@@ -202,6 +204,7 @@ impl Watcher {
             }),
             max_in_flight: config.max_in_flight,
             keep_history: config.keep_history,
+            database: config.database.clone(),
             running: HashMap::new(),
             raised,
         }
@@ -360,7 +363,11 @@ impl Watcher {
             Ok(c) => c,
             Err(e) => {
                 let msg = e.to_string().replace('\n', "; ");
-                eprintln!("health-probe: reload failed: {msg}");
+                // On a terminal the live table shows it; a line on stderr
+                // would tear the screen.
+                if self.shared.output.mode() != Mode::Live {
+                    eprintln!("health-probe: reload failed: {msg}");
+                }
                 self.shared.output.notice(Notice::ReloadFailed(msg));
                 return;
             }
@@ -383,6 +390,13 @@ impl Watcher {
             }
         }
         self.max_in_flight = config.max_in_flight;
+        if config.database != self.database {
+            self.shared.output.notice(Notice::Warning(format!(
+                "database changed to {}: history stays in {} until a restart",
+                config.database.display(),
+                self.database.display()
+            )));
+        }
         self.keep_history = config.keep_history;
         let (mut kept, mut added, mut changed, mut resumed) = (0, 0, 0, 0);
         let mut seen = std::collections::HashSet::new();
