@@ -513,96 +513,86 @@ impl Validator<'_> {
             }
         }
 
-        let only =
-            |this: &mut Self, present: bool, at: Option<Range<usize>>, key: &str, kinds: &str| {
-                if present {
-                    this.error(
-                        at.unwrap_or(span.clone()),
-                        format!("{key} applies to {kinds} targets, not {}", kind.as_str()),
-                    );
-                }
-            };
-        let sp = |o: &Option<Spanned<String>>| o.as_ref().map(|s| s.span());
-        if kind != Kind::Landmark {
-            only(
-                self,
-                t.expect.is_some(),
-                t.expect.as_ref().map(|s| s.span()),
+        // Keys that belong to some kinds only.
+        let owned: [(&str, Option<Range<usize>>, &[Kind], &str); 12] = [
+            (
                 "expect",
+                t.expect.as_ref().map(|s| s.span()),
+                &[Kind::Landmark],
                 "landmark",
-            );
-            only(
-                self,
-                t.component.is_some(),
-                sp(&t.component),
+            ),
+            (
                 "component",
+                t.component.as_ref().map(|s| s.span()),
+                &[Kind::Landmark],
                 "landmark",
-            );
-        }
-        if kind != Kind::Tcp {
-            only(self, t.send.is_some(), sp(&t.send), "send", "tcp");
-            only(
-                self,
-                t.expect_banner.is_some(),
-                sp(&t.expect_banner),
+            ),
+            (
+                "send",
+                t.send.as_ref().map(|s| s.span()),
+                &[Kind::Tcp],
+                "tcp",
+            ),
+            (
                 "expect_banner",
+                t.expect_banner.as_ref().map(|s| s.span()),
+                &[Kind::Tcp],
                 "tcp",
-            );
-            only(
-                self,
-                t.expect_regex.is_some(),
-                sp(&t.expect_regex),
+            ),
+            (
                 "expect_regex",
+                t.expect_regex.as_ref().map(|s| s.span()),
+                &[Kind::Tcp],
                 "tcp",
-            );
-        }
-        if kind == Kind::Landmark {
-            only(
-                self,
-                t.warn.is_some(),
-                t.warn.as_ref().map(|s| s.span()),
+            ),
+            (
                 "warn",
+                t.warn.as_ref().map(|s| s.span()),
+                &[Kind::Tcp, Kind::Ping],
                 "tcp and ping",
-            );
-            only(
-                self,
-                t.crit.is_some(),
-                t.crit.as_ref().map(|s| s.span()),
+            ),
+            (
                 "crit",
+                t.crit.as_ref().map(|s| s.span()),
+                &[Kind::Tcp, Kind::Ping],
                 "tcp and ping",
-            );
-        }
-        if kind != Kind::Ping {
-            only(
-                self,
-                t.count.is_some(),
-                t.count.as_ref().map(|s| s.span()),
+            ),
+            (
                 "count",
+                t.count.as_ref().map(|s| s.span()),
+                &[Kind::Ping],
                 "ping",
-            );
-            only(
-                self,
-                t.ping_interval.is_some(),
-                t.ping_interval.as_ref().map(|s| s.span()),
+            ),
+            (
                 "ping_interval",
+                t.ping_interval.as_ref().map(|s| s.span()),
+                &[Kind::Ping],
                 "ping",
-            );
-            only(
-                self,
-                t.min_replies.is_some(),
-                t.min_replies.as_ref().map(|s| s.span()),
+            ),
+            (
                 "min_replies",
+                t.min_replies.as_ref().map(|s| s.span()),
+                &[Kind::Ping],
                 "ping",
-            );
-            only(self, t.host.is_some(), sp(&t.host), "host", "ping");
-        } else {
-            only(
-                self,
-                t.addr.is_some(),
-                sp(&t.addr),
+            ),
+            (
+                "host",
+                t.host.as_ref().map(|s| s.span()),
+                &[Kind::Ping],
+                "ping",
+            ),
+            (
                 "addr",
+                t.addr.as_ref().map(|s| s.span()),
+                &[Kind::Landmark, Kind::Tcp],
                 "landmark and tcp",
-            );
+            ),
+        ];
+        for (key, place, kinds, names) in owned {
+            if let Some(place) = place.filter(|_| !kinds.contains(&kind)) {
+                let msg = format!("{key} applies to {names} targets, not {}", kind.as_str());
+                self.error(place, msg);
+            }
         }
 
         let addr = match (kind, &t.addr, &t.host) {
