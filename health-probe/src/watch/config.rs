@@ -369,6 +369,19 @@ impl FloorCharBoundary for str {
     }
 }
 
+/// A key some kinds only may set: name, where it is set (if it is), the
+/// kinds, and how the message names them.
+type OwnedKey = (
+    &'static str,
+    Option<Range<usize>>,
+    &'static [Kind],
+    &'static str,
+);
+
+fn span_of<T>(v: &Option<Spanned<T>>) -> Option<Range<usize>> {
+    v.as_ref().map(Spanned::span)
+}
+
 struct Validator<'a> {
     text: &'a str,
     errors: Vec<ConfigError>,
@@ -514,76 +527,34 @@ impl Validator<'_> {
         }
 
         // Keys that belong to some kinds only.
-        let owned: [(&str, Option<Range<usize>>, &[Kind], &str); 12] = [
-            (
-                "expect",
-                t.expect.as_ref().map(|s| s.span()),
-                &[Kind::Landmark],
-                "landmark",
-            ),
-            (
-                "component",
-                t.component.as_ref().map(|s| s.span()),
-                &[Kind::Landmark],
-                "landmark",
-            ),
-            (
-                "send",
-                t.send.as_ref().map(|s| s.span()),
-                &[Kind::Tcp],
-                "tcp",
-            ),
-            (
-                "expect_banner",
-                t.expect_banner.as_ref().map(|s| s.span()),
-                &[Kind::Tcp],
-                "tcp",
-            ),
-            (
-                "expect_regex",
-                t.expect_regex.as_ref().map(|s| s.span()),
-                &[Kind::Tcp],
-                "tcp",
-            ),
+        const LANDMARK: &[Kind] = &[Kind::Landmark];
+        const TCP: &[Kind] = &[Kind::Tcp];
+        const PING: &[Kind] = &[Kind::Ping];
+        let owned: [OwnedKey; 12] = [
+            ("expect", span_of(&t.expect), LANDMARK, "landmark"),
+            ("component", span_of(&t.component), LANDMARK, "landmark"),
+            ("send", span_of(&t.send), TCP, "tcp"),
+            ("expect_banner", span_of(&t.expect_banner), TCP, "tcp"),
+            ("expect_regex", span_of(&t.expect_regex), TCP, "tcp"),
             (
                 "warn",
-                t.warn.as_ref().map(|s| s.span()),
+                span_of(&t.warn),
                 &[Kind::Tcp, Kind::Ping],
                 "tcp and ping",
             ),
             (
                 "crit",
-                t.crit.as_ref().map(|s| s.span()),
+                span_of(&t.crit),
                 &[Kind::Tcp, Kind::Ping],
                 "tcp and ping",
             ),
-            (
-                "count",
-                t.count.as_ref().map(|s| s.span()),
-                &[Kind::Ping],
-                "ping",
-            ),
-            (
-                "ping_interval",
-                t.ping_interval.as_ref().map(|s| s.span()),
-                &[Kind::Ping],
-                "ping",
-            ),
-            (
-                "min_replies",
-                t.min_replies.as_ref().map(|s| s.span()),
-                &[Kind::Ping],
-                "ping",
-            ),
-            (
-                "host",
-                t.host.as_ref().map(|s| s.span()),
-                &[Kind::Ping],
-                "ping",
-            ),
+            ("count", span_of(&t.count), PING, "ping"),
+            ("ping_interval", span_of(&t.ping_interval), PING, "ping"),
+            ("min_replies", span_of(&t.min_replies), PING, "ping"),
+            ("host", span_of(&t.host), PING, "ping"),
             (
                 "addr",
-                t.addr.as_ref().map(|s| s.span()),
+                span_of(&t.addr),
                 &[Kind::Landmark, Kind::Tcp],
                 "landmark and tcp",
             ),
