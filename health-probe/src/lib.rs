@@ -42,7 +42,11 @@ pub fn run_check(cli: &cli::Cli) -> ExitCode {
             report::print_ping(args, &o, code);
             ExitCode::from(code)
         }
-        Some(cli::Command::Watch(_) | cli::Command::Report(_)) | None => {
+        Some(cli::Command::Watch(_) | cli::Command::Report(_)) => {
+            eprintln!("health-probe: watch and report are run by health-probe-watch");
+            ExitCode::from(1)
+        }
+        None => {
             let outcome = probe::run(&cli.probe_spec());
             let verdict = verdict::Verdict::judge(cli, outcome);
             report::print(cli, &verdict);

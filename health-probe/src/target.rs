@@ -128,8 +128,9 @@ fn resolve_with(
             reason: format!("cannot start resolver thread: {e}"),
         })?;
     let remaining = deadline.saturating_duration_since(Instant::now());
-    // On timeout the lookup thread is left behind; the process exits right
-    // after.
+    // On timeout the lookup thread is left behind until the resolver gives
+    // up: the one-shot probe exits right after; in the watcher, a ping
+    // target whose DNS hangs leaves one such thread per check until then.
     let found = rx
         .recv_timeout(remaining)
         .unwrap_or_else(|_| Err(timed_out()));

@@ -751,10 +751,7 @@ impl Validator<'_> {
 
     fn host(&mut self, h: &Spanned<String>) -> String {
         let s = h.get_ref();
-        let bare = s.trim_start_matches('[').trim_end_matches(']');
-        if bare.parse::<std::net::IpAddr>().is_err()
-            && (s.is_empty() || s.contains(|c: char| c == ':' || c == '/' || c.is_whitespace()))
-        {
+        if crate::target::host(s).is_err() {
             self.error(
                 h.span(),
                 format!("host {s:?} is not an IP address or a host name (no port)"),
