@@ -30,6 +30,7 @@ mod agent;
 mod ask;
 mod config;
 mod connection;
+pub mod connections;
 mod error;
 #[doc(hidden)]
 pub mod fuzz;
