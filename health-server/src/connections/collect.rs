@@ -1,6 +1,6 @@
-//! Who is connected to the service: the TCP sockets of the service's own
-//! listening ports, read from the kernel through netlink sock_diag (the
-//! interface `ss` uses), not by parsing `/proc/net/tcp`.
+//! Reading the TCP sockets of the service's own listening ports from the
+//! kernel through netlink sock_diag (the interface `ss` uses), not by
+//! parsing `/proc/net/tcp`.
 //!
 //! One [`collect`] is one dump per address family (IPv4, IPv6), filtered in
 //! the kernel by TCP state and by local port, so the cost follows the
