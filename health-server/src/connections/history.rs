@@ -4,8 +4,7 @@
 //! Memory is bounded by `max_snapshots × max_connections` entries of
 //! [`Connection`] (about 100 bytes each; the service names are shared by
 //! all snapshots). A snapshot taken while over `max_connections` keeps the
-//! first
-//! ones and says it was truncated.
+//! first ones and says it was truncated.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
