@@ -65,8 +65,9 @@ impl TcpState {
         TcpState::ALL.get(usize::from(n).checked_sub(1)?).copied()
     }
 
-    /// The name `ss` prints: `ESTAB`-style names are not used; these are the
-    /// RFC 793 names in upper case with `_` (`CLOSE_WAIT`).
+    /// The kernel's name for the state (`CLOSE_WAIT`), which `ss -tan`
+    /// abbreviates (`CLOSE-WAIT`, `ESTAB`); [`TcpState::parse`] takes both
+    /// spellings of the long names.
     pub fn as_str(self) -> &'static str {
         match self {
             TcpState::Established => "ESTABLISHED",
