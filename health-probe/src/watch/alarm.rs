@@ -137,10 +137,14 @@ impl Alarm {
         self.errs = 0;
     }
 
-    /// Failures (when raising or pausing) or successes (when clearing) in a
-    /// row behind the latest transition.
-    pub fn run_length(&self) -> u32 {
-        self.fails.max(self.oks)
+    /// What lies behind `change`, in a row: failures for a raise,
+    /// successes for a clear, ERR outcomes for a pause.
+    pub fn run_length(&self, change: Transition) -> u32 {
+        match change {
+            Transition::Raise => self.fails,
+            Transition::Clear => self.oks,
+            Transition::Pause => self.errs,
+        }
     }
 
     pub fn phase(&self) -> Phase {
@@ -191,7 +195,7 @@ mod tests {
         assert!(a.observe(&obs(Class::Ok), &T).is_empty());
         assert!(a.observe(&obs(Class::Wr), &T).is_empty());
         assert_eq!(a.observe(&obs(Class::Ng), &T), [Transition::Raise]);
-        assert_eq!(a.run_length(), 2);
+        assert_eq!(a.run_length(Transition::Raise), 2);
         assert_eq!(a.phase(), Phase::Alarm);
         assert!(a.observe(&obs(Class::Ng), &T).is_empty());
         assert!(a.observe(&obs(Class::Ok), &T).is_empty());
@@ -225,6 +229,9 @@ mod tests {
             assert!(a.observe(&obs(Class::Err), &T).is_empty());
         }
         assert_eq!(a.observe(&obs(Class::Err), &T), [Transition::Pause]);
+        // 7 failures in a row, of which the last 4 were ERR.
+        assert_eq!(a.run_length(Transition::Raise), 7);
+        assert_eq!(a.run_length(Transition::Pause), 4);
         assert_eq!(a.phase(), Phase::Paused);
         a.resume();
         assert_eq!(a.phase(), Phase::Alarm);

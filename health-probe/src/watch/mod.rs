@@ -517,16 +517,17 @@ async fn watch_target(
                 observation: observation.clone(),
             });
         }
-        let (changes, count) = {
+        let (changes, alarm) = {
             let mut row = status.row();
             let changes = row.alarm.observe(&observation, &thresholds);
             if changes.contains(&Transition::Raise) {
                 row.alarms += 1;
             }
             row.last = Some(observation.clone());
-            (changes, row.alarm.run_length())
+            (changes, row.alarm.clone())
         };
         for change in &changes {
+            let count = alarm.run_length(*change);
             let event = event_of(&target, *change, &observation, count);
             let id = record(&shared, event.clone()).await;
             let command = match change {

@@ -54,7 +54,8 @@ pub struct EventRecord {
     pub reason: Option<&'static str>,
     pub detail: String,
     pub rtt: Option<Duration>,
-    /// Failures or successes in a row behind the event.
+    /// What lies behind the event, in a row: failures (raise), successes
+    /// (clear) or ERR outcomes (pause).
     pub count: u32,
 }
 
