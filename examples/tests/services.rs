@@ -106,7 +106,7 @@ fn check(addr: SocketAddr) -> LandmarkReply {
     write_frame(&mut s, &Request::Check(Default::default()).to_frame(1)).unwrap();
     match Response::from_frame(&read_frame(&mut s, 1 << 20).unwrap()).unwrap() {
         Response::Landmark(l) => l,
-        Response::Error(e) => panic!("{e:?}"),
+        other => panic!("expected a landmark, got {other:?}"),
     }
 }
 

@@ -38,6 +38,13 @@ fuzz_target!(|data: &[u8]| {
                         let again = Request::Check(check.clone()).to_frame(frame.request_id);
                         assert_eq!(Request::from_frame(&again).ok(), Some(Request::Check(check)));
                     }
+                    Ok(Request::Connections(query)) => {
+                        let again = Request::Connections(query.clone()).to_frame(frame.request_id);
+                        assert_eq!(
+                            Request::from_frame(&again).ok(),
+                            Some(Request::Connections(query))
+                        );
+                    }
                     Err(e) => {
                         let code = e.code().unwrap_or(ErrorCode::BadPayload);
                         reply_parses(&mut codec, ErrorReply::new(code, e.to_string()));

@@ -91,21 +91,37 @@ fn probe(
     tried: &mut Option<SocketAddr>,
 ) -> Result<health_proto::LandmarkReply, ProbeError> {
     let timeout = humantime::format_duration(spec.timeout).to_string();
-    let addrs = target::resolve(spec.addr, deadline)?;
-    let mut stream = connect(&addrs, deadline, &timeout, tried)?;
-    let _ = stream.get_ref().set_nodelay(true);
     let (id, request) = check_frame(spec.component);
-    write_frame(&mut stream, &request).map_err(|e| io_error(e, "send", &timeout))?;
-    let frame = read_frame(&mut stream, MAX_REPLY).map_err(|e| io_error(e, "reply", &timeout))?;
+    let frame = exchange(spec.addr, &request, deadline, &timeout, tried)?;
     landmark_from(&frame, id, &timeout)
+}
+
+/// Resolves `addr`, connects, sends `request` and reads one reply frame,
+/// all before `deadline` (`timeout` is its length, for messages).
+pub(crate) fn exchange(
+    addr: &str,
+    request: &Frame,
+    deadline: Instant,
+    timeout: &str,
+    tried: &mut Option<SocketAddr>,
+) -> Result<Frame, ProbeError> {
+    let addrs = target::resolve(addr, deadline)?;
+    let mut stream = connect(&addrs, deadline, timeout, tried)?;
+    let _ = stream.get_ref().set_nodelay(true);
+    write_frame(&mut stream, request).map_err(|e| io_error(e, "send", timeout))?;
+    read_frame(&mut stream, MAX_REPLY).map_err(|e| io_error(e, "reply", timeout))
 }
 
 /// A `check` request for `component` and the fresh id it carries.
 pub(crate) fn check_frame(component: Option<&str>) -> (u32, Frame) {
-    let id = request_id();
-    let request = Request::Check(CheckRequest {
+    request_frame(&Request::Check(CheckRequest {
         component: component.map(str::to_string),
-    });
+    }))
+}
+
+/// `request` in a frame with a fresh id, and the id.
+pub(crate) fn request_frame(request: &Request) -> (u32, Frame) {
+    let id = request_id();
     (id, request.to_frame(id))
 }
 
@@ -115,6 +131,15 @@ pub(crate) fn landmark_from(
     id: u32,
     timeout: &str,
 ) -> Result<health_proto::LandmarkReply, ProbeError> {
+    match response_to(frame, id, timeout)? {
+        Response::Landmark(reply) => Ok(reply),
+        other => Err(unexpected(&other, "landmark")),
+    }
+}
+
+/// The reply to request `id`: its response, an error reply as
+/// [`ProbeError::Server`], or why it is not one.
+pub(crate) fn response_to(frame: &Frame, id: u32, timeout: &str) -> Result<Response, ProbeError> {
     // Errors found before a request is read (busy, bad header) carry id 0
     // by the spec; accept those, so the server's reason is shown.
     let is_early_error = frame.request_id == 0 && frame.kind == MessageType::Error as u8;
@@ -125,9 +150,19 @@ pub(crate) fn landmark_from(
         )));
     }
     match Response::from_frame(frame).map_err(|e| io_error(e, "reply", timeout))? {
-        Response::Landmark(reply) => Ok(reply),
         Response::Error(e) => Err(server_error(e)),
+        other => Ok(other),
     }
+}
+
+/// A reply of another type than the request asked for.
+pub(crate) fn unexpected(response: &Response, wanted: &str) -> ProbeError {
+    let got = match response {
+        Response::Landmark(_) => "landmark",
+        Response::Error(_) => "error",
+        Response::ConnectionReport(_) => "connection_report",
+    };
+    ProbeError::Protocol(format!("expected a {wanted} reply, got {got}"))
 }
 
 fn server_error(e: ErrorReply) -> ProbeError {

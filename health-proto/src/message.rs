@@ -14,6 +14,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::connections::{ConnectionReport, ConnectionsRequest};
 use crate::frame::Frame;
 use crate::ProtoError;
 
@@ -24,10 +25,14 @@ use crate::ProtoError;
 pub enum MessageType {
     /// Request: "what is your landmark?" Payload: [`CheckRequest`].
     Check = 0x01,
+    /// Request: "who is connected to you?" Payload: [`ConnectionsRequest`].
+    Connections = 0x02,
     /// Response: the landmark. Payload: [`LandmarkReply`].
     Landmark = 0x81,
     /// Response: the request could not be answered. Payload: [`ErrorReply`].
     Error = 0x82,
+    /// Response: the connections. Payload: [`ConnectionReport`].
+    ConnectionReport = 0x83,
 }
 
 impl MessageType {
@@ -35,8 +40,10 @@ impl MessageType {
     pub fn from_byte(b: u8) -> Option<MessageType> {
         match b {
             0x01 => Some(MessageType::Check),
+            0x02 => Some(MessageType::Connections),
             0x81 => Some(MessageType::Landmark),
             0x82 => Some(MessageType::Error),
+            0x83 => Some(MessageType::ConnectionReport),
             _ => None,
         }
     }
@@ -309,11 +316,13 @@ pub enum ErrorCode {
     UnknownComponent = 6,
     /// The server is at its connection limit; try again later.
     Busy = 7,
+    /// A `connections` request to a server that does not collect them.
+    NotCollecting = 8,
 }
 
 impl ErrorCode {
     /// All codes, in numeric order.
-    pub const ALL: [ErrorCode; 7] = [
+    pub const ALL: [ErrorCode; 8] = [
         ErrorCode::BadMagic,
         ErrorCode::UnsupportedVersion,
         ErrorCode::UnknownType,
@@ -321,6 +330,7 @@ impl ErrorCode {
         ErrorCode::BadPayload,
         ErrorCode::UnknownComponent,
         ErrorCode::Busy,
+        ErrorCode::NotCollecting,
     ];
 
     /// The code for a wire number, if known.
@@ -338,6 +348,7 @@ impl ErrorCode {
             ErrorCode::BadPayload => "bad_payload",
             ErrorCode::UnknownComponent => "unknown_component",
             ErrorCode::Busy => "busy",
+            ErrorCode::NotCollecting => "not_collecting",
         }
     }
 }
@@ -379,6 +390,7 @@ impl ErrorReply {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     Check(CheckRequest),
+    Connections(ConnectionsRequest),
 }
 
 /// A response, as sent by a server.
@@ -386,6 +398,7 @@ pub enum Request {
 pub enum Response {
     Landmark(LandmarkReply),
     Error(ErrorReply),
+    ConnectionReport(ConnectionReport),
 }
 
 fn payload<T: Serialize>(value: &T) -> Bytes {
@@ -412,6 +425,11 @@ impl Request {
                     Some(_) => payload(c),
                 },
             },
+            Request::Connections(c) => Frame {
+                kind: MessageType::Connections as u8,
+                request_id,
+                payload: payload(c),
+            },
         }
     }
 
@@ -425,6 +443,13 @@ impl Request {
                     parse("check", &frame.payload).map(Request::Check)
                 }
             }
+            Some(MessageType::Connections) => {
+                if frame.payload.is_empty() {
+                    Ok(Request::Connections(ConnectionsRequest::default()))
+                } else {
+                    parse("connections", &frame.payload).map(Request::Connections)
+                }
+            }
             _ => Err(ProtoError::UnknownType { found: frame.kind }),
         }
     }
@@ -436,6 +461,7 @@ impl Response {
         let (kind, payload) = match self {
             Response::Landmark(l) => (MessageType::Landmark, payload(l)),
             Response::Error(e) => (MessageType::Error, payload(e)),
+            Response::ConnectionReport(r) => (MessageType::ConnectionReport, payload(r)),
         };
         Frame {
             kind: kind as u8,
@@ -451,6 +477,9 @@ impl Response {
                 parse("landmark", &frame.payload).map(Response::Landmark)
             }
             Some(MessageType::Error) => parse("error", &frame.payload).map(Response::Error),
+            Some(MessageType::ConnectionReport) => {
+                parse("connection_report", &frame.payload).map(Response::ConnectionReport)
+            }
             _ => Err(ProtoError::UnknownType { found: frame.kind }),
         }
     }

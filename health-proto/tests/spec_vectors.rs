@@ -94,7 +94,7 @@ fn decode_as(bytes: &[u8], as_server: bool) -> Result<(Frame, Vec<u8>), ProtoErr
 #[test]
 fn spec_has_vectors() {
     let vs = vectors();
-    assert!(vs.len() >= 15, "only {} vectors found", vs.len());
+    assert!(vs.len() >= 21, "only {} vectors found", vs.len());
     assert!(vs.iter().any(|v| v.get("reject").is_some()));
 }
 
@@ -147,8 +147,12 @@ fn payloads_encode_to_the_vector_bytes() {
                 };
                 Request::Check(req).to_frame(id)
             }
+            0x02 => Request::Connections(serde_json::from_str(payload).unwrap()).to_frame(id),
             0x81 => Response::Landmark(serde_json::from_str(payload).unwrap()).to_frame(id),
             0x82 => Response::Error(serde_json::from_str(payload).unwrap()).to_frame(id),
+            0x83 => {
+                Response::ConnectionReport(serde_json::from_str(payload).unwrap()).to_frame(id)
+            }
             other => panic!("{}: unexpected type {other:#x}", v.name),
         };
         assert_eq!(

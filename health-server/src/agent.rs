@@ -17,7 +17,7 @@
 
 use std::net::SocketAddr;
 
-use health_proto::{Landmark, Response, State};
+use health_proto::{Landmark, State};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -28,9 +28,9 @@ const MAX_DESCRIPTION: usize = 200;
 
 pub(crate) async fn serve_agent(mut stream: TcpStream, peer: SocketAddr, ctx: &Context) {
     let line = match ctx.check(None).await {
-        Response::Landmark(reply) => agent_line(&reply.landmark),
+        Ok(reply) => agent_line(&reply.landmark),
         // Cannot happen for a whole-service check; report it as down anyway.
-        Response::Error(e) => format!("down #{}\n", sanitize(&e.message)),
+        Err(e) => format!("down #{}\n", sanitize(&e.message)),
     };
     let write = async {
         stream.write_all(line.as_bytes()).await?;

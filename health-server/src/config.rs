@@ -50,6 +50,7 @@ pub struct Builder {
     pub(crate) allow: Vec<IpNet>,
     pub(crate) stale_after: Duration,
     pub(crate) slow_answer: Duration,
+    pub(crate) connections: Option<crate::connections::Config>,
 }
 
 impl Default for Builder {
@@ -66,6 +67,7 @@ impl Default for Builder {
             allow: Vec::new(),
             stale_after: DEFAULT_STALE_AFTER,
             slow_answer: DEFAULT_SLOW_ANSWER,
+            connections: None,
         }
     }
 }
@@ -155,6 +157,18 @@ impl Builder {
     /// (default 100 ms).
     pub fn slow_answer(mut self, d: Duration) -> Builder {
         self.slow_answer = d;
+        self
+    }
+
+    /// Also records who is connected to the service's ports (off by
+    /// default): a snapshot of their TCP connections every period, kept in
+    /// a bounded history, answered to `connections` requests
+    /// (`health-probe connections ADDR`), and judged against thresholds
+    /// that flag the landmark's `connections` component. See
+    /// [`crate::connections::Config`] for what is kept and its memory
+    /// bound.
+    pub fn connections(mut self, cfg: crate::connections::Config) -> Builder {
+        self.connections = Some(cfg);
         self
     }
 

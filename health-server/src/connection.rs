@@ -10,13 +10,16 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use health_proto::codec::FrameCodec;
 use health_proto::{
-    ErrorCode, ErrorReply, Frame, Landmark, LandmarkReply, ProtoError, Request, Response, State,
+    ConnectionReport, ConnectionsRequest, ErrorCode, ErrorReply, Frame, Landmark, LandmarkReply,
+    ProtoError, Request, Response, State,
 };
+use tokio::sync::Semaphore;
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
 use crate::ask::Observer;
+use crate::connections::{query, Recorder};
 use crate::handle::Shared;
 
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +32,10 @@ pub(crate) struct ConnConfig {
 /// What every connection shares.
 pub(crate) struct Context {
     pub(crate) observer: Observer,
+    /// The connection report, when the service turned it on.
+    pub(crate) recorder: Option<Arc<Recorder>>,
+    /// Bounds the connection reports computed at once.
+    pub(crate) queries: Semaphore,
     pub(crate) shared: Arc<Shared>,
     pub(crate) conn: ConnConfig,
 }
@@ -75,7 +82,14 @@ pub(crate) async fn serve_connection(
             }
             Ok(Some(Ok(frame))) => match Request::from_frame(&frame) {
                 Ok(Request::Check(check)) => {
-                    (frame.request_id, ctx.check(check.component()).await, true)
+                    let response = match ctx.check(check.component()).await {
+                        Ok(reply) => Response::Landmark(reply),
+                        Err(e) => Response::Error(e),
+                    };
+                    (frame.request_id, response, true)
+                }
+                Ok(Request::Connections(request)) => {
+                    (frame.request_id, ctx.connections(request).await, true)
                 }
                 Err(e) => {
                     tracing::info!(%peer, error = %e, "bad health check request");
@@ -108,9 +122,16 @@ pub(crate) async fn serve_connection(
 
 impl Context {
     /// Answers a check for the whole service (`None`) or one component.
-    pub(crate) async fn check(&self, component: Option<&str>) -> Response {
+    pub(crate) async fn check(&self, component: Option<&str>) -> Result<LandmarkReply, ErrorReply> {
         let obs = self.observer.observe().await;
-        let landmark: &Landmark = &obs.landmark;
+        let marked;
+        let mut landmark: &Landmark = &obs.landmark;
+        if let (Some(recorder), true) = (&self.recorder, obs.from_service) {
+            let mut l = Landmark::clone(landmark);
+            recorder.mark(&mut l);
+            marked = l;
+            landmark = &marked;
+        }
         let mut reply = match component {
             Some(name) if obs.from_service => match landmark.components.get(name) {
                 Some(c) => LandmarkReply {
@@ -126,7 +147,7 @@ impl Context {
                     age_us: obs.age_us,
                 },
                 None => {
-                    return Response::Error(ErrorReply::new(
+                    return Err(ErrorReply::new(
                         ErrorCode::UnknownComponent,
                         format!("no component named {:?}", truncate(name, 64)),
                     ))
@@ -148,7 +169,32 @@ impl Context {
                 format!("draining: {}", l.detail)
             };
         }
-        Response::Landmark(reply)
+        Ok(reply)
+    }
+
+    /// Answers a `connections` request from the recorder's history, on the
+    /// blocking pool (a report over 100k connections takes milliseconds,
+    /// too long to hold the runtime's thread).
+    async fn connections(&self, request: ConnectionsRequest) -> Response {
+        let Some(recorder) = &self.recorder else {
+            return Response::Error(ErrorReply::new(
+                ErrorCode::NotCollecting,
+                "this server does not collect connections",
+            ));
+        };
+        let Ok(_permit) = self.queries.acquire().await else {
+            return Response::Error(ErrorReply::new(ErrorCode::Busy, "shutting down"));
+        };
+        let recorder = Arc::clone(recorder);
+        let max = self.conn.max_payload as usize;
+        match tokio::task::spawn_blocking(move || query::answer(&recorder, &request, max)).await {
+            Ok(Ok(report)) => Response::ConnectionReport(report),
+            Ok(Err(e)) => Response::Error(e),
+            Err(e) => Response::Error(ErrorReply::new(
+                ErrorCode::Busy,
+                format!("connection report failed: {e}"),
+            )),
+        }
     }
 
     /// Encodes `response` within the frame limit: a landmark too large is
@@ -175,6 +221,13 @@ impl Context {
             Response::Error(e) => Response::Error(ErrorReply {
                 code: e.code,
                 message: truncate(&e.message, max / 4).to_string(),
+            }),
+            // The query fits its report within the limit; should it not,
+            // say so rather than send a frame the client must refuse.
+            Response::ConnectionReport(r) => Response::ConnectionReport(ConnectionReport {
+                snapshots: Vec::new(),
+                truncated: true,
+                ..r
             }),
         };
         fitted.to_frame(request_id)

@@ -12,6 +12,9 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// The connection report was asked for with no port to collect.
+    #[error("the connection report needs at least one port (connections::Config::port)")]
+    NoConnectionPorts,
     /// There was no tokio runtime and one could not be started.
     #[error("cannot start the health server's runtime: {0}")]
     Runtime(#[source] std::io::Error),

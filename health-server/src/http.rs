@@ -16,7 +16,7 @@
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
-use health_proto::{ErrorCode, Response, State};
+use health_proto::{ErrorCode, State};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -149,7 +149,7 @@ async fn answer(head: &Head, ctx: &Context) -> (Status, String) {
         Err(reply) => return reply,
     };
     match ctx.check(route.component.as_deref()).await {
-        Response::Landmark(reply) => {
+        Ok(reply) => {
             let status = if route.healthy.contains(&reply.state) {
                 OK
             } else {
@@ -157,7 +157,7 @@ async fn answer(head: &Head, ctx: &Context) -> (Status, String) {
             };
             (status, serde_json::to_string(&reply).unwrap_or_default())
         }
-        Response::Error(e) => {
+        Err(e) => {
             let status = if e.known_code() == Some(ErrorCode::UnknownComponent) {
                 NOT_FOUND
             } else {

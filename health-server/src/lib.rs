@@ -45,7 +45,7 @@ pub use config::{
 };
 pub use error::ServerError;
 pub use handle::HealthServer;
-pub use health_proto::{Component, Landmark, State, Weight};
+pub use health_proto::{Component, Landmark, State, TcpState, Weight};
 pub use source::{channel, publisher, Ask, Asks, LandmarkRx, Publisher};
 
 /// Starts a health endpoint with the default settings ([`Builder`] documents

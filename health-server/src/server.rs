@@ -22,12 +22,16 @@ use tokio_util::task::TaskTracker;
 use crate::agent::serve_agent;
 use crate::ask::{ObserveConfig, Observer};
 use crate::connection::{serve_connection, ConnConfig, Context};
+use crate::connections::Recorder;
 use crate::handle::{HealthServer, Shared};
 use crate::http::serve_http;
 use crate::{Builder, LandmarkRx, ServerError};
 
 /// Listen backlog: room for a burst of balancer checks arriving at once.
 const BACKLOG: i32 = 1024;
+/// Connection reports computed at once; more wait their turn (each is a
+/// pass over at most one snapshot per moment asked for).
+const MAX_CONCURRENT_QUERIES: usize = 2;
 
 /// The protocols a listener can speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +45,9 @@ pub(crate) enum Protocol {
 }
 
 pub(crate) fn spawn(cfg: Builder, state_rx: LandmarkRx) -> Result<HealthServer, ServerError> {
+    if cfg.connections.as_ref().is_some_and(|c| c.ports.is_empty()) {
+        return Err(ServerError::NoConnectionPorts);
+    }
     let mut listeners = vec![(Protocol::Native, bind(cfg.bind)?)];
     if let Some(addr) = cfg.agent_bind {
         listeners.push((Protocol::Agent, bind(addr)?));
@@ -126,9 +133,12 @@ async fn serve(
             slow_answer: cfg.slow_answer,
         },
     );
+    let recorder = cfg.connections.map(|c| Arc::new(Recorder::new(c)));
     let acceptor = Arc::new(Acceptor {
         ctx: Arc::new(Context {
             observer,
+            recorder: recorder.clone(),
+            queries: Semaphore::new(MAX_CONCURRENT_QUERIES),
             shared: Arc::clone(&shared),
             conn: ConnConfig {
                 read_timeout: cfg.read_timeout,
@@ -142,6 +152,11 @@ async fn serve(
         tracker: TaskTracker::new(),
         token: shared.token.clone(),
     });
+    if let Some(recorder) = recorder {
+        acceptor
+            .tracker
+            .spawn(recorder.run(acceptor.token.clone()));
+    }
     for (protocol, listener) in listeners {
         match TcpListener::from_std(listener) {
             Ok(l) => {

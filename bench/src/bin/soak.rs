@@ -242,6 +242,7 @@ async fn native_check(addr: SocketAddr) -> Result<State, String> {
     match Response::from_frame(&frame).map_err(|e| e.to_string())? {
         Response::Landmark(reply) => Ok(reply.state),
         Response::Error(e) => Err(e.message),
+        Response::ConnectionReport(_) => Err("a connection report, not a landmark".into()),
     }
 }
 

@@ -21,74 +21,10 @@ use netlink_packet_sock_diag::inet::{
 use netlink_packet_sock_diag::SockDiagMessage;
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr as NetlinkAddr};
 
+pub use health_proto::TcpState;
+
 /// How long one dump may wait for the kernel's next message.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// A TCP state, as the kernel names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TcpState {
-    Established,
-    SynSent,
-    SynRecv,
-    FinWait1,
-    FinWait2,
-    TimeWait,
-    Close,
-    CloseWait,
-    LastAck,
-    Listen,
-    Closing,
-}
-
-impl TcpState {
-    /// Every state, in the kernel's order.
-    pub const ALL: [TcpState; 11] = [
-        TcpState::Established,
-        TcpState::SynSent,
-        TcpState::SynRecv,
-        TcpState::FinWait1,
-        TcpState::FinWait2,
-        TcpState::TimeWait,
-        TcpState::Close,
-        TcpState::CloseWait,
-        TcpState::LastAck,
-        TcpState::Listen,
-        TcpState::Closing,
-    ];
-
-    /// The kernel's number (`TCP_ESTABLISHED` = 1, ...).
-    pub fn number(self) -> u8 {
-        self as u8 + 1
-    }
-
-    pub fn from_number(n: u8) -> Option<TcpState> {
-        TcpState::ALL.get(usize::from(n).checked_sub(1)?).copied()
-    }
-
-    /// The kernel's name for the state (`CLOSE_WAIT`), which `ss -tan`
-    /// abbreviates (`CLOSE-WAIT`, `ESTAB`); [`TcpState::parse`] takes both
-    /// spellings of the long names.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TcpState::Established => "ESTABLISHED",
-            TcpState::SynSent => "SYN_SENT",
-            TcpState::SynRecv => "SYN_RECV",
-            TcpState::FinWait1 => "FIN_WAIT1",
-            TcpState::FinWait2 => "FIN_WAIT2",
-            TcpState::TimeWait => "TIME_WAIT",
-            TcpState::Close => "CLOSE",
-            TcpState::CloseWait => "CLOSE_WAIT",
-            TcpState::LastAck => "LAST_ACK",
-            TcpState::Listen => "LISTEN",
-            TcpState::Closing => "CLOSING",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<TcpState> {
-        let upper = s.trim().to_ascii_uppercase().replace('-', "_");
-        TcpState::ALL.into_iter().find(|t| t.as_str() == upper)
-    }
-}
 
 /// One socket of the service's ports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,19 +223,6 @@ fn append_attribute(message: &mut Vec<u8>, kind: u16, value: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn states_round_trip_their_kernel_numbers_and_names() {
-        for s in TcpState::ALL {
-            assert_eq!(TcpState::from_number(s.number()), Some(s));
-            assert_eq!(TcpState::parse(s.as_str()), Some(s));
-        }
-        assert_eq!(TcpState::Established.number(), 1);
-        assert_eq!(TcpState::CloseWait.number(), 8);
-        assert_eq!(TcpState::parse("close-wait"), Some(TcpState::CloseWait));
-        assert_eq!(TcpState::from_number(0), None);
-        assert_eq!(TcpState::from_number(12), None);
-    }
 
     #[test]
     fn port_filter_accepts_at_the_end_and_rejects_past_it() {

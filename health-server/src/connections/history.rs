@@ -69,6 +69,10 @@ impl History {
         self.snapshots.is_empty()
     }
 
+    pub fn oldest(&self) -> Option<Arc<Snapshot>> {
+        self.snapshots.front().cloned()
+    }
+
     pub fn latest(&self) -> Option<Arc<Snapshot>> {
         self.snapshots.back().cloned()
     }
@@ -137,37 +141,70 @@ pub fn subnet(ip: IpAddr, prefix: u8) -> IpNet {
         .unwrap_or_else(|_| IpNet::from(ip))
 }
 
+/// What a group is keyed by; ordered so that ties list in address or port
+/// order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Key {
+    State(TcpState),
+    Client(IpAddr),
+    Subnet(IpNet),
+    Port(u16),
+}
+
 /// Connections per group, and per state within the group, largest first
-/// (ties by key), at most `top` groups.
-pub fn aggregate(snapshot: &Snapshot, filter: &Filter, by: GroupBy, top: usize) -> Vec<Group> {
-    let mut groups: HashMap<String, BTreeMap<TcpState, u32>> = HashMap::new();
+/// (ties in state, address or port order), at most `top` groups; and how
+/// many connections matched in all.
+pub fn aggregate(
+    snapshot: &Snapshot,
+    filter: &Filter,
+    by: GroupBy,
+    top: usize,
+) -> (Vec<Group>, usize) {
+    // Keyed by value, named only for the groups kept: a snapshot of 100k
+    // connections costs no string per connection.
+    let mut groups: HashMap<Key, [u32; TcpState::ALL.len()]> = HashMap::new();
+    let mut matched = 0;
     for c in snapshot
         .connections
         .iter()
         .filter(|c| filter.matches(c, &snapshot.services))
     {
         let key = match by {
-            GroupBy::State => c.state.as_str().to_string(),
-            GroupBy::Client => c.remote.ip().to_string(),
-            GroupBy::Subnet(prefix) => subnet(c.remote.ip(), prefix).to_string(),
-            GroupBy::Port => match snapshot.services.get(&c.local.port()) {
-                Some(name) => format!("{} ({name})", c.local.port()),
-                None => c.local.port().to_string(),
-            },
+            GroupBy::State => Key::State(c.state),
+            GroupBy::Client => Key::Client(c.remote.ip()),
+            GroupBy::Subnet(prefix) => Key::Subnet(subnet(c.remote.ip(), prefix)),
+            GroupBy::Port => Key::Port(c.local.port()),
         };
-        *groups.entry(key).or_default().entry(c.state).or_default() += 1;
+        groups.entry(key).or_default()[usize::from(c.state.number() - 1)] += 1;
+        matched += 1;
     }
-    let mut out: Vec<Group> = groups
+    let mut counted: Vec<(Key, u32, [u32; TcpState::ALL.len()])> = groups
         .into_iter()
-        .map(|(key, by_state)| Group {
-            total: by_state.values().sum(),
-            key,
-            by_state,
+        .map(|(key, per_state)| (key, per_state.iter().sum(), per_state))
+        .collect();
+    counted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    counted.truncate(top);
+    let groups = counted
+        .into_iter()
+        .map(|(key, total, per_state)| Group {
+            key: match key {
+                Key::State(s) => s.as_str().to_string(),
+                Key::Client(ip) => ip.to_string(),
+                Key::Subnet(net) => net.to_string(),
+                Key::Port(port) => match snapshot.services.get(&port) {
+                    Some(name) => format!("{port} ({name})"),
+                    None => port.to_string(),
+                },
+            },
+            total,
+            by_state: TcpState::ALL
+                .into_iter()
+                .zip(per_state)
+                .filter(|(_, n)| *n > 0)
+                .collect(),
         })
         .collect();
-    out.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.key.cmp(&b.key)));
-    out.truncate(top);
-    out
+    (groups, matched)
 }
 
 /// One group of an aggregation.
@@ -179,19 +216,25 @@ pub struct Group {
 }
 
 /// The connections of `snapshot` that `filter` wants, at most `max`, and
-/// whether more matched.
+/// how many matched in all.
 pub fn select<'a>(
     snapshot: &'a Snapshot,
     filter: &Filter,
     max: usize,
-) -> (Vec<&'a Connection>, bool) {
-    let mut matched = snapshot
+) -> (Vec<&'a Connection>, usize) {
+    let mut kept = Vec::new();
+    let mut matched = 0;
+    for c in snapshot
         .connections
         .iter()
-        .filter(|c| filter.matches(c, &snapshot.services));
-    let kept: Vec<&Connection> = matched.by_ref().take(max).collect();
-    let more = matched.next().is_some();
-    (kept, more)
+        .filter(|c| filter.matches(c, &snapshot.services))
+    {
+        if kept.len() < max {
+            kept.push(c);
+        }
+        matched += 1;
+    }
+    (kept, matched)
 }
 
 #[cfg(test)]
@@ -290,15 +333,16 @@ mod tests {
             port: Some(7000),
             ..Filter::default()
         };
-        let (kept, more) = select(&s, &f, 3);
-        assert_eq!((kept.len(), more), (3, true));
+        let (kept, matched) = select(&s, &f, 3);
+        assert_eq!((kept.len(), matched), (3, 5));
     }
 
     #[test]
     fn aggregates_by_state_client_subnet_and_port_with_top_n() {
         let s = sample();
         let all = Filter::default();
-        let by_state = aggregate(&s, &all, GroupBy::State, 10);
+        let (by_state, matched) = aggregate(&s, &all, GroupBy::State, 10);
+        assert_eq!(matched, 6);
         assert_eq!(
             by_state
                 .iter()
@@ -306,13 +350,14 @@ mod tests {
                 .collect::<Vec<_>>(),
             [("ESTABLISHED", 3), ("CLOSE_WAIT", 2), ("TIME_WAIT", 1)]
         );
-        let top = aggregate(&s, &all, GroupBy::Client, 1);
+        let (top, matched) = aggregate(&s, &all, GroupBy::Client, 1);
+        assert_eq!((top.len(), matched), (1, 6));
         assert_eq!(top[0].key, "192.0.2.10");
         assert_eq!(top[0].by_state[&TcpState::CloseWait], 2);
-        let nets = aggregate(&s, &all, GroupBy::Subnet(24), 10);
+        let (nets, _) = aggregate(&s, &all, GroupBy::Subnet(24), 10);
         assert_eq!((nets[0].key.as_str(), nets[0].total), ("192.0.2.0/24", 4));
         assert!(nets.iter().any(|g| g.key == "2001:db8::/56"), "{nets:?}");
-        let ports = aggregate(&s, &all, GroupBy::Port, 10);
+        let (ports, _) = aggregate(&s, &all, GroupBy::Port, 10);
         assert_eq!(ports[0].key, "7000 (epg)");
         assert_eq!(ports[1].key, "9100 (health)");
     }

@@ -1,0 +1,185 @@
+//! Answering a `connections` request (docs/PROTOCOL.md section 5.4) from
+//! the recorder's history: pick the snapshots for the moment or range,
+//! filter, list or group, and fit the reply within the frame limit with a
+//! `truncated` marker when something had to be left out.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use health_proto::connections::{When, DEFAULT_LIMIT, DEFAULT_TOP};
+use health_proto::{
+    ConnectionReport, ConnectionRow, ConnectionsRequest, ErrorCode, ErrorReply, GroupRow,
+    Grouping, SnapshotReport,
+};
+
+use super::history::{aggregate, select, Filter, GroupBy, Snapshot};
+use super::Recorder;
+
+/// Room kept in the frame for the reply's own members.
+const ENVELOPE: usize = 256;
+
+/// The report for `request`, whose JSON fits in `max_payload` bytes.
+pub(crate) fn answer(
+    recorder: &Recorder,
+    request: &ConnectionsRequest,
+    max_payload: usize,
+) -> Result<ConnectionReport, ErrorReply> {
+    let when = request
+        .when()
+        .map_err(|e| ErrorReply::new(ErrorCode::BadPayload, e.to_string()))?;
+    let (snapshots, oldest, newest) = recorder.with_history(|h| {
+        let picked = match when {
+            When::Latest => h.latest().into_iter().collect(),
+            When::At(ms) => h.at(time(ms)).into_iter().collect(),
+            When::Range { from, to } => {
+                h.range(time(from), to.map_or_else(SystemTime::now, time))
+            }
+        };
+        (
+            picked,
+            h.oldest().map(|s| millis(s.taken)),
+            h.latest().map(|s| millis(s.taken)),
+        )
+    });
+    let filter = Filter {
+        states: request.states.clone(),
+        client: request.client,
+        port: request.port,
+        service: request.service.clone(),
+    };
+    let grouping = request.group_by.map(|g| match g {
+        Grouping::State => GroupBy::State,
+        Grouping::Client => GroupBy::Client,
+        Grouping::Subnet => GroupBy::Subnet(
+            request
+                .prefix
+                .unwrap_or(recorder.cfg.subnet_prefix)
+                .min(32),
+        ),
+        Grouping::Port => GroupBy::Port,
+    });
+    let top = request.top.unwrap_or(DEFAULT_TOP) as usize;
+    let mut rows_left = request.limit.unwrap_or(DEFAULT_LIMIT) as usize;
+    let mut budget = Budget::new(max_payload);
+    let mut report = ConnectionReport {
+        snapshots: Vec::with_capacity(snapshots.len()),
+        truncated: false,
+        period_ms: recorder.cfg.period.as_millis() as u64,
+        oldest_ms: oldest,
+        newest_ms: newest,
+    };
+    for snapshot in &snapshots {
+        let mut out = SnapshotReport {
+            taken_ms: millis(snapshot.taken),
+            matched: 0,
+            capped: snapshot.truncated,
+            connections: Vec::new(),
+            groups: Vec::new(),
+        };
+        // The snapshot's own members, with room for its matched count.
+        if !budget.take(json_len(&out) + 12) {
+            report.truncated = true;
+            break;
+        }
+        let complete = match grouping {
+            Some(by) => {
+                let (groups, matched) = aggregate(snapshot, &filter, by, top);
+                out.matched = count(matched);
+                let all = groups.len();
+                out.groups = groups
+                    .into_iter()
+                    .map(|g| GroupRow {
+                        key: g.key,
+                        total: g.total,
+                        states: g.by_state,
+                    })
+                    .take_while(|row| budget.take(json_len(row) + 1))
+                    .collect();
+                out.groups.len() == all
+            }
+            None => {
+                let (kept, matched) = select(snapshot, &filter, rows_left);
+                out.matched = count(matched);
+                out.connections = kept
+                    .into_iter()
+                    .map(|c| row(snapshot, c))
+                    .take_while(|row| budget.take(json_len(row) + 1))
+                    .collect();
+                rows_left -= out.connections.len();
+                out.connections.len() == matched
+            }
+        };
+        report.truncated |= !complete;
+        report.snapshots.push(out);
+    }
+    Ok(report)
+}
+
+fn row(snapshot: &Snapshot, c: &super::Connection) -> ConnectionRow {
+    ConnectionRow {
+        client: c.remote.to_string(),
+        local: c.local.to_string(),
+        service: snapshot
+            .services
+            .get(&c.local.port())
+            .cloned()
+            .unwrap_or_default(),
+        state: c.state,
+        recv_q: c.recv_queue,
+        send_q: c.send_queue,
+        rtt_us: c.rtt_us,
+        retrans: c.retransmits,
+    }
+}
+
+/// Bytes left in the frame.
+struct Budget(usize);
+
+impl Budget {
+    fn new(max_payload: usize) -> Budget {
+        Budget(max_payload.saturating_sub(ENVELOPE))
+    }
+
+    /// Spends `n` bytes if there are that many left.
+    fn take(&mut self, n: usize) -> bool {
+        match self.0.checked_sub(n) {
+            Some(left) => {
+                self.0 = left;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn json_len<T: serde::Serialize>(value: &T) -> usize {
+    // Counting bytes through a writer that keeps none of them.
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Count(0);
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.0,
+        // Cannot fail for these types; if it did, never fit.
+        Err(_) => usize::MAX,
+    }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn time(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+pub(crate) fn millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
