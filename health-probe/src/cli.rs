@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use health_proto::State;
+use health_proto::{State, TcpState};
 
 use crate::probe::ProbeSpec;
 
@@ -91,6 +91,172 @@ pub enum Command {
     Ping(PingArgs),
     Watch(WatchArgs),
     Report(ReportArgs),
+    Connections(ConnectionsArgs),
+}
+
+/// Show who is connected to a service that records its connections
+/// (health_server's connection report): each client's TCP state, queues,
+/// round trip and retransmits, or counts per state, client, subnet or
+/// port; from the latest snapshot, the one in force at a past moment
+/// (--at), or every snapshot of a time range (--since).
+///
+/// Times are UTC. Output: one table per snapshot, with how many
+/// connections matched and a note when the server had to leave some out
+/// (narrow with --state, --client, --port, a shorter --since, or lower
+/// --top/--limit).
+///
+/// Exit codes: 0 a report was printed (also when no connection matched);
+/// 1 no report: the server does not record connections, kept no snapshot
+/// for that moment, cannot be reached or answered an error, or bad
+/// arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectionsArgs {
+    /// The service's health endpoint: IPv4:PORT, [IPv6]:PORT or HOST:PORT.
+    #[arg(value_name = "ADDR")]
+    pub addr: String,
+
+    /// Only connections in these TCP states, repeated or comma-separated:
+    /// ESTABLISHED, SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2, TIME_WAIT,
+    /// CLOSE, CLOSE_WAIT, LAST_ACK, LISTEN, CLOSING (any case; ss's
+    /// close-wait spelling too).
+    #[arg(long, value_name = "STATE", value_delimiter = ',')]
+    pub state: Vec<TcpState>,
+
+    /// Only clients in this network: 192.0.2.0/24, 2001:db8::/32, or one
+    /// address.
+    #[arg(long, value_name = "CIDR", value_parser = parse_client)]
+    pub client: Option<ipnet::IpNet>,
+
+    /// Only connections to this local port, by number (7000) or by the
+    /// service name the server gives it (epg).
+    #[arg(long, value_name = "PORT|SERVICE", value_parser = parse_port)]
+    pub port: Option<PortOrService>,
+
+    /// The snapshot in force at TIME: 2026-11-25T03:10:00Z, "2026-11-25
+    /// 03:10", 03:10 (today, or yesterday if later than now), or a
+    /// duration ago like 15m.
+    #[arg(long, value_name = "TIME", value_parser = parse_moment, conflicts_with = "since")]
+    pub at: Option<std::time::SystemTime>,
+
+    /// Every snapshot from DUR ago (like 10m, 2h) until now.
+    #[arg(long, value_name = "DUR", value_parser = parse_timeout)]
+    pub since: Option<Duration>,
+
+    /// Count connections per group instead of listing them: state,
+    /// client (address), subnet (client network, see --prefix) or port.
+    #[arg(long, value_enum, value_name = "BY")]
+    pub group_by: Option<GroupBy>,
+
+    /// For --group-by subnet: the IPv4 prefix length, 0-32; IPv6 clients
+    /// use this plus 32 [default: the server's, 24 unless configured].
+    #[arg(long, value_name = "BITS", value_parser = clap::value_parser!(u8).range(0..=32))]
+    pub prefix: Option<u8>,
+
+    /// Most groups shown per snapshot, largest first.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: u32,
+
+    /// Most connections listed, over all snapshots.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub limit: u32,
+
+    /// Print the server's report as one JSON object (docs/PROTOCOL.md
+    /// section 5.5) instead of tables.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Deadline for the whole request: resolve, connect, send, reply.
+    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+}
+
+/// `connections --group-by`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GroupBy {
+    State,
+    Client,
+    Subnet,
+    Port,
+}
+
+/// `connections --port`: a number or a service name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortOrService {
+    Port(u16),
+    Service(String),
+}
+
+fn parse_port(s: &str) -> Result<PortOrService, String> {
+    if s.is_empty() {
+        return Err("empty port".into());
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse()
+            .map(PortOrService::Port)
+            .map_err(|_| format!("port {s} is over 65535"));
+    }
+    Ok(PortOrService::Service(s.to_string()))
+}
+
+/// A network, or one address as a /32 or /128.
+fn parse_client(s: &str) -> Result<ipnet::IpNet, String> {
+    if let Ok(net) = s.parse::<ipnet::IpNet>() {
+        return Ok(net.trunc());
+    }
+    s.parse::<std::net::IpAddr>()
+        .map(ipnet::IpNet::from)
+        .map_err(|_| format!("{s:?} is not an address or a network like 192.0.2.0/24"))
+}
+
+/// A moment, in UTC: RFC 3339 (`2026-11-25T03:10:00Z`, a space for the
+/// T, seconds optional), a time of day (`03:10`, the last one not in the
+/// future), or a duration ago (`15m`).
+fn parse_moment(s: &str) -> Result<std::time::SystemTime, String> {
+    moment_at(s, std::time::SystemTime::now())
+}
+
+pub(crate) fn moment_at(
+    s: &str,
+    now: std::time::SystemTime,
+) -> Result<std::time::SystemTime, String> {
+    const DAY: u64 = 86_400;
+    let s = s.trim();
+    if let Ok(ago) = humantime::parse_duration(s) {
+        return now
+            .checked_sub(ago)
+            .ok_or_else(|| format!("{s} ago is before 1970"));
+    }
+    let with_seconds = |t: &str| match t.matches(':').count() {
+        1 => format!("{t}:00"),
+        _ => t.to_string(),
+    };
+    if let Some((h, m)) = s.split_once(':').filter(|_| s.len() <= 8) {
+        // A time of day: today's, or yesterday's if today's is to come.
+        let parse = |x: &str, max: u64| x.parse::<u64>().ok().filter(|v| *v <= max);
+        let (m, sec) = match m.split_once(':') {
+            Some((m, sec)) => (m, parse(sec, 59)),
+            None => (m, Some(0)),
+        };
+        if let (Some(h), Some(m), Some(sec)) = (parse(h, 23), parse(m, 59), sec) {
+            let now_s = now
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|e| e.to_string())?
+                .as_secs();
+            let mut t = now_s - now_s % DAY + h * 3600 + m * 60 + sec;
+            if t > now_s {
+                t -= DAY;
+            }
+            return Ok(std::time::UNIX_EPOCH + Duration::from_secs(t));
+        }
+    }
+    let full = match s.split_once(['T', ' ']) {
+        Some((date, time)) => format!("{date}T{}", with_seconds(time.trim_end_matches('Z'))),
+        None => s.to_string(),
+    };
+    humantime::parse_rfc3339_weak(&full).map_err(|_| {
+        format!("{s:?} is not a time like 2026-11-25T03:10:00Z, 03:10 or 15m (times are UTC)")
+    })
 }
 
 /// Watch many targets (landmark, tcp and ping checks) in one process,
@@ -435,5 +601,74 @@ mod tests {
         assert!(Cli::try_parse_from(["health-probe", "x:1", "--expect", "up"]).is_err());
         assert!(Cli::try_parse_from(["health-probe", "x:1", "--timeout", "0s"]).is_err());
         assert!(Cli::try_parse_from(["health-probe", "x:1", "--json", "--quiet"]).is_err());
+    }
+
+    #[test]
+    fn connections_flags_parse() {
+        let c = Cli::try_parse_from([
+            "health-probe",
+            "connections",
+            "127.0.0.1:9100",
+            "--state",
+            "close-wait,SYN_RECV",
+            "--state",
+            "established",
+            "--client",
+            "192.0.2.7",
+            "--port",
+            "epg",
+            "--group-by",
+            "subnet",
+            "--prefix",
+            "16",
+        ])
+        .unwrap();
+        let Some(Command::Connections(a)) = c.command else {
+            panic!("not the connections command");
+        };
+        assert_eq!(
+            a.state,
+            [
+                TcpState::CloseWait,
+                TcpState::SynRecv,
+                TcpState::Established
+            ]
+        );
+        assert_eq!(a.client, Some("192.0.2.7/32".parse().unwrap()));
+        assert_eq!(a.port, Some(PortOrService::Service("epg".into())));
+        assert_eq!(a.group_by, Some(GroupBy::Subnet));
+        let bad = |args: &[&str]| {
+            let mut all = vec!["health-probe", "connections", "127.0.0.1:9100"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all).is_err()
+        };
+        assert!(bad(&["--state", "ESTAB"]));
+        assert!(bad(&["--client", "192.0.2.0/33"]));
+        assert!(bad(&["--port", "70000"]));
+        assert!(bad(&["--at", "15m", "--since", "1h"]));
+        assert!(bad(&["--prefix", "33"]));
+    }
+
+    #[test]
+    fn moments_are_utc_times_times_of_day_or_durations_ago() {
+        use std::time::UNIX_EPOCH;
+        // 2026-11-25T03:20:00Z
+        let now = UNIX_EPOCH + Duration::from_secs(1_795_576_800);
+        let at = |s: &str| {
+            moment_at(s, now)
+                .map(|t| t.duration_since(UNIX_EPOCH).unwrap().as_secs())
+                .map_err(|e| e.to_string())
+        };
+        let t0310 = 1_795_576_200;
+        assert_eq!(at("2026-11-25T03:10:00Z"), Ok(t0310));
+        assert_eq!(at("2026-11-25 03:10"), Ok(t0310));
+        assert_eq!(at("2026-11-25T03:10"), Ok(t0310));
+        assert_eq!(at("03:10"), Ok(t0310));
+        assert_eq!(at("03:10:30"), Ok(t0310 + 30));
+        assert_eq!(at("10m"), Ok(t0310));
+        // Later today than now: yesterday's.
+        assert_eq!(at("04:00"), Ok(t0310 + 50 * 60 - 86_400));
+        assert!(at("25:00").is_err());
+        assert!(at("yesterday").is_err());
     }
 }

@@ -4,7 +4,9 @@
 //! `health-probe` checks a service's landmark health endpoint and exits 0
 //! (healthy) or 1 (anything else), for keepalived's MISC_CHECK, scripts and
 //! operators; `health-probe tcp` checks a plain TCP port ([`tcp`]) and
-//! `health-probe ping` a host ([`ping`]). `health-probe watch` runs many
+//! `health-probe ping` a host ([`ping`]), and `health-probe connections`
+//! asks a service who is connected to it ([`connections`]).
+//! `health-probe watch` runs many
 //! checks with alarms and `health-probe report` exports their history
 //! ([`watch`]); those two live in the `health-probe-watch` binary, which
 //! `health-probe` execs, so the one-shot probe that keepalived runs
@@ -16,9 +18,11 @@
 //! code in one place ([`report`]).
 
 pub mod cli;
+pub mod connections;
 pub mod ping;
 pub mod probe;
 pub mod report;
+pub mod table;
 pub mod target;
 pub mod tcp;
 pub mod verdict;
@@ -42,6 +46,7 @@ pub fn run_check(cli: &cli::Cli) -> ExitCode {
             report::print_ping(args, &o, code);
             ExitCode::from(code)
         }
+        Some(cli::Command::Connections(args)) => connections::run(args),
         Some(cli::Command::Watch(_) | cli::Command::Report(_)) => {
             eprintln!("health-probe: watch and report are run by health-probe-watch");
             ExitCode::from(1)

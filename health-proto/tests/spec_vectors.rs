@@ -150,9 +150,7 @@ fn payloads_encode_to_the_vector_bytes() {
             0x02 => Request::Connections(serde_json::from_str(payload).unwrap()).to_frame(id),
             0x81 => Response::Landmark(serde_json::from_str(payload).unwrap()).to_frame(id),
             0x82 => Response::Error(serde_json::from_str(payload).unwrap()).to_frame(id),
-            0x83 => {
-                Response::ConnectionReport(serde_json::from_str(payload).unwrap()).to_frame(id)
-            }
+            0x83 => Response::ConnectionReport(serde_json::from_str(payload).unwrap()).to_frame(id),
             other => panic!("{}: unexpected type {other:#x}", v.name),
         };
         assert_eq!(

@@ -13,8 +13,8 @@ use health_proto::{
     ConnectionReport, ConnectionsRequest, ErrorCode, ErrorReply, Frame, Landmark, LandmarkReply,
     ProtoError, Request, Response, State,
 };
-use tokio::sync::Semaphore;
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 

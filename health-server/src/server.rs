@@ -153,9 +153,7 @@ async fn serve(
         token: shared.token.clone(),
     });
     if let Some(recorder) = recorder {
-        acceptor
-            .tracker
-            .spawn(recorder.run(acceptor.token.clone()));
+        acceptor.tracker.spawn(recorder.run(acceptor.token.clone()));
     }
     for (protocol, listener) in listeners {
         match TcpListener::from_std(listener) {

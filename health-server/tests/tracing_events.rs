@@ -1,13 +1,15 @@
-//! The tracing events operators rely on: failed, slow and refused checks.
-//! Alone in its test binary because it installs a global subscriber.
+//! The tracing events operators rely on: failed, slow and refused checks,
+//! connection thresholds crossed and cleared. In their own test binary
+//! because they need a global subscriber (the server runs on its own
+//! threads); each test looks for its own messages in the shared capture.
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::*;
-use health_server::{Landmark, State};
+use health_server::{connections, Landmark, State, TcpState};
 
 /// A `MakeWriter` collecting tracing output for assertions.
 #[derive(Clone, Default)]
@@ -30,17 +32,29 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
     }
 }
 
+/// The global capture, installed by the first test to ask.
+fn logs() -> Captured {
+    static LOGS: OnceLock<Captured> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        logs
+    })
+    .clone()
+}
+
+fn text(logs: &Captured) -> String {
+    String::from_utf8(logs.0.lock().unwrap().clone()).unwrap()
+}
+
 #[test]
 fn failed_slow_and_refused_checks_emit_tracing_events() {
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    // The server runs on its own runtime thread, so the subscriber must be
-    // global for this test binary.
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let logs = logs();
 
     let (asks, rx) = health_server::channel();
     let server = loopback()
@@ -61,7 +75,7 @@ fn failed_slow_and_refused_checks_emit_tracing_events() {
     let mut refused = connect_from("127.0.0.2", addr);
     assert!(is_closed(&mut refused));
     server.shutdown_blocking();
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = text(&logs);
     assert_eq!(
         text.matches("main thread did not answer within the deadline")
             .count(),
@@ -76,4 +90,49 @@ fn failed_slow_and_refused_checks_emit_tracing_events() {
         text.contains("refused health check: source not in the allow-list"),
         "{text}"
     );
+}
+
+#[test]
+fn crossing_and_clearing_a_connection_threshold_emit_tracing_events() {
+    let logs = logs();
+    let svc = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let to = svc.local_addr().unwrap();
+    let (server, _main) = ok_server(
+        loopback().connections(
+            connections::Config::new()
+                .port(to.port(), "svc")
+                .period(Duration::from_millis(20))
+                .state_over(TcpState::Established, 1),
+        ),
+    );
+    let crossed = "connection threshold crossed";
+    let cleared = "connection thresholds no longer crossed";
+    let wait_for = |needle: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !text(&logs).contains(needle) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let pairs: Vec<_> = (0..2)
+        .map(|_| {
+            let c = connect_from("127.0.0.7", to);
+            (c, svc.accept().unwrap().0)
+        })
+        .collect();
+    wait_for(crossed);
+    drop(pairs);
+    wait_for(cleared);
+    server.shutdown_blocking();
+    let text = text(&logs);
+    let line = text
+        .lines()
+        .find(|l| l.contains(crossed))
+        .unwrap_or_else(|| panic!("no crossing event in {text}"));
+    assert!(line.contains("2 ESTABLISHED (over 1)"), "{line}");
+    assert_eq!(
+        text.matches(crossed).count(),
+        1,
+        "once per crossing: {text}"
+    );
+    assert!(text.contains(cleared), "{text}");
 }

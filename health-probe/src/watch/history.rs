@@ -141,26 +141,7 @@ fn table(rows: &[HistoryRow], out: &mut impl Write) -> io::Result<()> {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &cells {
-        for (w, c) in widths.iter_mut().zip(row.iter()) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |out: &mut dyn Write, row: &[String]| -> io::Result<()> {
-        let last = row.len() - 1;
-        for (i, (c, w)) in row.iter().zip(widths).enumerate() {
-            if i == last {
-                writeln!(out, "{c}")?;
-            } else {
-                write!(out, "{c:<w$}  ")?;
-            }
-        }
-        Ok(())
-    };
-    line(out, &header.map(String::from))?;
-    for row in &cells {
-        line(out, row)?;
-    }
-    Ok(())
+    let columns = header.map(crate::table::Column::left);
+    let rows: Vec<Vec<String>> = cells.into_iter().map(Vec::from).collect();
+    crate::table::write(out, &columns, &rows)
 }

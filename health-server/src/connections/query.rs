@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use health_proto::connections::{When, DEFAULT_LIMIT, DEFAULT_TOP};
 use health_proto::{
-    ConnectionReport, ConnectionRow, ConnectionsRequest, ErrorCode, ErrorReply, GroupRow,
-    Grouping, SnapshotReport,
+    ConnectionReport, ConnectionRow, ConnectionsRequest, ErrorCode, ErrorReply, GroupRow, Grouping,
+    SnapshotReport,
 };
 
 use super::history::{aggregate, select, Filter, GroupBy, Snapshot};
@@ -29,9 +29,9 @@ pub(crate) fn answer(
     let (snapshots, oldest, newest) = recorder.with_history(|h| {
         let picked = match when {
             When::Latest => h.latest().into_iter().collect(),
-            When::At(ms) => h.at(time(ms)).into_iter().collect(),
+            When::At(ms) => h.at(end_of(ms)).into_iter().collect(),
             When::Range { from, to } => {
-                h.range(time(from), to.map_or_else(SystemTime::now, time))
+                h.range(time(from), to.map_or_else(SystemTime::now, end_of))
             }
         };
         (
@@ -49,12 +49,9 @@ pub(crate) fn answer(
     let grouping = request.group_by.map(|g| match g {
         Grouping::State => GroupBy::State,
         Grouping::Client => GroupBy::Client,
-        Grouping::Subnet => GroupBy::Subnet(
-            request
-                .prefix
-                .unwrap_or(recorder.cfg.subnet_prefix)
-                .min(32),
-        ),
+        Grouping::Subnet => {
+            GroupBy::Subnet(request.prefix.unwrap_or(recorder.cfg.subnet_prefix).min(32))
+        }
         Grouping::Port => GroupBy::Port,
     });
     let top = request.top.unwrap_or(DEFAULT_TOP) as usize;
@@ -177,6 +174,12 @@ fn count(n: usize) -> u32 {
 
 fn time(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// The last instant of millisecond `ms`: a snapshot reported as taken at
+/// `ms` (its time cut to the millisecond) is at or before it.
+fn end_of(ms: u64) -> SystemTime {
+    time(ms) + Duration::from_nanos(999_999)
 }
 
 pub(crate) fn millis(t: SystemTime) -> u64 {

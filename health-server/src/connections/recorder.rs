@@ -255,7 +255,10 @@ impl Recorder {
         let collected = match collect(&self.ports, &TcpState::ALL, self.cfg.max_per_snapshot) {
             Ok(c) => c,
             Err(e) => {
-                let was_failing = matches!(self.set_status(Status::Failed(e.to_string())), Status::Failed(_));
+                let was_failing = matches!(
+                    self.set_status(Status::Failed(e.to_string())),
+                    Status::Failed(_)
+                );
                 if !was_failing {
                     tracing::error!(error = %e, "cannot read the service's connections");
                 }
@@ -269,7 +272,9 @@ impl Recorder {
             Status::Crossed(crossed.join("; "))
         };
         match (&status, &self.set_status(status.clone())) {
-            (Status::Crossed(now), Status::Crossed(before)) if now == before => {}
+            // Once per crossing: the counts move every snapshot, and the
+            // landmark shows the current ones.
+            (Status::Crossed(_), Status::Crossed(_)) => {}
             (Status::Crossed(detail), _) => {
                 tracing::warn!(%detail, "connection threshold crossed");
             }
@@ -355,15 +360,15 @@ fn summary(connections: &[Connection], capped: bool) -> String {
         .filter(|(_, n)| *n > 0)
         .map(|(s, n)| format!("{n} {s}"))
         .collect();
-    let total = if capped {
-        format!("at least {}", connections.len())
-    } else {
-        connections.len().to_string()
+    let total = match (capped, connections.len()) {
+        (true, n) => format!("at least {n} connections"),
+        (false, 1) => "1 connection".to_string(),
+        (false, n) => format!("{n} connections"),
     };
     if counts.is_empty() {
-        format!("{total} connections")
+        total
     } else {
-        format!("{total} connections: {}", counts.join(", "))
+        format!("{total}: {}", counts.join(", "))
     }
 }
 

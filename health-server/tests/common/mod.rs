@@ -114,9 +114,26 @@ pub fn ok_server(b: Builder) -> (HealthServer, MainThread) {
 }
 
 /// Connects from a chosen loopback source address (127.0.0.2 is as local as
-/// 127.0.0.1 on Linux), to test the allow-list.
+/// 127.0.0.1 on Linux), to test the allow-list and the connection report.
+///
+/// The port is left for `connect` to choose (IP_BIND_ADDRESS_NO_PORT):
+/// `bind` alone could pick a port another test listens on at another
+/// address, and that test's connection report would see this client.
 pub fn connect_from(src: &str, addr: SocketAddr) -> TcpStream {
+    use std::os::fd::AsRawFd;
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket, and a c_int option of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "IP_BIND_ADDRESS_NO_PORT");
     let src: SocketAddr = format!("{src}:0").parse().unwrap();
     sock.bind(&src.into()).unwrap();
     sock.connect_timeout(&addr.into(), IO_TIMEOUT).unwrap();

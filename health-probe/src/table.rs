@@ -1,0 +1,89 @@
+//! Aligned text tables for operators' terminals (`report`, `connections`):
+//! columns as wide as their widest cell, two spaces apart, numbers
+//! right-aligned, the last column unpadded.
+
+use std::io::{self, Write};
+
+/// A column: its header and whether its cells are right-aligned numbers.
+#[derive(Debug, Clone, Copy)]
+pub struct Column<'a> {
+    pub header: &'a str,
+    pub right: bool,
+}
+
+impl<'a> Column<'a> {
+    pub fn left(header: &'a str) -> Column<'a> {
+        Column {
+            header,
+            right: false,
+        }
+    }
+
+    pub fn right(header: &'a str) -> Column<'a> {
+        Column {
+            header,
+            right: true,
+        }
+    }
+}
+
+/// Writes the header row and `rows` (each as many cells as `columns`).
+pub fn write(out: &mut impl Write, columns: &[Column<'_>], rows: &[Vec<String>]) -> io::Result<()> {
+    let mut widths: Vec<usize> = columns.iter().map(|c| c.header.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| -> io::Result<()> {
+        let mut text = String::new();
+        for (i, ((cell, w), col)) in cells.zip(&widths).zip(columns).enumerate() {
+            if i > 0 {
+                text.push_str("  ");
+            }
+            let pad = w.saturating_sub(cell.chars().count());
+            if col.right {
+                text.extend(std::iter::repeat(' ').take(pad));
+                text.push_str(cell);
+            } else {
+                text.push_str(cell);
+                if i + 1 < columns.len() {
+                    text.extend(std::iter::repeat(' ').take(pad));
+                }
+            }
+        }
+        writeln!(out, "{text}")
+    };
+    line(&mut columns.iter().map(|c| c.header))?;
+    for row in rows {
+        line(&mut row.iter().map(String::as_str))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligns_text_left_numbers_right_and_leaves_the_last_column_unpadded() {
+        let mut out = Vec::new();
+        write(
+            &mut out,
+            &[
+                Column::left("NAME"),
+                Column::right("N"),
+                Column::left("NOTE"),
+            ],
+            &[
+                vec!["a".into(), "1000".into(), "x".into()],
+                vec!["long-name".into(), "7".into(), "".into()],
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "NAME          N  NOTE\na          1000  x\nlong-name     7  \n"
+        );
+    }
+}
