@@ -134,6 +134,12 @@ async fn serve(
         },
     );
     let recorder = cfg.connections.map(|c| Arc::new(Recorder::new(c)));
+    if let Some(recorder) = &recorder {
+        // The first snapshot before anyone can ask: a report right after
+        // start is not empty, and the landmark has its component.
+        let recorder = Arc::clone(recorder);
+        let _ = tokio::task::spawn_blocking(move || recorder.record()).await;
+    }
     let acceptor = Arc::new(Acceptor {
         ctx: Arc::new(Context {
             observer,

@@ -228,11 +228,12 @@ impl Recorder {
         }
     }
 
-    /// Takes a snapshot now and every period after, until `token` is
-    /// cancelled. The dump is blocking netlink I/O, so it runs on the
+    /// Takes a snapshot every period (the server took the first one at
+    /// start), until `token` is cancelled. The dump is blocking netlink I/O, so it runs on the
     /// blocking pool.
     pub(crate) async fn run(self: Arc<Self>, token: CancellationToken) {
-        let mut tick = tokio::time::interval(self.cfg.period);
+        let period = self.cfg.period;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
