@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole loop in one minute: builds the workspace, starts the example
 # landmark_service, and shows health-probe's verdicts and exit codes through
-# ok, degraded, weights, drain, a hung main loop, recovery and a dead service.
+# ok, degraded, weights, drain, a hung main loop, recovery, who is connected, and a dead service.
 # Every exit code is checked; the script exits non-zero if any is wrong.
 #
 # Ports: DEMO_LISTEN (default 127.0.0.1:7000), DEMO_HEALTH (127.0.0.1:9100).
@@ -18,7 +18,7 @@ cargo build --release --workspace --bins --examples --quiet
 export PATH="$PWD/target/release:$PATH"
 
 log=$(mktemp)
-target/release/examples/landmark_service --listen "$LISTEN" --health "$HEALTH" 2>"$log" &
+target/release/examples/landmark_service --listen "$LISTEN" --health "$HEALTH" --connections-period 200 2>"$log" &
 svc=$!
 cleanup() { kill "$svc" 2>/dev/null || true; wait "$svc" 2>/dev/null || true; exec 3>&- 2>/dev/null || true; rm -f "$log"; }
 trap cleanup EXIT
@@ -87,6 +87,13 @@ step "The main loop recovers: back in the pool"
 IFS= read -r -t 10 reply <&3; echo "${dim}service -> $reply${off}"
 probe 0 "$HEALTH"
 probe 0 "$HEALTH" --json
+
+step "Who is connected to the service: two more clients, each connection's state, then counts by state"
+exec 5<>"/dev/tcp/${LISTEN%:*}/${LISTEN##*:}" 6<>"/dev/tcp/${LISTEN%:*}/${LISTEN##*:}"
+sleep 0.5
+probe 0 connections "$HEALTH"
+probe 0 connections "$HEALTH" --group-by state
+exec 5>&- 6>&-
 
 step "The service dies: connection refused"
 exec 3>&-

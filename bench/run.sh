@@ -2,16 +2,17 @@
 # Builds the workspace in release and runs every benchmark against its peer,
 # printing the Markdown tables docs/BENCHMARKS.md records.
 #
-#   bench/run.sh            # probe cost, server load, watch at scale, codec, a 3-minute soak
+#   bench/run.sh            # probe cost, server load, watch at scale, connection snapshot, codec, a 3-minute soak
 #   SOAK_MINUTES=0 bench/run.sh   # skip the soak
 #
 # Peers come from Debian's packages: netcat-openbsd (nc -z) and
-# monitoring-plugins-basic (check_tcp); tonic-health is built from crates.io.
+# monitoring-plugins-basic (check_tcp), iproute2 (ss); tonic-health is built from crates.io.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 command -v nc >/dev/null || need+=(netcat-openbsd)
 [ -x /usr/lib/nagios/plugins/check_tcp ] || need+=(monitoring-plugins-basic)
+command -v ss >/dev/null || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
@@ -36,6 +37,10 @@ echo
 echo "## Watch at scale"
 echo
 target/release/watch_scale --targets "${WATCH_TARGETS:-10000}" --seconds "${WATCH_SECONDS:-20}"
+echo
+echo "## Connection snapshot"
+echo
+target/release/connections_scale --connections "${CONNECTIONS:-100000}" --runs "${CONNECTIONS_RUNS:-15}"
 echo
 echo "## Codec"
 echo

@@ -1,7 +1,8 @@
 //! A small custom line-protocol TCP service (tokio) that embeds the health
 //! endpoint. Its one main loop both serves client commands and answers
 //! landmark asks, so `HANG <ms>` really stops the answers, as a deadlocked
-//! service would.
+//! service would. Its health endpoint also records who is connected to the
+//! service's port (`health-probe connections 127.0.0.1:9100`).
 //!
 //! ```text
 //! cargo build --release --workspace --examples
@@ -12,10 +13,12 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use health_examples::{Command, ServiceState, CLIENT_IDLE, MAX_LINE};
+use health_server::{connections, TcpState};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{Framed, LinesCodec};
@@ -37,6 +40,14 @@ struct Args {
     /// Also answer HTTP /healthz, /livez, /readyz on this address.
     #[arg(long, value_name = "ADDR")]
     http: Option<SocketAddr>,
+    /// How often the health endpoint records who is connected to --listen,
+    /// in milliseconds (`health-probe connections HEALTH` shows it).
+    #[arg(long, value_name = "MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..))]
+    connections_period: u64,
+    /// Flag the landmark's `connections` component while more than N
+    /// connections sit in CLOSE_WAIT (clients gone, sockets not closed).
+    #[arg(long, value_name = "N")]
+    close_wait_over: Option<u32>,
 }
 
 /// A client command on its way to the main loop, with where to send the reply.
@@ -53,7 +64,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
 
     let (asks, state_rx) = health_server::channel();
-    let mut builder = health_server::Builder::new().bind(args.health);
+    let mut recorded = connections::Config::new()
+        .port(args.listen.port(), "example")
+        .period(Duration::from_millis(args.connections_period));
+    if let Some(n) = args.close_wait_over {
+        recorded = recorded.state_over(TcpState::CloseWait, n);
+    }
+    let mut builder = health_server::Builder::new()
+        .bind(args.health)
+        .connections(recorded);
     if let Some(addr) = args.agent {
         builder = builder.agent_bind(addr);
     }
@@ -110,7 +129,7 @@ async fn accept_clients(
             }
             Err(e) => {
                 tracing::error!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }

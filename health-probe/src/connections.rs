@@ -202,7 +202,7 @@ fn connections(out: &mut impl Write, s: &SnapshotReport) -> io::Result<()> {
                 c.recv_q.to_string(),
                 c.send_q.to_string(),
                 c.rtt_us
-                    .map_or("-".into(), |us| format!("{:.2}ms", f64::from(us) / 1000.0)),
+                    .map_or("-".into(), |us| format!("{:.3}ms", f64::from(us) / 1000.0)),
                 c.retrans.map_or("-".into(), |n| n.to_string()),
             ]
         })

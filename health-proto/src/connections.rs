@@ -280,7 +280,7 @@ pub struct ConnectionRow {
     #[serde(default)]
     pub send_q: u32,
     /// Smoothed round-trip time, microseconds; absent where the kernel has
-    /// none (TIME_WAIT, SYN_RECV).
+    /// none (TIME_WAIT, SYN_RECV) and for listening sockets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtt_us: Option<u32>,
     /// Segments retransmitted over the connection's life; absent as

@@ -81,6 +81,12 @@ fn established_close_wait_time_wait_and_listen_on_the_service_port() {
     assert!(c0.rtt_us.is_some() && c0.retransmits == Some(0), "{c0:?}");
     let tw = all.iter().find(|c| c.state == TcpState::TimeWait).unwrap();
     assert_eq!(tw.rtt_us, None, "TIME_WAIT sockets carry no tcp_info");
+    let l = all.iter().find(|c| c.state == TcpState::Listen).unwrap();
+    assert_eq!(
+        (l.rtt_us, l.retransmits),
+        (None, None),
+        "a listener has no round trip"
+    );
 
     // The kernel's state filter.
     let cw = collect(&[port], &[TcpState::CloseWait], 100).unwrap();

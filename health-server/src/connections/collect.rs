@@ -39,7 +39,7 @@ pub struct Connection {
     /// Bytes sent and not acknowledged by the client.
     pub send_queue: u32,
     /// Smoothed round trip, from `tcp_info` (absent for TIME_WAIT and
-    /// SYN_RECV sockets, which have none).
+    /// SYN_RECV sockets, which have none, and for listeners).
     pub rtt_us: Option<u32>,
     /// Retransmitted segments over the connection's life, from `tcp_info`.
     pub retransmits: Option<u32>,
@@ -152,7 +152,8 @@ fn connection(r: &netlink_packet_sock_diag::inet::InetResponse) -> Option<Connec
     let id = &r.header.socket_id;
     let state = TcpState::from_number(r.header.state)?;
     let (mut rtt_us, mut retransmits) = (None, None);
-    for nla in &r.nlas {
+    // A listener's tcp_info is all zeros: no round trip to report.
+    for nla in r.nlas.iter().filter(|_| state != TcpState::Listen) {
         if let Nla::TcpInfo(info) = nla {
             rtt_us = Some(info.rtt);
             retransmits = Some(info.total_retrans);

@@ -2,9 +2,9 @@
 //! ring bounded by count and by age, and the queries over them.
 //!
 //! Memory is bounded by `max_snapshots × max_connections` entries of
-//! [`Connection`] (about 100 bytes each; the service names are shared by
-//! all snapshots). A snapshot taken while over `max_connections` keeps the
-//! first ones and says it was truncated.
+//! [`Connection`] (92 bytes each on 64-bit Linux; the service names are
+//! shared by all snapshots). A snapshot taken while over `max_connections`
+//! keeps the first ones and says it was truncated.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
