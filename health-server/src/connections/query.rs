@@ -16,6 +16,9 @@ use super::Recorder;
 
 /// Room kept in the frame for the reply's own members.
 const ENVELOPE: usize = 256;
+/// Room for what a snapshot's members take beyond an empty one: the
+/// matched count's digits, the list's name and brackets, a comma.
+const SNAPSHOT_EXTRA: usize = 40;
 
 /// The report for `request`, whose JSON fits in `max_payload` bytes.
 pub(crate) fn answer(
@@ -72,8 +75,9 @@ pub(crate) fn answer(
             connections: Vec::new(),
             groups: Vec::new(),
         };
-        // The snapshot's own members, with room for its matched count.
-        if !budget.take(json_len(&out) + 12) {
+        // The snapshot's own members, with room for its matched count, the
+        // `"connections":[]` or `"groups":[]` member and a comma.
+        if !budget.take(json_len(&out) + SNAPSHOT_EXTRA) {
             report.truncated = true;
             break;
         }
@@ -185,4 +189,148 @@ fn end_of(ms: u64) -> SystemTime {
 pub(crate) fn millis(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    use health_proto::TcpState;
+
+    use super::*;
+    use crate::connections::{Config, Connection};
+
+    /// A recorder holding `snapshots` snapshots of `per` connections each,
+    /// one second apart.
+    fn recorder(snapshots: u64, per: u16) -> Recorder {
+        let r = Recorder::new(
+            Config::new()
+                .port(7000, "epg")
+                .keep(10_000, Duration::from_secs(1 << 30)),
+        );
+        for t in 0..snapshots {
+            let connections = (0..per)
+                .map(|i| Connection {
+                    local: "10.0.0.5:7000".parse().unwrap(),
+                    remote: SocketAddr::new(
+                        std::net::Ipv4Addr::new(192, 0, 2, (i % 200) as u8).into(),
+                        10_000 + i,
+                    ),
+                    state: TcpState::Established,
+                    recv_queue: 0,
+                    send_queue: 0,
+                    rtt_us: Some(412),
+                    retransmits: Some(0),
+                })
+                .collect();
+            r.push(Snapshot {
+                taken: time(1_000_000 + t * 1000),
+                connections,
+                truncated: false,
+                services: Arc::new(HashMap::from([(7000, "epg".to_string())])),
+            });
+        }
+        r
+    }
+
+    #[test]
+    fn every_report_fits_the_frame_and_says_when_it_left_something_out() {
+        let r = recorder(300, 150);
+        for max in [2048, 8192, 65_536] {
+            for group_by in [None, Some(Grouping::Client), Some(Grouping::State)] {
+                let request = ConnectionsRequest {
+                    from_ms: Some(0),
+                    group_by,
+                    limit: Some(u32::MAX),
+                    top: Some(u32::MAX),
+                    ..Default::default()
+                };
+                let report = answer(&r, &request, max).unwrap();
+                let len = serde_json::to_vec(&report).unwrap().len();
+                assert!(len <= max, "{len} > {max} for {group_by:?}");
+                // Not truncated: then everything is there (300 counts by
+                // state fit in 64 KiB, nothing else does).
+                let whole = report.snapshots.len() == 300
+                    && report.snapshots.iter().all(|s| {
+                        s.connections.len() == 150
+                            || s.groups.iter().map(|g| g.total).sum::<u32>() == 150
+                    });
+                assert_eq!(report.truncated, !whole, "{max} {group_by:?}");
+                assert_eq!(whole, max == 65_536 && group_by == Some(Grouping::State));
+                assert!(!report.snapshots.is_empty());
+                assert!(report.snapshots.iter().all(|s| s.matched == 150));
+            }
+        }
+        // What fits is whole, and says so.
+        let small = answer(
+            &recorder(3, 5),
+            &ConnectionsRequest {
+                from_ms: Some(0),
+                ..Default::default()
+            },
+            65_536,
+        )
+        .unwrap();
+        assert!(!small.truncated);
+        assert_eq!(small.snapshots.len(), 3);
+        assert_eq!(small.oldest_ms, Some(1_000_000));
+        assert_eq!(small.newest_ms, Some(1_002_000));
+    }
+
+    #[test]
+    fn limit_counts_over_all_snapshots() {
+        let r = recorder(4, 10);
+        let report = answer(
+            &r,
+            &ConnectionsRequest {
+                from_ms: Some(0),
+                limit: Some(25),
+                ..Default::default()
+            },
+            65_536,
+        )
+        .unwrap();
+        let listed: Vec<usize> = report
+            .snapshots
+            .iter()
+            .map(|s| s.connections.len())
+            .collect();
+        assert_eq!(listed, [10, 10, 5, 0]);
+        assert!(report.truncated);
+    }
+
+    #[test]
+    fn a_moment_is_the_snapshot_in_force_to_the_millisecond() {
+        let r = recorder(3, 1);
+        let at = |ms| {
+            answer(
+                &r,
+                &ConnectionsRequest {
+                    at_ms: Some(ms),
+                    ..Default::default()
+                },
+                65_536,
+            )
+            .unwrap()
+            .snapshots
+            .iter()
+            .map(|s| s.taken_ms)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(at(1_001_000), [1_001_000]);
+        assert_eq!(at(1_001_999), [1_001_000]);
+        assert_eq!(at(999_999), Vec::<u64>::new());
+        let bad = answer(
+            &r,
+            &ConnectionsRequest {
+                at_ms: Some(1),
+                to_ms: Some(2),
+                ..Default::default()
+            },
+            65_536,
+        );
+        assert_eq!(bad.unwrap_err().known_code(), Some(ErrorCode::BadPayload));
+    }
 }

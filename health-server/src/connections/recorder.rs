@@ -293,6 +293,11 @@ impl Recorder {
             truncated: collected.truncated,
             services: Arc::clone(&self.services),
         };
+        self.push(snapshot);
+    }
+
+    /// Keeps `snapshot` in the history.
+    pub(crate) fn push(&self, snapshot: Snapshot) {
         self.history
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
