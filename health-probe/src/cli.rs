@@ -15,7 +15,8 @@ pub const DEFAULT_TIMEOUT: &str = "1s";
 /// Check a service's landmark health endpoint and exit 0 if its state is
 /// expected, 1 otherwise. `health-probe tcp` checks a plain TCP port,
 /// `health-probe ping` a host, `health-probe watch` runs many checks with
-/// alarms and `health-probe report` exports their history.
+/// alarms, `health-probe report` exports their history, and `health-probe
+/// connections` shows who is connected to a service.
 ///
 /// Made for keepalived's MISC_CHECK (misc_path "/usr/bin/health-probe
 /// 10.0.0.5:9100 --expect ok"), scripts and operators. One deadline
@@ -115,11 +116,11 @@ pub struct ConnectionsArgs {
     #[arg(value_name = "ADDR")]
     pub addr: String,
 
-    /// Only connections in these TCP states, repeated or comma-separated:
-    /// ESTABLISHED, SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2, TIME_WAIT,
-    /// CLOSE, CLOSE_WAIT, LAST_ACK, LISTEN, CLOSING (any case; ss's
-    /// close-wait spelling too).
-    #[arg(long, value_name = "STATE", value_delimiter = ',')]
+    /// Only connections in these TCP states (--state CLOSE_WAIT SYN_RECV,
+    /// commas or the flag repeated work too): ESTABLISHED, SYN_SENT,
+    /// SYN_RECV, FIN_WAIT1, FIN_WAIT2, TIME_WAIT, CLOSE, CLOSE_WAIT,
+    /// LAST_ACK, LISTEN, CLOSING (any case; ss's close-wait spelling too).
+    #[arg(long, value_name = "STATE", value_delimiter = ',', num_args = 1..)]
     pub state: Vec<TcpState>,
 
     /// Only clients in this network: 192.0.2.0/24, 2001:db8::/32, or one
@@ -613,6 +614,7 @@ mod tests {
             "close-wait,SYN_RECV",
             "--state",
             "established",
+            "fin-wait1",
             "--client",
             "192.0.2.7",
             "--port",
@@ -631,7 +633,8 @@ mod tests {
             [
                 TcpState::CloseWait,
                 TcpState::SynRecv,
-                TcpState::Established
+                TcpState::Established,
+                TcpState::FinWait1
             ]
         );
         assert_eq!(a.client, Some("192.0.2.7/32".parse().unwrap()));
