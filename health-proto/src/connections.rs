@@ -50,6 +50,11 @@ impl TcpState {
         self as u8 + 1
     }
 
+    /// The state's position in [`TcpState::ALL`], for per-state counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The state for a kernel number, if it is one.
     pub fn from_number(n: u8) -> Option<TcpState> {
         TcpState::ALL.get(usize::from(n).checked_sub(1)?).copied()

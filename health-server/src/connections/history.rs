@@ -141,6 +141,18 @@ pub fn subnet(ip: IpAddr, prefix: u8) -> IpNet {
         .unwrap_or_else(|_| IpNet::from(ip))
 }
 
+/// A count per TCP state, indexed by [`TcpState::index`].
+pub type PerState = [u32; TcpState::ALL.len()];
+
+/// Counts `connections` per state.
+pub fn per_state<'a>(connections: impl IntoIterator<Item = &'a Connection>) -> PerState {
+    let mut counts = PerState::default();
+    for c in connections {
+        counts[c.state.index()] += 1;
+    }
+    counts
+}
+
 /// What a group is keyed by; ordered so that ties list in address or port
 /// order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -162,7 +174,7 @@ pub fn aggregate(
 ) -> (Vec<Group>, usize) {
     // Keyed by value, named only for the groups kept: a snapshot of 100k
     // connections costs no string per connection.
-    let mut groups: HashMap<Key, [u32; TcpState::ALL.len()]> = HashMap::new();
+    let mut groups: HashMap<Key, PerState> = HashMap::new();
     let mut matched = 0;
     for c in snapshot
         .connections
@@ -175,10 +187,10 @@ pub fn aggregate(
             GroupBy::Subnet(prefix) => Key::Subnet(subnet(c.remote.ip(), prefix)),
             GroupBy::Port => Key::Port(c.local.port()),
         };
-        groups.entry(key).or_default()[usize::from(c.state.number() - 1)] += 1;
+        groups.entry(key).or_default()[c.state.index()] += 1;
         matched += 1;
     }
-    let mut counted: Vec<(Key, u32, [u32; TcpState::ALL.len()])> = groups
+    let mut counted: Vec<(Key, u32, PerState)> = groups
         .into_iter()
         .map(|(key, per_state)| (key, per_state.iter().sum(), per_state))
         .collect();

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use health_proto::{Component, Landmark, State};
 use tokio_util::sync::CancellationToken;
 
-use super::history::{History, Snapshot};
+use super::history::{per_state, History, Snapshot};
 use super::{collect, Connection, TcpState};
 
 /// Name of the landmark component the recorder adds.
@@ -161,12 +161,9 @@ impl Thresholds {
     fn crossed(&self, connections: &[Connection]) -> Vec<String> {
         let mut out = Vec::new();
         if !self.states.is_empty() {
-            let mut per_state = [0u32; TcpState::ALL.len()];
-            for c in connections {
-                per_state[usize::from(c.state.number() - 1)] += 1;
-            }
+            let per_state = per_state(connections);
             for (state, limit) in &self.states {
-                let n = per_state[usize::from(state.number() - 1)];
+                let n = per_state[state.index()];
                 if n > *limit {
                     out.push(format!("{n} {state} (over {limit})"));
                 }
@@ -356,13 +353,9 @@ impl Recorder {
 
 /// `1204 connections: 1190 ESTABLISHED, 14 CLOSE_WAIT`.
 fn summary(connections: &[Connection], capped: bool) -> String {
-    let mut per_state = [0u32; TcpState::ALL.len()];
-    for c in connections {
-        per_state[usize::from(c.state.number() - 1)] += 1;
-    }
     let counts: Vec<String> = TcpState::ALL
         .into_iter()
-        .zip(per_state)
+        .zip(per_state(connections))
         .filter(|(_, n)| *n > 0)
         .map(|(s, n)| format!("{n} {s}"))
         .collect();
