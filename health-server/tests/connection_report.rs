@@ -365,7 +365,7 @@ fn a_server_not_recording_and_a_bad_request_get_errors_and_keep_the_connection()
 /// `truncated` and the full `matched` count; groups count all of them;
 /// the per-client threshold sees them.
 ///
-/// The service side stays in 4 SO_REUSEPORT listeners' accept queues
+/// The service side stays in SO_REUSEPORT listeners' accept queues
 /// (ESTABLISHED in the kernel, no descriptor), so the test needs only the
 /// 10,000 client descriptors.
 #[test]
@@ -375,8 +375,15 @@ fn ten_thousand_connections() {
     let _ = rlimit::increase_nofile_limit(12_000);
     let first = reuseport_listener("127.0.0.1:0".parse().unwrap());
     let to = first.local_addr().unwrap().as_socket().unwrap();
+    // Enough accept queues for all, at three quarters of somaxconn each
+    // (the kernel spreads connections over them by hash).
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(128);
+    let queues = (CLIENTS.len() * PER_CLIENT).div_ceil((somaxconn * 3 / 4).max(1));
     let listeners: Vec<Socket> = std::iter::once(first)
-        .chain((0..3).map(|_| reuseport_listener(to)))
+        .chain((1..queues.max(4)).map(|_| reuseport_listener(to)))
         .collect();
     let (asks, rx) = health_server::channel();
     let server = loopback()
