@@ -29,8 +29,9 @@ use crate::{Builder, LandmarkRx, ServerError};
 
 /// Listen backlog: room for a burst of balancer checks arriving at once.
 const BACKLOG: i32 = 1024;
-/// Connection reports computed at once; more wait their turn (each is a
-/// pass over at most one snapshot per moment asked for).
+/// Connection reports computed at once; more wait their turn. Each is a
+/// pass over the snapshots it asks for: milliseconds for one moment, up to
+/// the whole history for a range.
 const MAX_CONCURRENT_QUERIES: usize = 2;
 
 /// The protocols a listener can speak.
