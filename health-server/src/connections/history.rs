@@ -6,11 +6,12 @@
 //! shared by all snapshots). A snapshot taken while over `max_connections`
 //! keeps the first ones and says it was truncated.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use health_proto::GroupRow;
 use ipnet::IpNet;
 
 use super::{Connection, TcpState};
@@ -153,6 +154,15 @@ pub fn per_state<'a>(connections: impl IntoIterator<Item = &'a Connection>) -> P
     counts
 }
 
+/// The states counted at least once, with their counts, in the kernel's
+/// order.
+pub fn present(counts: PerState) -> impl Iterator<Item = (TcpState, u32)> {
+    TcpState::ALL
+        .into_iter()
+        .zip(counts)
+        .filter(|(_, n)| *n > 0)
+}
+
 /// What a group is keyed by; ordered so that ties list in address or port
 /// order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -171,7 +181,7 @@ pub fn aggregate(
     filter: &Filter,
     by: GroupBy,
     top: usize,
-) -> (Vec<Group>, usize) {
+) -> (Vec<GroupRow>, usize) {
     // Keyed by value, named only for the groups kept: a snapshot of 100k
     // connections costs no string per connection.
     let mut groups: HashMap<Key, PerState> = HashMap::new();
@@ -198,7 +208,7 @@ pub fn aggregate(
     counted.truncate(top);
     let groups = counted
         .into_iter()
-        .map(|(key, total, per_state)| Group {
+        .map(|(key, total, per_state)| GroupRow {
             key: match key {
                 Key::State(s) => s.as_str().to_string(),
                 Key::Client(ip) => ip.to_string(),
@@ -209,22 +219,10 @@ pub fn aggregate(
                 },
             },
             total,
-            by_state: TcpState::ALL
-                .into_iter()
-                .zip(per_state)
-                .filter(|(_, n)| *n > 0)
-                .collect(),
+            states: present(per_state).collect(),
         })
         .collect();
     (groups, matched)
-}
-
-/// One group of an aggregation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Group {
-    pub key: String,
-    pub total: u32,
-    pub by_state: BTreeMap<TcpState, u32>,
 }
 
 /// The connections of `snapshot` that `filter` wants, at most `max`, and
@@ -365,7 +363,7 @@ mod tests {
         let (top, matched) = aggregate(&s, &all, GroupBy::Client, 1);
         assert_eq!((top.len(), matched), (1, 6));
         assert_eq!(top[0].key, "192.0.2.10");
-        assert_eq!(top[0].by_state[&TcpState::CloseWait], 2);
+        assert_eq!(top[0].states[&TcpState::CloseWait], 2);
         let (nets, _) = aggregate(&s, &all, GroupBy::Subnet(24), 10);
         assert_eq!((nets[0].key.as_str(), nets[0].total), ("192.0.2.0/24", 4));
         assert!(nets.iter().any(|g| g.key == "2001:db8::/56"), "{nets:?}");

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use health_proto::connections::{When, DEFAULT_LIMIT, DEFAULT_TOP};
 use health_proto::{
-    ConnectionReport, ConnectionRow, ConnectionsRequest, ErrorCode, ErrorReply, GroupRow, Grouping,
+    ConnectionReport, ConnectionRow, ConnectionsRequest, ErrorCode, ErrorReply, Grouping,
     SnapshotReport,
 };
 
@@ -88,11 +88,6 @@ pub(crate) fn answer(
                 let all = groups.len();
                 out.groups = groups
                     .into_iter()
-                    .map(|g| GroupRow {
-                        key: g.key,
-                        total: g.total,
-                        states: g.by_state,
-                    })
                     .take_while(|row| budget.take(json_len(row) + 1))
                     .collect();
                 out.groups.len() == all

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use health_proto::{Component, Landmark, State};
 use tokio_util::sync::CancellationToken;
 
-use super::history::{per_state, History, Snapshot};
+use super::history::{per_state, present, History, PerState, Snapshot};
 use super::{collect, Connection, TcpState};
 
 /// Name of the landmark component the recorder adds.
@@ -156,17 +156,14 @@ pub(crate) struct Thresholds {
 }
 
 impl Thresholds {
-    /// What is over its threshold in `connections`, worst first within
-    /// each kind; empty when nothing is.
-    fn crossed(&self, connections: &[Connection]) -> Vec<String> {
+    /// What is over its threshold in `connections` (counted per state in
+    /// `counts`), worst first within each kind; empty when nothing is.
+    fn crossed(&self, connections: &[Connection], counts: &PerState) -> Vec<String> {
         let mut out = Vec::new();
-        if !self.states.is_empty() {
-            let per_state = per_state(connections);
-            for (state, limit) in &self.states {
-                let n = per_state[state.index()];
-                if n > *limit {
-                    out.push(format!("{n} {state} (over {limit})"));
-                }
+        for (state, limit) in &self.states {
+            let n = counts[state.index()];
+            if n > *limit {
+                out.push(format!("{n} {state} (over {limit})"));
             }
         }
         if let Some(limit) = self.per_client {
@@ -226,8 +223,8 @@ impl Recorder {
     }
 
     /// Takes a snapshot every period (the server took the first one at
-    /// start), until `token` is cancelled. The dump is blocking netlink I/O, so it runs on the
-    /// blocking pool.
+    /// start), until `token` is cancelled. The dump is blocking netlink
+    /// I/O, so it runs on the blocking pool.
     pub(crate) async fn run(self: Arc<Self>, token: CancellationToken) {
         let period = self.cfg.period;
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -263,9 +260,14 @@ impl Recorder {
                 return;
             }
         };
-        let crossed = self.cfg.thresholds.crossed(&collected.connections);
+        let counts = per_state(&collected.connections);
+        let crossed = self.cfg.thresholds.crossed(&collected.connections, &counts);
         let status = if crossed.is_empty() {
-            Status::Normal(summary(&collected.connections, collected.truncated))
+            Status::Normal(summary(
+                &counts,
+                collected.connections.len(),
+                collected.truncated,
+            ))
         } else {
             Status::Crossed(crossed.join("; "))
         };
@@ -351,15 +353,11 @@ impl Recorder {
     }
 }
 
-/// `1204 connections: 1190 ESTABLISHED, 14 CLOSE_WAIT`.
-fn summary(connections: &[Connection], capped: bool) -> String {
-    let counts: Vec<String> = TcpState::ALL
-        .into_iter()
-        .zip(per_state(connections))
-        .filter(|(_, n)| *n > 0)
-        .map(|(s, n)| format!("{n} {s}"))
-        .collect();
-    let total = match (capped, connections.len()) {
+/// `1204 connections: 1190 ESTABLISHED, 14 CLOSE_WAIT`, from the counts
+/// per state of `total` connections.
+fn summary(counts: &PerState, total: usize, capped: bool) -> String {
+    let counts: Vec<String> = present(*counts).map(|(s, n)| format!("{n} {s}")).collect();
+    let total = match (capped, total) {
         (true, n) => format!("at least {n} connections"),
         (false, 1) => "1 connection".to_string(),
         (false, n) => format!("{n} connections"),
@@ -401,16 +399,22 @@ mod tests {
             conn("0.0.0.0:0", TcpState::Listen),
         ];
         assert_eq!(
-            cfg.thresholds.crossed(&conns),
+            cfg.thresholds.crossed(&conns, &per_state(&conns)),
             [
                 "2 CLOSE_WAIT (over 1)",
                 "client 192.0.2.1 has 3 connections (over 2)"
             ]
         );
         conns.truncate(2);
-        assert_eq!(cfg.thresholds.crossed(&conns), ["2 CLOSE_WAIT (over 1)"]);
+        assert_eq!(
+            cfg.thresholds.crossed(&conns, &per_state(&conns)),
+            ["2 CLOSE_WAIT (over 1)"]
+        );
         conns.truncate(1);
-        assert!(cfg.thresholds.crossed(&conns).is_empty());
+        assert!(cfg
+            .thresholds
+            .crossed(&conns, &per_state(&conns))
+            .is_empty());
     }
 
     #[test]
@@ -421,10 +425,13 @@ mod tests {
             conn("192.0.2.2:1", TcpState::Established),
         ];
         assert_eq!(
-            summary(&conns, false),
+            summary(&per_state(&conns), conns.len(), false),
             "3 connections: 2 ESTABLISHED, 1 CLOSE_WAIT"
         );
-        assert_eq!(summary(&[], true), "at least 0 connections");
+        assert_eq!(
+            summary(&PerState::default(), 0, true),
+            "at least 0 connections"
+        );
     }
 
     #[test]
