@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use health_proto::{State, TcpState};
+use health_proto::{Grouping, State, TcpState};
 
 use crate::probe::ProbeSpec;
 
@@ -145,8 +145,8 @@ pub struct ConnectionsArgs {
 
     /// Count connections per group instead of listing them: state,
     /// client (address), subnet (client network, see --prefix) or port.
-    #[arg(long, value_enum, value_name = "BY")]
-    pub group_by: Option<GroupBy>,
+    #[arg(long, value_name = "BY", value_parser = parse_grouping())]
+    pub group_by: Option<Grouping>,
 
     /// For --group-by subnet: the IPv4 prefix length, 0-32; IPv6 clients
     /// use this plus 32 [default: the server's, 24 unless configured].
@@ -171,13 +171,12 @@ pub struct ConnectionsArgs {
     pub timeout: Duration,
 }
 
-/// `connections --group-by`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum GroupBy {
-    State,
-    Client,
-    Subnet,
-    Port,
+/// `connections --group-by`: the protocol's grouping names, listed in
+/// `--help` as the possible values.
+fn parse_grouping() -> impl clap::builder::TypedValueParser<Value = Grouping> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["state", "client", "subnet", "port"])
+        .try_map(|name| name.parse::<Grouping>())
 }
 
 /// `connections --port`: a number or a service name.
@@ -639,7 +638,7 @@ mod tests {
         );
         assert_eq!(a.client, Some("192.0.2.7/32".parse().unwrap()));
         assert_eq!(a.port, Some(PortOrService::Service("epg".into())));
-        assert_eq!(a.group_by, Some(GroupBy::Subnet));
+        assert_eq!(a.group_by, Some(Grouping::Subnet));
         let bad = |args: &[&str]| {
             let mut all = vec!["health-probe", "connections", "127.0.0.1:9100"];
             all.extend_from_slice(args);

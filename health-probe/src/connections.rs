@@ -6,11 +6,12 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use health_proto::connections::{from_unix_ms, unix_ms};
 use health_proto::{
     ConnectionReport, ConnectionsRequest, Grouping, Request, Response, SnapshotReport, TcpState,
 };
 
-use crate::cli::{ConnectionsArgs, GroupBy, PortOrService};
+use crate::cli::{ConnectionsArgs, PortOrService};
 use crate::probe::{self, ProbeError};
 use crate::table::{self, Column};
 
@@ -65,17 +66,12 @@ pub fn request(args: &ConnectionsArgs, now: SystemTime) -> ConnectionsRequest {
         client: args.client,
         port,
         service,
-        at_ms: args.at.map(millis),
+        at_ms: args.at.map(unix_ms),
         from_ms: args
             .since
-            .map(|d| millis(now.checked_sub(d).unwrap_or(UNIX_EPOCH))),
+            .map(|d| unix_ms(now.checked_sub(d).unwrap_or(UNIX_EPOCH))),
         to_ms: None,
-        group_by: args.group_by.map(|g| match g {
-            GroupBy::State => Grouping::State,
-            GroupBy::Client => Grouping::Client,
-            GroupBy::Subnet => Grouping::Subnet,
-            GroupBy::Port => Grouping::Port,
-        }),
+        group_by: args.group_by,
         prefix: args.prefix,
         top: Some(args.top),
         limit: Some(args.limit),
@@ -106,8 +102,8 @@ fn no_snapshot(args: &ConnectionsArgs, report: &ConnectionReport) -> String {
     match (report.oldest_ms, report.newest_ms) {
         (Some(old), Some(new)) => format!(
             "{asked}; the server keeps {} to {}, one every {}",
-            utc(time(old)),
-            utc(time(new)),
+            utc(from_unix_ms(old)),
+            utc(from_unix_ms(new)),
             humantime::format_duration(Duration::from_millis(report.period_ms))
         ),
         _ => format!("{asked}; the server keeps none yet"),
@@ -153,7 +149,7 @@ pub fn print_tables(
 }
 
 fn heading(args: &ConnectionsArgs, s: &SnapshotReport, now: SystemTime) -> String {
-    let taken = time(s.taken_ms);
+    let taken = from_unix_ms(s.taken_ms);
     let ago = now
         .duration_since(taken)
         .map(|d| Duration::from_secs(d.as_secs()))
@@ -166,10 +162,10 @@ fn heading(args: &ConnectionsArgs, s: &SnapshotReport, now: SystemTime) -> Strin
         }
     };
     let by = match args.group_by {
-        Some(GroupBy::State) => ", by state".to_string(),
-        Some(GroupBy::Client) => format!(", by client (top {})", args.top),
-        Some(GroupBy::Subnet) => format!(", by subnet (top {})", args.top),
-        Some(GroupBy::Port) => ", by port".to_string(),
+        Some(Grouping::State) => ", by state".to_string(),
+        Some(Grouping::Client) => format!(", by client (top {})", args.top),
+        Some(Grouping::Subnet) => format!(", by subnet (top {})", args.top),
+        Some(Grouping::Port) => ", by port".to_string(),
         None => String::new(),
     };
     format!(
@@ -210,15 +206,15 @@ fn connections(out: &mut impl Write, s: &SnapshotReport) -> io::Result<()> {
     table::write(out, &columns, &rows)
 }
 
-fn groups(out: &mut impl Write, by: GroupBy, s: &SnapshotReport) -> io::Result<()> {
+fn groups(out: &mut impl Write, by: Grouping, s: &SnapshotReport) -> io::Result<()> {
     let key = match by {
-        GroupBy::State => "STATE",
-        GroupBy::Client => "CLIENT",
-        GroupBy::Subnet => "SUBNET",
-        GroupBy::Port => "PORT",
+        Grouping::State => "STATE",
+        Grouping::Client => "CLIENT",
+        Grouping::Subnet => "SUBNET",
+        Grouping::Port => "PORT",
     };
     // A column per state present; by state, the key already says it.
-    let states: Vec<TcpState> = if by == GroupBy::State {
+    let states: Vec<TcpState> = if by == Grouping::State {
         Vec::new()
     } else {
         TcpState::ALL
@@ -246,13 +242,4 @@ fn groups(out: &mut impl Write, by: GroupBy, s: &SnapshotReport) -> io::Result<(
 
 fn utc(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
-}
-
-fn time(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
-}
-
-fn millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

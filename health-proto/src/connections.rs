@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -131,6 +132,21 @@ pub enum Grouping {
     Port,
 }
 
+impl FromStr for Grouping {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Grouping, String> {
+        [
+            Grouping::State,
+            Grouping::Client,
+            Grouping::Subnet,
+            Grouping::Port,
+        ]
+        .into_iter()
+        .find(|g| g.as_str() == s)
+        .ok_or_else(|| format!("unknown grouping {s:?} (expected state, client, subnet or port)"))
+    }
+}
+
 impl Grouping {
     /// The wire name.
     pub fn as_str(self) -> &'static str {
@@ -192,6 +208,18 @@ pub struct ConnectionsRequest {
 pub const DEFAULT_TOP: u32 = 20;
 /// Default [`ConnectionsRequest::limit`].
 pub const DEFAULT_LIMIT: u32 = 1000;
+
+/// A moment as the report's `*_ms` members carry it: milliseconds since
+/// the Unix epoch, cut to the millisecond (0 before the epoch).
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The moment a `*_ms` member names.
+pub fn from_unix_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
 
 /// What one request asks for in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,6 +362,27 @@ mod tests {
             r#"{"states":["CLOSE_WAIT","SYN_RECV"]}"#
         );
         assert!(serde_json::from_str::<ConnectionsRequest>(r#"{"states":["NOPE"]}"#).is_err());
+    }
+
+    #[test]
+    fn groupings_and_moments_round_trip_their_wire_forms() {
+        for g in [
+            Grouping::State,
+            Grouping::Client,
+            Grouping::Subnet,
+            Grouping::Port,
+        ] {
+            assert_eq!(g.as_str().parse::<Grouping>(), Ok(g));
+            assert_eq!(
+                serde_json::to_string(&g).unwrap(),
+                format!("\"{}\"", g.as_str())
+            );
+        }
+        assert!("clients".parse::<Grouping>().is_err());
+        let t = from_unix_ms(1_795_576_200_123);
+        assert_eq!(unix_ms(t), 1_795_576_200_123);
+        assert_eq!(unix_ms(t + Duration::from_micros(999)), 1_795_576_200_123);
+        assert_eq!(unix_ms(UNIX_EPOCH - Duration::from_secs(1)), 0);
     }
 
     #[test]

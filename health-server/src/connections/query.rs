@@ -3,9 +3,9 @@
 //! filter, list or group, and fit the reply within the frame limit with a
 //! `truncated` marker when something had to be left out.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use health_proto::connections::{When, DEFAULT_LIMIT, DEFAULT_TOP};
+use health_proto::connections::{from_unix_ms, unix_ms, When, DEFAULT_LIMIT, DEFAULT_TOP};
 use health_proto::{
     ConnectionReport, ConnectionRow, ConnectionsRequest, ErrorCode, ErrorReply, Grouping,
     SnapshotReport,
@@ -34,13 +34,13 @@ pub(crate) fn answer(
             When::Latest => h.latest().into_iter().collect(),
             When::At(ms) => h.at(end_of(ms)).into_iter().collect(),
             When::Range { from, to } => {
-                h.range(time(from), to.map_or_else(SystemTime::now, end_of))
+                h.range(from_unix_ms(from), to.map_or_else(SystemTime::now, end_of))
             }
         };
         (
             picked,
-            h.oldest().map(|s| millis(s.taken)),
-            h.latest().map(|s| millis(s.taken)),
+            h.oldest().map(|s| unix_ms(s.taken)),
+            h.latest().map(|s| unix_ms(s.taken)),
         )
     });
     let filter = Filter {
@@ -69,7 +69,7 @@ pub(crate) fn answer(
     };
     for snapshot in &snapshots {
         let mut out = SnapshotReport {
-            taken_ms: millis(snapshot.taken),
+            taken_ms: unix_ms(snapshot.taken),
             matched: 0,
             capped: snapshot.truncated,
             connections: Vec::new(),
@@ -171,19 +171,10 @@ fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-fn time(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
-}
-
 /// The last instant of millisecond `ms`: a snapshot reported as taken at
 /// `ms` (its time cut to the millisecond) is at or before it.
 fn end_of(ms: u64) -> SystemTime {
-    time(ms) + Duration::from_nanos(999_999)
-}
-
-pub(crate) fn millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    from_unix_ms(ms) + Duration::from_nanos(999_999)
 }
 
 #[cfg(test)]
@@ -221,7 +212,7 @@ mod tests {
                 })
                 .collect();
             r.push(Snapshot {
-                taken: time(1_000_000 + t * 1000),
+                taken: from_unix_ms(1_000_000 + t * 1000),
                 connections,
                 truncated: false,
                 services: Arc::new(HashMap::from([(7000, "epg".to_string())])),
