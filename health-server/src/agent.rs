@@ -21,12 +21,20 @@ use health_proto::{Landmark, State};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use crate::admission::Slot;
 use crate::connection::Context;
 
 /// Longest description after `#`: HAProxy shows it on the stats page.
 const MAX_DESCRIPTION: usize = 200;
 
-pub(crate) async fn serve_agent(mut stream: TcpStream, peer: SocketAddr, ctx: &Context) {
+/// Answers one agent connection. It stays busy (never evicted) throughout:
+/// it lasts at most the answer deadline plus the write timeout.
+pub(crate) async fn serve_agent(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    ctx: &Context,
+    _slot: Slot,
+) {
     let line = match ctx.check(None).await {
         Ok(reply) => agent_line(&reply.landmark),
         // Cannot happen for a whole-service check; report it as down anyway.

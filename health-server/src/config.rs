@@ -17,8 +17,13 @@ pub const DEFAULT_ANSWER_DEADLINE: Duration = Duration::from_millis(500);
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default time allowed to write a reply.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Default limit on concurrent connections.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Default limit on connections held at once, on all ports together. The
+/// limit in force is also at most a quarter of the process's open-file
+/// limit (`ulimit -n`), so the service keeps the rest.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+/// Default limit on connections held at once from one source (an IPv4
+/// address or an IPv6 /64).
+pub const DEFAULT_MAX_PER_SOURCE: usize = 64;
 /// Default age after which a published landmark is reported as `fail`.
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(5);
 /// Default answer time above which a `slow check` event is logged.
@@ -46,6 +51,7 @@ pub struct Builder {
     pub(crate) read_timeout: Duration,
     pub(crate) write_timeout: Duration,
     pub(crate) max_connections: usize,
+    pub(crate) max_per_source: usize,
     pub(crate) max_payload: u32,
     pub(crate) allow: Vec<IpNet>,
     pub(crate) stale_after: Duration,
@@ -63,6 +69,7 @@ impl Default for Builder {
             read_timeout: DEFAULT_READ_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_per_source: DEFAULT_MAX_PER_SOURCE,
             max_payload: DEFAULT_MAX_PAYLOAD,
             allow: Vec::new(),
             stale_after: DEFAULT_STALE_AFTER,
@@ -123,10 +130,23 @@ impl Builder {
         self
     }
 
-    /// Most concurrent connections (default 256, at least 1). Connections
-    /// over the limit get a `busy` error frame and are closed.
+    /// Most connections held at once, on all ports together (default
+    /// 16,384, at least 1; in force, also at most a quarter of the
+    /// process's open-file limit). When a new connection would pass it, the
+    /// oldest *idle* connection (no request in progress) of the source
+    /// holding the most is closed to make room; only when every connection
+    /// is busy is the newcomer refused (a `busy` error frame, HTTP 503).
     pub fn max_connections(mut self, n: usize) -> Builder {
         self.max_connections = n.max(1);
+        self
+    }
+
+    /// Most connections held at once from one source, an IPv4 address or an
+    /// IPv6 /64 (default 64, at least 1). A source at its limit that opens
+    /// another loses its own oldest idle connection; if none of its
+    /// connections is idle, the new one is refused as `busy`.
+    pub fn max_per_source(mut self, n: usize) -> Builder {
+        self.max_per_source = n.max(1);
         self
     }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use health_proto::codec::FrameCodec;
 use health_proto::{
     ConnectionReport, ConnectionsRequest, ErrorCode, ErrorReply, Frame, Landmark, LandmarkReply,
@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
+use crate::admission::Slot;
 use crate::ask::Observer;
 use crate::connections::{query, Recorder};
 use crate::handle::Shared;
@@ -44,6 +45,7 @@ pub(crate) async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     ctx: &Context,
+    mut slot: Slot,
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
@@ -53,11 +55,27 @@ pub(crate) async fn serve_connection(
     // connections then cost little (tokio-util's default is 8 KiB each).
     let mut framed = Framed::with_capacity(stream, FrameCodec::new(cfg.max_payload), 256);
     loop {
-        let next = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            next = tokio::time::timeout(cfg.read_timeout, framed.next()) => next,
+        // A request already received is answered without the connection
+        // ever being idle (evictable); otherwise it is idle while it waits.
+        let next = match framed.next().now_or_never() {
+            Some(next) => Ok(next),
+            None => {
+                slot.idle();
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => break,
+                    _ = slot.evicted() => {
+                        evict(framed.get_ref(), peer);
+                        break;
+                    }
+                    next = tokio::time::timeout(cfg.read_timeout, framed.next()) => next,
+                }
+            }
         };
+        if !slot.busy() {
+            evict(framed.get_ref(), peer);
+            break;
+        }
         let (request_id, response, keep_open) = match next {
             Err(_) => {
                 tracing::debug!(%peer, "closing health connection: no complete request within the read timeout");
@@ -118,6 +136,13 @@ pub(crate) async fn serve_connection(
             break;
         }
     }
+}
+
+/// Closes an evicted connection with a reset: the peer learns at once, and
+/// no TIME_WAIT is left behind for a connection that was hoarding a place.
+pub(crate) fn evict(stream: &TcpStream, peer: SocketAddr) {
+    tracing::trace!(%peer, "idle health connection evicted for a newcomer");
+    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
 }
 
 impl Context {

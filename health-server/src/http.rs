@@ -16,19 +16,46 @@
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
+use futures_util::FutureExt;
 use health_proto::{ErrorCode, State};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::connection::Context;
+use crate::admission::Slot;
+use crate::connection::{evict, Context};
 
 /// Largest request head accepted (request line and headers).
 pub(crate) const MAX_HEAD: usize = 8 * 1024;
 /// Most headers parsed; more is a 431.
 const MAX_HEADERS: usize = 32;
 
-pub(crate) async fn serve_http(mut stream: TcpStream, peer: SocketAddr, ctx: &Context) {
-    let head = match tokio::time::timeout(ctx.conn.read_timeout, read_head(&mut stream)).await {
+pub(crate) async fn serve_http(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    ctx: &Context,
+    mut slot: Slot,
+) {
+    let mut buf = BytesMut::with_capacity(1024);
+    // A request already received is answered without the connection ever
+    // being idle (evictable); otherwise it is idle while it waits.
+    let head = match read_head(&mut stream, &mut buf).now_or_never() {
+        Some(head) => Ok(head),
+        None => {
+            slot.idle();
+            tokio::select! {
+                _ = slot.evicted() => {
+                    evict(&stream, peer);
+                    return;
+                }
+                head = tokio::time::timeout(ctx.conn.read_timeout, read_head(&mut stream, &mut buf)) => head,
+            }
+        }
+    };
+    if !slot.busy() {
+        evict(&stream, peer);
+        return;
+    }
+    let head = match head {
         Ok(Ok(head)) => head,
         Ok(Err(status)) => {
             respond(&mut stream, peer, ctx, status, b"", &error_body(status.1)).await;
@@ -56,9 +83,12 @@ pub(crate) struct Head {
     path: String,
 }
 
-/// Reads until a complete request head is parsed, within [`MAX_HEAD`].
-async fn read_head(stream: &mut TcpStream) -> Result<Head, Status> {
-    let mut buf = BytesMut::with_capacity(1024);
+/// Reads into `buf` until a complete request head is parsed, within
+/// [`MAX_HEAD`]. Cancel-safe: what was read stays in `buf`.
+async fn read_head(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<Head, Status> {
+    if let Some(head) = parse_head(buf)? {
+        return Ok(head);
+    }
     loop {
         if buf.len() >= MAX_HEAD {
             return Err(TOO_LARGE);
@@ -73,7 +103,7 @@ async fn read_head(stream: &mut TcpStream) -> Result<Head, Status> {
             return Err(BAD_REQUEST);
         }
         buf.extend_from_slice(&chunk[..n]);
-        if let Some(head) = parse_head(&buf)? {
+        if let Some(head) = parse_head(buf)? {
             return Ok(head);
         }
     }

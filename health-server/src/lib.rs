@@ -21,11 +21,13 @@
 //!
 //! Modules follow `docs/PROTOCOL.md` section 8: [`source`] is how the main
 //! thread's landmarks reach the server (asked or published), `ask` bounds and
-//! shares the asking, `server` accepts within limits, `connection` speaks the
+//! shares the asking, `admission` decides which connections are held when
+//! peers try to hold them all, `server` accepts within its limits, `connection` speaks the
 //! native protocol with deadlines, `agent` and `http` speak HAProxy's
 //! agent-check and HTTP from the same landmark, and [`HealthServer`] is the
 //! running endpoint.
 
+mod admission;
 mod agent;
 mod ask;
 mod config;
@@ -40,8 +42,9 @@ mod server;
 pub mod source;
 
 pub use config::{
-    Builder, DEFAULT_ANSWER_DEADLINE, DEFAULT_BIND, DEFAULT_MAX_CONNECTIONS, DEFAULT_READ_TIMEOUT,
-    DEFAULT_SLOW_ANSWER, DEFAULT_STALE_AFTER, DEFAULT_WRITE_TIMEOUT,
+    Builder, DEFAULT_ANSWER_DEADLINE, DEFAULT_BIND, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_PER_SOURCE, DEFAULT_READ_TIMEOUT, DEFAULT_SLOW_ANSWER, DEFAULT_STALE_AFTER,
+    DEFAULT_WRITE_TIMEOUT,
 };
 pub use error::ServerError;
 pub use handle::HealthServer;

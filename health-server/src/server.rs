@@ -1,11 +1,14 @@
 //! The listeners: binds the native port and the optional agent and HTTP
-//! ports, accepts within one shared connection limit and the allow-list,
-//! hands each connection to its protocol ([`crate::connection`],
-//! [`crate::agent`], [`crate::http`]), and shuts down gracefully on request.
+//! ports, accepts within the allow-list and [`crate::admission`]'s limits
+//! (shared by all ports), hands each connection to its protocol
+//! ([`crate::connection`], [`crate::agent`], [`crate::http`]), and shuts
+//! down gracefully on request.
 //!
-//! Shaped like mini-redis's `server.rs`: a semaphore bounds connections, and
-//! a cancellation token plays the part of its shutdown broadcast.
+//! Shaped like mini-redis's `server.rs`, with admission in the place of its
+//! semaphore, and a cancellation token in the place of its shutdown
+//! broadcast.
 
+use std::fs::File;
 use std::net::{IpAddr, SocketAddr, TcpListener as StdListener};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -15,10 +18,12 @@ use health_proto::{ErrorCode, ErrorReply, Response};
 use ipnet::IpNet;
 use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
+use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admission::{Admission, Limits, Refusal, SUMMARY_EVERY};
 use crate::agent::serve_agent;
 use crate::ask::{ObserveConfig, Observer};
 use crate::connection::{serve_connection, ConnConfig, Context};
@@ -27,8 +32,18 @@ use crate::handle::{HealthServer, Shared};
 use crate::http::serve_http;
 use crate::{Builder, LandmarkRx, ServerError};
 
-/// Listen backlog: room for a burst of balancer checks arriving at once.
-const BACKLOG: i32 = 1024;
+/// Listen backlog: room for a burst of checks arriving at once. The kernel
+/// caps it at `net.core.somaxconn` (4096 on current kernels).
+const BACKLOG: i32 = 4096;
+/// Seconds a connection that has sent nothing may wait in the kernel before
+/// it is accepted (`TCP_DEFER_ACCEPT`, native and HTTP ports). Every client
+/// of those ports speaks first, so a check is accepted as soon as its
+/// request arrives, while a silent connection costs no descriptor and no
+/// place until then (after one SYN-ACK retransmission, about a second).
+const DEFER_ACCEPT_SECS: libc::c_int = 1;
+/// Share of the process's open-file limit the endpoint may hold: the
+/// service keeps the rest for its own work.
+const FD_SHARE: u64 = 4;
 /// Connection reports computed at once; more wait their turn. Each is a
 /// pass over the snapshots it asks for: milliseconds for one moment, up to
 /// the whole history for a range.
@@ -49,12 +64,13 @@ pub(crate) fn spawn(cfg: Builder, state_rx: LandmarkRx) -> Result<HealthServer, 
     if cfg.connections.as_ref().is_some_and(|c| c.ports.is_empty()) {
         return Err(ServerError::NoConnectionPorts);
     }
-    let mut listeners = vec![(Protocol::Native, bind(cfg.bind)?)];
+    let mut listeners = vec![(Protocol::Native, bind(cfg.bind, true)?)];
     if let Some(addr) = cfg.agent_bind {
-        listeners.push((Protocol::Agent, bind(addr)?));
+        // HAProxy's agent may send nothing at all: accept it at once.
+        listeners.push((Protocol::Agent, bind(addr, false)?));
     }
     if let Some(addr) = cfg.http_bind {
-        listeners.push((Protocol::Http, bind(addr)?));
+        listeners.push((Protocol::Http, bind(addr, true)?));
     }
     let mut addrs = Vec::new();
     for (protocol, l) in &listeners {
@@ -93,8 +109,9 @@ pub(crate) fn spawn(cfg: Builder, state_rx: LandmarkRx) -> Result<HealthServer, 
 }
 
 /// Binds with SO_REUSEADDR, so a restarted service gets its port back while
-/// old connections sit in TIME_WAIT.
-fn bind(addr: SocketAddr) -> Result<StdListener, ServerError> {
+/// old connections sit in TIME_WAIT; with `defer`, silent connections wait
+/// in the kernel ([`DEFER_ACCEPT_SECS`]).
+fn bind(addr: SocketAddr, defer: bool) -> Result<StdListener, ServerError> {
     let err = |source| ServerError::Bind { addr, source };
     let socket = Socket::new(
         Domain::for_address(addr),
@@ -105,16 +122,60 @@ fn bind(addr: SocketAddr) -> Result<StdListener, ServerError> {
     socket.set_reuse_address(true).map_err(err)?;
     socket.set_nonblocking(true).map_err(err)?;
     socket.bind(&addr.into()).map_err(err)?;
+    if defer {
+        // socket2 has no setter for TCP_DEFER_ACCEPT (Linux-only).
+        set_defer_accept(&socket, DEFER_ACCEPT_SECS).map_err(err)?;
+    }
     socket.listen(BACKLOG).map_err(err)?;
     Ok(socket.into())
+}
+
+fn set_defer_accept(socket: &Socket, secs: libc::c_int) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket descriptor, and an int option of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The limits in force: the configured ones, with the total within a
+/// [`FD_SHARE`] of the process's open-file limit.
+pub(crate) fn limits(total: usize, per_source: usize) -> Limits {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct it is given.
+    let fds = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur
+    } else {
+        1024
+    };
+    let share = usize::try_from(fds / FD_SHARE)
+        .unwrap_or(usize::MAX)
+        .max(16);
+    Limits {
+        total: total.min(share),
+        per_source: per_source.min(total.min(share)),
+    }
 }
 
 /// What every accept loop shares.
 struct Acceptor {
     ctx: Arc<Context>,
     allow: Vec<IpNet>,
-    limit: Arc<Semaphore>,
-    max_connections: usize,
+    admission: Arc<Admission>,
     tracker: TaskTracker,
     token: CancellationToken,
 }
@@ -154,14 +215,26 @@ async fn serve(
             },
         }),
         allow: cfg.allow,
-        limit: Arc::new(Semaphore::new(cfg.max_connections)),
-        max_connections: cfg.max_connections,
+        admission: Arc::new(Admission::new(limits(
+            cfg.max_connections,
+            cfg.max_per_source,
+        ))),
         tracker: TaskTracker::new(),
         token: shared.token.clone(),
     });
+    let l = acceptor.admission.limits();
+    tracing::debug!(
+        limit = l.total,
+        per_source = l.per_source,
+        "health endpoint admission limits"
+    );
     if let Some(recorder) = recorder {
         acceptor.tracker.spawn(recorder.run(acceptor.token.clone()));
     }
+    acceptor.tracker.spawn(summaries(
+        Arc::clone(&acceptor.admission),
+        acceptor.token.clone(),
+    ));
     for (protocol, listener) in listeners {
         match TcpListener::from_std(listener) {
             Ok(l) => {
@@ -180,10 +253,39 @@ async fn serve(
     let _ = done.send(());
 }
 
+/// Logs admission's summaries while evictions or refusals go on.
+async fn summaries(admission: Arc<Admission>, token: CancellationToken) {
+    let mut every = tokio::time::interval(SUMMARY_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => break,
+            _ = every.tick() => admission.summarise(false),
+        }
+    }
+    admission.summarise(true);
+}
+
+/// A descriptor kept open to be given up when the process runs out: then
+/// the connection waiting in the kernel can still be accepted (and an idle
+/// one evicted in its place) rather than the accept failing again and again.
+fn spare_fd() -> Option<File> {
+    File::open("/dev/null").ok()
+}
+
+/// Whether an accept error means the process or system is out of
+/// descriptors.
+fn out_of_fds(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
 async fn accept_loop(a: Arc<Acceptor>, protocol: Protocol, listener: TcpListener) {
-    let busy = busy_reply(protocol, a.max_connections);
+    let mut spare = spare_fd();
     let mut backoff = Duration::from_millis(5);
     loop {
+        if spare.is_none() {
+            spare = spare_fd();
+        }
         let (stream, peer) = tokio::select! {
             _ = a.token.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -191,15 +293,29 @@ async fn accept_loop(a: Arc<Acceptor>, protocol: Protocol, listener: TcpListener
                     backoff = Duration::from_millis(5);
                     conn
                 }
+                Err(e) if out_of_fds(&e) && spare.is_some() => {
+                    // Out of descriptors: give up the spare so the waiting
+                    // connection can be accepted and admitted (admission
+                    // then evicts an idle connection, freeing one).
+                    tracing::warn!(error = %e, "health endpoint out of file descriptors; using its spare");
+                    spare = None;
+                    continue;
+                }
                 Err(e) => {
-                    // Typically EMFILE: keep serving the connections we have
-                    // and retry with a growing pause, not a busy loop.
+                    // Out of descriptors with no spare and nothing we hold
+                    // to give back, or another error: keep serving the
+                    // connections we have and retry after a short pause
+                    // (5 ms, doubling to 100 ms), never a busy loop.
                     tracing::error!(error = %e, "health endpoint cannot accept; retrying");
+                    if out_of_fds(&e) && a.admission.shed_one() {
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
                     tokio::select! {
                         _ = a.token.cancelled() => break,
                         _ = tokio::time::sleep(backoff) => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    backoff = (backoff * 2).min(Duration::from_millis(100));
                     continue;
                 }
             },
@@ -209,34 +325,34 @@ async fn accept_loop(a: Arc<Acceptor>, protocol: Protocol, listener: TcpListener
             drop(stream);
             continue;
         }
-        let Ok(permit) = Arc::clone(&a.limit).try_acquire_owned() else {
-            tracing::warn!(
-                %peer,
-                limit = a.max_connections,
-                "refused health check: connection limit reached"
-            );
-            // Best effort and never blocking: a fresh socket's send buffer
-            // takes these few bytes at once.
-            let _ = stream.try_write(&busy);
-            continue;
+        let slot = match a.admission.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                refuse(stream, protocol, refusal);
+                continue;
+            }
         };
         let ctx = Arc::clone(&a.ctx);
         let token = a.token.clone();
         a.tracker.spawn(async move {
             match protocol {
-                Protocol::Native => serve_connection(stream, peer, &ctx, token).await,
-                Protocol::Agent => serve_agent(stream, peer, &ctx).await,
-                Protocol::Http => serve_http(stream, peer, &ctx).await,
+                Protocol::Native => serve_connection(stream, peer, &ctx, slot, token).await,
+                Protocol::Agent => serve_agent(stream, peer, &ctx, slot).await,
+                Protocol::Http => serve_http(stream, peer, &ctx, slot).await,
             }
-            drop(permit);
         });
     }
 }
 
+/// Tells a connection admission refused why (busy), best effort and never
+/// blocking: a fresh socket's send buffer takes these few bytes at once.
+fn refuse(stream: TcpStream, protocol: Protocol, refusal: Refusal) {
+    let _ = stream.try_write(&busy_reply(protocol, &refusal.to_string()));
+}
+
 /// What a connection over the limit is told before it is closed. An agent
 /// gets nothing: HAProxy does not count an agent failure against the server.
-fn busy_reply(protocol: Protocol, max: usize) -> Vec<u8> {
-    let message = format!("health endpoint is at its limit of {max} connections");
+fn busy_reply(protocol: Protocol, message: &str) -> Vec<u8> {
     match protocol {
         Protocol::Native => Response::Error(ErrorReply::new(ErrorCode::Busy, message))
             .to_frame(0)

@@ -5,7 +5,8 @@
 //! files and memory come back down afterwards.
 //!
 //! The scenarios run one after another in a single test, because they
-//! measure this whole process (fd count, RSS) and must not overlap.
+//! measure this whole process (fd count, RSS) and must not overlap. The
+//! endpoint runs with the defaults (`Builder::new()`), as users run it.
 
 mod common;
 
@@ -66,13 +67,7 @@ struct Setup {
 
 fn setup() -> Setup {
     let (asks_rx, rx) = health_server::channel();
-    let server = loopback()
-        .max_connections(4096)
-        .read_timeout(Duration::from_millis(500))
-        .write_timeout(Duration::from_millis(300))
-        .answer_deadline(Duration::from_millis(200))
-        .spawn(rx)
-        .unwrap();
+    let server = loopback().spawn(rx).unwrap();
     let hung = Arc::new(AtomicBool::new(false));
     let asks = Arc::new(AtomicUsize::new(0));
     let (h, a) = (Arc::clone(&hung), Arc::clone(&asks));
@@ -92,7 +87,8 @@ fn idle_connections(s: &Setup, n: usize) {
     let addr = s.server.local_addr();
     let idle: Vec<TcpStream> = (0..n).map(|_| connect(addr)).collect();
     healthy_check(addr, "during idle flood");
-    // Every idle connection is closed by the server's read timeout.
+    // Every idle connection is closed: evicted for newcomers (at most 64
+    // from one address are held), or by the server's read timeout.
     for mut c in idle {
         assert!(is_closed(&mut c), "an idle connection was left open");
     }
@@ -181,28 +177,6 @@ fn slow_readers(s: &Setup, baseline_fds: usize) {
     drop(readers);
 }
 
-fn flood_over_the_limit() {
-    let (asks, rx) = health_server::channel();
-    let server = loopback().max_connections(50).spawn(rx).unwrap();
-    let _main = answering(asks, || Landmark::ok("fine"));
-    let addr = server.local_addr();
-    let held: Vec<TcpStream> = (0..50).map(|_| connect(addr)).collect();
-    std::thread::sleep(Duration::from_millis(100));
-    let mut busy = 0;
-    for _ in 0..500 {
-        let mut c = connect(addr);
-        let f = health_proto::blocking::read_frame(&mut c, 1 << 16).unwrap();
-        if let health_proto::Response::Error(e) = health_proto::Response::from_frame(&f).unwrap() {
-            busy += usize::from(e.known_code() == Some(health_proto::ErrorCode::Busy));
-        }
-    }
-    assert_eq!(busy, 500, "every connection over the limit is told busy");
-    drop(held);
-    std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(check(addr).state, State::Ok, "slots come back");
-    server.shutdown_blocking();
-}
-
 fn storm_while_hung(s: &Setup) {
     let addr = s.server.local_addr();
     s.hung.store(true, Ordering::SeqCst);
@@ -210,7 +184,7 @@ fn storm_while_hung(s: &Setup) {
     let threads: Vec<_> = (0..8)
         .map(|_| {
             std::thread::spawn(move || {
-                (0..60)
+                (0..20)
                     .map(|_| {
                         let t = Instant::now();
                         let r = check(addr);
@@ -223,8 +197,8 @@ fn storm_while_hung(s: &Setup) {
     for t in threads {
         for (state, detail, took) in t.join().unwrap() {
             assert_eq!(state, State::Fail);
-            assert_eq!(detail, "main thread did not answer within 200ms");
-            assert!(took < Duration::from_millis(600), "{took:?}");
+            assert_eq!(detail, "main thread did not answer within 500ms");
+            assert!(took < Duration::from_millis(900), "{took:?}");
         }
     }
     assert_eq!(
@@ -238,6 +212,8 @@ fn storm_while_hung(s: &Setup) {
 
 #[test]
 fn abuse_keeps_verdicts_right_and_resources_bounded() {
+    // Room for the test's own 3000 client sockets on machines with a low
+    // `ulimit -n`.
     let _ = rlimit::increase_nofile_limit(16_384);
     let s = setup();
     let addr = s.server.local_addr();
@@ -270,8 +246,6 @@ fn abuse_keeps_verdicts_right_and_resources_bounded() {
     fds_settle(fds, "after slow readers");
     storm_while_hung(&s);
     fds_settle(fds, "after the storm");
-    flood_over_the_limit();
-    fds_settle(fds, "after the flood");
 
     let rss_end = rss_kib();
     assert!(

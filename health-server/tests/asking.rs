@@ -211,6 +211,7 @@ fn a_storm_of_1000_checks_costs_one_answer() {
     let (asks, rx) = health_server::channel();
     let server = loopback()
         .max_connections(N + 10)
+        .max_per_source(N + 10)
         .answer_deadline(Duration::from_secs(10))
         .spawn(rx)
         .unwrap();

@@ -177,27 +177,6 @@ fn a_peer_that_never_reads_is_cut_off_by_the_write_timeout() {
 }
 
 #[test]
-fn connections_over_the_limit_get_busy() {
-    let (server, _main) = ok_server(loopback().max_connections(2));
-    let addr = server.local_addr();
-    let _a = connect(addr);
-    let _b = connect(addr);
-    std::thread::sleep(Duration::from_millis(100));
-    let mut c = connect(addr);
-    let f = health_proto::blocking::read_frame(&mut c, 1 << 16).unwrap();
-    assert_eq!(f.request_id, 0);
-    assert_eq!(
-        error_code(health_proto::Response::from_frame(&f).unwrap()),
-        ErrorCode::Busy
-    );
-    assert!(is_closed(&mut c));
-    drop(_a);
-    std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(check(addr).state, State::Ok, "a freed slot is reused");
-    server.shutdown_blocking();
-}
-
-#[test]
 fn landmark_over_the_frame_limit_is_reported_as_fail() {
     let (asks, rx) = health_server::channel();
     let server = loopback().max_payload(512).spawn(rx).unwrap();

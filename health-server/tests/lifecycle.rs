@@ -140,14 +140,15 @@ fn shutdown_finishes_a_check_in_progress_then_stops_listening() {
         std::thread::sleep(Duration::from_millis(200));
         Landmark::ok("finished")
     });
-    let idle = connect(addr);
+    // Idle, but accepted: it has sent half a request header.
+    let mut idle = connect(addr);
+    std::io::Write::write_all(&mut idle, &[0x4c, 0x4d]).unwrap();
     let in_flight = std::thread::spawn(move || check(addr));
     std::thread::sleep(Duration::from_millis(50));
     let t = Instant::now();
     server.shutdown_blocking();
     assert!(t.elapsed() < Duration::from_secs(2));
     assert_eq!(in_flight.join().unwrap().detail, "finished");
-    let mut idle = idle;
     assert!(is_closed(&mut idle), "idle connections are closed");
     assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
 }
