@@ -8,6 +8,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub mod attack;
+
 /// Sorted samples with the summary statistics the reports print.
 #[derive(Debug, Clone, Default)]
 pub struct Samples {

@@ -140,7 +140,7 @@ pub struct ConnectionsArgs {
     pub at: Option<std::time::SystemTime>,
 
     /// Every snapshot from DUR ago (like 10m, 2h) until now.
-    #[arg(long, value_name = "DUR", value_parser = parse_timeout)]
+    #[arg(long, value_name = "DUR", value_parser = parse_span)]
     pub since: Option<Duration>,
 
     /// Count connections per group instead of listing them: state,
@@ -222,7 +222,8 @@ pub(crate) fn moment_at(
 ) -> Result<std::time::SystemTime, String> {
     const DAY: u64 = 86_400;
     let s = s.trim();
-    if let Ok(ago) = humantime::parse_duration(s) {
+    if humantime::parse_duration(s).is_ok() {
+        let ago = crate::duration::span(s)?;
         return now
             .checked_sub(ago)
             .ok_or_else(|| format!("{s} ago is before 1970"));
@@ -316,7 +317,7 @@ pub struct ReportArgs {
     pub config: Option<std::path::PathBuf>,
 
     /// Events from this long ago until now, like 10d, 12h, 30m.
-    #[arg(long, value_name = "DUR", default_value = "10d", value_parser = parse_timeout)]
+    #[arg(long, value_name = "DUR", default_value = "10d", value_parser = parse_span)]
     pub since: Duration,
 
     /// Only this target's events.
@@ -512,11 +513,11 @@ fn usage_error(msg: &str) -> ExitCode {
 }
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 500ms, 2s)"))?;
-    if d.is_zero() {
-        return Err("must be greater than zero".into());
-    }
-    Ok(d)
+    crate::duration::wait(s)
+}
+
+fn parse_span(s: &str) -> Result<Duration, String> {
+    crate::duration::span(s)
 }
 
 impl Cli {

@@ -24,7 +24,7 @@ pub fn run(args: &ConnectionsArgs) -> ExitCode {
             eprintln!(
                 "health-probe: connections {}: {} ({})",
                 args.addr,
-                e,
+                crate::text::shown(&e.to_string()),
                 e.class()
             );
             return ExitCode::from(1);

@@ -19,12 +19,14 @@
 
 pub mod cli;
 pub mod connections;
+pub mod duration;
 pub mod ping;
 pub mod probe;
 pub mod report;
 pub mod table;
 pub mod target;
 pub mod tcp;
+pub mod text;
 pub mod verdict;
 pub mod watch;
 

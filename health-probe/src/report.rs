@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::cli::{Cli, PingArgs, TcpArgs};
 use crate::ping::PingOutcome;
 use crate::tcp::{Class, Speed, TcpOutcome};
+use crate::text::{quoted, shown};
 use crate::verdict::Verdict;
 
 pub fn print(cli: &Cli, v: &Verdict) {
@@ -61,7 +62,7 @@ fn line(cli: &Cli, v: &Verdict) -> String {
                 s.push_str(&format!(" weight={w}"));
             }
             s.push_str(&format!(" rtt={}", ms(v.outcome.elapsed)));
-            s.push_str(&format!(" detail={:?}", r.detail));
+            s.push_str(&format!(" detail={}", quoted(&r.detail)));
         }
         (None, Some(e)) => {
             s.push_str(&format!(
@@ -69,7 +70,7 @@ fn line(cli: &Cli, v: &Verdict) -> String {
                 e.class(),
                 ms(v.outcome.elapsed)
             ));
-            s.push_str(&format!(" detail={:?}", e.to_string()));
+            s.push_str(&format!(" detail={}", quoted(&e.to_string())));
         }
         (None, None) => {}
     }
@@ -87,13 +88,13 @@ fn problem(cli: &Cli, v: &Verdict) -> String {
                 r.state,
                 expected.join(","),
                 if r.detail.is_empty() {
-                    "(no detail)"
+                    "(no detail)".into()
                 } else {
-                    &r.detail
+                    shown(&r.detail)
                 }
             )
         }
-        (None, Some(e)) => format!("{}: {e}", target(cli, v)),
+        (None, Some(e)) => format!("{}: {}", target(cli, v), shown(&e.to_string())),
         (None, None) => String::new(),
     }
 }
@@ -103,8 +104,13 @@ fn problem(cli: &Cli, v: &Verdict) -> String {
 fn nagios_line(cli: &Cli, v: &Verdict) -> String {
     let status = crate::verdict::nagios_status(&v.outcome, v.healthy);
     let summary = match (v.reply(), v.error()) {
-        (Some(r), _) => format!("{} is {}: {}", target(cli, v), r.state, r.detail),
-        (None, Some(e)) => format!("{} {}: {e}", target(cli, v), e.class()),
+        (Some(r), _) => format!("{} is {}: {}", target(cli, v), r.state, shown(&r.detail)),
+        (None, Some(e)) => format!(
+            "{} {}: {}",
+            target(cli, v),
+            e.class(),
+            shown(&e.to_string())
+        ),
         (None, None) => target(cli, v),
     };
     let mut perf = format!(
@@ -160,8 +166,9 @@ fn json_ms(d: std::time::Duration) -> f64 {
 /// The stderr line of a failed `tcp` or `ping` check.
 fn print_class_failure(class: Class, reason: &str, target: &str, detail: &str) {
     eprintln!(
-        "health-probe: {} ({reason}): {target}: {detail}",
-        class.as_str()
+        "health-probe: {} ({reason}): {target}: {}",
+        class.as_str(),
+        shown(detail)
     );
 }
 
@@ -186,9 +193,9 @@ pub fn print_tcp(args: &TcpArgs, o: &TcpOutcome, exit_code: u8) {
         if let Some(slow) = speed.label() {
             line.push_str(&format!(" slow={slow}"));
         }
-        line.push_str(&format!(" detail={:?}", o.detail));
+        line.push_str(&format!(" detail={}", quoted(&o.detail)));
         if !o.answer.is_empty() {
-            line.push_str(&format!(" answer={:?}", answer_text(&o.answer)));
+            line.push_str(&format!(" answer={}", quoted(&answer_text(&o.answer))));
         }
         writeln!(out, "{line}")
     };
@@ -203,7 +210,8 @@ pub fn print_tcp(args: &TcpArgs, o: &TcpOutcome, exit_code: u8) {
     }
 }
 
-/// The answer as text for output: lossy UTF-8, at most 200 characters.
+/// The answer as text: lossy UTF-8, at most 200 characters (as is for
+/// JSON; through [`quoted`] or [`shown`] for a terminal).
 fn answer_text(answer: &[u8]) -> String {
     let text = String::from_utf8_lossy(answer);
     match text.char_indices().nth(200) {
@@ -223,11 +231,11 @@ fn tcp_nagios_line(args: &TcpArgs, o: &TcpOutcome, target: &str) -> String {
                 o.elapsed.as_secs_f64()
             );
             if !o.answer.is_empty() {
-                s.push_str(&format!(" [{}]", answer_text(&o.answer).trim_end()));
+                s.push_str(&format!(" [{}]", shown(answer_text(&o.answer).trim_end())));
             }
             s
         }
-        _ => format!("{} {target}: {}", o.class.as_str(), o.detail),
+        _ => format!("{} {target}: {}", o.class.as_str(), shown(&o.detail)),
     };
     let secs = |d: Option<std::time::Duration>| {
         d.map(|d| format!("{:.6}", d.as_secs_f64()))
@@ -236,7 +244,7 @@ fn tcp_nagios_line(args: &TcpArgs, o: &TcpOutcome, target: &str) -> String {
     format!(
         "TCP {} - {}|time={:.6}s;{};{};0.000000;{:.6}",
         status.label(),
-        summary.replace('|', "/").replace('\n', " "),
+        summary.replace('|', "/"),
         o.elapsed.as_secs_f64(),
         secs(args.warn),
         secs(args.crit),
@@ -293,7 +301,7 @@ pub fn print_ping(args: &PingArgs, o: &PingOutcome, exit_code: u8) {
         if let Some(slow) = speed.label() {
             line.push_str(&format!(" slow={slow}"));
         }
-        line.push_str(&format!(" detail={:?}", o.detail));
+        line.push_str(&format!(" detail={}", quoted(&o.detail)));
         writeln!(out, "{line}")
     };
     match (o.reason, speed) {
@@ -321,12 +329,12 @@ fn ping_nagios_line(args: &PingArgs, o: &PingOutcome, target: &str) -> String {
             o.loss_percent(),
             msec(o.avg())
         ),
-        _ => format!("{} {target}: {}", o.class.as_str(), o.detail),
+        _ => format!("{} {target}: {}", o.class.as_str(), shown(&o.detail)),
     };
     format!(
         "PING {} - {}|rta={}ms;{};{};0 pl={:.0}%;;;0;100",
         status.label(),
-        summary.replace('|', "/").replace('\n', " "),
+        summary.replace('|', "/"),
         msec(o.avg()),
         msec(args.warn),
         msec(args.crit),

@@ -1,6 +1,7 @@
 //! Aligned text tables for operators' terminals (`report`, `connections`):
 //! columns as wide as their widest cell, two spaces apart, numbers
-//! right-aligned, the last column unpadded.
+//! right-aligned, the last column unpadded. Every cell is untrusted text,
+//! shown escaped and capped ([`crate::text::shown`]).
 
 use std::io::{self, Write};
 
@@ -29,8 +30,12 @@ impl<'a> Column<'a> {
 
 /// Writes the header row and `rows` (each as many cells as `columns`).
 pub fn write(out: &mut impl Write, columns: &[Column<'_>], rows: &[Vec<String>]) -> io::Result<()> {
+    let rows: Vec<Vec<std::borrow::Cow<'_, str>>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| crate::text::shown(c)).collect())
+        .collect();
     let mut widths: Vec<usize> = columns.iter().map(|c| c.header.len()).collect();
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -55,8 +60,8 @@ pub fn write(out: &mut impl Write, columns: &[Column<'_>], rows: &[Vec<String>])
         writeln!(out, "{text}")
     };
     line(&mut columns.iter().map(|c| c.header))?;
-    for row in rows {
-        line(&mut row.iter().map(String::as_str))?;
+    for row in &rows {
+        line(&mut row.iter().map(|c| c.as_ref()))?;
     }
     Ok(())
 }
@@ -85,5 +90,17 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "NAME          N  NOTE\na          1000  x\nlong-name     7  \n"
         );
+    }
+
+    #[test]
+    fn cells_are_escaped() {
+        let mut out = Vec::new();
+        write(
+            &mut out,
+            &[Column::left("A"), Column::left("B")],
+            &[vec!["\x1b[2J".into(), "x\ny".into()]],
+        )
+        .unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "A      B\n\\e[2J  x\\ny\n");
     }
 }

@@ -6,40 +6,12 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Output;
 use std::time::Duration;
 
-use health_server::{Builder, HealthServer, Landmark, Weight};
+use health_server::{Builder, Landmark, Weight};
 
 mod common;
-use common::{code, free_port, in_new_netns, run_probe as probe, stderr, stdout, PROBE};
-
-/// An endpoint on a free loopback port whose main thread answers `landmark`.
-fn serving(landmark: Landmark) -> (HealthServer, String) {
-    let (asks, rx) = health_server::channel();
-    let server = Builder::new()
-        .bind("127.0.0.1:0".parse().unwrap())
-        .answer_deadline(Duration::from_millis(200))
-        .spawn(rx)
-        .unwrap();
-    std::thread::spawn(move || {
-        while let Some(ask) = asks.recv_blocking() {
-            ask.answer(landmark.clone());
-        }
-    });
-    let addr = server.local_addr().to_string();
-    (server, addr)
-}
-
-/// A fake peer that accepts one connection and runs `behave` on it.
-fn fake(behave: impl FnOnce(TcpStream) + Send + 'static) -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        if let Ok((s, _)) = l.accept() {
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            behave(s);
-        }
-    });
-    addr
-}
+use common::{
+    code, fake, free_port, in_new_netns, run_probe as probe, serving, stderr, stdout, PROBE,
+};
 
 /// Reads the probe's 16-byte check (and any payload) and returns its id.
 fn read_check(s: &mut TcpStream) -> u32 {
@@ -526,4 +498,48 @@ fn nagios_mode_exit_codes_and_perfdata() {
     );
     let (o, _) = probe(&["127.0.0.1:1", "--nagios", "--dynamic"]);
     assert_eq!(code(&o), 3, "--nagios and --dynamic conflict");
+}
+
+/// A duration too long for any deadline is a usage error on every
+/// subcommand (exit 1; 3 UNKNOWN with --nagios), never an abort (exit 134,
+/// which keepalived's misc_dynamic would read as healthy with weight 132).
+#[test]
+fn overlong_durations_are_usage_errors_everywhere() {
+    let huge = "9223372036854775807s";
+    let port = free_port();
+    let cases: Vec<Vec<&str>> = vec![
+        vec![&port, "--timeout", huge],
+        vec![&port, "--timeout", huge, "--dynamic"],
+        vec!["tcp", &port, "--timeout", huge],
+        vec!["tcp", &port, "--warn", huge],
+        vec!["tcp", &port, "--crit", "2d"],
+        vec!["ping", "127.0.0.1", "--timeout", huge],
+        vec!["ping", "127.0.0.1", "--interval", huge],
+        vec!["connections", &port, "--timeout", huge],
+        vec!["connections", &port, "--since", huge],
+        vec!["connections", &port, "--at", huge],
+        vec!["watch", "/nonexistent.toml", "--stats", huge],
+        vec!["report", "--since", huge],
+    ];
+    for args in &cases {
+        let (o, _) = probe(args);
+        assert_eq!(code(&o), 1, "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.starts_with("health-probe: usage: "), "{args:?}: {err}");
+        assert!(err.contains("too long"), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+    for args in [
+        vec![port.as_str(), "--timeout", huge, "--nagios"],
+        vec!["tcp", &port, "--timeout", huge, "--nagios"],
+        vec!["ping", "127.0.0.1", "--crit", huge, "--nagios"],
+    ] {
+        let (o, _) = probe(&args);
+        assert_eq!(code(&o), 3, "{args:?}");
+        assert!(
+            stdout(&o).contains("UNKNOWN - usage: "),
+            "{args:?}: {}",
+            stdout(&o)
+        );
+    }
 }

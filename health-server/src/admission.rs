@@ -349,6 +349,20 @@ impl Slot {
                 held.idle.remove(&self.id);
             }
         }
+        if idle {
+            // Fresh connections may have let the source (or the endpoint)
+            // over its limit: back within it now, oldest idle first (this
+            // one too, if it is the oldest left).
+            let limits = self.admission.limits;
+            while inner.sources.get(&self.source).map_or(0, |h| h.count) > limits.per_source
+                && inner.evict_oldest_idle(self.source)
+            {
+                inner.note(true, false);
+            }
+            while inner.held > limits.total && inner.evict_from_heaviest() {
+                inner.note(true, false);
+            }
+        }
         true
     }
 
@@ -452,17 +466,20 @@ mod tests {
     #[test]
     fn fresh_connections_are_never_evicted_and_let_their_source_over_its_limit() {
         let a = admission(100, 2);
-        let unread: Vec<Slot> = (0..2).map(|_| a.admit(ip("10.0.0.1")).unwrap()).collect();
+        let mut unread: Vec<Slot> = (0..2).map(|_| a.admit(ip("10.0.0.1")).unwrap()).collect();
         // Both unread (fresh): neither can be evicted, and the source may
         // go over its limit until they are read.
         let mut third = a.admit(ip("10.0.0.1")).unwrap();
         assert!(unread.iter().all(|s| !s.is_evicted()));
         assert_eq!(a.held(), (3, 3));
+        // Once read, the source is brought back within its limit, oldest
+        // idle first.
+        unread[0].idle();
+        assert!(unread[0].is_evicted());
+        assert_eq!(a.held(), (2, 2));
         third.idle();
-        drop(unread);
-        // Read now: the idle one makes room for the next.
+        assert!(unread[1].busy());
         let _fourth = admitted(&a, "10.0.0.1", false);
-        let _fifth = admitted(&a, "10.0.0.1", false);
         assert!(third.is_evicted());
         assert_eq!(
             a.admit(ip("10.0.0.1")).err(),
@@ -490,7 +507,7 @@ mod tests {
             Some(Refusal::Full { limit: 6 })
         );
         assert_eq!(a.held(), (6, 3));
-        assert!(a.shed_one() == false);
+        assert!(!a.shed_one());
     }
 
     #[test]

@@ -35,12 +35,19 @@ use crate::{Builder, LandmarkRx, ServerError};
 /// Listen backlog: room for a burst of checks arriving at once. The kernel
 /// caps it at `net.core.somaxconn` (4096 on current kernels).
 const BACKLOG: i32 = 4096;
-/// Seconds a connection that has sent nothing may wait in the kernel before
-/// it is accepted (`TCP_DEFER_ACCEPT`, native and HTTP ports). Every client
-/// of those ports speaks first, so a check is accepted as soon as its
-/// request arrives, while a silent connection costs no descriptor and no
-/// place until then (after one SYN-ACK retransmission, about a second).
-const DEFER_ACCEPT_SECS: libc::c_int = 1;
+/// Seconds a connection that has sent nothing waits in the kernel
+/// (`TCP_DEFER_ACCEPT`, native and HTTP ports). Every client of those ports
+/// speaks first, so a check is accepted the moment its request arrives,
+/// while a silent connection costs no descriptor, no place and no work: the
+/// kernel keeps it as a half-open request and, once its SYN-ACK
+/// retransmissions (`net.ipv4.tcp_synack_retries`, 5: about 31 s) run out,
+/// forgets it.
+const DEFER_ACCEPT_SECS: libc::c_int = 30;
+/// Listeners (SO_REUSEPORT) per deferred port. Each keeps up to
+/// `net.core.somaxconn` (4096) silent connections; past that the kernel
+/// answers with SYN cookies, and those connections are accepted (and
+/// admission deals with them).
+const SILENT_QUEUES: usize = 8;
 /// Share of the process's open-file limit the endpoint may hold: the
 /// service keeps the rest for its own work.
 const FD_SHARE: u64 = 4;
@@ -64,22 +71,19 @@ pub(crate) fn spawn(cfg: Builder, state_rx: LandmarkRx) -> Result<HealthServer, 
     if cfg.connections.as_ref().is_some_and(|c| c.ports.is_empty()) {
         return Err(ServerError::NoConnectionPorts);
     }
-    let mut listeners = vec![(Protocol::Native, bind(cfg.bind, true)?)];
+    let mut ports = vec![(Protocol::Native, bind(cfg.bind, true)?)];
     if let Some(addr) = cfg.agent_bind {
         // HAProxy's agent may send nothing at all: accept it at once.
-        listeners.push((Protocol::Agent, bind(addr, false)?));
+        ports.push((Protocol::Agent, bind(addr, false)?));
     }
     if let Some(addr) = cfg.http_bind {
-        listeners.push((Protocol::Http, bind(addr, true)?));
+        ports.push((Protocol::Http, bind(addr, true)?));
     }
-    let mut addrs = Vec::new();
-    for (protocol, l) in &listeners {
-        let addr = l.local_addr().map_err(|source| ServerError::Bind {
-            addr: cfg.bind,
-            source,
-        })?;
-        addrs.push((*protocol, addr));
-    }
+    let addrs = ports.iter().map(|(p, (addr, _))| (*p, *addr)).collect();
+    let listeners = ports
+        .into_iter()
+        .flat_map(|(p, (_, ls))| ls.into_iter().map(move |l| (p, l)))
+        .collect();
     let shared = Arc::new(Shared {
         draining: AtomicBool::new(false),
         token: CancellationToken::new(),
@@ -108,26 +112,58 @@ pub(crate) fn spawn(cfg: Builder, state_rx: LandmarkRx) -> Result<HealthServer, 
     Ok(HealthServer::new(addrs, shared, done_rx, thread))
 }
 
-/// Binds with SO_REUSEADDR, so a restarted service gets its port back while
-/// old connections sit in TIME_WAIT; with `defer`, silent connections wait
-/// in the kernel ([`DEFER_ACCEPT_SECS`]).
-fn bind(addr: SocketAddr, defer: bool) -> Result<StdListener, ServerError> {
+/// Binds a port: its address (with the real port when `addr` has port 0)
+/// and its listening sockets. With `defer`, silent connections wait in the
+/// kernel ([`DEFER_ACCEPT_SECS`]), across [`SILENT_QUEUES`] listeners.
+///
+/// The port is first bound alone, without SO_REUSEPORT: an address in use
+/// (another instance of the service included, whose listeners exclude it
+/// the same way) is an error, never a silent share of the port.
+fn bind(addr: SocketAddr, defer: bool) -> Result<(SocketAddr, Vec<StdListener>), ServerError> {
     let err = |source| ServerError::Bind { addr, source };
+    let alone = socket(addr).map_err(err)?;
+    alone.bind(&addr.into()).map_err(err)?;
+    if !defer {
+        alone.listen(BACKLOG).map_err(err)?;
+        let local = local_addr(&alone).map_err(err)?;
+        return Ok((local, vec![alone.into()]));
+    }
+    let local = local_addr(&alone).map_err(err)?;
+    drop(alone);
+    let listeners = (0..SILENT_QUEUES)
+        .map(|_| {
+            let s = socket(local)?;
+            s.set_reuse_port(true)?;
+            s.bind(&local.into())?;
+            // socket2 has no setter for TCP_DEFER_ACCEPT (Linux-only).
+            set_defer_accept(&s, DEFER_ACCEPT_SECS)?;
+            s.listen(BACKLOG)?;
+            Ok(StdListener::from(s))
+        })
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(err)?;
+    Ok((local, listeners))
+}
+
+/// A non-blocking TCP socket for `addr`'s family with SO_REUSEADDR, so a
+/// restarted service gets its port back while old connections sit in
+/// TIME_WAIT.
+fn socket(addr: SocketAddr) -> std::io::Result<Socket> {
     let socket = Socket::new(
         Domain::for_address(addr),
         Type::STREAM,
         Some(socket2::Protocol::TCP),
-    )
-    .map_err(err)?;
-    socket.set_reuse_address(true).map_err(err)?;
-    socket.set_nonblocking(true).map_err(err)?;
-    socket.bind(&addr.into()).map_err(err)?;
-    if defer {
-        // socket2 has no setter for TCP_DEFER_ACCEPT (Linux-only).
-        set_defer_accept(&socket, DEFER_ACCEPT_SECS).map_err(err)?;
-    }
-    socket.listen(BACKLOG).map_err(err)?;
-    Ok(socket.into())
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+fn local_addr(socket: &Socket) -> std::io::Result<SocketAddr> {
+    socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an IP socket"))
 }
 
 fn set_defer_accept(socket: &Socket, secs: libc::c_int) -> std::io::Result<()> {
@@ -283,14 +319,14 @@ async fn accept_loop(a: Arc<Acceptor>, protocol: Protocol, listener: TcpListener
     let mut spare = spare_fd();
     let mut backoff = Duration::from_millis(5);
     loop {
-        if spare.is_none() {
-            spare = spare_fd();
-        }
         let (stream, peer) = tokio::select! {
             _ = a.token.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(conn) => {
                     backoff = Duration::from_millis(5);
+                    if spare.is_none() {
+                        spare = spare_fd();
+                    }
                     conn
                 }
                 Err(e) if out_of_fds(&e) && spare.is_some() => {

@@ -85,13 +85,31 @@ fn setup() -> Setup {
 
 fn idle_connections(s: &Setup, n: usize) {
     let addr = s.server.local_addr();
-    let idle: Vec<TcpStream> = (0..n).map(|_| connect(addr)).collect();
-    healthy_check(addr, "during idle flood");
-    // Every idle connection is closed: evicted for newcomers (at most 64
-    // from one address are held), or by the server's read timeout.
+    let before = open_fds();
+    // Silent: the kernel keeps them (deferred accept); the server holds no
+    // descriptor for any of them, only this process's client ends exist.
+    let silent: Vec<TcpStream> = (0..n).map(|_| connect(addr)).collect();
+    healthy_check(addr, "during a silent flood");
+    assert!(
+        open_fds() <= before + n + 2,
+        "the server took descriptors for silent connections: {} open, {before} before, {n} clients",
+        open_fds()
+    );
+    // Idle after half a header: accepted, then closed, evicted for
+    // newcomers (at most 64 from one address are held) or by the read
+    // timeout.
+    let idle: Vec<TcpStream> = (0..n)
+        .map(|_| {
+            let mut c = connect(addr);
+            c.write_all(b"LM").unwrap();
+            c
+        })
+        .collect();
+    healthy_check(addr, "during an idle flood");
     for mut c in idle {
         assert!(is_closed(&mut c), "an idle connection was left open");
     }
+    drop(silent);
 }
 
 fn garbage_and_broken_frames(s: &Setup) {

@@ -25,25 +25,6 @@ fn hoard(addr: SocketAddr, n: usize, first: &[u8]) -> Vec<TcpStream> {
         .collect()
 }
 
-/// How many of `conns` the server has closed (reset or EOF), looking
-/// without blocking.
-fn closed(conns: &mut [TcpStream]) -> usize {
-    conns
-        .iter_mut()
-        .filter(|c| {
-            c.set_nonblocking(true).unwrap();
-            let mut buf = [0u8; 64];
-            let gone = match (&**c).read(&mut buf) {
-                Ok(0) => true,
-                Ok(_) => false,
-                Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
-            };
-            c.set_nonblocking(false).unwrap();
-            gone
-        })
-        .count()
-}
-
 #[test]
 fn idle_hoarders_on_the_checkers_own_address_cannot_keep_a_check_out() {
     let _ = rlimit::increase_nofile_limit(8192);

@@ -105,7 +105,7 @@ fn unknown_type_and_bad_payload_keep_the_connection() {
 }
 
 #[test]
-fn silent_and_half_frame_peers_are_closed_after_the_read_timeout() {
+fn half_frame_peers_are_closed_after_the_read_timeout() {
     let (server, _main) = ok_server(loopback().read_timeout(Duration::from_millis(300)));
     let addr = server.local_addr();
     let mut silent = connect(addr);
@@ -115,7 +115,6 @@ fn silent_and_half_frame_peers_are_closed_after_the_read_timeout() {
     // Others are served meanwhile.
     assert_eq!(check(addr).state, State::Ok);
     let t = Instant::now();
-    assert!(is_closed(&mut silent));
     assert!(is_closed(&mut half));
     let waited = t.elapsed();
     assert!(waited < Duration::from_secs(2), "{waited:?}");
@@ -130,6 +129,13 @@ fn silent_and_half_frame_peers_are_closed_after_the_read_timeout() {
     }
     assert!(is_closed(&mut trickle));
     assert!(t.elapsed() < Duration::from_secs(2));
+    // A silent peer waits in the kernel (deferred accept), past the read
+    // timeout, and is answered whenever it speaks.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        landmark(check_on(&mut silent, 5, None).unwrap()).state,
+        State::Ok
+    );
     server.shutdown_blocking();
 }
 

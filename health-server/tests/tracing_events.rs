@@ -73,6 +73,7 @@ fn failed_slow_and_refused_checks_emit_tracing_events() {
     ask.answer(Landmark::ok("late"));
     // Refused by the allow-list.
     let mut refused = connect_from("127.0.0.2", addr);
+    std::io::Write::write_all(&mut refused, b"LM").unwrap();
     assert!(is_closed(&mut refused));
     server.shutdown_blocking();
     let text = text(&logs);
@@ -135,4 +136,47 @@ fn crossing_and_clearing_a_connection_threshold_emit_tracing_events() {
         "once per crossing: {text}"
     );
     assert!(text.contains(cleared), "{text}");
+}
+
+#[test]
+fn evictions_are_summarised_not_logged_one_by_one() {
+    let logs = logs();
+    let (server, _main) = ok_server(loopback());
+    let addr = server.local_addr();
+    // 300 connections from one address that send half a header and stop:
+    // past the per-source limit of 64, each newcomer evicts the oldest.
+    let mut hoarders: Vec<_> = (0..300)
+        .map(|_| {
+            let mut c = connect(addr);
+            std::io::Write::write_all(&mut c, b"LM").unwrap();
+            c
+        })
+        .collect();
+    assert_eq!(check(addr).state, State::Ok);
+    let t = std::time::Instant::now();
+    while closed(&mut hoarders) < 300 - 64 {
+        assert!(t.elapsed() < Duration::from_secs(5), "hoarders kept");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The summary is written every 10 s and at shutdown.
+    server.shutdown_blocking();
+    drop(hoarders);
+    let text = text(&logs);
+    let summaries: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("health endpoint full"))
+        .collect();
+    assert_eq!(summaries.len(), 1, "{text}");
+    let evicted: u64 = summaries[0]
+        .split("evicted=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("an evicted count");
+    assert!(evicted >= 300 - 64, "{}", summaries[0]);
+    assert!(
+        summaries[0].contains("most_evicted=127.0.0.1"),
+        "{}",
+        summaries[0]
+    );
 }

@@ -102,18 +102,18 @@ impl Kind {
     }
 }
 
-/// A duration written like `"500ms"`, `"10s"`, `"1m"` (humantime).
+/// A duration written like `"500ms"`, `"10s"`, `"1m"` (humantime), at most
+/// [`crate::duration::MAX_SPAN`] (`keep_history`); waits are held to
+/// [`crate::duration::MAX_WAIT`] where they are validated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dur(pub Duration);
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map(Dur).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "{e} (write durations like \"500ms\", \"10s\", \"1m\")"
-            ))
-        })
+        crate::duration::within(&s, crate::duration::MAX_SPAN, "50 years")
+            .map(Dur)
+            .map_err(serde::de::Error::custom)
     }
 }
 

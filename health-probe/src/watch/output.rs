@@ -13,6 +13,7 @@ use serde_json::json;
 use super::alarm::{Alarm, Phase};
 use super::check::Observation;
 use super::store::{ActionRecord, EventRecord};
+use crate::text::shown;
 
 /// How the watcher reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,7 +178,7 @@ impl Output {
                             None => o.class.as_str().to_string(),
                         },
                         o.rtt.map(ms).unwrap_or_default(),
-                        o.detail.clone(),
+                        shown(&o.detail).into_owned(),
                     ),
                     None => (String::new(), String::new(), String::new()),
                 };
@@ -185,12 +186,13 @@ impl Output {
                     .duration_since(row.alarm.since)
                     .map(short)
                     .unwrap_or_default();
+                let name = shown(&t.name).into_owned();
                 (
                     phase,
-                    t.name.clone(),
+                    name.clone(),
                     [
-                        t.name.clone(),
-                        format!("{} {}", t.kind, t.addr),
+                        name,
+                        format!("{} {}", t.kind, shown(&t.addr)),
                         phase.as_str().to_string(),
                         since,
                         last,
@@ -291,7 +293,7 @@ fn short(d: Duration) -> String {
 }
 
 fn target_label(e: &EventRecord) -> String {
-    format!("{} ({} {})", e.target, e.kind, e.addr)
+    format!("{} ({} {})", shown(&e.target), e.kind, shown(&e.addr))
 }
 
 /// The one-line text form of a notice.
@@ -322,7 +324,7 @@ pub fn text(n: &Notice) -> String {
             let detail = if e.detail.is_empty() {
                 String::new()
             } else {
-                format!(": {}", e.detail)
+                format!(": {}", shown(&e.detail))
             };
             format!("{} {}{class}{why}{detail}", e.event, target_label(e))
         }
@@ -334,7 +336,7 @@ pub fn text(n: &Notice) -> String {
             let output = if record.output.is_empty() {
                 String::new()
             } else {
-                format!(": {}", record.output.lines().next().unwrap_or(""))
+                format!(": {}", shown(record.output.lines().next().unwrap_or("")))
             };
             format!(
                 "action {} for {}: {}{exit} in {} `{}`{output}",
@@ -342,7 +344,7 @@ pub fn text(n: &Notice) -> String {
                 event.event,
                 record.outcome,
                 ms(record.duration),
-                record.command
+                shown(&record.command)
             )
         }
         Notice::Check {
@@ -359,9 +361,11 @@ pub fn text(n: &Notice) -> String {
                 .map(|s| format!(" slow={s}"))
                 .unwrap_or_default();
             format!(
-                "check {target} ({kind} {addr}) {}{reason}{rtt}{slow}: {}",
+                "check {} ({kind} {}) {}{reason}{rtt}{slow}: {}",
+                shown(target),
+                shown(addr),
                 o.class.as_str(),
-                o.detail
+                shown(&o.detail)
             )
         }
         Notice::Reloaded {
@@ -373,7 +377,10 @@ pub fn text(n: &Notice) -> String {
         } => format!(
             "reload: {kept} kept, {added} added, {changed} changed, {removed} removed, {resumed} resumed"
         ),
-        Notice::ReloadFailed(e) => format!("reload failed, still running the previous config: {e}"),
+        Notice::ReloadFailed(e) => format!(
+            "reload failed, still running the previous config: {}",
+            shown(&e.to_string())
+        ),
         Notice::Stats(s) => format!(
             "stats targets={} checks={} failed={} in_flight={} max_lag_ms={:.1} alarms={} paused={}",
             s.targets,
@@ -384,7 +391,7 @@ pub fn text(n: &Notice) -> String {
             s.alarms,
             s.paused
         ),
-        Notice::Warning(w) => format!("warning: {w}"),
+        Notice::Warning(w) => format!("warning: {}", shown(&w.to_string())),
         Notice::Stopping(why) => format!("stop: {why}"),
     }
 }

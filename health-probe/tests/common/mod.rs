@@ -76,3 +76,33 @@ pub fn in_new_netns(program: &str, args: &[&str]) -> Option<Output> {
         }
     }
 }
+
+/// An endpoint on a free loopback port whose main thread answers `landmark`.
+pub fn serving(landmark: health_server::Landmark) -> (health_server::HealthServer, String) {
+    let (asks, rx) = health_server::channel();
+    let server = health_server::Builder::new()
+        .bind("127.0.0.1:0".parse().unwrap())
+        .answer_deadline(Duration::from_millis(200))
+        .spawn(rx)
+        .unwrap();
+    std::thread::spawn(move || {
+        while let Some(ask) = asks.recv_blocking() {
+            ask.answer(landmark.clone());
+        }
+    });
+    let addr = server.local_addr().to_string();
+    (server, addr)
+}
+
+/// A fake peer that accepts one connection and runs `behave` on it.
+pub fn fake(behave: impl FnOnce(std::net::TcpStream) + Send + 'static) -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        if let Ok((s, _)) = l.accept() {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            behave(s);
+        }
+    });
+    addr
+}

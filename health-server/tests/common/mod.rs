@@ -84,6 +84,25 @@ pub fn is_closed(stream: &mut TcpStream) -> bool {
     }
 }
 
+/// How many of `conns` the server has closed (reset or EOF), looking
+/// without blocking.
+pub fn closed(conns: &mut [TcpStream]) -> usize {
+    conns
+        .iter_mut()
+        .filter(|c| {
+            c.set_nonblocking(true).unwrap();
+            let mut buf = [0u8; 64];
+            let gone = match (&**c).read(&mut buf) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+            };
+            c.set_nonblocking(false).unwrap();
+            gone
+        })
+        .count()
+}
+
 /// A plain-thread main loop that answers every ask with `make()` and counts
 /// the asks it answered.
 pub struct MainThread {
