@@ -35,7 +35,7 @@ pub enum Attack {
     Resenders,
     /// (d) 1000 connections a second, opened and reset.
     ResetFlood,
-    /// (f) 60,000 idle connections from 200 sources (127.5.0.x): more than
+    /// (f) 100,000 idle connections from 200 sources (127.5.0.x): more than
     /// the kernel keeps waiting for the endpoint, so SYN cookies let the
     /// rest in and admission decides.
     IdleBeyondQueues,
@@ -56,7 +56,7 @@ impl Attack {
             Attack::IdleManySources => "(b) 24,000 idle from 200 sources, reopened",
             Attack::Resenders => "(c) 300 from one source re-sending every 1.5 s",
             Attack::ResetFlood => "(d) 1000 connections/s opened and reset",
-            Attack::IdleBeyondQueues => "(f) 60,000 idle from 200 sources, reopened",
+            Attack::IdleBeyondQueues => "(f) 100,000 idle from 200 sources, reopened",
         }
     }
 
@@ -86,7 +86,7 @@ impl Attack {
             Attack::IdleManySources => 24_000,
             Attack::Resenders => 300,
             Attack::ResetFlood => 100,
-            Attack::IdleBeyondQueues => 60_000,
+            Attack::IdleBeyondQueues => 100_000,
         }
     }
 }
@@ -342,7 +342,7 @@ async fn launch(
             }
         }
         Attack::IdleBeyondQueues => {
-            for (n, i) in mine(60_000).enumerate() {
+            for (n, i) in mine(100_000).enumerate() {
                 let src = source(5, 0, 1 + (i % 200) as u8);
                 tokio::spawn(hoarder(src, addr, None, stop.clone(), c.clone()));
                 if n % 1000 == 999 {

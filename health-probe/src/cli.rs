@@ -65,6 +65,9 @@ pub struct Cli {
     #[arg(long, value_name = "DUR", default_value = DEFAULT_TIMEOUT, value_parser = parse_timeout)]
     pub timeout: Duration,
 
+    #[command(flatten)]
+    pub family: FamilyArgs,
+
     /// keepalived misc_dynamic exit codes: healthy with weight W exits 2+W
     /// (2-255), healthy without a weight exits 0, unhealthy exits 1.
     #[arg(long)]
@@ -169,6 +172,9 @@ pub struct ConnectionsArgs {
     /// Deadline for the whole request: resolve, connect, send, reply.
     #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_timeout)]
     pub timeout: Duration,
+
+    #[command(flatten)]
+    pub family: FamilyArgs,
 }
 
 /// `connections --group-by`: the protocol's grouping names, listed in
@@ -383,6 +389,9 @@ pub struct PingArgs {
     pub crit: Option<Duration>,
 
     #[command(flatten)]
+    pub family: FamilyArgs,
+
+    #[command(flatten)]
     pub mode: ModeArgs,
 }
 
@@ -443,7 +452,34 @@ pub struct TcpArgs {
     pub crit: Option<Duration>,
 
     #[command(flatten)]
+    pub family: FamilyArgs,
+
+    #[command(flatten)]
     pub mode: ModeArgs,
+}
+
+/// Which address of a name a check tests (`target::Family`).
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct FamilyArgs {
+    /// Test the first IPv4 address the name resolves to (a literal ADDR
+    /// must be IPv4). Without -4 or -6: the first address of either family.
+    #[arg(short = '4', long)]
+    pub ipv4: bool,
+
+    /// Test the first IPv6 address the name resolves to (a literal ADDR
+    /// must be IPv6).
+    #[arg(short = '6', long, conflicts_with = "ipv4")]
+    pub ipv6: bool,
+}
+
+impl FamilyArgs {
+    pub fn family(&self) -> crate::target::Family {
+        match (self.ipv4, self.ipv6) {
+            (true, _) => crate::target::Family::V4,
+            (_, true) => crate::target::Family::V6,
+            _ => crate::target::Family::Any,
+        }
+    }
 }
 
 /// Output and exit-code modes of the `tcp` and `ping` checks.
@@ -572,6 +608,7 @@ impl Cli {
             addr: self.addr(),
             component: self.component.as_deref(),
             timeout: self.timeout,
+            family: self.family.family(),
         }
     }
 }

@@ -82,7 +82,14 @@ fn ask(args: &ConnectionsArgs, now: SystemTime) -> Result<ConnectionReport, Prob
     let timeout = humantime::format_duration(args.timeout).to_string();
     let deadline = Instant::now() + args.timeout;
     let (id, frame) = probe::request_frame(&Request::Connections(request(args, now)));
-    let reply = probe::exchange(&args.addr, &frame, deadline, &timeout, &mut None)?;
+    let reply = probe::exchange(
+        &args.addr,
+        args.family.family(),
+        &frame,
+        deadline,
+        &timeout,
+        &mut None,
+    )?;
     match probe::response_to(&reply, id, &timeout)? {
         Response::ConnectionReport(report) => Ok(report),
         other => Err(probe::unexpected(&other, "connection_report")),

@@ -113,13 +113,11 @@ pub fn run(args: &PingArgs) -> PingOutcome {
 }
 
 fn ping(args: &PingArgs, deadline: Instant, o: &mut PingOutcome) -> Result<String, Failure> {
-    let ip = *target::resolve_host(&args.host, deadline)
-        .map_err(|e| match e {
+    let ip =
+        target::resolve_host(&args.host, args.family.family(), deadline).map_err(|e| match e {
             ProbeError::Usage(m) => (Class::Err, "bad-address", m),
             other => (Class::Err, "dns", other.to_string()),
-        })?
-        .first()
-        .ok_or((Class::Err, "dns", format!("{} has no address", args.host)))?;
+        })?;
     o.addr = Some(ip);
     let (mut socket, kind) = open(ip)?;
     o.socket = Some(kind);

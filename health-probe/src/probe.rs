@@ -20,6 +20,7 @@ pub struct ProbeSpec<'a> {
     pub addr: &'a str,
     pub component: Option<&'a str>,
     pub timeout: Duration,
+    pub family: crate::target::Family,
 }
 
 /// Why a probe got no usable landmark. Each has a failure class, printed on
@@ -92,21 +93,23 @@ fn probe(
 ) -> Result<health_proto::LandmarkReply, ProbeError> {
     let timeout = humantime::format_duration(spec.timeout).to_string();
     let (id, request) = check_frame(spec.component);
-    let frame = exchange(spec.addr, &request, deadline, &timeout, tried)?;
+    let frame = exchange(spec.addr, spec.family, &request, deadline, &timeout, tried)?;
     landmark_from(&frame, id, &timeout)
 }
 
-/// Resolves `addr`, connects, sends `request` and reads one reply frame,
-/// all before `deadline` (`timeout` is its length, for messages).
+/// Resolves `addr` to the one address it tests, connects, sends `request`
+/// and reads one reply frame, all before `deadline` (`timeout` is its
+/// length, for messages).
 pub(crate) fn exchange(
     addr: &str,
+    family: target::Family,
     request: &Frame,
     deadline: Instant,
     timeout: &str,
     tried: &mut Option<SocketAddr>,
 ) -> Result<Frame, ProbeError> {
-    let addrs = target::resolve(addr, deadline)?;
-    let mut stream = connect(&addrs, deadline, timeout, tried)?;
+    let addr = target::resolve(addr, family, deadline)?;
+    let mut stream = connect(addr, deadline, timeout, tried)?;
     let _ = stream.get_ref().set_nodelay(true);
     write_frame(&mut stream, request).map_err(|e| io_error(e, "send", timeout))?;
     read_frame(&mut stream, MAX_REPLY).map_err(|e| io_error(e, "reply", timeout))
@@ -172,26 +175,21 @@ fn server_error(e: ErrorReply) -> ProbeError {
     }
 }
 
-/// Tries each resolved address in turn until one connects or time runs out.
+/// Connects to `addr` (recorded in `tried`) before `deadline`.
 pub(crate) fn connect(
-    addrs: &[SocketAddr],
+    addr: SocketAddr,
     deadline: Instant,
     timeout: &str,
     tried: &mut Option<SocketAddr>,
 ) -> Result<DeadlineStream, ProbeError> {
-    let mut last = None;
-    for addr in addrs {
-        *tried = Some(*addr);
-        let remaining = remaining(deadline).ok_or_else(|| ProbeError::Timeout {
-            stage: "connection",
-            timeout: timeout.to_string(),
-        })?;
-        match TcpStream::connect_timeout(addr, remaining) {
-            Ok(stream) => return Ok(DeadlineStream { stream, deadline }),
-            Err(e) => last = Some(connect_error(e, timeout)),
-        }
-    }
-    Err(last.unwrap_or_else(|| ProbeError::Protocol("no address to connect to".into())))
+    *tried = Some(addr);
+    let remaining = remaining(deadline).ok_or_else(|| ProbeError::Timeout {
+        stage: "connection",
+        timeout: timeout.to_string(),
+    })?;
+    TcpStream::connect_timeout(&addr, remaining)
+        .map(|stream| DeadlineStream { stream, deadline })
+        .map_err(|e| connect_error(e, timeout))
 }
 
 pub(crate) fn connect_error(e: io::Error, timeout: &str) -> ProbeError {

@@ -1,14 +1,55 @@
-//! Turning ADDR into socket addresses within the deadline.
+//! Turning ADDR into the one socket address a check tests, within the
+//! deadline.
 //!
 //! Literal IPs never touch the resolver. Host names are resolved by the
 //! system resolver on a helper thread, because `getaddrinfo` has no timeout
 //! of its own and the probe must end within `--timeout` even when DNS hangs.
+//!
+//! **One check tests one address**: the first the resolver returns (of the
+//! family asked for with `-4`/`-6`). Trying the others in turn would let a
+//! half-up dual-stack service look healthy when its IPv6 (or IPv4) side is
+//! down, and would spend the deadline on one address before the next; as
+//! blackbox_exporter does, a check names the family it wants and tests that.
+//! The verdict names the address tried.
+//!
+//! Literal means strict: `IPv4:PORT` in dotted-quad form, `[IPv6]:PORT`
+//! (with an optional zone, `[fe80::1%eth0]:9100`). Shorthands the C
+//! resolver would turn into addresses (`127.1`, `0x7f.1`, `2130706433`,
+//! `0`) are usage errors, never resolved. Port 0 is a usage error.
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6, ToSocketAddrs};
 use std::sync::mpsc;
 use std::time::Instant;
 
 use crate::probe::ProbeError;
+
+/// Which address family a check tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Family {
+    /// The first address the resolver returns, whatever its family.
+    #[default]
+    Any,
+    V4,
+    V6,
+}
+
+impl Family {
+    fn admits(self, ip: IpAddr) -> bool {
+        match self {
+            Family::Any => true,
+            Family::V4 => ip.is_ipv4(),
+            Family::V6 => ip.is_ipv6(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Family::Any => "IP",
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+}
 
 /// An ADDR as written: a literal socket address, or a name still to
 /// resolve.
@@ -18,23 +59,86 @@ pub enum Endpoint<'a> {
     Name(&'a str, u16),
 }
 
-/// Parses `IPv4:PORT`, `[IPv6]:PORT` or `HOST:PORT` without any lookup.
+/// Parses `IPv4:PORT`, `[IPv6]:PORT`, `[IPv6%ZONE]:PORT` or `HOST:PORT`
+/// without any lookup.
 pub fn endpoint(addr: &str) -> Result<Endpoint<'_>, ProbeError> {
-    if let Ok(sa) = addr.parse::<SocketAddr>() {
+    let usage = |why: &str| ProbeError::Usage(format!("invalid ADDR {addr:?}: {why}"));
+    let literal = match addr.parse::<SocketAddr>() {
+        Ok(sa) => Some(sa),
+        Err(_) => zoned(addr).map_err(|why| usage(&why))?,
+    };
+    if let Some(sa) = literal {
+        if sa.port() == 0 {
+            return Err(usage("port must be 1-65535"));
+        }
         return Ok(Endpoint::Literal(sa));
     }
     let (host, port) = split_host_port(addr)?;
+    if numeric_shorthand(host) {
+        return Err(usage(
+            "not a dotted-quad IPv4 address; write all four parts (127.0.0.1), shorthands are never resolved",
+        ));
+    }
     Ok(Endpoint::Name(host, port))
 }
 
-/// Parses `IPv4:PORT` or `[IPv6]:PORT` without any lookup, or resolves
-/// `HOST:PORT` by `deadline`.
-pub fn resolve(addr: &str, deadline: Instant) -> Result<Vec<SocketAddr>, ProbeError> {
+/// `[IPv6%ZONE]:PORT`: the zone an interface name (`eth0`) or index.
+/// `Ok(None)` when `addr` has no zone.
+fn zoned(addr: &str) -> Result<Option<SocketAddr>, String> {
+    let Some(rest) = addr.strip_prefix('[') else {
+        return Ok(None);
+    };
+    let Some((inside, port)) = rest.split_once("]:") else {
+        return Ok(None);
+    };
+    let Some((ip, zone)) = inside.split_once('%') else {
+        return Ok(None);
+    };
+    let ip: std::net::Ipv6Addr = ip
+        .parse()
+        .map_err(|_| format!("{ip:?} is not an IPv6 address"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| "port must be 1-65535".to_string())?;
+    let scope = match zone.parse::<u32>() {
+        Ok(index) => index,
+        Err(_) => interface_index(zone)?,
+    };
+    Ok(Some(SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope))))
+}
+
+/// The index of network interface `name` (an IPv6 zone).
+fn interface_index(name: &str) -> Result<u32, String> {
+    let c = std::ffi::CString::new(name).map_err(|_| format!("no interface named {name:?}"))?;
+    // SAFETY: a NUL-terminated string that lives across the call.
+    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
+        0 => Err(format!("no interface named {name:?}")),
+        index => Ok(index),
+    }
+}
+
+/// Whether `host` is one of the numeric IPv4 shorthands the C resolver
+/// accepts (`127.1`, `0x7f.1`, `2130706433`, `0`, `017.0.0.1` too is
+/// octal to it): digits, dots and hex, starting with a digit.
+fn numeric_shorthand(host: &str) -> bool {
+    host.starts_with(|c: char| c.is_ascii_digit())
+        && host
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || c == '.' || c == 'x' || c == 'X')
+}
+
+/// The one address a check of `addr` tests: a literal as written, or the
+/// first address of `family` the resolver returns for the name, by
+/// `deadline`.
+pub fn resolve(addr: &str, family: Family, deadline: Instant) -> Result<SocketAddr, ProbeError> {
     match endpoint(addr)? {
-        Endpoint::Literal(sa) => Ok(vec![sa]),
-        Endpoint::Name(host, port) => resolve_with(host, port, deadline, |name| {
-            name.to_socket_addrs().map(Vec::from_iter)
-        }),
+        Endpoint::Literal(sa) => literal_in(sa, family, addr),
+        Endpoint::Name(host, port) => {
+            let found = resolve_with(host, port, deadline, |name| {
+                name.to_socket_addrs().map(Vec::from_iter)
+            })?;
+            first_of(host, found, family)
+        }
     }
 }
 
@@ -43,18 +147,53 @@ pub fn resolve(addr: &str, deadline: Instant) -> Result<Vec<SocketAddr>, ProbeEr
 /// server can hold), cut off at `deadline`.
 pub async fn resolve_async(
     addr: &str,
+    family: Family,
     deadline: tokio::time::Instant,
-) -> Result<Vec<SocketAddr>, ProbeError> {
+) -> Result<SocketAddr, ProbeError> {
     match endpoint(addr)? {
-        Endpoint::Literal(sa) => Ok(vec![sa]),
+        Endpoint::Literal(sa) => literal_in(sa, family, addr),
         Endpoint::Name(host, port) => {
             let found = tokio::time::timeout_at(deadline, tokio::net::lookup_host((host, port)))
                 .await
                 .map_err(|_| timed_out())
                 .and_then(|r| r.map(Vec::from_iter));
-            lookup_result(host, found)
+            first_of(host, lookup_result(host, found)?, family)
         }
     }
+}
+
+/// A literal address, if it is of `family`.
+fn literal_in(sa: SocketAddr, family: Family, addr: &str) -> Result<SocketAddr, ProbeError> {
+    if family.admits(sa.ip()) {
+        Ok(sa)
+    } else {
+        Err(ProbeError::Usage(format!(
+            "{addr} is not an {} address, as -{} asks",
+            family.name(),
+            if family == Family::V4 { 4 } else { 6 }
+        )))
+    }
+}
+
+/// The first of the resolver's answer in `family`, or a dns error naming
+/// what it did return.
+fn first_of(host: &str, found: Vec<SocketAddr>, family: Family) -> Result<SocketAddr, ProbeError> {
+    found
+        .iter()
+        .copied()
+        .find(|a| family.admits(a.ip()))
+        .ok_or_else(|| ProbeError::Dns {
+            host: host.to_string(),
+            reason: format!(
+                "no {} address (the resolver returned {})",
+                family.name(),
+                found
+                    .iter()
+                    .map(|a| a.ip().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
 }
 
 /// A literal IP, or `None` for a host name (no port) still to resolve.
@@ -68,19 +207,24 @@ pub fn host(host: &str) -> Result<Option<IpAddr>, ProbeError> {
             "invalid HOST {host:?}: expected a host name or an IP address, without a port"
         )));
     }
+    if numeric_shorthand(host) {
+        return Err(ProbeError::Usage(format!(
+            "invalid HOST {host:?}: not a dotted-quad IPv4 address; write all four parts (127.0.0.1), shorthands are never resolved"
+        )));
+    }
     Ok(None)
 }
 
-/// Parses a literal IP without any lookup, or resolves a host name (no
-/// port) by `deadline`, for checks that have no port (ping).
-pub fn resolve_host(name: &str, deadline: Instant) -> Result<Vec<IpAddr>, ProbeError> {
+/// The one IP a check of `name` tests (ping: no port): a literal as
+/// written, or the first of `family` the resolver returns, by `deadline`.
+pub fn resolve_host(name: &str, family: Family, deadline: Instant) -> Result<IpAddr, ProbeError> {
     if let Some(ip) = host(name)? {
-        return Ok(vec![ip]);
+        return literal_in(SocketAddr::new(ip, 1), family, name).map(|a| a.ip());
     }
     let addrs = resolve_with(name, 0, deadline, |name| {
         name.to_socket_addrs().map(Vec::from_iter)
     })?;
-    Ok(addrs.into_iter().map(|a| a.ip()).collect())
+    first_of(name, addrs, family).map(|a| a.ip())
 }
 
 fn timed_out() -> std::io::Error {
@@ -173,13 +317,48 @@ mod tests {
     #[test]
     fn literals_parse_without_lookup() {
         assert_eq!(
-            resolve("127.0.0.1:9100", soon()).unwrap(),
-            vec!["127.0.0.1:9100".parse().unwrap()]
+            resolve("127.0.0.1:9100", Family::Any, soon()).unwrap(),
+            "127.0.0.1:9100".parse().unwrap()
         );
         assert_eq!(
-            resolve("[::1]:9100", soon()).unwrap(),
-            vec!["[::1]:9100".parse().unwrap()]
+            resolve("[::1]:9100", Family::V6, soon()).unwrap(),
+            "[::1]:9100".parse().unwrap()
         );
+        // A zone by interface name or index.
+        match resolve("[fe80::1%lo]:9100", Family::Any, soon()).unwrap() {
+            SocketAddr::V6(v6) => {
+                assert_eq!(v6.ip().to_string(), "fe80::1");
+                assert_eq!(v6.scope_id(), interface_index("lo").unwrap());
+            }
+            other => panic!("{other}"),
+        }
+        assert!(matches!(
+            resolve("[fe80::1%7]:9100", Family::Any, soon()),
+            Ok(SocketAddr::V6(v6)) if v6.scope_id() == 7
+        ));
+        // A literal of the other family than asked for is a usage error.
+        assert!(matches!(
+            resolve("127.0.0.1:9100", Family::V6, soon()),
+            Err(ProbeError::Usage(m)) if m.contains("not an IPv6 address")
+        ));
+    }
+
+    #[test]
+    fn the_first_address_of_the_family_asked_for() {
+        let answer: Vec<SocketAddr> = vec![
+            "[::1]:9100".parse().unwrap(),
+            "127.0.0.1:9100".parse().unwrap(),
+            "127.0.0.2:9100".parse().unwrap(),
+        ];
+        let first = |f| first_of("h", answer.clone(), f).unwrap().to_string();
+        assert_eq!(first(Family::Any), "[::1]:9100");
+        assert_eq!(first(Family::V4), "127.0.0.1:9100");
+        assert_eq!(first(Family::V6), "[::1]:9100");
+        let v4_only = vec!["127.0.0.1:1".parse().unwrap()];
+        assert!(matches!(
+            first_of("h", v4_only, Family::V6),
+            Err(ProbeError::Dns { reason, .. }) if reason == "no IPv6 address (the resolver returned 127.0.0.1)"
+        ));
     }
 
     #[test]
@@ -224,11 +403,28 @@ mod tests {
             "::1:9100",
             "[::1]:x",
             "[nope]:1",
+            "127.0.0.1:0",
+            "[::1]:0",
+            "127.1:9100",
+            "0x7f.1:9100",
+            "2130706433:9100",
+            "0:9100",
+            "017.0.0.1:9100",
+            "[fe80::1%no-such-if]:9100",
         ] {
             assert!(
-                matches!(resolve(bad, soon()), Err(ProbeError::Usage(_))),
+                matches!(resolve(bad, Family::Any, soon()), Err(ProbeError::Usage(_))),
                 "{bad}"
             );
         }
+        for bad in ["127.1", "2130706433", "0"] {
+            assert!(matches!(host(bad), Err(ProbeError::Usage(_))), "{bad}");
+        }
+        // Names that merely start with a digit are names.
+        assert!(matches!(endpoint("1e100.net:80"), Ok(Endpoint::Name(..))));
+        assert!(matches!(
+            endpoint("3com.example:80"),
+            Ok(Endpoint::Name(..))
+        ));
     }
 }

@@ -125,8 +125,8 @@ fn check(
     answer: &mut Vec<u8>,
 ) -> Result<String, Failure> {
     let timeout = humantime::format_duration(args.timeout).to_string();
-    let addrs = target::resolve(&args.addr, deadline).map_err(classify)?;
-    let mut stream = probe::connect(&addrs, deadline, &timeout, tried).map_err(classify)?;
+    let addr = target::resolve(&args.addr, args.family.family(), deadline).map_err(classify)?;
+    let mut stream = probe::connect(addr, deadline, &timeout, tried).map_err(classify)?;
     let _ = stream.get_ref().set_nodelay(true);
     if let Some(send) = &args.send {
         stream

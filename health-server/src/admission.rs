@@ -2,9 +2,10 @@
 //! them all (docs/PROTOCOL.md §8.2).
 //!
 //! Every connection on every port holds a [`Slot`]. A slot is *fresh* from
-//! accept until its connection first looks for a request, *busy* while a
-//! request is being answered, and *idle* while the endpoint waits for the
-//! peer to say something. Only idle connections can be evicted, so a fresh
+//! accept until its connection first looks for a request (when it arrived
+//! with bytes to read), *busy* while a request is being answered, and
+//! *idle* while the endpoint waits for the peer to say something (from
+//! accept, when it arrived with nothing). Only idle connections can be evicted, so a fresh
 //! check is always read and answered. When a new connection would pass a
 //! limit, an idle one loses its place instead:
 //!
@@ -156,9 +157,10 @@ impl Admission {
     }
 
     /// Admits a connection from `ip`, pushing out an idle one if a limit
-    /// would be passed. The slot starts fresh: its connection marks it idle
-    /// or busy when it first looks for a request.
-    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
+    /// would be passed. A `silent` connection (nothing received yet) starts
+    /// idle; one that has sent something starts fresh, and its connection
+    /// marks it idle or busy when it first looks for a request.
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr, silent: bool) -> Result<Slot, Refusal> {
         let source = Source::of(ip);
         let mut inner = self.lock();
         let (count, fresh) = inner
@@ -186,15 +188,20 @@ impl Admission {
         inner.next_id += 1;
         let id = inner.next_id;
         inner.add(source);
+        let token = CancellationToken::new();
         if let Some(held) = inner.sources.get_mut(&source) {
-            held.fresh += 1;
+            if silent {
+                held.idle.insert(id, token.clone());
+            } else {
+                held.fresh += 1;
+            }
         }
         Ok(Slot {
             admission: Arc::clone(self),
             source,
             id,
-            token: CancellationToken::new(),
-            fresh: true,
+            token,
+            fresh: !silent,
         })
     }
 
@@ -429,7 +436,7 @@ mod tests {
 
     /// Admits and marks the slot as its connection would.
     fn admitted(a: &Arc<Admission>, from: &str, idle: bool) -> Slot {
-        let mut slot = a.admit(ip(from)).unwrap();
+        let mut slot = a.admit(ip(from), false).unwrap();
         if idle {
             slot.idle();
         } else {
@@ -453,7 +460,7 @@ mod tests {
         assert!(slots[2].is_evicted());
         // Every connection of the source is busy now: refused.
         assert_eq!(
-            a.admit(ip("10.0.0.1")).err(),
+            a.admit(ip("10.0.0.1"), false).err(),
             Some(Refusal::SourceFull { limit: 3 })
         );
         // An evicted slot cannot become busy again, and its drop does not
@@ -466,10 +473,12 @@ mod tests {
     #[test]
     fn fresh_connections_are_never_evicted_and_let_their_source_over_its_limit() {
         let a = admission(100, 2);
-        let mut unread: Vec<Slot> = (0..2).map(|_| a.admit(ip("10.0.0.1")).unwrap()).collect();
+        let mut unread: Vec<Slot> = (0..2)
+            .map(|_| a.admit(ip("10.0.0.1"), false).unwrap())
+            .collect();
         // Both unread (fresh): neither can be evicted, and the source may
         // go over its limit until they are read.
-        let mut third = a.admit(ip("10.0.0.1")).unwrap();
+        let mut third = a.admit(ip("10.0.0.1"), false).unwrap();
         assert!(unread.iter().all(|s| !s.is_evicted()));
         assert_eq!(a.held(), (3, 3));
         // Once read, the source is brought back within its limit, oldest
@@ -482,8 +491,19 @@ mod tests {
         let _fourth = admitted(&a, "10.0.0.1", false);
         assert!(third.is_evicted());
         assert_eq!(
-            a.admit(ip("10.0.0.1")).err(),
+            a.admit(ip("10.0.0.1"), false).err(),
             Some(Refusal::SourceFull { limit: 2 })
+        );
+    }
+
+    #[test]
+    fn a_silent_connection_is_idle_from_the_start() {
+        let a = admission(100, 1);
+        let silent = a.admit(ip("10.0.0.1"), true).unwrap();
+        let _next = a.admit(ip("10.0.0.1"), true).unwrap();
+        assert!(
+            silent.is_evicted(),
+            "idle at once: the next one takes its place"
         );
     }
 
@@ -503,7 +523,7 @@ mod tests {
         assert!(light[0].is_evicted());
         assert!(light[1].busy());
         assert_eq!(
-            a.admit(ip("10.0.0.4")).err(),
+            a.admit(ip("10.0.0.4"), false).err(),
             Some(Refusal::Full { limit: 6 })
         );
         assert_eq!(a.held(), (6, 3));
@@ -515,7 +535,7 @@ mod tests {
         let a = admission(2, 2);
         let s1 = admitted(&a, "::1", false);
         let s2 = admitted(&a, "::1", false);
-        assert!(a.admit(ip("::1")).is_err());
+        assert!(a.admit(ip("::1"), false).is_err());
         drop(s1);
         let s3 = admitted(&a, "::1", true);
         assert!(a.shed_one());

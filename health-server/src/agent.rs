@@ -27,14 +27,20 @@ use crate::connection::Context;
 /// Longest description after `#`: HAProxy shows it on the stats page.
 const MAX_DESCRIPTION: usize = 200;
 
-/// Answers one agent connection. It stays busy (never evicted) throughout:
-/// it lasts at most the answer deadline plus the write timeout.
+/// Answers one agent connection. HAProxy's agent says nothing, so the
+/// connection arrives idle; it is busy (never evicted) from here on, for
+/// at most the answer deadline plus the write timeout.
 pub(crate) async fn serve_agent(
     mut stream: TcpStream,
     peer: SocketAddr,
     ctx: &Context,
-    _slot: Slot,
+    mut slot: Slot,
 ) {
+    if !slot.busy() {
+        // Evicted before it could be answered.
+        crate::connection::evict(&stream, peer);
+        return;
+    }
     let line = match ctx.check(None).await {
         Ok(reply) => agent_line(&reply.landmark),
         // Cannot happen for a whole-service check; report it as down anyway.

@@ -14,13 +14,13 @@ use health_proto::{
     ProtoError, Request, Response, State,
 };
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::Slot;
 use crate::ask::Observer;
-use crate::connections::{query, Recorder};
+use crate::connections::reports::Reports;
+use crate::connections::Recorder;
 use crate::handle::Shared;
 
 #[derive(Debug, Clone, Copy)]
@@ -35,8 +35,8 @@ pub(crate) struct Context {
     pub(crate) observer: Observer,
     /// The connection report, when the service turned it on.
     pub(crate) recorder: Option<Arc<Recorder>>,
-    /// Bounds the connection reports computed at once.
-    pub(crate) queries: Semaphore,
+    /// Bounds and shares the connection reports computed.
+    pub(crate) reports: Reports,
     pub(crate) shared: Arc<Shared>,
     pub(crate) conn: ConnConfig,
 }
@@ -107,7 +107,7 @@ pub(crate) async fn serve_connection(
                     (frame.request_id, response, true)
                 }
                 Ok(Request::Connections(request)) => {
-                    (frame.request_id, ctx.connections(request).await, true)
+                    (frame.request_id, ctx.connections(peer, request).await, true)
                 }
                 Err(e) => {
                     tracing::info!(%peer, error = %e, "bad health check request");
@@ -199,27 +199,16 @@ impl Context {
 
     /// Answers a `connections` request from the recorder's history, on the
     /// blocking pool (a report over 100k connections takes milliseconds,
-    /// too long to hold the runtime's thread).
-    async fn connections(&self, request: ConnectionsRequest) -> Response {
+    /// too long to hold the runtime's thread), within [`Reports`]' limits.
+    async fn connections(&self, peer: SocketAddr, request: ConnectionsRequest) -> Response {
         let Some(recorder) = &self.recorder else {
             return Response::Error(ErrorReply::new(
                 ErrorCode::NotCollecting,
                 "this server does not collect connections",
             ));
         };
-        let Ok(_permit) = self.queries.acquire().await else {
-            return Response::Error(ErrorReply::new(ErrorCode::Busy, "shutting down"));
-        };
-        let recorder = Arc::clone(recorder);
         let max = self.conn.max_payload as usize;
-        match tokio::task::spawn_blocking(move || query::answer(&recorder, &request, max)).await {
-            Ok(Ok(report)) => Response::ConnectionReport(report),
-            Ok(Err(e)) => Response::Error(e),
-            Err(e) => Response::Error(ErrorReply::new(
-                ErrorCode::Busy,
-                format!("connection report failed: {e}"),
-            )),
-        }
+        self.reports.answer(peer.ip(), recorder, request, max).await
     }
 
     /// Encodes `response` within the frame limit: a landmark too large is

@@ -19,7 +19,7 @@ use ipnet::IpNet;
 use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::net::TcpStream;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -27,6 +27,7 @@ use crate::admission::{Admission, Limits, Refusal, SUMMARY_EVERY};
 use crate::agent::serve_agent;
 use crate::ask::{ObserveConfig, Observer};
 use crate::connection::{serve_connection, ConnConfig, Context};
+use crate::connections::reports::Reports;
 use crate::connections::Recorder;
 use crate::handle::{HealthServer, Shared};
 use crate::http::serve_http;
@@ -47,14 +48,10 @@ const DEFER_ACCEPT_SECS: libc::c_int = 30;
 /// `net.core.somaxconn` (4096) silent connections; past that the kernel
 /// answers with SYN cookies, and those connections are accepted (and
 /// admission deals with them).
-const SILENT_QUEUES: usize = 8;
+const SILENT_QUEUES: usize = 16;
 /// Share of the process's open-file limit the endpoint may hold: the
 /// service keeps the rest for its own work.
 const FD_SHARE: u64 = 4;
-/// Connection reports computed at once; more wait their turn. Each is a
-/// pass over the snapshots it asks for: milliseconds for one moment, up to
-/// the whole history for a range.
-const MAX_CONCURRENT_QUERIES: usize = 2;
 
 /// The protocols a listener can speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,7 +239,7 @@ async fn serve(
         ctx: Arc::new(Context {
             observer,
             recorder: recorder.clone(),
-            queries: Semaphore::new(MAX_CONCURRENT_QUERIES),
+            reports: Reports::new(),
             shared: Arc::clone(&shared),
             conn: ConnConfig {
                 read_timeout: cfg.read_timeout,
@@ -361,7 +358,15 @@ async fn accept_loop(a: Arc<Acceptor>, protocol: Protocol, listener: TcpListener
             drop(stream);
             continue;
         }
-        let slot = match a.admission.admit(peer.ip()) {
+        // What arrived with the connection decides its first state: with
+        // bytes to read it is fresh (never evicted before it is read);
+        // with nothing (let in by a SYN cookie, or on the agent port) it
+        // is idle at once.
+        let silent = !matches!(
+            socket2::SockRef::from(&stream).peek(&mut [std::mem::MaybeUninit::uninit(); 1]),
+            Ok(n) if n > 0
+        );
+        let slot = match a.admission.admit(peer.ip(), silent) {
             Ok(slot) => slot,
             Err(refusal) => {
                 refuse(stream, protocol, refusal);

@@ -453,9 +453,48 @@ fn ten_thousand_connections() {
         "client 127.0.0.11 has 2500 connections (over 2000) and 3 more clients"
     );
     assert_eq!(l.state, State::Ok, "no degrade_to: only the flag");
+    one_report_per_source_and_identical_ones_shared(addr);
     drop(clients);
     drop(listeners);
     server.shutdown_blocking();
+}
+
+/// Over a history of 10,000-connection snapshots (each range report takes
+/// a while): a second report from the same source while the first is
+/// computed is `busy`; identical requests from other sources get the same
+/// report.
+fn one_report_per_source_and_identical_ones_shared(addr: SocketAddr) {
+    let range = ConnectionsRequest {
+        from_ms: Some(now_ms() - 60_000),
+        group_by: Some(Grouping::Subnet),
+        ..Default::default()
+    };
+    let send = |from: &str| {
+        let mut c = connect_from(from, addr);
+        write_frame(&mut c, &Request::Connections(range.clone()).to_frame(77)).unwrap();
+        c
+    };
+    let read = |mut c: TcpStream| {
+        Response::from_frame(&read_frame(&mut c, DEFAULT_MAX_PAYLOAD).unwrap()).unwrap()
+    };
+    let (a, b) = (send("127.0.0.1"), send("127.0.0.1"));
+    let replies = [read(a), read(b)];
+    let busy = replies
+        .iter()
+        .filter(|r| matches!(r, Response::Error(e) if e.known_code() == Some(ErrorCode::Busy)))
+        .count();
+    assert_eq!(busy, 1, "one of two from one source is busy: {replies:?}");
+    assert!(replies
+        .iter()
+        .any(|r| matches!(r, Response::ConnectionReport(_))));
+    let (c, d) = (send("127.0.0.21"), send("127.0.0.22"));
+    match (read(c), read(d)) {
+        (Response::ConnectionReport(c), Response::ConnectionReport(d)) => {
+            assert!(c.snapshots.len() > 1);
+            assert_eq!(c, d, "identical requests share one computation");
+        }
+        other => panic!("expected two reports, got {other:?}"),
+    }
 }
 
 fn reuseport_listener(addr: SocketAddr) -> Socket {

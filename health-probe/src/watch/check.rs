@@ -52,8 +52,19 @@ pub async fn run(target: &Target) -> Observation {
     let deadline = tokio::time::Instant::now() + target.timeout;
     let timeout = humantime::format_duration(target.timeout).to_string();
     let (result, rtt, speed) = match &target.check {
-        Check::Landmark { component, expect } => {
-            let reply = landmark(&target.addr, component.as_deref(), deadline, &timeout).await;
+        Check::Landmark {
+            component,
+            expect,
+            family,
+        } => {
+            let reply = landmark(
+                &target.addr,
+                *family,
+                component.as_deref(),
+                deadline,
+                &timeout,
+            )
+            .await;
             let (class, reason, detail) = verdict::landmark_class(reply, expect);
             let rtt = start.elapsed();
             ((class, reason, detail), Some(rtt), Speed::Fine)
@@ -103,30 +114,24 @@ pub async fn run(target: &Target) -> Observation {
     }
 }
 
-/// Tries each address in turn until one connects or the deadline passes,
-/// like the one-shot [`probe::connect`].
+/// Connects to `addr` before the deadline, like the one-shot
+/// [`probe::connect`].
 async fn connect(
-    addrs: &[SocketAddr],
+    addr: SocketAddr,
     deadline: tokio::time::Instant,
     timeout: &str,
 ) -> Result<TcpStream, ProbeError> {
-    let mut last = None;
-    for addr in addrs {
-        match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
-                return Ok(stream);
-            }
-            Ok(Err(e)) => last = Some(probe::connect_error(e, timeout)),
-            Err(_) => {
-                return Err(ProbeError::Timeout {
-                    stage: "connection",
-                    timeout: timeout.to_string(),
-                })
-            }
+    match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            Ok(stream)
         }
+        Ok(Err(e)) => Err(probe::connect_error(e, timeout)),
+        Err(_) => Err(ProbeError::Timeout {
+            stage: "connection",
+            timeout: timeout.to_string(),
+        }),
     }
-    Err(last.unwrap_or_else(|| ProbeError::Protocol("no address to connect to".into())))
 }
 
 fn elapsed() -> std::io::Error {
@@ -136,12 +141,13 @@ fn elapsed() -> std::io::Error {
 /// The landmark check: `check` request, one framed reply.
 async fn landmark(
     addr: &str,
+    family: target::Family,
     component: Option<&str>,
     deadline: tokio::time::Instant,
     timeout: &str,
 ) -> Result<health_proto::LandmarkReply, ProbeError> {
-    let addrs = target::resolve_async(addr, deadline).await?;
-    let mut stream = connect(&addrs, deadline, timeout).await?;
+    let addr = target::resolve_async(addr, family, deadline).await?;
+    let mut stream = connect(addr, deadline, timeout).await?;
     let (id, request) = probe::check_frame(component);
     let bytes = request.to_bytes();
     tokio::time::timeout_at(deadline, stream.write_all(&bytes))
@@ -164,10 +170,10 @@ async fn tcp_check(
     deadline: tokio::time::Instant,
     timeout: &str,
 ) -> Result<String, Failure> {
-    let addrs = target::resolve_async(&args.addr, deadline)
+    let addr = target::resolve_async(&args.addr, args.family.family(), deadline)
         .await
         .map_err(tcp::classify)?;
-    let mut stream = connect(&addrs, deadline, timeout)
+    let mut stream = connect(addr, deadline, timeout)
         .await
         .map_err(tcp::classify)?;
     if let Some(send) = &args.send {

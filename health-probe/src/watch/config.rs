@@ -31,7 +31,7 @@ use health_proto::State;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::cli::{ModeArgs, Payload, PingArgs, TcpArgs};
+use crate::cli::{FamilyArgs, ModeArgs, Payload, PingArgs, TcpArgs};
 
 /// Where history is kept when the config does not say.
 pub const DEFAULT_DATABASE: &str = "/var/lib/health-probe/watch.db";
@@ -163,6 +163,9 @@ pub struct RawTarget {
     pub addr: Option<Spanned<String>>,
     /// ping: an IP address or a host name.
     pub host: Option<Spanned<String>>,
+    /// Every kind: `"ipv4"` or `"ipv6"`, the family of the address a name
+    /// is checked at (as `-4`/`-6`); absent, the resolver's first.
+    pub family: Option<Spanned<String>>,
     // landmark
     pub expect: Option<Spanned<Vec<String>>>,
     pub component: Option<Spanned<String>>,
@@ -292,6 +295,7 @@ pub enum Check {
     Landmark {
         component: Option<String>,
         expect: Vec<State>,
+        family: crate::target::Family,
     },
     Tcp(TcpArgs),
     Ping(PingArgs),
@@ -583,6 +587,24 @@ impl Validator<'_> {
         };
         let warn = t.warn.as_ref().map(|w| w.get_ref().0);
         let crit = t.crit.as_ref().map(|c| c.get_ref().0);
+        let family = match t.family.as_ref().map(|f| (f, f.get_ref().as_str())) {
+            None => FamilyArgs::default(),
+            Some((_, "ipv4")) => FamilyArgs {
+                ipv4: true,
+                ipv6: false,
+            },
+            Some((_, "ipv6")) => FamilyArgs {
+                ipv4: false,
+                ipv6: true,
+            },
+            Some((f, other)) => {
+                self.error(
+                    f.span(),
+                    format!("family must be \"ipv4\" or \"ipv6\", not {other:?}"),
+                );
+                FamilyArgs::default()
+            }
+        };
         let check = match kind {
             Kind::Landmark => {
                 let expect = match &t.expect {
@@ -604,6 +626,7 @@ impl Validator<'_> {
                 Check::Landmark {
                     component: t.component.as_ref().map(|c| c.get_ref().clone()),
                     expect,
+                    family: family.family(),
                 }
             }
             Kind::Tcp => {
@@ -639,6 +662,7 @@ impl Validator<'_> {
                     timeout,
                     warn,
                     crit,
+                    family,
                     mode: ModeArgs::default(),
                 })
             }
@@ -673,6 +697,7 @@ impl Validator<'_> {
                     min_replies,
                     warn,
                     crit,
+                    family,
                     mode: ModeArgs::default(),
                 })
             }

@@ -11,11 +11,14 @@
 //!   landmark's `connections` component (and optionally degrade it).
 //! - `query`: answering the protocol's `connections` request
 //!   (docs/PROTOCOL.md section 5.4) within the frame limit.
+//! - `reports`: one report per source at a time, one computed at once,
+//!   identical requests sharing one computation.
 
 mod collect;
 pub mod history;
 pub(crate) mod query;
 mod recorder;
+pub(crate) mod reports;
 
 pub use collect::{collect, CollectError, Collected, Connection, TcpState, READ_TIMEOUT};
 pub(crate) use recorder::Recorder;
