@@ -407,7 +407,19 @@ fn payload<T: Serialize>(value: &T) -> Bytes {
     Bytes::from(serde_json::to_vec(value).unwrap_or_default())
 }
 
+/// Parses a payload, which must be a JSON object (section 5): serde would
+/// otherwise read an array as the struct's members in order, so that
+/// `["db"]` became a check of the component `db`.
 fn parse<'a, T: Deserialize<'a>>(what: &'static str, bytes: &'a [u8]) -> Result<T, ProtoError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(ProtoError::BadPayload {
+            what,
+            source: <serde_json::Error as serde::de::Error>::custom(
+                "a payload must be a JSON object",
+            ),
+        });
+    }
     serde_json::from_slice(bytes).map_err(|source| ProtoError::BadPayload { what, source })
 }
 
@@ -505,6 +517,31 @@ mod tests {
         }
         assert!("OK".parse::<State>().is_err());
         assert!(State::Ok < State::Degraded && State::Drain < State::Fail);
+    }
+
+    #[test]
+    fn a_json_array_is_not_a_payload() {
+        for (kind, payload) in [
+            (1u8, &br#"["connections"]"#[..]),
+            (2, br#"[["ESTABLISHED"]]"#),
+            (1, b" 7"),
+            (1, b"null"),
+        ] {
+            let f = Frame {
+                kind,
+                request_id: 9,
+                payload: Bytes::copy_from_slice(payload),
+            };
+            let e = Request::from_frame(&f).unwrap_err();
+            assert_eq!(e.code(), Some(ErrorCode::BadPayload), "{e}");
+            assert!(e.to_string().contains("JSON object"), "{e}");
+        }
+        let f = Frame {
+            kind: 1,
+            request_id: 9,
+            payload: Bytes::from_static(b" {\"component\":\"db\"}"),
+        };
+        assert!(Request::from_frame(&f).is_ok());
     }
 
     #[test]

@@ -32,6 +32,12 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
+/// Evicted connections whose sockets are not closed yet, at most: each
+/// still holds its descriptor until its task runs. Past it, newcomers are
+/// refused rather than evicting more, so a flood that outruns the
+/// endpoint's tasks cannot pile up descriptors beyond the total plus this.
+pub(crate) const MAX_EVICTING: usize = 1024;
+
 /// How often evictions and refusals are summarised in the log.
 pub(crate) const SUMMARY_EVERY: Duration = Duration::from_secs(10);
 
@@ -108,6 +114,8 @@ pub(crate) struct Admission {
 struct Inner {
     next_id: u64,
     held: usize,
+    /// Evicted, not yet dropped ([`MAX_EVICTING`]).
+    evicting: usize,
     sources: HashMap<Source, Held>,
     /// Sources by how many connections they hold, for "the source that
     /// holds the most".
@@ -281,6 +289,9 @@ impl Inner {
 
     /// Evicts the oldest idle connection of `source`; false if it has none.
     fn evict_oldest_idle(&mut self, source: Source) -> bool {
+        if self.evicting >= MAX_EVICTING {
+            return false;
+        }
         let Some(held) = self.sources.get_mut(&source) else {
             return false;
         };
@@ -290,6 +301,7 @@ impl Inner {
         // Cancelled under the lock: a slot whose token is cancelled is no
         // longer counted, and its drop must not count it out again.
         token.cancel();
+        self.evicting += 1;
         self.remove(source);
         *self.tally.by_source.entry(source).or_default() += 1;
         true
@@ -389,6 +401,8 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut inner = self.admission.lock();
         if self.token.is_cancelled() {
+            // Evicted: counted out then; its descriptor is free now.
+            inner.evicting = inner.evicting.saturating_sub(1);
             return;
         }
         // Cancel under the lock, so an eviction racing with this drop finds
@@ -494,6 +508,26 @@ mod tests {
             a.admit(ip("10.0.0.1"), false).err(),
             Some(Refusal::SourceFull { limit: 2 })
         );
+    }
+
+    #[test]
+    fn evictions_in_flight_are_bounded() {
+        let a = admission(1, MAX_EVICTING + 10);
+        let mut evicted = Vec::new();
+        let mut last = a.admit(ip("10.0.0.1"), true).unwrap();
+        for _ in 0..MAX_EVICTING {
+            let next = a.admit(ip("10.0.0.1"), true).unwrap();
+            evicted.push(std::mem::replace(&mut last, next));
+        }
+        assert!(evicted.iter().all(Slot::is_evicted));
+        // Every evicted slot still undropped: no more evictions.
+        assert_eq!(
+            a.admit(ip("10.0.0.2"), true).err(),
+            Some(Refusal::Full { limit: 1 })
+        );
+        evicted.pop();
+        assert!(a.admit(ip("10.0.0.2"), true).is_ok());
+        assert!(last.is_evicted());
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! Starts `examples/landmark_service` with its native, agent and HTTP
 //! endpoints, then runs at once, until `--minutes` are up:
 //! - checkers on all three endpoints, a new connection per check;
-//! - idle connections that never send (hundreds, replaced as the server
-//!   closes them at its read timeout);
+//! - connections that never send (hundreds; on the native and HTTP ports
+//!   the kernel holds them and the server never accepts them, on the agent
+//!   port they are answered and closed, and each is replaced when closed);
 //! - garbage, half frames and absurd lengths;
 //! - slow readers that send checks and never read the replies;
 //! - every 20 s, the service's main loop hangs for 1.5 s (`HANG 1500`), and
@@ -207,9 +208,9 @@ async fn soak(
     if counters.hung_fail.load(Ordering::Relaxed) == 0 {
         failures.push("no check reported the hung main loop".into());
     }
-    // Bound: the abuse (idle, slow readers) is capped by the connection
-    // limit (256), each costing the server a few KiB; 64 MiB over baseline
-    // would mean something grows without bound.
+    // Bound: the abuse (idle, slow readers) is capped by admission's
+    // limits, each connection costing the server a few KiB; 64 MiB over
+    // baseline would mean something grows without bound.
     if peak_rss > base_rss + 64 * 1024 {
         failures.push(format!("RSS grew to {peak_rss} KiB from {base_rss} KiB"));
     }
@@ -334,7 +335,7 @@ async fn idler(addr: SocketAddr, n: u16, end: Instant, c: Arc<Counters>) {
                 };
                 c.abuse.fetch_add(1, Ordering::Relaxed);
                 let mut b = [0u8; 64];
-                // Returns when the server closes (read timeout) or at the end.
+                // Returns when the server closes it or at the end.
                 let left = end.saturating_duration_since(Instant::now());
                 let _ = tokio::time::timeout(left, s.read(&mut b)).await;
             }
