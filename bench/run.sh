@@ -2,7 +2,7 @@
 # Builds the workspace in release and runs every benchmark against its peer,
 # printing the Markdown tables docs/BENCHMARKS.md records.
 #
-#   bench/run.sh            # probe cost, server load, watch at scale, connection snapshot, codec, a 3-minute soak
+#   bench/run.sh            # probe cost, server load, watch at scale, connection snapshot, under attack, codec, a 3-minute soak
 #   SOAK_MINUTES=0 bench/run.sh   # skip the soak
 #
 # Peers come from Debian's packages: netcat-openbsd (nc -z) and
@@ -41,6 +41,10 @@ echo
 echo "## Connection snapshot"
 echo
 target/release/connections_scale --connections "${CONNECTIONS:-100000}" --runs "${CONNECTIONS_RUNS:-15}"
+echo
+echo "## Under attack"
+echo
+target/release/under_attack --seconds "${ATTACK_SECONDS:-20}"
 echo
 echo "## Codec"
 echo

@@ -330,22 +330,20 @@ async fn launch(
                 ));
             }
         }
-        Attack::IdleManySources => {
-            for (n, i) in mine(24_000).enumerate() {
-                let src = source(3, 0, 1 + (i % 200) as u8);
+        Attack::IdleManySources | Attack::IdleBeyondQueues => {
+            // 200 sources: 127.3.0.x, or 127.5.0.x beyond the queues.
+            let network = if attack == Attack::IdleManySources {
+                3
+            } else {
+                5
+            };
+            for (n, i) in mine(attack.connections() as u32).enumerate() {
+                let src = source(network, 0, 1 + (i % 200) as u8);
                 tokio::spawn(hoarder(src, addr, None, stop.clone(), c.clone()));
                 if n % 1000 == 999 {
-                    // Opening 24,000 at once from one task would starve the
-                    // runtime's timers; a short breath per thousand.
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            }
-        }
-        Attack::IdleBeyondQueues => {
-            for (n, i) in mine(100_000).enumerate() {
-                let src = source(5, 0, 1 + (i % 200) as u8);
-                tokio::spawn(hoarder(src, addr, None, stop.clone(), c.clone()));
-                if n % 1000 == 999 {
+                    // Opening tens of thousands at once from one task would
+                    // starve the runtime's timers; a short breath per
+                    // thousand.
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
             }
@@ -398,20 +396,9 @@ fn source(b: u8, c: u8, d: u8) -> IpAddr {
 /// (IP_BIND_ADDRESS_NO_PORT), so 24,000 sockets over 200 addresses do not
 /// exhaust the ephemeral ports one `bind` each would take.
 async fn connect(src: IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
-    use std::os::fd::AsRawFd;
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
     sock.set_nonblocking(true)?;
-    let on: libc::c_int = 1;
-    // SAFETY: a valid socket, and a c_int option of the size passed.
-    unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_BIND_ADDRESS_NO_PORT,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
+    crate::bind_address_no_port(&sock)?;
     sock.bind(&SocketAddr::new(src, 0).into())?;
     let std: std::net::TcpStream = sock.into();
     TcpSocket::from_std_stream(std).connect(addr).await

@@ -96,6 +96,29 @@ pub fn built(relative: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// Leaves a client socket's port to `connect` (IP_BIND_ADDRESS_NO_PORT):
+/// `bind` alone would take an ephemeral port per socket whatever the
+/// destination, and could take one a listener uses at another address.
+pub fn bind_address_no_port(sock: &socket2::Socket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket, and a c_int option of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// A child process (a service under test), killed when dropped.
 pub struct KillOnDrop(pub std::process::Child);
 

@@ -18,7 +18,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -226,22 +225,7 @@ fn hold_clients(addr: &str, from: &str, n: &str) -> Result<(), Box<dyn std::erro
     let mut held = Vec::with_capacity(n);
     for _ in 0..n {
         let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
-        // Let connect pick the port: bind alone could take a port some
-        // listener uses at another address.
-        let on: libc::c_int = 1;
-        // SAFETY: a valid socket, and a c_int option of the size passed.
-        let rc = unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::IPPROTO_IP,
-                libc::IP_BIND_ADDRESS_NO_PORT,
-                (&on as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error().into());
-        }
+        health_bench::bind_address_no_port(&s)?;
         s.bind(&from.into())?;
         s.connect_timeout(&to.into(), Duration::from_secs(5))?;
         held.push(TcpStream::from(s));

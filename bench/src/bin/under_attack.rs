@@ -2,8 +2,9 @@
 //! (`health_bench::attack`): `health-probe ADDR --expect ok --timeout 1s`
 //! every 100 ms against `landmark_service` with the defaults, first with no
 //! attack (the reference, measured in the same run), then under each attack
-//! and all of them at once. Prints the Markdown table docs/BENCHMARKS.md
-//! records, and exits 1 if any check failed.
+//! and all of them at once, then past what the kernel's queues hold (f).
+//! Prints the Markdown table docs/BENCHMARKS.md records, and exits 1 if a
+//! check failed under (a) to (e); (f) is the stated limit, measured.
 //!
 //! ```text
 //! cargo build --release --workspace --bins --examples && target/release/under_attack
@@ -58,7 +59,9 @@ fn main() -> Result<(), String> {
         for f in &o.failures {
             eprintln!("under_attack: {label}: {f}");
         }
-        failed += o.failures.len();
+        if !attacks.contains(&Attack::IdleBeyondQueues) {
+            failed += o.failures.len();
+        }
     }
     if failed > 0 {
         return Err(format!("{failed} legitimate checks failed"));
