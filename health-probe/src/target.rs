@@ -117,14 +117,17 @@ fn interface_index(name: &str) -> Result<u32, String> {
     }
 }
 
-/// Whether `host` is one of the numeric IPv4 shorthands the C resolver
-/// accepts (`127.1`, `0x7f.1`, `2130706433`, `0`, `017.0.0.1` too is
-/// octal to it): digits, dots and hex, starting with a digit.
+/// Whether `host` is one of the numeric IPv4 forms the C resolver
+/// (`inet_aton`) accepts besides the dotted quad: one to four parts, each
+/// decimal, octal (`017`) or hex (`0x7f`), as in `127.1`, `0x7f.1`,
+/// `2130706433`, `0`, `017.0.0.1`. A name such as `1abc.example` is not.
 fn numeric_shorthand(host: &str) -> bool {
-    host.starts_with(|c: char| c.is_ascii_digit())
-        && host
-            .chars()
-            .all(|c| c.is_ascii_hexdigit() || c == '.' || c == 'x' || c == 'X')
+    let part = |p: &str| match p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) {
+        Some(hex) => hex.chars().all(|c| c.is_ascii_hexdigit()),
+        None => !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()),
+    };
+    let parts: Vec<&str> = host.split('.').collect();
+    parts.len() <= 4 && parts.iter().all(|p| part(p))
 }
 
 /// The one address a check of `addr` tests: a literal as written, or the
