@@ -1,0 +1,63 @@
+//! The member rules of docs/PROTOCOL.md section 5 (empty payloads, integer
+//! ranges, `null`, repeated members), as the code reads payloads.
+
+use bytes::Bytes;
+use health_proto::{Frame, LandmarkReply, MessageType, ProtoError, Request};
+
+fn check(payload: &str) -> Result<Request, ProtoError> {
+    Request::from_frame(&Frame {
+        kind: MessageType::Check as u8,
+        request_id: 1,
+        payload: Bytes::copy_from_slice(payload.as_bytes()),
+    })
+}
+
+fn connections(payload: &str) -> Result<Request, ProtoError> {
+    Request::from_frame(&Frame {
+        kind: MessageType::Connections as u8,
+        request_id: 1,
+        payload: Bytes::copy_from_slice(payload.as_bytes()),
+    })
+}
+
+#[test]
+fn empty_payload_and_empty_object_mean_the_same_for_both_requests() {
+    assert_eq!(check("").unwrap(), check("{}").unwrap());
+    assert_eq!(connections("").unwrap(), connections("{}").unwrap());
+}
+
+#[test]
+fn null_is_absent_for_optional_members_and_malformed_for_defaulted_ones() {
+    assert_eq!(
+        check(r#"{"component":null}"#).unwrap(),
+        check("{}").unwrap()
+    );
+    assert_eq!(
+        connections(r#"{"port":null,"top":null,"group_by":null}"#).unwrap(),
+        connections("{}").unwrap()
+    );
+    assert!(connections(r#"{"states":null}"#).is_err());
+    let reply = |p: &str| serde_json::from_str::<LandmarkReply>(p);
+    assert!(reply(r#"{"state":"ok","weight":null}"#).is_ok());
+    assert!(reply(r#"{"state":"ok","detail":null}"#).is_err());
+    assert!(reply(r#"{"state":null}"#).is_err());
+}
+
+#[test]
+fn a_known_member_twice_is_malformed_an_unknown_one_is_ignored() {
+    assert!(check(r#"{"component":"a","component":"b"}"#).is_err());
+    assert!(check(r#"{"x":1,"x":2}"#).is_ok());
+}
+
+#[test]
+fn integers_are_whole_and_within_their_width() {
+    assert!(connections(r#"{"port":65535}"#).is_ok());
+    assert!(connections(r#"{"port":65536}"#).is_err());
+    assert!(connections(r#"{"port":-1}"#).is_err());
+    assert!(connections(r#"{"top":1.0}"#).is_err());
+    assert!(connections(r#"{"top":1e3}"#).is_err());
+    assert!(connections(r#"{"top":4294967295}"#).is_ok());
+    assert!(connections(r#"{"top":4294967296}"#).is_err());
+    assert!(connections(r#"{"prefix":255}"#).is_ok());
+    assert!(connections(r#"{"at_ms":18446744073709551615}"#).is_ok());
+}
