@@ -61,3 +61,40 @@ fn integers_are_whole_and_within_their_width() {
     assert!(connections(r#"{"prefix":255}"#).is_ok());
     assert!(connections(r#"{"at_ms":18446744073709551615}"#).is_ok());
 }
+
+/// The reference encoding of section 5, byte for byte: table order, sorted
+/// names in `components` and `fields`, defaults left out but `detail` and
+/// `answer_us`, and serde_json's escapes (control characters only, `/`,
+/// DEL and non-ASCII as they are).
+#[test]
+fn the_reference_encoding_follows_the_written_rules() {
+    use health_proto::{Component, Landmark, Response, State, Weight};
+    let mut landmark = Landmark::degraded("a\u{1}\n\"q\"\\/\u{7f}é")
+        .with_weight(Weight::new(7).unwrap())
+        .with_field("b", 1)
+        .with_field("a", serde_json::json!({"z": 1, "y": 2.5}));
+    landmark.components.insert(
+        "zeta".into(),
+        Component {
+            state: State::Ok,
+            detail: String::new(),
+        },
+    );
+    landmark.components.insert(
+        "alpha".into(),
+        Component {
+            state: State::Fail,
+            detail: "x".into(),
+        },
+    );
+    let reply = Response::Landmark(LandmarkReply::whole(landmark, 0));
+    let payload = reply.to_frame(1).payload;
+    assert_eq!(
+        std::str::from_utf8(&payload).unwrap(),
+        concat!(
+            r#"{"state":"degraded","detail":"a\u0001\n\"q\"\\/"#,
+            "\u{7f}é",
+            r#"","weight":7,"components":{"alpha":{"state":"fail","detail":"x"},"zeta":{"state":"ok","detail":""}},"fields":{"a":{"y":2.5,"z":1},"b":1},"answer_us":0}"#
+        )
+    );
+}
