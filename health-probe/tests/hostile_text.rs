@@ -162,3 +162,53 @@ fn the_watcher_and_report_escape_a_hostile_detail() {
     server.shutdown_blocking();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The live table (on a pseudo-terminal, from script(1)) shows the hostile
+/// detail escaped: the terminal gets crossterm's own sequences only.
+#[test]
+fn the_live_table_escapes_a_hostile_detail() {
+    use std::process::Command;
+    let (server, addr) = serving(Landmark::fail(HOSTILE));
+    let dir = std::env::temp_dir().join(format!("hp-hostile-live-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("watch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database = {:?}\n[[target]]\nname = \"svc\"\nkind = \"landmark\"\naddr = \"{addr}\"\ninterval = \"100ms\"\n",
+            dir.join("watch.db").display().to_string()
+        ),
+    )
+    .unwrap();
+    let o = Command::new("script")
+        .args([
+            "-qefc",
+            &format!(
+                "timeout -s INT 2 {} watch {}",
+                common::PROBE,
+                config.display()
+            ),
+            "/dev/null",
+        ])
+        .env("TERM", "xterm")
+        .env("COLUMNS", "300")
+        .env("LINES", "30")
+        .output();
+    let Ok(o) = o else {
+        assert!(std::env::var_os("CI").is_none(), "script(1) is missing");
+        eprintln!("SKIPPED: no script(1)");
+        return;
+    };
+    let screen = String::from_utf8_lossy(&o.stdout);
+    assert!(screen.contains("TARGET"), "{screen:?}");
+    assert!(screen.contains(r"\e]0;pwned"), "{screen:?}");
+    for raw in ["\x1b]0;pwned", "\x1b[2Jgone", "\rback", "\u{9b}31m"] {
+        assert!(
+            !screen.contains(raw),
+            "{raw:?} reached the terminal: {screen:?}"
+        );
+    }
+    server.shutdown_blocking();
+    let _ = std::fs::remove_dir_all(&dir);
+}
