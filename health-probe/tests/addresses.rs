@@ -88,21 +88,13 @@ fn an_ipv6_zone_is_parsed_and_tried() {
 
 #[test]
 fn the_watcher_takes_a_family_per_target() {
-    let dir = std::env::temp_dir().join(format!("hp-family-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("watch.toml");
     let write = |family: &str| {
-        std::fs::write(
-            &config,
-            format!(
-                "database = {:?}\n[[target]]\nname = \"a\"\nkind = \"landmark\"\naddr = \"localhost:9100\"\nfamily = \"{family}\"\n\n[[target]]\nname = \"b\"\nkind = \"ping\"\nhost = \"127.1\"\n",
-                dir.join("watch.db").display().to_string()
-            ),
+        common::watch_config(
+            "family",
+            &format!("[[target]]\nname = \"a\"\nkind = \"landmark\"\naddr = \"localhost:9100\"\nfamily = \"{family}\"\n\n[[target]]\nname = \"b\"\nkind = \"ping\"\nhost = \"127.1\"\n"),
         )
-        .unwrap();
     };
-    write("ipv4");
+    let (dir, config) = write("ipv4");
     let (o, _) = probe(&["watch", config.to_str().unwrap(), "--check-config"]);
     assert_eq!(code(&o), 1, "127.1 is a shorthand, refused");
     assert!(
@@ -115,7 +107,7 @@ fn the_watcher_takes_a_family_per_target() {
         "ipv4 is a family: {}",
         stderr(&o)
     );
-    write("ipv7");
+    let (_, config) = write("ipv7");
     let (o, _) = probe(&["watch", config.to_str().unwrap(), "--check-config"]);
     assert!(
         stderr(&o).contains("family must be \"ipv4\" or \"ipv6\", not \"ipv7\""),

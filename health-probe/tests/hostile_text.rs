@@ -99,19 +99,11 @@ fn the_watcher_and_report_escape_a_hostile_detail() {
     use std::io::Read;
     use std::process::{Command, Stdio};
     let (server, addr) = serving(Landmark::fail(HOSTILE));
-    let dir = std::env::temp_dir().join(format!("hp-hostile-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("watch.toml");
+    let (dir, config) = common::watch_config(
+        "hostile",
+        &format!("[[target]]\nname = \"svc\"\nkind = \"landmark\"\naddr = \"{addr}\"\ninterval = \"100ms\"\n"),
+    );
     let db = dir.join("watch.db");
-    std::fs::write(
-        &config,
-        format!(
-            "database = {:?}\n[[target]]\nname = \"svc\"\nkind = \"landmark\"\naddr = \"{addr}\"\ninterval = \"100ms\"\n",
-            db.display().to_string()
-        ),
-    )
-    .unwrap();
     let mut child = Command::new(common::PROBE)
         .args(["watch", config.to_str().unwrap(), "--plain", "--log-checks"])
         .stdout(Stdio::piped())
@@ -169,18 +161,10 @@ fn the_watcher_and_report_escape_a_hostile_detail() {
 fn the_live_table_escapes_a_hostile_detail() {
     use std::process::Command;
     let (server, addr) = serving(Landmark::fail(HOSTILE));
-    let dir = std::env::temp_dir().join(format!("hp-hostile-live-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("watch.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "database = {:?}\n[[target]]\nname = \"svc\"\nkind = \"landmark\"\naddr = \"{addr}\"\ninterval = \"100ms\"\n",
-            dir.join("watch.db").display().to_string()
-        ),
-    )
-    .unwrap();
+    let (dir, config) = common::watch_config(
+        "hostile-live",
+        &format!("[[target]]\nname = \"svc\"\nkind = \"landmark\"\naddr = \"{addr}\"\ninterval = \"100ms\"\n"),
+    );
     let o = Command::new("script")
         .args([
             "-qefc",
