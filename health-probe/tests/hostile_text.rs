@@ -196,3 +196,94 @@ fn the_live_table_escapes_a_hostile_detail() {
     server.shutdown_blocking();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A detail with a NUL and 200 KiB of text never stops an action: the
+/// action sees it escaped and capped in `HEALTH_DETAIL`, runs, and its
+/// outcome is recorded; the history keeps the detail.
+#[test]
+fn a_hostile_detail_never_stops_an_action() {
+    use health_proto::{LandmarkReply, Response};
+    use std::process::Command;
+    let detail = format!("bad\0{}", "x".repeat(200 * 1024));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let reply_detail = detail.clone();
+    // A fake landmark server: every check answered `fail` with the detail
+    // (health-server would cut it at its 64 KiB frame limit).
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(100) {
+            let Ok(mut c) = conn else { continue };
+            let Ok(f) = health_proto::blocking::read_frame(&mut c, 1 << 16) else {
+                continue;
+            };
+            let reply = Response::Landmark(LandmarkReply::whole(
+                Landmark::fail(reply_detail.clone()),
+                1,
+            ));
+            let _ = health_proto::blocking::write_frame(&mut c, &reply.to_frame(f.request_id));
+        }
+    });
+    let (dir, config) = common::watch_config(
+        "hostile-action",
+        &format!(
+            "[[target]]\nname = \"svc\"\nkind = \"landmark\"\naddr = \"{addr}\"\ninterval = \"100ms\"\non_raise = \"printf '%s' \\\"$HEALTH_DETAIL\\\" > {}\"\n",
+            dir_file("hostile-action", "env.txt")
+        ),
+    );
+    let mut child = Command::new(common::PROBE)
+        .args(["watch", config.to_str().unwrap(), "--json"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let seen = dir.join("env.txt");
+    let t = std::time::Instant::now();
+    while !seen.exists() || std::fs::metadata(&seen).unwrap().len() == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the action never ran"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    assert!(child.wait().unwrap().success());
+    let env = std::fs::read_to_string(&seen).unwrap();
+    assert!(
+        env.starts_with(r"fail: bad\0xxx"),
+        "{}",
+        &env[..40.min(env.len())]
+    );
+    assert!(env.len() < 4200, "{} bytes", env.len());
+    assert!(env.ends_with("more bytes)"), "{}", &env[env.len() - 40..]);
+    let o = Command::new(common::PROBE)
+        .args([
+            "report",
+            "--database",
+            dir.join("watch.db").to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let events: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let raise = &events[0];
+    assert_eq!(raise["event"], "raise");
+    assert_eq!(raise["action_outcome"], "ok", "{raise}");
+    assert!(raise["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("fail: bad\0xxx"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Where `common::watch_config(tag, ..)` puts `name`.
+fn dir_file(tag: &str, name: &str) -> String {
+    std::env::temp_dir()
+        .join(format!("hp-{tag}-{}", std::process::id()))
+        .join(name)
+        .display()
+        .to_string()
+}

@@ -22,6 +22,13 @@ use super::store::{ActionRecord, EventRecord, Store};
 /// Most bytes of an action's output (stdout and stderr together) kept in
 /// the history.
 pub const MAX_OUTPUT: usize = 4096;
+/// Most bytes of one `HEALTH_*` value taken from the text behind it (before
+/// escaping), so that no server-given detail can make `exec` fail with
+/// "Argument list too long" (Linux allows 128 KiB per variable).
+pub const MAX_ENV_VALUE: usize = 4096;
+/// Pauses before each retry of an action that could not be started (no
+/// process, descriptor or memory to start it with).
+const SPAWN_RETRIES: [Duration; 2] = [Duration::from_millis(100), Duration::from_millis(500)];
 
 /// An action waiting to run.
 #[derive(Debug, Clone)]
@@ -120,18 +127,23 @@ impl Actions {
     }
 }
 
-/// The environment an action sees.
+/// The environment an action sees. Text from the network or the config
+/// (detail, target, address) is data: control characters (NUL among them,
+/// which `exec` cannot pass) escaped as on a terminal, and cut at
+/// [`MAX_ENV_VALUE`] bytes with the mark of [`crate::text`]. The history
+/// keeps the text itself.
 pub fn environment(p: &Pending) -> Vec<(&'static str, String)> {
     let e = &p.event;
+    let value = |s: &str| crate::text::shown_within(s, MAX_ENV_VALUE).into_owned();
     vec![
         ("HEALTH_EVENT", e.event.to_string()),
         ("HEALTH_EVENT_ID", p.event_id.to_string()),
-        ("HEALTH_TARGET", e.target.clone()),
+        ("HEALTH_TARGET", value(&e.target)),
         ("HEALTH_KIND", e.kind.to_string()),
-        ("HEALTH_ADDR", e.addr.clone()),
+        ("HEALTH_ADDR", value(&e.addr)),
         ("HEALTH_CLASS", e.class.unwrap_or("").to_string()),
         ("HEALTH_REASON", e.reason.unwrap_or("").to_string()),
-        ("HEALTH_DETAIL", e.detail.clone()),
+        ("HEALTH_DETAIL", value(&e.detail)),
         (
             "HEALTH_TIME",
             humantime::format_rfc3339_millis(e.time).to_string(),
@@ -159,27 +171,28 @@ async fn run(p: &Pending) -> ActionRecord {
         exit_code,
         output,
     };
-    // Output goes to an unlinked file, not a pipe: a command that starts a
-    // daemon (a restart) would otherwise leave the daemon holding our pipe.
-    let spawned = tempfile::tempfile().and_then(|file| {
-        let stdout = file.try_clone()?;
-        let stderr = file.try_clone()?;
-        let child = tokio::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(&p.command)
-            .envs(environment(p))
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            // Its own process group, so a timeout kills what it started.
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()?;
-        Ok((file, child))
-    });
+    // A start that fails (EAGAIN, EMFILE, ENOMEM: a passing shortage) is
+    // retried after each of SPAWN_RETRIES' pauses, then recorded.
+    let mut spawned = spawn(p);
+    for pause in SPAWN_RETRIES {
+        if spawned.is_ok() {
+            break;
+        }
+        tokio::time::sleep(pause).await;
+        spawned = spawn(p);
+    }
     let (mut file, mut child) = match spawned {
         Ok(x) => x,
-        Err(e) => return record("spawn-error", None, e.to_string()),
+        Err(e) => {
+            return record(
+                "spawn-error",
+                None,
+                format!(
+                    "cannot start /bin/sh ({} tries): {e}",
+                    SPAWN_RETRIES.len() + 1
+                ),
+            )
+        }
     };
     let status = match tokio::time::timeout(p.timeout, child.wait()).await {
         Ok(status) => status,
@@ -206,6 +219,27 @@ async fn run(p: &Pending) -> ActionRecord {
         }
         Err(e) => record("failed", None, e.to_string()),
     }
+}
+
+/// Starts the action's shell. Output goes to an unlinked file, not a pipe:
+/// a command that starts a daemon (a restart) would otherwise leave the
+/// daemon holding our pipe.
+fn spawn(p: &Pending) -> std::io::Result<(std::fs::File, tokio::process::Child)> {
+    let file = tempfile::tempfile()?;
+    let stdout = file.try_clone()?;
+    let stderr = file.try_clone()?;
+    let child = tokio::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(&p.command)
+        .envs(environment(p))
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        // Its own process group, so a timeout kills what it started.
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()?;
+    Ok((file, child))
 }
 
 /// The first [`MAX_OUTPUT`] bytes of what the action wrote.
