@@ -319,12 +319,15 @@ async fn launch(
 ) {
     let mine = |n: u32| (0..n).filter(move |i| i % parts == part);
     match attack {
-        Attack::IdleSameSource => {
-            for _ in mine(1000) {
+        Attack::IdleSameSource | Attack::Resenders => {
+            // From the checker's own address; the re-senders send a valid
+            // check every 1.5 s.
+            let resend = (attack == Attack::Resenders).then_some(Duration::from_millis(1500));
+            for _ in mine(attack.connections() as u32) {
                 tokio::spawn(hoarder(
                     source(0, 0, 1),
                     addr,
-                    None,
+                    resend,
                     stop.clone(),
                     c.clone(),
                 ));
@@ -346,18 +349,6 @@ async fn launch(
                     // thousand.
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-            }
-        }
-        Attack::Resenders => {
-            let every = Some(Duration::from_millis(1500));
-            for _ in mine(300) {
-                tokio::spawn(hoarder(
-                    source(0, 0, 1),
-                    addr,
-                    every,
-                    stop.clone(),
-                    c.clone(),
-                ));
             }
         }
         Attack::ResetFlood => {

@@ -135,7 +135,7 @@ fn numeric_shorthand(host: &str) -> bool {
 /// `deadline`.
 pub fn resolve(addr: &str, family: Family, deadline: Instant) -> Result<SocketAddr, ProbeError> {
     match endpoint(addr)? {
-        Endpoint::Literal(sa) => literal_in(sa, family, addr),
+        Endpoint::Literal(sa) => literal_in(sa.ip(), family, addr).map(|()| sa),
         Endpoint::Name(host, port) => {
             let found = resolve_with(host, port, deadline, |name| {
                 name.to_socket_addrs().map(Vec::from_iter)
@@ -154,7 +154,7 @@ pub async fn resolve_async(
     deadline: tokio::time::Instant,
 ) -> Result<SocketAddr, ProbeError> {
     match endpoint(addr)? {
-        Endpoint::Literal(sa) => literal_in(sa, family, addr),
+        Endpoint::Literal(sa) => literal_in(sa.ip(), family, addr).map(|()| sa),
         Endpoint::Name(host, port) => {
             let found = tokio::time::timeout_at(deadline, tokio::net::lookup_host((host, port)))
                 .await
@@ -165,10 +165,10 @@ pub async fn resolve_async(
     }
 }
 
-/// A literal address, if it is of `family`.
-fn literal_in(sa: SocketAddr, family: Family, addr: &str) -> Result<SocketAddr, ProbeError> {
-    if family.admits(sa.ip()) {
-        Ok(sa)
+/// Whether a literal address (`addr` as written) is of `family`.
+fn literal_in(ip: IpAddr, family: Family, addr: &str) -> Result<(), ProbeError> {
+    if family.admits(ip) {
+        Ok(())
     } else {
         Err(ProbeError::Usage(format!(
             "{addr} is not an {} address, as -{} asks",
@@ -222,7 +222,7 @@ pub fn host(host: &str) -> Result<Option<IpAddr>, ProbeError> {
 /// written, or the first of `family` the resolver returns, by `deadline`.
 pub fn resolve_host(name: &str, family: Family, deadline: Instant) -> Result<IpAddr, ProbeError> {
     if let Some(ip) = host(name)? {
-        return literal_in(SocketAddr::new(ip, 1), family, name).map(|a| a.ip());
+        return literal_in(ip, family, name).map(|()| ip);
     }
     let addrs = resolve_with(name, 0, deadline, |name| {
         name.to_socket_addrs().map(Vec::from_iter)

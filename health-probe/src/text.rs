@@ -53,18 +53,6 @@ pub fn quoted(s: &str) -> String {
     out
 }
 
-/// Bytes that should be text (a banner, an answer), shown: invalid UTF-8
-/// as U+FFFD, then escaped and cut like [`shown`].
-pub fn shown_bytes(b: &[u8]) -> String {
-    let max = b.len().min(MAX_SHOWN);
-    let text = String::from_utf8_lossy(&b[..max]);
-    let mut out = shown_within(&text, usize::MAX).into_owned();
-    if b.len() > max {
-        let _ = write!(out, "...({} more bytes)", b.len() - max);
-    }
-    out
-}
-
 fn needs_escape(c: char) -> bool {
     c.is_control() || c == '\\'
 }
@@ -129,8 +117,5 @@ mod tests {
         let s = shown(&long);
         assert!(s.ends_with("...(976 more bytes)"), "{s}");
         assert!(s.len() < MAX_SHOWN + 32);
-        let b = shown_bytes(&[b'x'; 5000]);
-        assert!(b.ends_with("...(3976 more bytes)"));
-        assert_eq!(shown_bytes(b"SSH-2.0\r\n\xff"), "SSH-2.0\\r\\n\u{fffd}");
     }
 }

@@ -143,6 +143,14 @@ struct Tally {
     since: Option<Instant>,
 }
 
+impl Tally {
+    /// Adds one to the counter `which` picks, starting the period.
+    fn count(&mut self, which: fn(&mut Tally) -> &mut u64) {
+        self.since.get_or_insert_with(Instant::now);
+        *which(self) += 1;
+    }
+}
+
 impl Admission {
     pub(crate) fn new(limits: Limits) -> Admission {
         Admission {
@@ -191,7 +199,9 @@ impl Admission {
         } else {
             Ok(false)
         };
-        inner.note(outcome == Ok(true), outcome.is_err());
+        if outcome.is_err() {
+            inner.tally.count(|t| &mut t.refused);
+        }
         outcome?;
         inner.next_id += 1;
         let id = inner.next_id;
@@ -216,14 +226,11 @@ impl Admission {
     /// Evicts one idle connection (of the source holding the most) to give
     /// its descriptor back; false if none is idle.
     pub(crate) fn shed_one(&self) -> bool {
-        let mut inner = self.lock();
-        let shed = inner.evict_from_heaviest();
-        inner.note(shed, false);
-        shed
+        self.lock().evict_from_heaviest()
     }
 
     /// Logs the evictions and refusals counted since the last summary, if
-    /// any and if [`SUMMARY_EVERY`] has passed (or `now` is forced).
+    /// any and if [`SUMMARY_EVERY`] has passed (or `force`).
     pub(crate) fn summarise(&self, force: bool) {
         let mut inner = self.lock();
         let t = &mut inner.tally;
@@ -303,6 +310,7 @@ impl Inner {
         token.cancel();
         self.evicting += 1;
         self.remove(source);
+        self.tally.count(|t| &mut t.evicted);
         *self.tally.by_source.entry(source).or_default() += 1;
         true
     }
@@ -317,16 +325,6 @@ impl Inner {
             .map(|(_, s)| *s)
             .find(|s| self.sources.get(s).is_some_and(|h| !h.idle.is_empty()));
         source.is_some_and(|s| self.evict_oldest_idle(s))
-    }
-
-    fn note(&mut self, evicted: bool, refused: bool) {
-        if !(evicted || refused) {
-            return;
-        }
-        let t = &mut self.tally;
-        t.since.get_or_insert_with(Instant::now);
-        t.evicted += u64::from(evicted);
-        t.refused += u64::from(refused);
     }
 }
 
@@ -375,12 +373,8 @@ impl Slot {
             let limits = self.admission.limits;
             while inner.sources.get(&self.source).map_or(0, |h| h.count) > limits.per_source
                 && inner.evict_oldest_idle(self.source)
-            {
-                inner.note(true, false);
-            }
-            while inner.held > limits.total && inner.evict_from_heaviest() {
-                inner.note(true, false);
-            }
+            {}
+            while inner.held > limits.total && inner.evict_from_heaviest() {}
         }
         true
     }

@@ -120,12 +120,11 @@ fn bind(addr: SocketAddr, defer: bool) -> Result<(SocketAddr, Vec<StdListener>),
     let err = |source| ServerError::Bind { addr, source };
     let alone = socket(addr).map_err(err)?;
     alone.bind(&addr.into()).map_err(err)?;
+    let local = local_addr(&alone).map_err(err)?;
     if !defer {
         alone.listen(BACKLOG).map_err(err)?;
-        let local = local_addr(&alone).map_err(err)?;
         return Ok((local, vec![alone.into()]));
     }
-    let local = local_addr(&alone).map_err(err)?;
     drop(alone);
     let listeners = (0..SILENT_QUEUES)
         .map(|_| {
@@ -184,7 +183,7 @@ fn set_defer_accept(socket: &Socket, secs: libc::c_int) -> std::io::Result<()> {
 
 /// The limits in force: the configured ones, with the total within a
 /// [`FD_SHARE`] of the process's open-file limit.
-pub(crate) fn limits(total: usize, per_source: usize) -> Limits {
+fn limits(total: usize, per_source: usize) -> Limits {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -335,15 +334,16 @@ async fn accept_loop(a: Arc<Acceptor>, protocol: Protocol, listener: TcpListener
                     continue;
                 }
                 Err(e) => {
-                    // Out of descriptors with no spare and nothing we hold
-                    // to give back, or another error: keep serving the
-                    // connections we have and retry after a short pause
-                    // (5 ms, doubling to 100 ms), never a busy loop.
-                    tracing::error!(error = %e, "health endpoint cannot accept; retrying");
+                    // Out of descriptors with no spare: give back an idle
+                    // connection's and retry. With nothing to give back,
+                    // or another error, keep serving the connections we
+                    // have and retry after a short pause (5 ms, doubling
+                    // to 100 ms), never a busy loop.
                     if out_of_fds(&e) && a.admission.shed_one() {
                         tokio::task::yield_now().await;
                         continue;
                     }
+                    tracing::error!(error = %e, "health endpoint cannot accept; retrying");
                     tokio::select! {
                         _ = a.token.cancelled() => break,
                         _ = tokio::time::sleep(backoff) => {}
