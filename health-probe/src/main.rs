@@ -12,7 +12,13 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     match &cli.command {
-        Some(Command::Watch(_) | Command::Report(_)) => exec_watcher(),
+        Some(Command::Watch(_)) => {
+            // Held through exec until the watcher's handlers are in place:
+            // a SIGHUP right after start must not kill it.
+            health_probe::watch::signals::hold();
+            exec_watcher()
+        }
+        Some(Command::Report(_)) => exec_watcher(),
         _ => health_probe::run_check(&cli),
     }
 }

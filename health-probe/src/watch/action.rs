@@ -7,6 +7,10 @@
 //! the slot; a newer event replaces a waiting one (the replaced action is
 //! recorded as `superseded`), so a flapping target runs at most the action
 //! in progress and the one for its latest state.
+//!
+//! When the watcher stops, an action that is running gets [`STOP_GRACE`]
+//! to finish, then its process group is killed; it and any action still
+//! waiting are recorded as `stopped`. No event is left without an outcome.
 
 use std::collections::HashMap;
 use std::io::{Read, Seek};
@@ -15,6 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::output::{Notice, Output};
 use super::store::{ActionRecord, EventRecord, Store};
@@ -29,6 +35,9 @@ pub const MAX_ENV_VALUE: usize = 4096;
 /// Pauses before each retry of an action that could not be started (no
 /// process, descriptor or memory to start it with).
 const SPAWN_RETRIES: [Duration; 2] = [Duration::from_millis(100), Duration::from_millis(500)];
+/// How long a running action may go on once the watcher is stopping
+/// (systemd's unit gives the whole stop 10 s).
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// An action waiting to run.
 #[derive(Debug, Clone)]
@@ -48,6 +57,10 @@ struct Slot {
 /// The action slots of all targets.
 pub struct Actions {
     slots: Mutex<HashMap<String, Arc<Slot>>>,
+    /// Every slot's runner, to wait for when stopping.
+    runners: Mutex<Vec<JoinHandle<()>>>,
+    /// Cancelled when the watcher stops.
+    closing: CancellationToken,
     store: Store,
     output: Arc<Output>,
 }
@@ -56,6 +69,8 @@ impl Actions {
     pub fn new(store: Store, output: Arc<Output>) -> Arc<Actions> {
         Arc::new(Actions {
             slots: Mutex::new(HashMap::new()),
+            runners: Mutex::new(Vec::new()),
+            closing: CancellationToken::new(),
             store,
             output,
         })
@@ -73,7 +88,11 @@ impl Actions {
                     slots.insert(p.event.target.clone(), slot.clone());
                     let me = self.clone();
                     let runner_slot = slot.clone();
-                    tokio::spawn(async move { me.run_slot(runner_slot).await });
+                    let runner = tokio::spawn(async move { me.run_slot(runner_slot).await });
+                    self.runners
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(runner);
                     slot
                 }
             }
@@ -85,22 +104,14 @@ impl Actions {
             .replace(p);
         slot.wake.notify_one();
         if let Some(old) = replaced {
-            let record = ActionRecord {
-                event_id: old.event_id,
-                command: old.command.clone(),
-                started: SystemTime::now(),
-                duration: Duration::ZERO,
-                outcome: "superseded",
-                exit_code: None,
-                output: String::new(),
-            };
+            let record = not_run(&old, "superseded", "");
             let me = self.clone();
             tokio::spawn(async move { me.finish(&old, record).await });
         }
     }
 
-    /// One target's runner: one action at a time, forever (a removed
-    /// target's slot simply stays idle).
+    /// One target's runner: one action at a time, until the watcher
+    /// stops (a removed target's slot simply stays idle).
     async fn run_slot(self: Arc<Self>, slot: Arc<Slot>) {
         loop {
             let next = slot
@@ -109,13 +120,35 @@ impl Actions {
                 .unwrap_or_else(|e| e.into_inner())
                 .take();
             match next {
-                Some(p) => {
-                    let record = run(&p).await;
+                Some(p) if self.closing.is_cancelled() => {
+                    let record = not_run(&p, "stopped", "the watcher stopped before it ran");
                     self.finish(&p, record).await;
                 }
-                None => slot.wake.notified().await,
+                Some(p) => {
+                    let record = run(&p, &self.closing).await;
+                    self.finish(&p, record).await;
+                }
+                None if self.closing.is_cancelled() => return,
+                None => {
+                    tokio::select! {
+                        _ = slot.wake.notified() => {}
+                        _ = self.closing.cancelled() => {}
+                    }
+                }
             }
         }
+    }
+
+    /// The watcher is stopping: running actions get [`STOP_GRACE`], then
+    /// everything left is recorded as `stopped`.
+    pub async fn stop(&self) {
+        self.closing.cancel();
+        let runners = std::mem::take(&mut *self.runners.lock().unwrap_or_else(|e| e.into_inner()));
+        let _ = tokio::time::timeout(
+            STOP_GRACE + Duration::from_secs(1),
+            futures_util::future::join_all(runners),
+        )
+        .await;
     }
 
     async fn finish(&self, p: &Pending, record: ActionRecord) {
@@ -158,8 +191,22 @@ pub fn environment(p: &Pending) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Runs one action to its end or its timeout.
-async fn run(p: &Pending) -> ActionRecord {
+/// The record of an action that never started.
+fn not_run(p: &Pending, outcome: &'static str, why: &str) -> ActionRecord {
+    ActionRecord {
+        event_id: p.event_id,
+        command: p.command.clone(),
+        started: SystemTime::now(),
+        duration: Duration::ZERO,
+        outcome,
+        exit_code: None,
+        output: why.to_string(),
+    }
+}
+
+/// Runs one action to its end or its timeout, or, once `closing`, to its
+/// end within [`STOP_GRACE`].
+async fn run(p: &Pending, closing: &CancellationToken) -> ActionRecord {
     let started = SystemTime::now();
     let clock = Instant::now();
     let record = |outcome, exit_code, output| ActionRecord {
@@ -194,9 +241,17 @@ async fn run(p: &Pending) -> ActionRecord {
             )
         }
     };
-    let status = match tokio::time::timeout(p.timeout, child.wait()).await {
+    let deadline = tokio::time::Instant::now() + p.timeout;
+    let ended = tokio::select! {
+        s = tokio::time::timeout_at(deadline, child.wait()) => s.map_err(|_| "timeout"),
+        _ = closing.cancelled() => {
+            let grace = deadline.min(tokio::time::Instant::now() + STOP_GRACE);
+            tokio::time::timeout_at(grace, child.wait()).await.map_err(|_| "stopped")
+        }
+    };
+    let status = match ended {
         Ok(status) => status,
-        Err(_) => {
+        Err(outcome) => {
             if let Some(pid) = child.id() {
                 // SAFETY: kill(2) with a negative pid signals a process
                 // group; no memory is touched.
@@ -206,7 +261,7 @@ async fn run(p: &Pending) -> ActionRecord {
             }
             let _ = child.wait().await;
             let output = read_output(&mut file);
-            return record("timeout", None, output);
+            return record(outcome, None, output);
         }
     };
     let output = read_output(&mut file);
@@ -228,7 +283,8 @@ fn spawn(p: &Pending) -> std::io::Result<(std::fs::File, tokio::process::Child)>
     let file = tempfile::tempfile()?;
     let stdout = file.try_clone()?;
     let stderr = file.try_clone()?;
-    let child = tokio::process::Command::new("/bin/sh")
+    let mut command = tokio::process::Command::new("/bin/sh");
+    command
         .arg("-c")
         .arg(&p.command)
         .envs(environment(p))
@@ -237,9 +293,14 @@ fn spawn(p: &Pending) -> std::io::Result<(std::fs::File, tokio::process::Child)>
         .stderr(stderr)
         // Its own process group, so a timeout kills what it started.
         .process_group(0)
-        .kill_on_drop(true)
-        .spawn()?;
-    Ok((file, child))
+        .kill_on_drop(true);
+    // The watcher's threads hold SIGHUP, SIGTERM and SIGINT (see
+    // `signals`); the action, and a daemon it starts, must not.
+    // SAFETY: the hook calls only async-signal-safe functions.
+    unsafe {
+        command.pre_exec(super::signals::release_all_in_child);
+    }
+    Ok((file, command.spawn()?))
 }
 
 /// The first [`MAX_OUTPUT`] bytes of what the action wrote.

@@ -47,7 +47,7 @@ fn read(args: &ReportArgs) -> Result<Vec<HistoryRow>, String> {
             path.display()
         ));
     }
-    let conn = store::open(&path).map_err(|e| e.to_string())?;
+    let conn = store::open_read_only(&path).map_err(|e| e.to_string())?;
     let since = SystemTime::now()
         .checked_sub(args.since)
         .unwrap_or(SystemTime::UNIX_EPOCH);

@@ -10,12 +10,14 @@
 //! - [`action`]: commands run on raise and clear.
 //! - [`output`]: log lines, JSON events, the live table.
 //! - [`history`]: `health-probe report`.
+//! - [`task`]: one target's life.
+//! - [`signals`]: SIGHUP, SIGTERM and SIGINT from the first instant.
 //!
-//! Each target is one task: wait for its next tick, take one of
-//! `max_in_flight` permits, check, update its alarm. SIGHUP reloads the
-//! config: unchanged targets keep running with their state (and paused ones
+//! Each target is one task ([`task::watch`]). SIGHUP reloads the config:
+//! unchanged targets keep running with their state (and paused ones
 //! resume), changed ones restart keeping whether their alarm is raised,
-//! removed ones stop.
+//! removed ones stop. A target is stopped between checks, never in the
+//! middle of recording an event, and a reload does not hold up SIGTERM.
 
 pub mod action;
 pub mod alarm;
@@ -23,66 +25,115 @@ pub mod check;
 pub mod config;
 pub mod history;
 pub mod output;
+pub mod signals;
 pub mod store;
+pub mod task;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::signal::unix::{signal, Signal, SignalKind};
+use futures_util::future::join_all;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::WatchArgs;
-use action::{Actions, Pending};
-use alarm::{Alarm, Thresholds, Transition};
+use action::Actions;
+use alarm::Alarm;
 use config::{Config, Target};
 use output::{Mode, Notice, Output, Row, Stats, Status};
+use signals::Signals;
 use store::{EventRecord, Store};
+use task::{record, Counters, Shared};
 
 /// How often old history is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Runs the watcher until SIGTERM or SIGINT. Exit 0 when stopped by a
-/// signal, 1 when it cannot start (config, database).
+/// signal, 1 when it cannot start (config, database in use or unusable).
 pub fn run(args: &WatchArgs) -> ExitCode {
-    let config = match config::load(&args.config) {
-        Ok(c) => c,
-        Err(e) => {
-            for line in e.to_string().lines() {
-                eprintln!("health-probe: {line}");
-            }
-            return ExitCode::from(1);
-        }
-    };
+    // Before anything else: a signal must never find its default action.
+    signals::hold();
     if args.check_config {
-        println!(
-            "{}: valid, {} targets, history in {}",
-            args.config.display(),
-            config.targets.len(),
-            config.database.display()
-        );
-        return ExitCode::SUCCESS;
+        signals::release();
+        return match config::load(&args.config) {
+            Ok(config) => {
+                println!(
+                    "{}: valid, {} targets, history in {}",
+                    args.config.display(),
+                    config.targets.len(),
+                    config.database.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.to_string()),
+        };
     }
-    let conn = match store::open(&config.database) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("health-probe: {e}");
-            return ExitCode::from(1);
-        }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("watch")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
-    let restored = match store::restore(&conn) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("health-probe: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    runtime.block_on(async move {
+        let mut signals = match Signals::install() {
+            Ok(s) => s,
+            Err(e) => return fail(&format!("cannot install signal handlers: {e}")),
+        };
+        // Start-up (config, lock, database) may take a while on a big
+        // config or a busy disk: SIGTERM ends it cleanly; SIGHUP waits.
+        let started = tokio::select! {
+            s = start(args) => s,
+            why = signals.stop.recv() => {
+                eprintln!("health-probe: {why} during start-up: stopped before watching");
+                return ExitCode::SUCCESS;
+            }
+        };
+        let (mut watcher, config, open, _lock) = match started {
+            Ok(s) => s,
+            Err(e) => return fail(&e),
+        };
+        watcher.start(config, open).await;
+        watcher.serve(signals).await
+    })
+}
+
+/// Each line of `message` on stderr; exit 1.
+fn fail(message: &str) -> ExitCode {
+    for line in message.lines() {
+        eprintln!("health-probe: {line}");
+    }
+    ExitCode::from(1)
+}
+
+/// Config, lock, database, history: everything the watcher needs before
+/// its first check.
+async fn start(
+    args: &WatchArgs,
+) -> Result<(Watcher, Config, HashMap<String, SystemTime>, store::Lock), String> {
+    let path = args.config.clone();
+    let config = tokio::task::spawn_blocking(move || config::load(&path))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let database = config.database.clone();
+    let (lock, conn, restored) = tokio::task::spawn_blocking(move || {
+        let lock = store::lock(&database)?;
+        let conn = store::open(&database)?;
+        let restored = store::restore(&conn)?;
+        Ok::<_, store::StoreError>((lock, conn, restored))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
     let mode = if args.json {
         Mode::Json
     } else if !args.plain && std::io::stdout().is_terminal() {
@@ -90,83 +141,39 @@ pub fn run(args: &WatchArgs) -> ExitCode {
     } else {
         Mode::Log
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("watch")
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("health-probe: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
     let output = Output::new(mode);
     let warn_output = output.clone();
-    let store = match Store::spawn(conn, move |e| warn_output.notice(Notice::Warning(e))) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("health-probe: cannot start the history writer: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    runtime.block_on(async move {
-        // Before anything else: a signal must never find the default action.
-        let signals = match Signals::install() {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("health-probe: cannot install signal handlers: {e}");
-                return ExitCode::from(1);
-            }
-        };
-        let mut watcher = Watcher::new(args, &config, store, output, restored.raised);
-        watcher.start(config, restored.open_alarms).await;
-        watcher.serve(signals).await
-    })
-}
-
-/// The signals the watcher handles: SIGHUP reloads, SIGTERM and SIGINT
-/// stop.
-struct Signals {
-    hup: Signal,
-    term: Signal,
-    int: Signal,
-}
-
-impl Signals {
-    fn install() -> std::io::Result<Signals> {
-        Ok(Signals {
-            hup: signal(SignalKind::hangup())?,
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-        })
-    }
-}
-
-/// Checks, failures, lag: shared by every target task.
-#[derive(Default)]
-struct Counters {
-    checks: AtomicU64,
-    failed: AtomicU64,
-    in_flight: AtomicUsize,
-    max_lag_us: AtomicU64,
-}
-
-/// What every target task shares.
-struct Shared {
-    output: Arc<Output>,
-    store: Store,
-    actions: Arc<Actions>,
-    limit: Arc<Semaphore>,
-    counters: Counters,
-    log_checks: bool,
+    let store = Store::spawn(conn, move |e| warn_output.notice(Notice::Warning(e)))
+        .map_err(|e| format!("cannot start the history writer: {e}"))?;
+    let watcher = Watcher::new(args, &config, store, output, restored.raised);
+    Ok((watcher, config, restored.open_alarms, lock))
 }
 
 struct Running {
     target: Arc<Target>,
     status: Arc<Status>,
     resume: Arc<Notify>,
+    stop: CancellationToken,
     task: JoinHandle<()>,
+}
+
+/// A target's task once it has ended: its status holds its final state.
+struct Stopped {
+    target: Arc<Target>,
+    status: Arc<Status>,
+}
+
+impl Running {
+    /// Stops the task at its next wait (never while it records an event)
+    /// and waits for it.
+    async fn stop(self) -> Stopped {
+        self.stop.cancel();
+        let _ = self.task.await;
+        Stopped {
+            target: self.target,
+            status: self.status,
+        }
+    }
 }
 
 struct Watcher {
@@ -219,28 +226,25 @@ impl Watcher {
             database: config.database.display().to_string(),
             max_in_flight: config.max_in_flight,
         });
-        let names: std::collections::HashSet<&str> =
-            config.targets.iter().map(|t| t.name.as_str()).collect();
-        let mut gone: Vec<(&String, &SystemTime)> = open
-            .iter()
-            .filter(|(name, _)| !names.contains(name.as_str()))
+        let names: HashSet<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
+        let mut gone: Vec<&String> = open
+            .keys()
+            .filter(|name| !names.contains(name.as_str()))
             .collect();
         gone.sort();
-        for (name, _) in gone {
-            let e = EventRecord {
-                time: SystemTime::now(),
-                target: name.clone(),
-                kind: "",
-                addr: String::new(),
-                event: "removed",
-                class: None,
-                reason: None,
-                detail: "not in the config any more; its open alarm is closed".into(),
-                rtt: None,
-                count: 0,
-            };
-            record(&self.shared, e).await;
-        }
+        let shared = &self.shared;
+        join_all(gone.into_iter().map(|name| {
+            record(
+                shared,
+                removed(
+                    name,
+                    "",
+                    "",
+                    "not in the config any more; its open alarm is closed",
+                ),
+            )
+        }))
+        .await;
         for target in config.targets {
             let raised_at = open.get(&target.name).copied();
             self.launch(Arc::new(target), Alarm::new(raised_at));
@@ -261,11 +265,13 @@ impl Watcher {
             }),
         });
         let resume = Arc::new(Notify::new());
-        let task = tokio::spawn(watch_target(
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(task::watch(
             self.shared.clone(),
             target.clone(),
             status.clone(),
             resume.clone(),
+            stop.clone(),
         ));
         self.running.insert(
             target.name.clone(),
@@ -273,6 +279,7 @@ impl Watcher {
                 target,
                 status,
                 resume,
+                stop,
                 task,
             },
         );
@@ -286,12 +293,7 @@ impl Watcher {
     }
 
     /// Serves signals, stats, pruning and the live view until stopped.
-    async fn serve(&mut self, signals: Signals) -> ExitCode {
-        let Signals {
-            mut hup,
-            mut term,
-            mut int,
-        } = signals;
+    async fn serve(&mut self, mut signals: Signals) -> ExitCode {
         let live = self.shared.output.mode() == Mode::Live;
         let mut screen = live.then(Screen::enter);
         let tick = if live {
@@ -303,9 +305,15 @@ impl Watcher {
         let mut prune_timer = tokio::time::interval(PRUNE_EVERY);
         let why = loop {
             tokio::select! {
-                _ = hup.recv() => self.reload().await,
-                _ = term.recv() => break "SIGTERM",
-                _ = int.recv() => break "SIGINT",
+                _ = signals.hup.recv() => {
+                    // A reload of a big config takes a while; a stop
+                    // does not wait for it.
+                    tokio::select! {
+                        _ = self.reload() => {}
+                        why = signals.stop.recv() => break why,
+                    }
+                }
+                why = signals.stop.recv() => break why,
                 _ = stats_timer.tick() => {
                     let stats = self.stats();
                     if live {
@@ -323,16 +331,23 @@ impl Watcher {
                 }
             }
         };
-        for r in self.running.values() {
-            r.task.abort();
-        }
+        let last = self.stats();
+        // Every target stops at its next wait; one in the middle of an
+        // event finishes recording it (bounded: a stop must not hang).
+        let stopping: Vec<Running> = self.running.drain().map(|(_, r)| r).collect();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            join_all(stopping.into_iter().map(Running::stop)),
+        )
+        .await;
+        self.shared.actions.stop().await;
         self.shared.store.flush().await;
         drop(screen);
         self.shared.output.notice(Notice::Stopping(why.into()));
         if live {
             // The live table is gone with the alternate screen: leave the
             // last lines behind.
-            println!("{}", output::text(&Notice::Stats(self.stats())));
+            println!("{}", output::text(&Notice::Stats(last)));
         }
         ExitCode::SUCCESS
     }
@@ -357,39 +372,17 @@ impl Watcher {
         }
     }
 
-    /// SIGHUP: reads the config again. An invalid config changes nothing.
+    /// SIGHUP: reads the config again (off the runtime's threads). An
+    /// invalid config changes nothing.
     async fn reload(&mut self) {
-        let config = match config::load(&self.path) {
-            Ok(c) => c,
-            Err(e) => {
-                let msg = e.to_string().replace('\n', "; ");
-                // On a terminal the live table shows it; a line on stderr
-                // would tear the screen.
-                if self.shared.output.mode() != Mode::Live {
-                    eprintln!("health-probe: reload failed: {msg}");
-                }
-                self.shared.output.notice(Notice::ReloadFailed(msg));
-                return;
-            }
+        let path = self.path.clone();
+        let loaded = tokio::task::spawn_blocking(move || config::load(&path)).await;
+        let config = match loaded {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return self.reload_failed(e.to_string()),
+            Err(e) => return self.reload_failed(e.to_string()),
         };
-        if config.max_in_flight > self.max_in_flight {
-            self.shared
-                .limit
-                .add_permits(config.max_in_flight - self.max_in_flight);
-        } else if config.max_in_flight < self.max_in_flight {
-            // Permits in use now are taken back as they come home.
-            let take = self.max_in_flight - config.max_in_flight;
-            let taken = self.shared.limit.forget_permits(take);
-            if taken < take {
-                let limit = self.shared.limit.clone();
-                tokio::spawn(async move {
-                    if let Ok(p) = limit.acquire_many((take - taken) as u32).await {
-                        p.forget();
-                    }
-                });
-            }
-        }
-        self.max_in_flight = config.max_in_flight;
+        self.resize(config.max_in_flight);
         if config.database != self.database {
             self.shared.output.notice(Notice::Warning(format!(
                 "database changed to {}: history stays in {} until a restart",
@@ -398,8 +391,10 @@ impl Watcher {
             )));
         }
         self.keep_history = config.keep_history;
-        let (mut kept, mut added, mut changed, mut resumed) = (0, 0, 0, 0);
-        let mut seen = std::collections::HashSet::new();
+        let (mut kept, mut resumed) = (0, 0);
+        let mut seen = HashSet::with_capacity(config.targets.len());
+        let mut changed = Vec::new();
+        let mut added = Vec::new();
         for target in config.targets {
             seen.insert(target.name.clone());
             match self.running.get(&target.name) {
@@ -410,17 +405,8 @@ impl Watcher {
                         resumed += 1;
                     }
                 }
-                Some(r) => {
-                    changed += 1;
-                    r.task.abort();
-                    let old = r.status.row().alarm.clone();
-                    let alarm = Alarm::new(old.raised.then_some(old.since));
-                    self.launch(Arc::new(target), alarm);
-                }
-                None => {
-                    added += 1;
-                    self.launch(Arc::new(target), Alarm::new(None));
-                }
+                Some(_) => changed.push(target),
+                None => added.push(target),
             }
         }
         let gone: Vec<String> = self
@@ -429,158 +415,97 @@ impl Watcher {
             .filter(|n| !seen.contains(*n))
             .cloned()
             .collect();
-        for name in &gone {
-            if let Some(r) = self.running.remove(name) {
-                r.task.abort();
-                let e = EventRecord {
-                    time: SystemTime::now(),
-                    target: name.clone(),
-                    kind: r.target.kind.as_str(),
-                    addr: r.target.addr.clone(),
-                    event: "removed",
-                    class: None,
-                    reason: None,
-                    detail: "removed from the config".into(),
-                    rtt: None,
-                    count: 0,
-                };
-                record(&self.shared, e).await;
-            }
+        // Stop the changed and the removed ones all at once, then wait for
+        // them: each ends at its next wait, with its events recorded.
+        let stopping: Vec<Running> = changed
+            .iter()
+            .map(|t| &t.name)
+            .chain(&gone)
+            .filter_map(|name| self.running.remove(name))
+            .collect();
+        let stopped: HashMap<String, Stopped> = join_all(stopping.into_iter().map(Running::stop))
+            .await
+            .into_iter()
+            .map(|r| (r.target.name.clone(), r))
+            .collect();
+        let (n_changed, n_added) = (changed.len(), added.len());
+        for target in changed {
+            let alarm = match stopped.get(&target.name) {
+                Some(old) => {
+                    let old = old.status.row().alarm.clone();
+                    Alarm::new(old.raised.then_some(old.since))
+                }
+                None => Alarm::new(None),
+            };
+            self.launch(Arc::new(target), alarm);
         }
+        for target in added {
+            self.launch(Arc::new(target), Alarm::new(None));
+        }
+        let shared = &self.shared;
+        join_all(gone.iter().filter_map(|name| stopped.get(name)).map(|r| {
+            let t = &r.target;
+            record(
+                shared,
+                removed(&t.name, t.kind.as_str(), &t.addr, "removed from the config"),
+            )
+        }))
+        .await;
         self.publish();
         self.shared.output.notice(Notice::Reloaded {
             kept,
-            added,
-            changed,
+            added: n_added,
+            changed: n_changed,
             removed: gone.len(),
             resumed,
         });
     }
-}
 
-/// Records an event, then tells it; the id links its action.
-async fn record(shared: &Shared, event: EventRecord) -> Option<i64> {
-    let id = shared.store.event(event.clone()).await;
-    shared.output.notice(Notice::Event { id, event });
-    id
-}
-
-/// Where in its interval a target first runs: spread by its name, so
-/// thousands of targets do not all fire at once, and stable across
-/// restarts.
-fn first_delay(name: &str, interval: Duration) -> Duration {
-    // FNV-1a: a fixed, dependency-free spread; not a security boundary.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    fn reload_failed(&self, message: String) {
+        let msg = message.replace('\n', "; ");
+        // On a terminal the live table shows it; a line on stderr would
+        // tear the screen.
+        if self.shared.output.mode() != Mode::Live {
+            eprintln!("health-probe: reload failed: {msg}");
+        }
+        self.shared.output.notice(Notice::ReloadFailed(msg));
     }
-    interval.mul_f64((h % 10_000) as f64 / 10_000.0)
-}
 
-/// One target's life: tick, check, judge, record, act; paused until
-/// resumed.
-async fn watch_target(
-    shared: Arc<Shared>,
-    target: Arc<Target>,
-    status: Arc<Status>,
-    resume: Arc<Notify>,
-) {
-    let thresholds = Thresholds {
-        fall: target.fall,
-        rise: target.rise,
-        pause_after_errors: target.pause_after_errors,
-    };
-    let mut next = Instant::now() + first_delay(&target.name, target.interval);
-    loop {
-        tokio::time::sleep_until(next).await;
-        let Ok(permit) = shared.limit.acquire().await else {
-            return;
-        };
-        let lag = Instant::now().saturating_duration_since(next);
-        shared
-            .counters
-            .max_lag_us
-            .fetch_max(lag.as_micros() as u64, Ordering::Relaxed);
-        shared.counters.in_flight.fetch_add(1, Ordering::Relaxed);
-        let observation = check::run(&target).await;
-        shared.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
-        drop(permit);
-        shared.counters.checks.fetch_add(1, Ordering::Relaxed);
-        if observation.failed() {
-            shared.counters.failed.fetch_add(1, Ordering::Relaxed);
-        }
-        if shared.log_checks {
-            shared.output.notice(Notice::Check {
-                target: target.name.clone(),
-                kind: target.kind.as_str(),
-                addr: target.addr.clone(),
-                observation: observation.clone(),
-            });
-        }
-        let (changes, alarm) = {
-            let mut row = status.row();
-            let changes = row.alarm.observe(&observation, &thresholds);
-            if changes.contains(&Transition::Raise) {
-                row.alarms += 1;
-            }
-            row.last = Some(observation.clone());
-            (changes, row.alarm.clone())
-        };
-        for change in &changes {
-            let count = alarm.run_length(*change);
-            let event = event_of(&target, *change, &observation, count);
-            let id = record(&shared, event.clone()).await;
-            let command = match change {
-                Transition::Raise => target.on_raise.as_ref(),
-                Transition::Clear => target.on_clear.as_ref(),
-                Transition::Pause => None,
-            };
-            if let Some(command) = command {
-                shared.actions.submit(Pending {
-                    event_id: id.unwrap_or(0),
-                    event,
-                    command: command.clone(),
-                    timeout: target.action_timeout,
+    /// A new `max_in_flight`: permits added at once, or taken back as
+    /// they come home.
+    fn resize(&mut self, max_in_flight: usize) {
+        let limit = &self.shared.limit;
+        if max_in_flight > self.max_in_flight {
+            limit.add_permits(max_in_flight - self.max_in_flight);
+        } else if max_in_flight < self.max_in_flight {
+            let take = self.max_in_flight - max_in_flight;
+            let taken = limit.forget_permits(take);
+            if taken < take {
+                let limit = limit.clone();
+                tokio::spawn(async move {
+                    if let Ok(p) = limit.acquire_many((take - taken) as u32).await {
+                        p.forget();
+                    }
                 });
             }
         }
-        if changes.contains(&Transition::Pause) {
-            resume.notified().await;
-            status.row().alarm.resume();
-            let mut event = event_of(&target, Transition::Pause, &observation, 0);
-            event.event = "resume";
-            event.class = None;
-            event.reason = None;
-            event.detail = "config reloaded".into();
-            event.rtt = None;
-            event.time = SystemTime::now();
-            record(&shared, event).await;
-            next = Instant::now();
-            continue;
-        }
-        // A check held up (by the in-flight limit) past its next tick runs
-        // once, late, rather than in a burst.
-        next = (next + target.interval).max(Instant::now());
+        self.max_in_flight = max_in_flight;
     }
 }
 
-fn event_of(
-    target: &Target,
-    change: Transition,
-    o: &check::Observation,
-    count: u32,
-) -> EventRecord {
+/// The event that closes a removed target's history.
+fn removed(name: &str, kind: &'static str, addr: &str, detail: &str) -> EventRecord {
     EventRecord {
-        time: o.at,
-        target: target.name.clone(),
-        kind: target.kind.as_str(),
-        addr: target.addr.clone(),
-        event: change.as_str(),
-        class: Some(o.class.as_str()),
-        reason: o.reason,
-        detail: o.detail.clone(),
-        rtt: o.rtt,
-        count,
+        time: SystemTime::now(),
+        target: name.to_string(),
+        kind,
+        addr: addr.to_string(),
+        event: "removed",
+        class: None,
+        reason: None,
+        detail: detail.into(),
+        rtt: None,
+        count: 0,
     }
 }
 

@@ -39,6 +39,16 @@ pub enum StoreError {
     Newer { path: String, found: i64 },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("{path} is not a watcher's history (no schema in it)")]
+    NotHistory { path: String },
+    #[error("database {path} is in use by another watcher ({holder}): stop it, or give this watcher a database of its own")]
+    Locked { path: String, holder: String },
+    #[error("database {path}: cannot lock {lock}: {source}")]
+    Lock {
+        path: String,
+        lock: String,
+        source: std::io::Error,
+    },
 }
 
 /// One alarm event, as recorded.
@@ -106,15 +116,75 @@ fn from_ms(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
 }
 
+/// Creates the folder `path` is in, if missing.
+fn folder(path: &Path) -> Result<(), StoreError> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
+            path: path.display().to_string(),
+            source,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The one watcher a database may have: an exclusive `flock` on
+/// `DATABASE.lock` beside it, which holds the watcher's pid. The kernel
+/// lets go of it when the process ends, however it ends; actions do not
+/// inherit it (the file is close-on-exec).
+#[derive(Debug)]
+pub struct Lock {
+    _file: std::fs::File,
+}
+
+/// Takes the lock of `database`, or says which process holds it.
+pub fn lock(database: &Path) -> Result<Lock, StoreError> {
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsRawFd;
+    folder(database)?;
+    let mut name = database.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = std::path::PathBuf::from(name);
+    let failed = |source| StoreError::Lock {
+        path: database.display().to_string(),
+        lock: lock_path.display().to_string(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(failed)?;
+    // std's File::try_lock needs a newer Rust than this workspace promises;
+    // flock(2) is one call.
+    // SAFETY: flock on a descriptor this function owns.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(failed(err));
+        }
+        let mut text = String::new();
+        let _ = file.take(32).read_to_string(&mut text);
+        let holder = match text.trim().parse::<u32>() {
+            Ok(pid) => format!("pid {pid}"),
+            Err(_) => "pid unknown".to_string(),
+        };
+        return Err(StoreError::Locked {
+            path: database.display().to_string(),
+            holder,
+        });
+    }
+    file.set_len(0).map_err(failed)?;
+    file.rewind().map_err(failed)?;
+    writeln!(file, "{}", std::process::id()).map_err(failed)?;
+    Ok(Lock { _file: file })
+}
+
 /// Opens (creating if needed) the database at `path`.
 pub fn open(path: &Path) -> Result<Connection, StoreError> {
     let shown = path.display().to_string();
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
-            path: shown.clone(),
-            source,
-        })?;
-    }
+    folder(path)?;
     let open_err = |source| StoreError::Open {
         path: shown.clone(),
         source,
@@ -168,6 +238,76 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     )
     .map_err(open_err)?;
     Ok(conn)
+}
+
+/// Opens the database at `path` for reading only, as `health-probe report`
+/// does: an operator who may read the history but not write it (nor its
+/// folder) can report, while the watcher runs or not.
+///
+/// While the watcher runs, SQLite reads the WAL through the `-shm` file the
+/// watcher keeps (readable is enough). With no watcher, there may be no
+/// `-shm` and no right to create one: then the file is read as immutable,
+/// which is exact since no writer holds it (no `-wal` left behind).
+pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+    use rusqlite::OpenFlags;
+    let shown = path.display().to_string();
+    let open_err = |source| StoreError::Open {
+        path: shown.clone(),
+        source,
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let first = Connection::open_with_flags(path, flags).and_then(|c| {
+        c.busy_timeout(Duration::from_secs(5))?;
+        // Reading the schema is what touches the WAL index.
+        c.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))?;
+        Ok(c)
+    });
+    let conn = match first {
+        Ok(c) => c,
+        Err(e) if wal_index_missing(path) => {
+            let _ = e;
+            let uri = format!("file:{}?immutable=1", uri_path(path));
+            Connection::open_with_flags(uri, flags).map_err(open_err)?
+        }
+        Err(e) => return Err(open_err(e)),
+    };
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(open_err)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Newer {
+            path: shown,
+            found: version,
+        });
+    }
+    if version == 0 {
+        return Err(StoreError::NotHistory { path: shown });
+    }
+    Ok(conn)
+}
+
+/// No watcher's files beside the database: no `-wal`, no `-shm`.
+fn wal_index_missing(path: &Path) -> bool {
+    let beside = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        std::path::PathBuf::from(name).exists()
+    };
+    !beside("-wal") && !beside("-shm")
+}
+
+/// `path` for a `file:` URI: `%`, `?` and `#` escaped.
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' | '?' | '#' => out.push_str(&format!("%{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// What the watcher needs from history when it starts.

@@ -1,0 +1,550 @@
+//! The watcher's TOML configuration: parsed with serde, then validated as a
+//! whole, every error carrying the line and column it is about.
+//!
+//! ```toml
+//! database = "/var/lib/health-probe/watch.db"
+//! max_in_flight = 256
+//! keep_history = "400d"
+//!
+//! [defaults]              # every target inherits these
+//! interval = "10s"
+//! timeout = "1s"
+//! fall = 2
+//! rise = 2
+//!
+//! [[target]]
+//! name = "epg-1"
+//! kind = "landmark"       # landmark | tcp | ping
+//! addr = "10.0.0.5:9100"
+//! on_raise = "systemctl restart epg"
+//! ```
+//!
+//! The full key reference is in `docs/WATCH.md`.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use health_proto::State;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::cli::{PingArgs, TcpArgs};
+
+mod document;
+mod validate;
+
+/// Where history is kept when the config does not say.
+pub const DEFAULT_DATABASE: &str = "/var/lib/health-probe/watch.db";
+
+/// Most targets one watcher runs; each costs a task and a status row.
+pub const MAX_TARGETS: usize = 100_000;
+
+/// A config problem, located in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "line {}, column {}: {}",
+            self.line, self.column, self.message
+        )
+    }
+}
+
+/// Every problem found in one file, in file order.
+#[derive(Debug)]
+pub struct ConfigErrors {
+    pub path: PathBuf,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.path.display(),
+                e.line,
+                e.column,
+                e.message
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What kind of check a target runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Landmark,
+    Tcp,
+    Ping,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Landmark => "landmark",
+            Kind::Tcp => "tcp",
+            Kind::Ping => "ping",
+        }
+    }
+}
+
+/// A duration written like `"500ms"`, `"10s"`, `"1m"` (humantime), at most
+/// [`crate::duration::MAX_SPAN`] (`keep_history`); waits are held to
+/// [`crate::duration::MAX_WAIT`] where they are validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
+        let s = String::deserialize(d)?;
+        crate::duration::within(&s, crate::duration::MAX_SPAN, "50 years")
+            .map(Dur)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Settings a target may set and `[defaults]` may give to all.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Common {
+    pub interval: Option<Spanned<Dur>>,
+    pub timeout: Option<Spanned<Dur>>,
+    pub fall: Option<Spanned<u32>>,
+    pub rise: Option<Spanned<u32>>,
+    pub pause_after_errors: Option<Spanned<u32>>,
+    pub on_raise: Option<String>,
+    pub on_clear: Option<String>,
+    pub action_timeout: Option<Spanned<Dur>>,
+}
+
+impl Common {
+    /// `self` where set, else `defaults`.
+    fn or(&self, defaults: &Common) -> Common {
+        Common {
+            interval: self.interval.clone().or_else(|| defaults.interval.clone()),
+            timeout: self.timeout.clone().or_else(|| defaults.timeout.clone()),
+            fall: self.fall.clone().or_else(|| defaults.fall.clone()),
+            rise: self.rise.clone().or_else(|| defaults.rise.clone()),
+            pause_after_errors: self
+                .pause_after_errors
+                .clone()
+                .or_else(|| defaults.pause_after_errors.clone()),
+            on_raise: self.on_raise.clone().or_else(|| defaults.on_raise.clone()),
+            on_clear: self.on_clear.clone().or_else(|| defaults.on_clear.clone()),
+            action_timeout: self
+                .action_timeout
+                .clone()
+                .or_else(|| defaults.action_timeout.clone()),
+        }
+    }
+}
+
+/// One `[[target]]` table as written.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub name: Spanned<String>,
+    pub kind: Spanned<Kind>,
+    /// landmark and tcp: `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT`.
+    pub addr: Option<Spanned<String>>,
+    /// ping: an IP address or a host name.
+    pub host: Option<Spanned<String>>,
+    /// Every kind: `"ipv4"` or `"ipv6"`, the family of the address a name
+    /// is checked at (as `-4`/`-6`); absent, the resolver's first.
+    pub family: Option<Spanned<String>>,
+    // landmark
+    pub expect: Option<Spanned<Vec<String>>>,
+    pub component: Option<Spanned<String>>,
+    // tcp
+    pub send: Option<Spanned<String>>,
+    pub expect_banner: Option<Spanned<String>>,
+    pub expect_regex: Option<Spanned<String>>,
+    pub warn: Option<Spanned<Dur>>,
+    pub crit: Option<Spanned<Dur>>,
+    // ping
+    pub count: Option<Spanned<u16>>,
+    pub ping_interval: Option<Spanned<Dur>>,
+    pub min_replies: Option<Spanned<u16>>,
+    // as in [defaults]; serde's flatten would lose the spans
+    pub interval: Option<Spanned<Dur>>,
+    pub timeout: Option<Spanned<Dur>>,
+    pub fall: Option<Spanned<u32>>,
+    pub rise: Option<Spanned<u32>>,
+    pub pause_after_errors: Option<Spanned<u32>>,
+    pub on_raise: Option<String>,
+    pub on_clear: Option<String>,
+    pub action_timeout: Option<Spanned<Dur>>,
+}
+
+impl RawTarget {
+    /// The settings `[defaults]` may also give.
+    fn common(&self) -> Common {
+        Common {
+            interval: self.interval.clone(),
+            timeout: self.timeout.clone(),
+            fall: self.fall.clone(),
+            rise: self.rise.clone(),
+            pause_after_errors: self.pause_after_errors.clone(),
+            on_raise: self.on_raise.clone(),
+            on_clear: self.on_clear.clone(),
+            action_timeout: self.action_timeout.clone(),
+        }
+    }
+
+    /// The check itself, without the settings `[defaults]` may give.
+    fn check_only(&self) -> RawTarget {
+        RawTarget {
+            interval: None,
+            timeout: None,
+            fall: None,
+            rise: None,
+            pause_after_errors: None,
+            on_raise: None,
+            on_clear: None,
+            action_timeout: None,
+            ..self.clone()
+        }
+    }
+}
+
+/// The top-level keys, as written (`[defaults]` and `[[target]]` are read
+/// apart, so that a problem in one does not hide the others).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    database: Option<Spanned<String>>,
+    max_in_flight: Option<Spanned<u32>>,
+    keep_history: Option<Spanned<Dur>>,
+}
+
+/// A validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub database: PathBuf,
+    /// Most checks running at once, over all targets.
+    pub max_in_flight: usize,
+    /// History older than this is deleted.
+    pub keep_history: Duration,
+    pub targets: Vec<Target>,
+}
+
+/// A validated target.
+#[derive(Debug)]
+pub struct Target {
+    pub name: String,
+    pub kind: Kind,
+    /// What is checked, as printed: `ADDR` or `HOST`.
+    pub addr: String,
+    pub check: Check,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Failures in a row that raise the alarm.
+    pub fall: u32,
+    /// Successes in a row that clear it.
+    pub rise: u32,
+    /// ERR outcomes in a row that pause the target; 0 never pauses.
+    pub pause_after_errors: u32,
+    pub on_raise: Option<String>,
+    pub on_clear: Option<String>,
+    pub action_timeout: Duration,
+    /// The target as written (see [`Target::same_as`]).
+    pub written: RawTarget,
+}
+
+impl Target {
+    /// Same check, schedule, thresholds and actions: a reload keeps the
+    /// running target and its state. Where it sits in the file, and whether
+    /// a setting came from `[defaults]`, does not matter.
+    pub fn same_as(&self, other: &Target) -> bool {
+        let settings = |t: &Target| {
+            (
+                t.interval,
+                t.timeout,
+                t.fall,
+                t.rise,
+                t.pause_after_errors,
+                t.on_raise.clone(),
+                t.on_clear.clone(),
+                t.action_timeout,
+            )
+        };
+        self.written.check_only() == other.written.check_only() && settings(self) == settings(other)
+    }
+}
+
+/// The check a target runs, with the same arguments as the one-shot
+/// `health-probe`, `health-probe tcp` and `health-probe ping`.
+#[derive(Debug)]
+pub enum Check {
+    Landmark {
+        component: Option<String>,
+        expect: Vec<State>,
+        family: crate::target::Family,
+    },
+    Tcp(TcpArgs),
+    Ping(PingArgs),
+}
+
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_FALL: u32 = 2;
+const DEFAULT_RISE: u32 = 2;
+const DEFAULT_PAUSE_AFTER_ERRORS: u32 = 4;
+const DEFAULT_ACTION_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_MAX_IN_FLIGHT: u32 = 256;
+const DEFAULT_KEEP_HISTORY: Duration = Duration::from_secs(400 * 86_400);
+
+/// Reads and validates `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        path: path.to_path_buf(),
+        errors: vec![ConfigError {
+            line: 0,
+            column: 0,
+            message: format!("cannot read: {e}"),
+        }],
+    })?;
+    parse(&text).map_err(|errors| ConfigErrors {
+        path: path.to_path_buf(),
+        errors,
+    })
+}
+
+/// Parses and validates config text; every error found, in file order.
+pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
+    let lines = document::Lines::new(text);
+    let doc = document::parse(text, &lines)?;
+    let mut errors = Vec::new();
+    let span = doc.span();
+    let mut top = doc.into_inner();
+    let targets = document::take_tables(&mut top, "target", &lines, &mut errors);
+    let defaults = document::take_tables(&mut top, "defaults", &lines, &mut errors);
+    let settings: Option<RawSettings> =
+        document::read(toml::Spanned::new(span, top), &lines, &mut errors);
+    if let Some(second) = defaults.get(1) {
+        errors.push(lines.error(second.span().start, "[defaults] is given more than once"));
+    }
+    let defaults: Option<Common> = match defaults.into_iter().next() {
+        None => Some(Common::default()),
+        Some(d) => document::read(d, &lines, &mut errors),
+    };
+    let count = targets.len();
+    let targets: Vec<(Range<usize>, Option<RawTarget>)> = targets
+        .into_iter()
+        .map(|t| (t.span(), document::read(t, &lines, &mut errors)))
+        .collect();
+    let mut v = validate::Validator::new(lines, errors);
+    let config = v.config(
+        settings.unwrap_or_default(),
+        defaults.unwrap_or_default(),
+        count,
+        targets,
+    );
+    v.finish(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        parse(text)
+            .unwrap_err()
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn defaults_fill_in_and_targets_override() {
+        let c = parse(
+            r#"
+database = "/tmp/x.db"
+[defaults]
+interval = "5s"
+fall = 3
+
+[[target]]
+name = "a"
+kind = "landmark"
+addr = "127.0.0.1:9100"
+expect = ["ok", "degraded"]
+
+[[target]]
+name = "b"
+kind = "tcp"
+addr = "127.0.0.1:25"
+expect_banner = "220 "
+fall = 1
+interval = "1s"
+
+[[target]]
+name = "c"
+kind = "ping"
+host = "::1"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.database, PathBuf::from("/tmp/x.db"));
+        assert_eq!(c.max_in_flight, 256);
+        let [a, b, p] = &c.targets[..] else { panic!() };
+        assert_eq!((a.interval, a.fall, a.rise), (Duration::from_secs(5), 3, 2));
+        assert!(
+            matches!(&a.check, Check::Landmark { expect, .. } if expect == &[State::Ok, State::Degraded])
+        );
+        assert_eq!((b.interval, b.fall), (Duration::from_secs(1), 1));
+        assert!(
+            matches!(&b.check, Check::Tcp(t) if t.expect_banner.as_ref().unwrap().0 == b"220 ")
+        );
+        assert_eq!(
+            (p.timeout, p.pause_after_errors),
+            (Duration::from_secs(2), 4)
+        );
+        assert!(matches!(&p.check, Check::Ping(args) if args.count == 3 && args.host == "::1"));
+    }
+
+    #[test]
+    fn errors_name_their_line() {
+        let e = errors("[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\ninterval = \"soon\"\n");
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("line 5, column 12:"), "{e:?}");
+        let e =
+            errors("[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\nflal = 2\n");
+        assert!(
+            e[0].starts_with("line 5,") && e[0].contains("unknown field `flal`"),
+            "{e:?}"
+        );
+        let e = errors("[[target]]\nname = \"a\"\nkind = \"smtp\"\n");
+        assert!(e[0].starts_with("line 3,"), "{e:?}");
+    }
+
+    #[test]
+    fn every_semantic_error_is_reported_in_file_order() {
+        let e = errors(
+            r#"[[target]]
+name = "a"
+kind = "tcp"
+addr = "no-port"
+fall = 0
+
+[[target]]
+name = "a"
+kind = "ping"
+host = "10.0.0.1"
+expect = ["ok"]
+
+[[target]]
+name = "c"
+kind = "landmark"
+addr = "127.0.0.1:1"
+interval = "1s"
+timeout = "2s"
+"#,
+        );
+        assert_eq!(e.len(), 5, "{e:?}");
+        assert!(e[0].starts_with("line 4,") && e[0].contains("not IP:PORT"));
+        assert!(e[1].starts_with("line 5,") && e[1].contains("fall must be between 1"));
+        assert!(e[2].starts_with("line 8,") && e[2].contains("already used on line 2"));
+        assert!(e[3].starts_with("line 11,") && e[3].contains("expect applies to landmark"));
+        assert!(e[4].starts_with("line 18,") && e[4].contains("longer than interval"));
+    }
+
+    #[test]
+    fn unknown_keys_bad_types_and_bad_values_all_at_once() {
+        let e = errors(
+            r#"databse = "/tmp/x.db"
+max_in_flight = "many"
+
+[defaults]
+fal = 2
+
+[[target]]
+name = "a"
+kind = "tcp"
+addr = "127.0.0.1:1"
+flal = 2
+rsie = 3
+
+[[target]]
+name = "b"
+kind = "tcp"
+addr = "nowhere"
+fall = "two"
+
+[[target]]
+name = "c"
+kind = "ping"
+host = "::1"
+"#,
+        );
+        let at: Vec<&str> = e.iter().map(|e| e.split(':').next().unwrap()).collect();
+        assert_eq!(
+            at,
+            [
+                "line 1, column 1",
+                "line 2, column 17",
+                "line 5, column 1",
+                "line 11, column 1",
+                "line 12, column 1",
+                "line 17, column 8",
+                "line 18, column 8"
+            ],
+            "{e:#?}"
+        );
+        assert!(e[0].contains("databse") && e[3].contains("flal") && e[4].contains("rsie"));
+        assert!(e[5].contains("not IP:PORT"), "{e:#?}");
+    }
+
+    #[test]
+    fn a_database_that_is_a_folder_is_refused() {
+        let dir = std::env::temp_dir();
+        let text = format!(
+            "database = {:?}\n[[target]]\nname = \"a\"\nkind = \"ping\"\nhost = \"::1\"\n",
+            dir.display().to_string()
+        );
+        let e = errors(&text);
+        assert!(
+            e[0].starts_with("line 1, column 12:") && e[0].contains("is a folder"),
+            "{e:?}"
+        );
+        let text = text.replace(
+            &format!("{:?}", dir.display().to_string()),
+            "\"/etc/passwd/watch.db\"",
+        );
+        assert!(errors(&text)[0].contains("/etc/passwd is not a folder"));
+    }
+
+    #[test]
+    fn empty_config_is_an_error() {
+        assert!(errors("")[0].contains("nothing to watch"));
+    }
+
+    #[test]
+    fn written_form_decides_sameness() {
+        let a =
+            parse("[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\n").unwrap();
+        let b = parse("# moved\n\n[defaults]\nfall = 2\n[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\n").unwrap();
+        let c =
+            parse("[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"127.0.0.1:2\"\n").unwrap();
+        // Moved in the file, a default spelled out: the same target.
+        assert!(a.targets[0].same_as(&b.targets[0]));
+        assert!(!a.targets[0].same_as(&c.targets[0]));
+    }
+}

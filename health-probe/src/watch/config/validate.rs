@@ -1,0 +1,477 @@
+//! The meaning of a config: ranges, which keys go with which kind,
+//! addresses, durations, duplicate names. Every problem is collected, none
+//! stops the others from being found.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use health_proto::State;
+use toml::Spanned;
+
+use crate::cli::{FamilyArgs, ModeArgs, Payload, PingArgs, TcpArgs};
+
+use super::document::Lines;
+use super::*;
+
+/// A key some kinds only may set: name, where it is set (if it is), the
+/// kinds, and how the message names them.
+type OwnedKey = (
+    &'static str,
+    Option<Range<usize>>,
+    &'static [Kind],
+    &'static str,
+);
+
+fn span_of<T>(v: &Option<Spanned<T>>) -> Option<Range<usize>> {
+    v.as_ref().map(Spanned::span)
+}
+
+pub(super) struct Validator<'a> {
+    lines: Lines<'a>,
+    errors: Vec<ConfigError>,
+}
+
+impl<'a> Validator<'a> {
+    /// Goes on from the problems `errors` found while reading.
+    pub(super) fn new(lines: Lines<'a>, errors: Vec<ConfigError>) -> Validator<'a> {
+        Validator { lines, errors }
+    }
+
+    /// `config` if no problem was found, else every problem in file order.
+    pub(super) fn finish(mut self, config: Config) -> Result<Config, Vec<ConfigError>> {
+        if self.errors.is_empty() {
+            Ok(config)
+        } else {
+            self.errors.sort_by_key(|e| (e.line, e.column));
+            Err(self.errors)
+        }
+    }
+
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let e = self.lines.error(span.start, message);
+        self.errors.push(e);
+    }
+
+    /// `count` targets were written; `targets` holds those that could be
+    /// read (`None`: its problems are reported already).
+    pub(super) fn config(
+        &mut self,
+        raw: RawSettings,
+        defaults: Common,
+        count: usize,
+        targets: Vec<(Range<usize>, Option<RawTarget>)>,
+    ) -> Config {
+        let max_in_flight = match &raw.max_in_flight {
+            Some(m) if !(1..=65_536).contains(m.get_ref()) => {
+                self.error(m.span(), "max_in_flight must be between 1 and 65536");
+                1
+            }
+            Some(m) => *m.get_ref(),
+            None => DEFAULT_MAX_IN_FLIGHT,
+        };
+        let database = match &raw.database {
+            Some(d) => self.database(d),
+            None => PathBuf::from(DEFAULT_DATABASE),
+        };
+        let keep_history = self.duration(
+            &raw.keep_history,
+            DEFAULT_KEEP_HISTORY,
+            "keep_history",
+            Duration::from_secs(3600),
+            Duration::from_secs(100 * 365 * 86_400),
+        );
+        if count == 0 {
+            self.error(0..0, "no [[target]] tables: nothing to watch");
+        }
+        if count > MAX_TARGETS {
+            let span = targets[MAX_TARGETS].0.clone();
+            self.error(span, format!("more than {MAX_TARGETS} targets"));
+        }
+        // Name to where it is first used (a byte offset: the line is only
+        // worked out for a message).
+        let mut seen: HashMap<String, usize> = HashMap::with_capacity(targets.len());
+        let mut valid = Vec::with_capacity(targets.len());
+        for (span, t) in targets {
+            let Some(t) = t else { continue };
+            let name = t.name.get_ref();
+            if let Some(first) = seen.get(name) {
+                let first = self.lines.line(*first);
+                self.error(
+                    t.name.span(),
+                    format!("target name {name:?} is already used on line {first}"),
+                );
+            } else {
+                seen.insert(name.clone(), t.name.span().start);
+            }
+            if let Some(target) = self.target(t, &defaults, span) {
+                valid.push(target);
+            }
+        }
+        Config {
+            database,
+            max_in_flight: max_in_flight as usize,
+            keep_history,
+            targets: valid,
+        }
+    }
+
+    /// A file path that is not a folder and whose folder, if it exists,
+    /// is one.
+    fn database(&mut self, d: &Spanned<String>) -> PathBuf {
+        let path = PathBuf::from(d.get_ref());
+        if d.get_ref().trim().is_empty() {
+            self.error(d.span(), "database must be a file path");
+        } else if path.is_dir() {
+            self.error(
+                d.span(),
+                format!(
+                    "database {:?} is a folder: give a file path in it",
+                    d.get_ref()
+                ),
+            );
+        } else if let Some(parent) = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty() && p.exists() && !p.is_dir())
+        {
+            self.error(
+                d.span(),
+                format!(
+                    "database {:?}: {} is not a folder",
+                    d.get_ref(),
+                    parent.display()
+                ),
+            );
+        }
+        path
+    }
+
+    fn target(&mut self, t: RawTarget, defaults: &Common, span: Range<usize>) -> Option<Target> {
+        let errors_before = self.errors.len();
+        let name = t.name.get_ref();
+        if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+            self.error(
+                t.name.span(),
+                "name must be 1 to 128 characters, without control characters",
+            );
+        }
+        let kind = *t.kind.get_ref();
+        let common = t.common().or(defaults);
+        let interval = self.duration(
+            &common.interval,
+            DEFAULT_INTERVAL,
+            "interval",
+            Duration::from_millis(100),
+            Duration::from_secs(86_400),
+        );
+        let default_timeout = if kind == Kind::Ping {
+            DEFAULT_PING_TIMEOUT
+        } else {
+            DEFAULT_TIMEOUT
+        };
+        // Unset, the timeout fits the interval.
+        let timeout = self.duration(
+            &common.timeout,
+            default_timeout.min(interval),
+            "timeout",
+            Duration::from_millis(10),
+            Duration::from_secs(600),
+        );
+        if timeout > interval {
+            let at = common
+                .timeout
+                .as_ref()
+                .or(common.interval.as_ref())
+                .map_or(span.clone(), |s| s.span());
+            self.error(
+                at,
+                format!(
+                    "timeout {} is longer than interval {}: a check must end before the next is due",
+                    humantime::format_duration(timeout),
+                    humantime::format_duration(interval)
+                ),
+            );
+        }
+        let fall = self.count(&common.fall, DEFAULT_FALL, "fall", 1);
+        let rise = self.count(&common.rise, DEFAULT_RISE, "rise", 1);
+        let pause_after_errors = self.count(
+            &common.pause_after_errors,
+            DEFAULT_PAUSE_AFTER_ERRORS,
+            "pause_after_errors",
+            0,
+        );
+        let action_timeout = self.duration(
+            &common.action_timeout,
+            DEFAULT_ACTION_TIMEOUT,
+            "action_timeout",
+            Duration::from_millis(10),
+            Duration::from_secs(3600),
+        );
+        for (cmd, key) in [
+            (&common.on_raise, "on_raise"),
+            (&common.on_clear, "on_clear"),
+        ] {
+            if matches!(cmd, Some(c) if c.trim().is_empty()) {
+                self.error(
+                    span.clone(),
+                    format!("{key} is empty: remove it or give a command"),
+                );
+            }
+        }
+
+        // Keys that belong to some kinds only.
+        const LANDMARK: &[Kind] = &[Kind::Landmark];
+        const TCP: &[Kind] = &[Kind::Tcp];
+        const PING: &[Kind] = &[Kind::Ping];
+        let owned: [OwnedKey; 12] = [
+            ("expect", span_of(&t.expect), LANDMARK, "landmark"),
+            ("component", span_of(&t.component), LANDMARK, "landmark"),
+            ("send", span_of(&t.send), TCP, "tcp"),
+            ("expect_banner", span_of(&t.expect_banner), TCP, "tcp"),
+            ("expect_regex", span_of(&t.expect_regex), TCP, "tcp"),
+            (
+                "warn",
+                span_of(&t.warn),
+                &[Kind::Tcp, Kind::Ping],
+                "tcp and ping",
+            ),
+            (
+                "crit",
+                span_of(&t.crit),
+                &[Kind::Tcp, Kind::Ping],
+                "tcp and ping",
+            ),
+            ("count", span_of(&t.count), PING, "ping"),
+            ("ping_interval", span_of(&t.ping_interval), PING, "ping"),
+            ("min_replies", span_of(&t.min_replies), PING, "ping"),
+            ("host", span_of(&t.host), PING, "ping"),
+            (
+                "addr",
+                span_of(&t.addr),
+                &[Kind::Landmark, Kind::Tcp],
+                "landmark and tcp",
+            ),
+        ];
+        for (key, place, kinds, names) in owned {
+            if let Some(place) = place.filter(|_| !kinds.contains(&kind)) {
+                let msg = format!("{key} applies to {names} targets, not {}", kind.as_str());
+                self.error(place, msg);
+            }
+        }
+
+        let addr = match (kind, &t.addr, &t.host) {
+            (Kind::Ping, _, Some(h)) => self.host(h),
+            (Kind::Ping, _, None) => {
+                self.error(span.clone(), "ping target needs host = \"IP or NAME\"");
+                String::new()
+            }
+            (_, Some(a), _) => self.addr(a),
+            (_, None, _) => {
+                self.error(
+                    span.clone(),
+                    format!("{} target needs addr = \"HOST:PORT\"", kind.as_str()),
+                );
+                String::new()
+            }
+        };
+        let warn = t.warn.as_ref().map(|w| w.get_ref().0);
+        let crit = t.crit.as_ref().map(|c| c.get_ref().0);
+        let family = match t.family.as_ref().map(|f| (f, f.get_ref().as_str())) {
+            None => FamilyArgs::default(),
+            Some((_, "ipv4")) => FamilyArgs {
+                ipv4: true,
+                ipv6: false,
+            },
+            Some((_, "ipv6")) => FamilyArgs {
+                ipv4: false,
+                ipv6: true,
+            },
+            Some((f, other)) => {
+                self.error(
+                    f.span(),
+                    format!("family must be \"ipv4\" or \"ipv6\", not {other:?}"),
+                );
+                FamilyArgs::default()
+            }
+        };
+        let check = match kind {
+            Kind::Landmark => {
+                let expect = match &t.expect {
+                    None => vec![State::Ok],
+                    Some(list) => {
+                        let mut states = Vec::new();
+                        for s in list.get_ref() {
+                            match s.parse::<State>() {
+                                Ok(st) => states.push(st),
+                                Err(_) => self.error(list.span(), format!("expect: unknown state {s:?} (use ok, degraded, drain, fail)")),
+                            }
+                        }
+                        if list.get_ref().is_empty() {
+                            self.error(list.span(), "expect must name at least one state");
+                        }
+                        states
+                    }
+                };
+                Check::Landmark {
+                    component: t.component.as_ref().map(|c| c.get_ref().clone()),
+                    expect,
+                    family: family.family(),
+                }
+            }
+            Kind::Tcp => {
+                let payload = |this: &mut Self, s: &Option<Spanned<String>>, key: &str| {
+                    s.as_ref()
+                        .and_then(|s| match crate::tcp::unescape(s.get_ref()) {
+                            Ok(b) => Some(Payload(b)),
+                            Err(e) => {
+                                this.error(s.span(), format!("{key}: {e}"));
+                                None
+                            }
+                        })
+                };
+                let send = payload(self, &t.send, "send");
+                let expect_banner = payload(self, &t.expect_banner, "expect_banner");
+                if t.expect_banner.is_some() && t.expect_regex.is_some() {
+                    self.error(span.clone(), "give expect_banner or expect_regex, not both");
+                }
+                let expect_regex = t.expect_regex.as_ref().and_then(|r| {
+                    match crate::cli::parse_regex(r.get_ref()) {
+                        Ok(re) => Some(re),
+                        Err(e) => {
+                            self.error(r.span(), format!("expect_regex: {e}"));
+                            None
+                        }
+                    }
+                });
+                Check::Tcp(TcpArgs {
+                    addr: addr.clone(),
+                    send,
+                    expect_banner,
+                    expect_regex,
+                    timeout,
+                    warn,
+                    crit,
+                    family,
+                    mode: ModeArgs::default(),
+                })
+            }
+            Kind::Ping => {
+                let count = t.count.as_ref().map_or(3, |c| *c.get_ref());
+                if let Some(c) = &t.count {
+                    if !(1..=1000).contains(c.get_ref()) {
+                        self.error(c.span(), "count must be between 1 and 1000");
+                    }
+                }
+                let min_replies = t.min_replies.as_ref().map_or(1, |m| *m.get_ref());
+                if let Some(m) = &t.min_replies {
+                    if *m.get_ref() == 0 || *m.get_ref() > count {
+                        self.error(
+                            m.span(),
+                            format!("min_replies must be between 1 and count ({count})"),
+                        );
+                    }
+                }
+                let ping_interval = self.duration(
+                    &t.ping_interval,
+                    Duration::from_millis(200),
+                    "ping_interval",
+                    Duration::from_millis(10),
+                    Duration::from_secs(60),
+                );
+                Check::Ping(PingArgs {
+                    host: addr.clone(),
+                    count,
+                    interval: ping_interval,
+                    timeout,
+                    min_replies,
+                    warn,
+                    crit,
+                    family,
+                    mode: ModeArgs::default(),
+                })
+            }
+        };
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        let written = t.clone();
+        Some(Target {
+            name: t.name.into_inner(),
+            kind,
+            addr,
+            check,
+            interval,
+            timeout,
+            fall,
+            rise,
+            pause_after_errors,
+            on_raise: common.on_raise,
+            on_clear: common.on_clear,
+            action_timeout,
+            written,
+        })
+    }
+
+    fn duration(
+        &mut self,
+        v: &Option<Spanned<Dur>>,
+        default: Duration,
+        key: &str,
+        min: Duration,
+        max: Duration,
+    ) -> Duration {
+        match v {
+            None => default,
+            Some(d) => {
+                let value = d.get_ref().0;
+                if value < min || value > max {
+                    self.error(
+                        d.span(),
+                        format!(
+                            "{key} must be between {} and {}",
+                            humantime::format_duration(min),
+                            humantime::format_duration(max)
+                        ),
+                    );
+                    default
+                } else {
+                    value
+                }
+            }
+        }
+    }
+
+    fn count(&mut self, v: &Option<Spanned<u32>>, default: u32, key: &str, min: u32) -> u32 {
+        match v {
+            None => default,
+            Some(n) if *n.get_ref() < min || *n.get_ref() > 1000 => {
+                self.error(n.span(), format!("{key} must be between {min} and 1000"));
+                default
+            }
+            Some(n) => *n.get_ref(),
+        }
+    }
+
+    fn addr(&mut self, a: &Spanned<String>) -> String {
+        let s = a.get_ref();
+        if crate::target::endpoint(s).is_err() {
+            self.error(
+                a.span(),
+                format!("addr {s:?} is not IP:PORT, [IPv6]:PORT or HOST:PORT"),
+            );
+        }
+        s.clone()
+    }
+
+    fn host(&mut self, h: &Spanned<String>) -> String {
+        let s = h.get_ref();
+        if crate::target::host(s).is_err() {
+            self.error(
+                h.span(),
+                format!("host {s:?} is not an IP address or a host name (no port)"),
+            );
+        }
+        s.clone()
+    }
+}

@@ -1,0 +1,206 @@
+//! One target's life: wait for its tick, take one of `max_in_flight`
+//! permits, check, judge, record, act; paused until resumed.
+//!
+//! A target is stopped (reload, removal, shutdown) through its
+//! [`CancellationToken`], never aborted: a stop is only heard while the
+//! task waits (for its tick, a permit, a check's answer or a resume). From
+//! the moment a check's result is in until its events are recorded,
+//! printed and their actions handed over, nothing interrupts it, so a
+//! reload never leaves an event without its notice or its action.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::action::{Actions, Pending};
+use super::alarm::{Thresholds, Transition};
+use super::check::{self, Observation};
+use super::config::Target;
+use super::output::{Notice, Output, Status};
+use super::store::{EventRecord, Store};
+
+/// Checks, failures, lag: shared by every target task.
+#[derive(Default)]
+pub struct Counters {
+    pub checks: AtomicU64,
+    pub failed: AtomicU64,
+    pub in_flight: AtomicUsize,
+    pub max_lag_us: AtomicU64,
+}
+
+/// What every target task shares.
+pub struct Shared {
+    pub output: Arc<Output>,
+    pub store: Store,
+    pub actions: Arc<Actions>,
+    pub limit: Arc<Semaphore>,
+    pub counters: Counters,
+    pub log_checks: bool,
+}
+
+/// Records an event, then tells it; the id links its action.
+pub async fn record(shared: &Shared, event: EventRecord) -> Option<i64> {
+    let id = shared.store.event(event.clone()).await;
+    shared.output.notice(Notice::Event { id, event });
+    id
+}
+
+/// Where in its interval a target first runs: spread by its name, so
+/// thousands of targets do not all fire at once, and stable across
+/// restarts.
+fn first_delay(name: &str, interval: Duration) -> Duration {
+    // FNV-1a: a fixed, dependency-free spread; not a security boundary.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    interval.mul_f64((h % 10_000) as f64 / 10_000.0)
+}
+
+/// Runs `target` until `stop` is cancelled.
+pub async fn watch(
+    shared: Arc<Shared>,
+    target: Arc<Target>,
+    status: Arc<Status>,
+    resume: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    let mut next = Instant::now() + first_delay(&target.name, target.interval);
+    loop {
+        let observation = tokio::select! {
+            _ = stop.cancelled() => return,
+            o = check_on_time(&shared, &target, next) => match o {
+                Some(o) => o,
+                None => return,
+            },
+        };
+        // From here to the end of `judge`, a stop waits.
+        let paused = judge(&shared, &target, &status, &observation).await;
+        if paused {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = resume.notified() => {}
+            }
+            status.row().alarm.resume();
+            let mut event = event_of(&target, Transition::Pause, &observation, 0);
+            event.event = "resume";
+            event.class = None;
+            event.reason = None;
+            event.detail = "config reloaded".into();
+            event.rtt = None;
+            event.time = SystemTime::now();
+            record(&shared, event).await;
+            next = Instant::now();
+            continue;
+        }
+        // A check held up (by the in-flight limit) past its next tick runs
+        // once, late, rather than in a burst.
+        next = (next + target.interval).max(Instant::now());
+    }
+}
+
+/// Waits for the tick at `next` and a permit, then checks; `None` once the
+/// watcher is closing (the permits are gone).
+async fn check_on_time(shared: &Shared, target: &Target, next: Instant) -> Option<Observation> {
+    tokio::time::sleep_until(next).await;
+    let permit = shared.limit.acquire().await.ok()?;
+    let lag = Instant::now().saturating_duration_since(next);
+    let c = &shared.counters;
+    c.max_lag_us
+        .fetch_max(lag.as_micros() as u64, Ordering::Relaxed);
+    let in_flight = InFlight::enter(&c.in_flight);
+    let observation = check::run(target).await;
+    drop((permit, in_flight));
+    c.checks.fetch_add(1, Ordering::Relaxed);
+    if observation.failed() {
+        c.failed.fetch_add(1, Ordering::Relaxed);
+    }
+    Some(observation)
+}
+
+/// One check counted in `in_flight`, counted out when dropped, also when
+/// a stop drops the check half-way.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a AtomicUsize) -> InFlight<'a> {
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Takes in one observation: alarm rules, then each event recorded,
+/// printed and its action handed over. True if the target is now paused.
+async fn judge(
+    shared: &Arc<Shared>,
+    target: &Target,
+    status: &Status,
+    observation: &Observation,
+) -> bool {
+    if shared.log_checks {
+        shared.output.notice(Notice::Check {
+            target: target.name.clone(),
+            kind: target.kind.as_str(),
+            addr: target.addr.clone(),
+            observation: observation.clone(),
+        });
+    }
+    let thresholds = Thresholds {
+        fall: target.fall,
+        rise: target.rise,
+        pause_after_errors: target.pause_after_errors,
+    };
+    let (changes, alarm) = {
+        let mut row = status.row();
+        let changes = row.alarm.observe(observation, &thresholds);
+        if changes.contains(&Transition::Raise) {
+            row.alarms += 1;
+        }
+        row.last = Some(observation.clone());
+        (changes, row.alarm.clone())
+    };
+    for change in &changes {
+        let count = alarm.run_length(*change);
+        let event = event_of(target, *change, observation, count);
+        let id = record(shared, event.clone()).await;
+        let command = match change {
+            Transition::Raise => target.on_raise.as_ref(),
+            Transition::Clear => target.on_clear.as_ref(),
+            Transition::Pause => None,
+        };
+        if let Some(command) = command {
+            shared.actions.submit(Pending {
+                event_id: id.unwrap_or(0),
+                event,
+                command: command.clone(),
+                timeout: target.action_timeout,
+            });
+        }
+    }
+    changes.contains(&Transition::Pause)
+}
+
+fn event_of(target: &Target, change: Transition, o: &Observation, count: u32) -> EventRecord {
+    EventRecord {
+        time: o.at,
+        target: target.name.clone(),
+        kind: target.kind.as_str(),
+        addr: target.addr.clone(),
+        event: change.as_str(),
+        class: Some(o.class.as_str()),
+        reason: o.reason,
+        detail: o.detail.clone(),
+        rtt: o.rtt,
+        count,
+    }
+}
