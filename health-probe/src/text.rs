@@ -38,6 +38,17 @@ pub fn shown_within(s: &str, max: usize) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `s` as it is, cut at `max` bytes (on a character boundary) with
+/// `...(N more bytes)` when cut: for text kept rather than shown (the
+/// watcher's history), escaped later where it is shown.
+pub fn cut(s: &str, max: usize) -> Cow<'_, str> {
+    let at = floor_boundary(s, max);
+    if at == s.len() {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(format!("{}...({} more bytes)", &s[..at], s.len() - at))
+}
+
 /// `s` shown in double quotes, with `"` escaped too: `detail="..."`.
 pub fn quoted(s: &str) -> String {
     let shown = shown(s);
@@ -117,5 +128,7 @@ mod tests {
         let s = shown(&long);
         assert!(s.ends_with("...(976 more bytes)"), "{s}");
         assert!(s.len() < MAX_SHOWN + 32);
+        assert_eq!(cut("a\0bcd", 3), "a\0b...(2 more bytes)");
+        assert!(matches!(cut("abc", 3), Cow::Borrowed("abc")));
     }
 }

@@ -152,6 +152,12 @@ impl Actions {
     }
 
     async fn finish(&self, p: &Pending, record: ActionRecord) {
+        if record.outcome == "spawn-error" {
+            self.output.notice(Notice::Error(format!(
+                "the {} action of {} could not start: {}",
+                p.event.event, p.event.target, record.output
+            )));
+        }
         self.output.notice(Notice::Action {
             event: p.event.clone(),
             record: record.clone(),

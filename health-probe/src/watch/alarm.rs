@@ -2,8 +2,18 @@
 //! successes clear it (`rise`), and `pause_after_errors` ERR outcomes in a
 //! row pause the target until a reload. Pure state, no I/O, so every rule
 //! is tested on its own.
+//!
+//! Flap detection, as Nagios does it: a target whose alarm changes (raise
+//! or clear) more than `flap.changes` times within `flap.window` is
+//! *flapping*. That is one event; its raises and clears are then neither
+//! told nor acted on. It stops flapping once it has been flapping for a
+//! whole window and the last window saw at most half that many changes;
+//! then `flapping-stopped`, and, if the alarm now stands otherwise than
+//! last told, the raise or clear that says so (with its action). So a
+//! target tells at most `changes + 3` events per window, whatever it does.
 
-use std::time::SystemTime;
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime};
 
 use crate::tcp::Class;
 
@@ -19,6 +29,10 @@ pub enum Transition {
     /// `pause_after_errors` ERR outcomes in a row: checks stop until the
     /// watcher is reloaded.
     Pause,
+    /// Too many raises and clears lately: they are no longer told.
+    Flapping,
+    /// Stable again.
+    FlappingStopped,
 }
 
 impl Transition {
@@ -27,6 +41,8 @@ impl Transition {
             Transition::Raise => "raise",
             Transition::Clear => "clear",
             Transition::Pause => "pause",
+            Transition::Flapping => "flapping",
+            Transition::FlappingStopped => "flapping-stopped",
         }
     }
 }
@@ -38,6 +54,15 @@ pub struct Thresholds {
     pub rise: u32,
     /// 0: never pause.
     pub pause_after_errors: u32,
+    /// `None`: no flap detection.
+    pub flap: Option<Flap>,
+}
+
+/// Flapping: more than `changes` raises and clears within `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flap {
+    pub changes: u32,
+    pub window: Duration,
 }
 
 /// How a target stands, as the live view shows it.
@@ -46,6 +71,7 @@ pub enum Phase {
     // Ordered by how much attention each needs: the view lists the first
     // ones first.
     Alarm,
+    Flapping,
     Paused,
     Failing,
     Recovering,
@@ -57,6 +83,7 @@ impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Alarm => "ALARM",
+            Phase::Flapping => "flapping",
             Phase::Paused => "paused",
             Phase::Failing => "failing",
             Phase::Recovering => "recovering",
@@ -78,6 +105,16 @@ pub struct Alarm {
     /// When the alarm was last raised or cleared (or the watch began).
     pub since: SystemTime,
     pub checks: u64,
+    /// Raises and clears are held back (see the module's docs).
+    pub flapping: bool,
+    /// When flapping began (or was restored at start-up).
+    pub flapping_since: SystemTime,
+    /// Whether the alarm stands raised as last told (in events and
+    /// actions); differs from `raised` only while flapping.
+    pub told_raised: bool,
+    /// When the latest raises and clears were, oldest first; at most
+    /// `flap.changes + 1`.
+    changes: VecDeque<SystemTime>,
 }
 
 impl Alarm {
@@ -92,11 +129,94 @@ impl Alarm {
             errs: 0,
             since: raised_at.unwrap_or_else(SystemTime::now),
             checks: 0,
+            flapping: false,
+            flapping_since: SystemTime::UNIX_EPOCH,
+            told_raised: raised_at.is_some(),
+            changes: VecDeque::new(),
         }
     }
 
-    /// Takes in one check's result; at most a raise and a pause at once.
+    /// A target that was flapping when the watcher stopped: it goes on
+    /// flapping for a window from now, as if it had just begun.
+    pub fn still_flapping(mut self, now: SystemTime) -> Alarm {
+        self.flapping = true;
+        self.flapping_since = now;
+        self
+    }
+
+    /// The state a changed target (reload) starts from: whether it is
+    /// raised, flapping and what was told carry over; counts start afresh.
+    pub fn carried(&self) -> Alarm {
+        Alarm {
+            fails: 0,
+            oks: 0,
+            errs: 0,
+            checks: 0,
+            paused: false,
+            ..self.clone()
+        }
+    }
+
+    /// Raises and clears within `window` before `now` (of those kept).
+    pub fn changes_within(&self, window: Duration, now: SystemTime) -> u32 {
+        let from = now.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH);
+        self.changes.iter().filter(|t| **t > from).count() as u32
+    }
+
+    /// Takes in one check's result; what is to be told, in order (at most
+    /// three: flapping-stopped, a raise or clear, a pause).
     pub fn observe(&mut self, o: &Observation, t: &Thresholds) -> Vec<Transition> {
+        let raw = self.judge(o, t);
+        let Some(flap) = t.flap else {
+            self.told_raised = self.raised;
+            return raw;
+        };
+        let mut told = Vec::new();
+        for change in raw {
+            if change == Transition::Pause {
+                told.push(change);
+                continue;
+            }
+            self.changes.push_back(o.at);
+            while self.changes.len() > flap.changes as usize + 1 {
+                self.changes.pop_front();
+            }
+            if self.flapping {
+                continue;
+            }
+            if self.changes_within(flap.window, o.at) > flap.changes {
+                self.flapping = true;
+                self.flapping_since = o.at;
+                told.push(Transition::Flapping);
+            } else {
+                self.told_raised = self.raised;
+                told.push(change);
+            }
+        }
+        let flapped_a_window =
+            o.at.duration_since(self.flapping_since)
+                .is_ok_and(|d| d >= flap.window);
+        if self.flapping
+            && flapped_a_window
+            && self.changes_within(flap.window, o.at) <= flap.changes / 2
+        {
+            self.flapping = false;
+            told.insert(0, Transition::FlappingStopped);
+            if self.raised != self.told_raised {
+                self.told_raised = self.raised;
+                let say = if self.raised {
+                    Transition::Raise
+                } else {
+                    Transition::Clear
+                };
+                told.insert(1, say);
+            }
+        }
+        told
+    }
+
+    /// The fall/rise/pause rules alone.
+    fn judge(&mut self, o: &Observation, t: &Thresholds) -> Vec<Transition> {
         let mut changes = Vec::new();
         self.checks += 1;
         if o.failed() {
@@ -144,12 +264,14 @@ impl Alarm {
             Transition::Raise => self.fails,
             Transition::Clear => self.oks,
             Transition::Pause => self.errs,
+            Transition::Flapping | Transition::FlappingStopped => self.changes.len() as u32,
         }
     }
 
     pub fn phase(&self) -> Phase {
         match self {
             Alarm { paused: true, .. } => Phase::Paused,
+            Alarm { flapping: true, .. } => Phase::Flapping,
             Alarm {
                 raised: true, oks, ..
             } if *oks > 0 => Phase::Recovering,
@@ -182,6 +304,7 @@ mod tests {
         fall: 2,
         rise: 3,
         pause_after_errors: 4,
+        flap: None,
     };
 
     #[test]
@@ -244,6 +367,7 @@ mod tests {
             fall: 1,
             rise: 1,
             pause_after_errors: 1,
+            flap: None,
         };
         let mut a = Alarm::new(None);
         assert_eq!(
@@ -273,6 +397,117 @@ mod tests {
         let mut a = Alarm::new(None);
         for _ in 0..50 {
             assert!(!a.observe(&obs(Class::Err), &t).contains(&Transition::Pause));
+        }
+    }
+
+    fn at(o: Class, secs: u64) -> Observation {
+        Observation {
+            at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + secs),
+            ..obs(o)
+        }
+    }
+
+    const FLAP: Thresholds = Thresholds {
+        fall: 1,
+        rise: 1,
+        pause_after_errors: 0,
+        flap: Some(Flap {
+            changes: 6,
+            window: Duration::from_secs(600),
+        }),
+    };
+
+    #[test]
+    fn the_seventh_change_in_a_window_is_flapping_and_actions_stop() {
+        let mut a = Alarm::new(None);
+        let mut told = Vec::new();
+        for i in 0..20 {
+            let class = if i % 2 == 0 { Class::Ng } else { Class::Ok };
+            told.extend(a.observe(&at(class, i * 10), &FLAP));
+        }
+        use Transition::*;
+        assert_eq!(told, [Raise, Clear, Raise, Clear, Raise, Clear, Flapping]);
+        assert_eq!(a.phase(), Phase::Flapping);
+        // Last told: clear; now: clear (20 checks, the last an OK).
+        assert!(!a.raised && !a.told_raised);
+    }
+
+    #[test]
+    fn flapping_stops_after_a_window_and_tells_how_the_alarm_stands() {
+        let mut a = Alarm::new(None);
+        for i in 0..8 {
+            let class = if i % 2 == 0 { Class::Ng } else { Class::Ok };
+            a.observe(&at(class, i), &FLAP);
+        }
+        assert!(a.flapping);
+        // It settles failing: no raise is told while flapping.
+        assert!(a.observe(&at(Class::Ng, 8), &FLAP).is_empty());
+        assert!(a.raised && !a.told_raised);
+        // Still within the window of its start: flapping.
+        assert!(a.observe(&at(Class::Ng, 300), &FLAP).is_empty());
+        // A window after it began, with no change since: stopped, and the
+        // raise it held back is told now.
+        assert_eq!(
+            a.observe(&at(Class::Ng, 609), &FLAP),
+            [Transition::FlappingStopped, Transition::Raise]
+        );
+        assert_eq!(a.phase(), Phase::Alarm);
+        // It is told nothing twice.
+        assert!(a.observe(&at(Class::Ng, 700), &FLAP).is_empty());
+    }
+
+    #[test]
+    fn a_flap_that_ends_as_it_began_tells_only_that_it_stopped() {
+        let mut a = Alarm::new(None);
+        for i in 0..8 {
+            let class = if i % 2 == 0 { Class::Ng } else { Class::Ok };
+            a.observe(&at(class, i), &FLAP);
+        }
+        assert!(a.observe(&at(Class::Ok, 100), &FLAP).is_empty());
+        assert_eq!(
+            a.observe(&at(Class::Ok, 700), &FLAP),
+            [Transition::FlappingStopped]
+        );
+    }
+
+    #[test]
+    fn a_restored_flapper_flaps_a_window_from_the_restart() {
+        let now = at(Class::Ok, 0).at;
+        let mut a = Alarm::new(Some(now)).still_flapping(now);
+        assert!(a.observe(&at(Class::Ok, 10), &FLAP).is_empty());
+        assert!(!a.raised && a.told_raised && a.flapping);
+        assert_eq!(
+            a.observe(&at(Class::Ok, 600), &FLAP),
+            [Transition::FlappingStopped, Transition::Clear]
+        );
+    }
+
+    /// Whatever a target does, it tells at most `changes + 3` events per
+    /// window: the bound docs/WATCH.md gives for the database's growth.
+    #[test]
+    fn events_told_are_bounded_per_window_whatever_the_pattern() {
+        let day = 86_400;
+        let windows = day / 600;
+        let bound = (6 + 3) * (windows + 1);
+        // Every check a change; bursts of 7 then quiet; bursts of 4 (just
+        // under flapping again after a stop); one change a minute.
+        let patterns: [&dyn Fn(u64) -> bool; 4] = [
+            &|s| s % 2 == 0,
+            &|s| (s % 700) < 7 && s % 2 == 0,
+            &|s| (s % 620) < 4 && s % 2 == 0,
+            &|s| (s / 60) % 2 == 0,
+        ];
+        for (n, fails) in patterns.iter().enumerate() {
+            let mut a = Alarm::new(None);
+            let mut told = 0u64;
+            for s in 0..day {
+                let class = if fails(s) { Class::Ng } else { Class::Ok };
+                told += a.observe(&at(class, s), &FLAP).len() as u64;
+            }
+            assert!(
+                told <= bound,
+                "pattern {n}: {told} events in a day > {bound}"
+            );
         }
     }
 }

@@ -24,6 +24,11 @@ use crate::verdict;
 
 use super::config::{Check, Target};
 
+/// Most bytes of a check's detail the watcher keeps (and so records with
+/// each event, prints and passes on), cut with `...(N more bytes)`: a
+/// server cannot grow the history by more than this per event.
+pub const MAX_DETAIL: usize = 4096;
+
 /// What one check found, as the watcher keeps, shows and records it.
 #[derive(Debug, Clone)]
 pub struct Observation {
@@ -108,7 +113,10 @@ pub async fn run(target: &Target) -> Observation {
         at,
         class,
         reason,
-        detail,
+        detail: match crate::text::cut(&detail, MAX_DETAIL) {
+            std::borrow::Cow::Borrowed(_) => detail,
+            std::borrow::Cow::Owned(cut) => cut,
+        },
         rtt,
         speed,
     }

@@ -55,6 +55,9 @@ use task::{record, Counters, Shared};
 /// How often old history is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
+/// How often the database is looked at (still there? writable?).
+const CHECK_DATABASE_EVERY: Duration = Duration::from_secs(10);
+
 /// Runs the watcher until SIGTERM or SIGINT. Exit 0 when stopped by a
 /// signal, 1 when it cannot start (config, database in use or unusable).
 pub fn run(args: &WatchArgs) -> ExitCode {
@@ -97,11 +100,11 @@ pub fn run(args: &WatchArgs) -> ExitCode {
                 return ExitCode::SUCCESS;
             }
         };
-        let (mut watcher, config, open, _lock) = match started {
+        let (mut watcher, config, restored) = match started {
             Ok(s) => s,
             Err(e) => return fail(&e),
         };
-        watcher.start(config, open).await;
+        watcher.start(config, restored).await;
         watcher.serve(signals).await
     })
 }
@@ -116,16 +119,14 @@ fn fail(message: &str) -> ExitCode {
 
 /// Config, lock, database, history: everything the watcher needs before
 /// its first check.
-async fn start(
-    args: &WatchArgs,
-) -> Result<(Watcher, Config, HashMap<String, SystemTime>, store::Lock), String> {
+async fn start(args: &WatchArgs) -> Result<(Watcher, Config, store::Restored), String> {
     let path = args.config.clone();
     let config = tokio::task::spawn_blocking(move || config::load(&path))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let database = config.database.clone();
-    let (lock, conn, restored) = tokio::task::spawn_blocking(move || {
+    let (lock, conn, mut restored) = tokio::task::spawn_blocking(move || {
         let lock = store::lock(&database)?;
         let conn = store::open(&database)?;
         let restored = store::restore(&conn)?;
@@ -142,11 +143,21 @@ async fn start(
         Mode::Log
     };
     let output = Output::new(mode);
-    let warn_output = output.clone();
-    let store = Store::spawn(conn, move |e| warn_output.notice(Notice::Warning(e)))
-        .map_err(|e| format!("cannot start the history writer: {e}"))?;
-    let watcher = Watcher::new(args, &config, store, output, restored.raised);
-    Ok((watcher, config, restored.open_alarms, lock))
+    let told = output.clone();
+    let store = Store::spawn(conn, &config.database, move |health| {
+        told.notice(match health {
+            store::Health::Failing(e) => Notice::Error(format!(
+                "{e}; events are still printed and acted on, not recorded"
+            )),
+            store::Health::Recovered => {
+                Notice::Warning("the history database can be written again".into())
+            }
+        })
+    })
+    .map_err(|e| format!("cannot start the history writer: {e}"))?;
+    let raised = std::mem::take(&mut restored.raised);
+    let watcher = Watcher::new(args, &config, store, output, raised, lock);
+    Ok((watcher, config, restored))
 }
 
 struct Running {
@@ -187,6 +198,8 @@ struct Watcher {
     running: HashMap<String, Running>,
     /// Alarms raised per target over the whole history.
     raised: HashMap<String, u64>,
+    /// This watcher's hold on its database.
+    lock: store::Lock,
 }
 
 impl Watcher {
@@ -196,6 +209,7 @@ impl Watcher {
         store: Store,
         output: Arc<Output>,
         raised: HashMap<String, u64>,
+        lock: store::Lock,
     ) -> Watcher {
         let actions = Actions::new(store.clone(), output.clone());
         Watcher {
@@ -214,13 +228,19 @@ impl Watcher {
             database: config.database.clone(),
             running: HashMap::new(),
             raised,
+            lock,
         }
     }
 
     /// Starts every target of the first config; alarms left open by an
-    /// earlier run stay raised, or are closed as `removed` when their
-    /// target is gone.
-    async fn start(&mut self, config: Config, open: HashMap<String, SystemTime>) {
+    /// earlier run stay raised (and flapping ones flapping), or are closed
+    /// as `removed` when their target is gone.
+    async fn start(&mut self, config: Config, restored: store::Restored) {
+        let store::Restored {
+            open_alarms: open,
+            flapping,
+            ..
+        } = restored;
         self.shared.output.notice(Notice::Started {
             targets: config.targets.len(),
             database: config.database.display().to_string(),
@@ -245,9 +265,13 @@ impl Watcher {
             )
         }))
         .await;
+        let now = SystemTime::now();
         for target in config.targets {
-            let raised_at = open.get(&target.name).copied();
-            self.launch(Arc::new(target), Alarm::new(raised_at));
+            let mut alarm = Alarm::new(open.get(&target.name).copied());
+            if flapping.contains(&target.name) && target.flap.is_some() {
+                alarm = alarm.still_flapping(now);
+            }
+            self.launch(Arc::new(target), alarm);
         }
         self.publish();
     }
@@ -303,6 +327,7 @@ impl Watcher {
         };
         let mut stats_timer = tokio::time::interval_at(Instant::now() + tick, tick);
         let mut prune_timer = tokio::time::interval(PRUNE_EVERY);
+        let mut database_timer = tokio::time::interval(CHECK_DATABASE_EVERY);
         let why = loop {
             tokio::select! {
                 _ = signals.hup.recv() => {
@@ -323,6 +348,11 @@ impl Watcher {
                         }
                     } else if self.stats_every.is_some() {
                         self.shared.output.notice(Notice::Stats(stats));
+                    }
+                }
+                _ = database_timer.tick() => {
+                    if let store::Found::Gone(what) = self.shared.store.check().await {
+                        self.recreate(what).await;
                     }
                 }
                 _ = prune_timer.tick() => {
@@ -431,10 +461,7 @@ impl Watcher {
         let (n_changed, n_added) = (changed.len(), added.len());
         for target in changed {
             let alarm = match stopped.get(&target.name) {
-                Some(old) => {
-                    let old = old.status.row().alarm.clone();
-                    Alarm::new(old.raised.then_some(old.since))
-                }
+                Some(old) => old.status.row().alarm.carried(),
                 None => Alarm::new(None),
             };
             self.launch(Arc::new(target), alarm);
@@ -459,6 +486,62 @@ impl Watcher {
             removed: gone.len(),
             resumed,
         });
+    }
+
+    /// The database was deleted or replaced under the watcher: it is
+    /// created anew, with the alarms open now (and targets flapping now)
+    /// written into it as `carried` (and `flapping`) events, so that a
+    /// restart still knows them and raises nothing twice.
+    async fn recreate(&mut self, what: String) {
+        let carried: Vec<(Arc<Target>, Alarm)> = self
+            .running
+            .values()
+            .map(|r| (r.target.clone(), r.status.row().alarm.clone()))
+            .filter(|(_, a)| a.told_raised || a.flapping)
+            .collect();
+        let open = carried.iter().filter(|(_, a)| a.told_raised).count();
+        self.shared.output.notice(Notice::Error(format!(
+            "the history database {what}; it is created anew, with the {open} alarms open now carried over"
+        )));
+        match store::lock(&self.database) {
+            Ok(lock) => self.lock = lock,
+            Err(e) => self.shared.output.notice(Notice::Error(e.to_string())),
+        }
+        if let Err(e) = self.shared.store.reopen().await {
+            self.shared.output.notice(Notice::Error(format!(
+                "cannot create the history database anew: {e}; trying again in {}s",
+                CHECK_DATABASE_EVERY.as_secs()
+            )));
+            return;
+        }
+        let shared = &self.shared;
+        let events = carried.iter().flat_map(|(t, a)| {
+            let base = EventRecord {
+                time: a.since,
+                target: t.name.clone(),
+                kind: t.kind.as_str(),
+                addr: t.addr.clone(),
+                event: "carried",
+                class: None,
+                reason: None,
+                detail: "open when the history database was created anew".into(),
+                rtt: None,
+                count: 0,
+            };
+            let flapping = EventRecord {
+                time: a.flapping_since,
+                event: "flapping",
+                detail: "flapping when the history database was created anew".into(),
+                ..base.clone()
+            };
+            [
+                a.told_raised.then_some(base),
+                a.flapping.then_some(flapping),
+            ]
+            .into_iter()
+            .flatten()
+        });
+        join_all(events.map(|e| record(shared, e))).await;
     }
 
     fn reload_failed(&self, message: String) {

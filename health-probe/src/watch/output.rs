@@ -90,6 +90,9 @@ pub enum Notice {
     ReloadFailed(String),
     Stats(Stats),
     Warning(String),
+    /// Something that needs an operator: an action that could not start,
+    /// a database that is gone or cannot be written.
+    Error(String),
     Stopping(String),
 }
 
@@ -125,6 +128,10 @@ impl Output {
     pub fn notice(&self, n: Notice) {
         if let Notice::Stats(s) = &n {
             *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = *s;
+        }
+        if let (Notice::Error(e), Mode::Json) = (&n, self.mode) {
+            // The JSON stream is for programs; a person reads stderr.
+            eprintln!("health-probe: error: {}", shown(e));
         }
         match self.mode {
             Mode::Json => print_line(&json_line(&n).to_string()),
@@ -207,9 +214,10 @@ impl Output {
         let stats = *self.stats.lock().unwrap_or_else(|e| e.into_inner());
         let count = |p: Phase| rows.iter().filter(|r| r.0 == p).count();
         let mut lines = vec![format!(
-            "health-probe watch: {} targets, {} in alarm, {} paused, {} failing; {} checks, {} in flight",
+            "health-probe watch: {} targets, {} in alarm, {} flapping, {} paused, {} failing; {} checks, {} in flight",
             rows.len(),
             count(Phase::Alarm) + count(Phase::Recovering),
+            count(Phase::Flapping),
             count(Phase::Paused),
             count(Phase::Failing),
             stats.checks,
@@ -392,6 +400,7 @@ pub fn text(n: &Notice) -> String {
             s.paused
         ),
         Notice::Warning(w) => format!("warning: {}", shown(&w.to_string())),
+        Notice::Error(e) => format!("error: {}", shown(&e.to_string())),
         Notice::Stopping(why) => format!("stop: {why}"),
     }
 }
@@ -469,6 +478,7 @@ pub fn json_line(n: &Notice) -> serde_json::Value {
             "alarms": s.alarms, "paused": s.paused,
         }),
         Notice::Warning(w) => json!({"event": "warning", "time": time, "message": w}),
+        Notice::Error(e) => json!({"event": "error", "time": time, "message": e}),
         Notice::Stopping(why) => json!({"event": "stop", "time": time, "reason": why}),
     }
 }

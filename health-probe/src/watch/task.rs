@@ -159,6 +159,7 @@ async fn judge(
         fall: target.fall,
         rise: target.rise,
         pause_after_errors: target.pause_after_errors,
+        flap: target.flap,
     };
     let (changes, alarm) = {
         let mut row = status.row();
@@ -170,13 +171,30 @@ async fn judge(
         (changes, row.alarm.clone())
     };
     for change in &changes {
-        let count = alarm.run_length(*change);
-        let event = event_of(target, *change, observation, count);
+        let mut event = event_of(target, *change, observation, alarm.run_length(*change));
+        if let (Some(flap), Transition::Flapping | Transition::FlappingStopped) =
+            (target.flap, change)
+        {
+            event.count = alarm.changes_within(flap.window, observation.at);
+            let window = humantime::format_duration(flap.window);
+            event.detail = if *change == Transition::Flapping {
+                format!(
+                    "{} raises and clears within {window}: actions held until it is stable; last check: {}",
+                    event.count, event.detail
+                )
+            } else {
+                let stands = if alarm.raised { "raised" } else { "clear" };
+                format!(
+                    "{} raises and clears within the last {window}; the alarm stands {stands}",
+                    event.count
+                )
+            };
+        }
         let id = record(shared, event.clone()).await;
         let command = match change {
             Transition::Raise => target.on_raise.as_ref(),
             Transition::Clear => target.on_clear.as_ref(),
-            Transition::Pause => None,
+            Transition::Pause | Transition::Flapping | Transition::FlappingStopped => None,
         };
         if let Some(command) = command {
             shared.actions.submit(Pending {

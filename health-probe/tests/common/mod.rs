@@ -6,6 +6,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+pub mod watcher;
+
 pub const PROBE: &str = env!("CARGO_BIN_EXE_health-probe");
 
 /// Runs the probe with `args`; its output and how long it took.

@@ -131,6 +131,8 @@ pub struct Common {
     pub on_raise: Option<String>,
     pub on_clear: Option<String>,
     pub action_timeout: Option<Spanned<Dur>>,
+    pub flap_changes: Option<Spanned<u32>>,
+    pub flap_window: Option<Spanned<Dur>>,
 }
 
 impl Common {
@@ -151,6 +153,14 @@ impl Common {
                 .action_timeout
                 .clone()
                 .or_else(|| defaults.action_timeout.clone()),
+            flap_changes: self
+                .flap_changes
+                .clone()
+                .or_else(|| defaults.flap_changes.clone()),
+            flap_window: self
+                .flap_window
+                .clone()
+                .or_else(|| defaults.flap_window.clone()),
         }
     }
 }
@@ -190,6 +200,8 @@ pub struct RawTarget {
     pub on_raise: Option<String>,
     pub on_clear: Option<String>,
     pub action_timeout: Option<Spanned<Dur>>,
+    pub flap_changes: Option<Spanned<u32>>,
+    pub flap_window: Option<Spanned<Dur>>,
 }
 
 impl RawTarget {
@@ -204,6 +216,8 @@ impl RawTarget {
             on_raise: self.on_raise.clone(),
             on_clear: self.on_clear.clone(),
             action_timeout: self.action_timeout.clone(),
+            flap_changes: self.flap_changes.clone(),
+            flap_window: self.flap_window.clone(),
         }
     }
 
@@ -218,6 +232,8 @@ impl RawTarget {
             on_raise: None,
             on_clear: None,
             action_timeout: None,
+            flap_changes: None,
+            flap_window: None,
             ..self.clone()
         }
     }
@@ -263,6 +279,8 @@ pub struct Target {
     pub on_raise: Option<String>,
     pub on_clear: Option<String>,
     pub action_timeout: Duration,
+    /// Flap detection; `None` when `flap_changes = 0`.
+    pub flap: Option<super::alarm::Flap>,
     /// The target as written (see [`Target::same_as`]).
     pub written: RawTarget,
 }
@@ -282,6 +300,7 @@ impl Target {
                 t.on_raise.clone(),
                 t.on_clear.clone(),
                 t.action_timeout,
+                t.flap,
             )
         };
         self.written.check_only() == other.written.check_only() && settings(self) == settings(other)
@@ -308,6 +327,10 @@ const DEFAULT_FALL: u32 = 2;
 const DEFAULT_RISE: u32 = 2;
 const DEFAULT_PAUSE_AFTER_ERRORS: u32 = 4;
 const DEFAULT_ACTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// Flapping: more than this many raises and clears ...
+pub const DEFAULT_FLAP_CHANGES: u32 = 6;
+/// ... within this long.
+pub const DEFAULT_FLAP_WINDOW: Duration = Duration::from_secs(600);
 const DEFAULT_MAX_IN_FLIGHT: u32 = 256;
 const DEFAULT_KEEP_HISTORY: Duration = Duration::from_secs(400 * 86_400);
 

@@ -208,6 +208,30 @@ impl<'a> Validator<'a> {
             Duration::from_millis(10),
             Duration::from_secs(3600),
         );
+        let flap_changes = self.count(
+            &common.flap_changes,
+            DEFAULT_FLAP_CHANGES,
+            "flap_changes",
+            0,
+        );
+        if flap_changes == 1 {
+            let at = common
+                .flap_changes
+                .as_ref()
+                .map_or(span.clone(), |s| s.span());
+            self.error(at, "flap_changes must be 0 (off) or 2 to 1000");
+        }
+        let flap_window = self.duration(
+            &common.flap_window,
+            DEFAULT_FLAP_WINDOW,
+            "flap_window",
+            Duration::from_secs(10),
+            Duration::from_secs(86_400),
+        );
+        let flap = (flap_changes > 0).then_some(super::super::alarm::Flap {
+            changes: flap_changes,
+            window: flap_window,
+        });
         for (cmd, key) in [
             (&common.on_raise, "on_raise"),
             (&common.on_clear, "on_clear"),
@@ -406,6 +430,7 @@ impl<'a> Validator<'a> {
             fall,
             rise,
             pause_after_errors,
+            flap,
             on_raise: common.on_raise,
             on_clear: common.on_clear,
             action_timeout,

@@ -12,16 +12,12 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection};
-use tokio::sync::{mpsc, oneshot};
+
+mod writer;
+pub use writer::{Found, Health, Store};
 
 /// Schema version in `PRAGMA user_version`.
 const SCHEMA_VERSION: i64 = 1;
-
-/// Most operations queued for the writer thread; senders wait beyond it.
-const QUEUE: usize = 4096;
-
-/// Most rows written in one transaction.
-const BATCH: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -58,7 +54,9 @@ pub struct EventRecord {
     pub target: String,
     pub kind: &'static str,
     pub addr: String,
-    /// `raise`, `clear`, `pause`, `resume` or `removed`.
+    /// `raise`, `clear`, `pause`, `resume`, `removed`, `flapping`,
+    /// `flapping-stopped`, or `carried` (an alarm open when the database
+    /// was recreated, at the time it was raised).
     pub event: &'static str,
     pub class: Option<&'static str>,
     pub reason: Option<&'static str>,
@@ -106,7 +104,7 @@ pub struct HistoryRow {
     pub action_ms: Option<i64>,
 }
 
-fn ms(t: SystemTime) -> i64 {
+pub(crate) fn ms(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
@@ -233,6 +231,11 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
              output TEXT NOT NULL
          );
          CREATE INDEX IF NOT EXISTS actions_by_event ON actions(event_id);
+         CREATE TABLE IF NOT EXISTS watcher (
+             id INTEGER PRIMARY KEY CHECK (id = 1),
+             pid INTEGER NOT NULL,
+             seen_ms INTEGER NOT NULL
+         );
          PRAGMA user_version = 1;
          COMMIT;",
     )
@@ -317,13 +320,15 @@ pub struct Restored {
     pub open_alarms: HashMap<String, SystemTime>,
     /// Alarms ever raised, per target.
     pub raised: HashMap<String, u64>,
+    /// Targets that were flapping when the watcher stopped.
+    pub flapping: std::collections::HashSet<String>,
 }
 
 pub fn restore(conn: &Connection) -> Result<Restored, StoreError> {
     let mut out = Restored::default();
     let mut stmt = conn.prepare(
         "SELECT target, event, time_ms FROM events WHERE id IN (
-             SELECT max(id) FROM events WHERE event IN ('raise', 'clear', 'removed')
+             SELECT max(id) FROM events WHERE event IN ('raise', 'carried', 'clear', 'removed')
              GROUP BY target)",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -335,9 +340,18 @@ pub fn restore(conn: &Connection) -> Result<Restored, StoreError> {
     })?;
     for row in rows {
         let (target, event, time) = row?;
-        if event == "raise" {
+        if event == "raise" || event == "carried" {
             out.open_alarms.insert(target, from_ms(time));
         }
+    }
+    let mut stmt = conn.prepare(
+        "SELECT target FROM events WHERE event = 'flapping' AND id IN (
+             SELECT max(id) FROM events
+             WHERE event IN ('flapping', 'flapping-stopped', 'removed')
+             GROUP BY target)",
+    )?;
+    for target in stmt.query_map([], |r| r.get::<_, String>(0))? {
+        out.flapping.insert(target?);
     }
     let mut stmt =
         conn.prepare("SELECT target, count(*) FROM events WHERE event = 'raise' GROUP BY target")?;
@@ -359,7 +373,7 @@ pub fn prune(conn: &Connection, before: SystemTime) -> Result<usize, StoreError>
     Ok(conn.execute("DELETE FROM events WHERE time_ms < ?1", [cut])?)
 }
 
-fn insert_event(conn: &Connection, e: &EventRecord) -> Result<i64, rusqlite::Error> {
+pub(crate) fn insert_event(conn: &Connection, e: &EventRecord) -> Result<i64, rusqlite::Error> {
     conn.prepare_cached(
         "INSERT INTO events (time_ms, target, kind, addr, event, class, reason, detail, rtt_us, count)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -379,7 +393,7 @@ fn insert_event(conn: &Connection, e: &EventRecord) -> Result<i64, rusqlite::Err
     Ok(conn.last_insert_rowid())
 }
 
-fn insert_action(conn: &Connection, a: &ActionRecord) -> Result<(), rusqlite::Error> {
+pub(crate) fn insert_action(conn: &Connection, a: &ActionRecord) -> Result<(), rusqlite::Error> {
     conn.prepare_cached(
         "INSERT INTO actions (event_id, command, started_ms, duration_ms, outcome, exit_code, output)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -408,7 +422,7 @@ pub fn history(
                 e.detail, e.rtt_us, e.count,
                 CASE WHEN e.event = 'clear' THEN
                     (SELECT r.time_ms FROM events r
-                     WHERE r.target = e.target AND r.event = 'raise' AND r.id < e.id
+                     WHERE r.target = e.target AND r.event IN ('raise', 'carried') AND r.id < e.id
                      ORDER BY r.id DESC LIMIT 1)
                 END,
                 a.command, a.outcome, a.exit_code, a.duration_ms
@@ -441,109 +455,6 @@ pub fn history(
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
-}
-
-enum Op {
-    Event(EventRecord, oneshot::Sender<Option<i64>>),
-    Action(ActionRecord),
-    Prune(SystemTime),
-    Flush(oneshot::Sender<()>),
-}
-
-/// The writer thread's queue.
-#[derive(Clone)]
-pub struct Store {
-    tx: mpsc::Sender<Op>,
-}
-
-impl Store {
-    /// Starts the writer thread on `conn`. `on_error` hears of every failed
-    /// write (the watch goes on; the event is still printed).
-    pub fn spawn(
-        conn: Connection,
-        on_error: impl Fn(String) + Send + 'static,
-    ) -> std::io::Result<Store> {
-        let (tx, mut rx) = mpsc::channel::<Op>(QUEUE);
-        std::thread::Builder::new()
-            .name("history".into())
-            .spawn(move || {
-                let mut batch = Vec::with_capacity(BATCH);
-                while let Some(op) = rx.blocking_recv() {
-                    batch.push(op);
-                    while batch.len() < BATCH {
-                        match rx.try_recv() {
-                            Ok(op) => batch.push(op),
-                            Err(_) => break,
-                        }
-                    }
-                    if let Err(e) = write_batch(&conn, &mut batch) {
-                        on_error(format!("cannot record history: {e}"));
-                    }
-                }
-            })?;
-        Ok(Store { tx })
-    }
-
-    /// Records an event; its id once written, `None` if writing failed.
-    pub async fn event(&self, e: EventRecord) -> Option<i64> {
-        let (tx, rx) = oneshot::channel();
-        self.tx.send(Op::Event(e, tx)).await.ok()?;
-        rx.await.ok().flatten()
-    }
-
-    pub async fn action(&self, a: ActionRecord) {
-        let _ = self.tx.send(Op::Action(a)).await;
-    }
-
-    pub async fn prune(&self, before: SystemTime) {
-        let _ = self.tx.send(Op::Prune(before)).await;
-    }
-
-    /// Waits until everything queued before it is written.
-    pub async fn flush(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Op::Flush(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
-    }
-}
-
-/// Writes `batch` in one transaction; each event learns its id.
-fn write_batch(conn: &Connection, batch: &mut Vec<Op>) -> Result<(), rusqlite::Error> {
-    let tx = conn.unchecked_transaction()?;
-    let mut ids = Vec::new();
-    let mut flushed = Vec::new();
-    let mut result = Ok(());
-    for op in batch.drain(..) {
-        match op {
-            Op::Event(e, reply) => match insert_event(&tx, &e) {
-                Ok(id) => ids.push((reply, Some(id))),
-                Err(err) => {
-                    ids.push((reply, None));
-                    result = Err(err);
-                }
-            },
-            Op::Action(a) => {
-                if let Err(err) = insert_action(&tx, &a) {
-                    result = Err(err);
-                }
-            }
-            Op::Prune(before) => {
-                if let Err(StoreError::Sql(err)) = prune(&tx, before) {
-                    result = Err(err);
-                }
-            }
-            Op::Flush(done) => flushed.push(done),
-        }
-    }
-    let committed = tx.commit();
-    for (reply, id) in ids {
-        let _ = reply.send(id.filter(|_| committed.is_ok()));
-    }
-    for done in flushed {
-        let _ = done.send(());
-    }
-    committed.and(result)
 }
 
 #[cfg(test)]
@@ -588,6 +499,9 @@ mod tests {
             insert_event(&conn, &event("a", "clear", 61_000)).unwrap();
             insert_event(&conn, &event("c", "raise", 3_000)).unwrap();
             insert_event(&conn, &event("c", "removed", 4_000)).unwrap();
+            insert_event(&conn, &event("d", "flapping", 5_000)).unwrap();
+            insert_event(&conn, &event("e", "flapping", 5_000)).unwrap();
+            insert_event(&conn, &event("e", "flapping-stopped", 6_000)).unwrap();
             insert_action(
                 &conn,
                 &ActionRecord {
@@ -607,14 +521,15 @@ mod tests {
         assert_eq!(r.open_alarms.keys().collect::<Vec<_>>(), ["b"]);
         assert_eq!(r.open_alarms["b"], from_ms(2_000));
         assert_eq!(r.raised["a"], 1);
+        assert_eq!(r.flapping.iter().collect::<Vec<_>>(), ["d"]);
         let h = history(&conn, from_ms(0), Some("a")).unwrap();
         assert_eq!(h.len(), 2);
         assert_eq!(h[0].action_outcome.as_deref(), Some("ok"));
         assert_eq!(h[1].alarm_secs, Some(60.0));
         assert_eq!(h[0].rtt_ms, Some(1.5));
-        assert_eq!(history(&conn, from_ms(2_500), None).unwrap().len(), 3);
+        assert_eq!(history(&conn, from_ms(2_500), None).unwrap().len(), 6);
         assert_eq!(prune(&conn, from_ms(2_500)).unwrap(), 2);
-        assert_eq!(history(&conn, from_ms(0), None).unwrap().len(), 3);
+        assert_eq!(history(&conn, from_ms(0), None).unwrap().len(), 6);
         assert_eq!(last_event(&conn, "c").unwrap().as_deref(), Some("removed"));
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -1,0 +1,213 @@
+//! The watcher's history database under trouble: a second watcher on it,
+//! an operator who may only read it, deleted while the watcher runs, a
+//! disk that fills up.
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+mod common;
+use common::watcher::{report_json, Watcher};
+use common::{watch_config, PROBE};
+
+#[test]
+fn a_second_watcher_on_the_same_database_refuses_naming_the_first() {
+    let up = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = up.local_addr().unwrap().to_string();
+    let (dir, config) = watch_config(
+        "trust-two",
+        &format!(
+            "[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"{addr}\"\ninterval = \"200ms\"\n"
+        ),
+    );
+    let first = Watcher::start(&config);
+    let mut seen = Vec::new();
+    first.wait_for(&mut seen, Duration::from_secs(10), |v| {
+        v["event"] == "start"
+    });
+    let second = Command::new(PROBE)
+        .arg("watch")
+        .arg(&config)
+        .arg("--plain")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("in use by another watcher")
+            && err.contains(&format!("pid {}", first.child.id())),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // The first goes on; once it is gone, the database is free again.
+    first.signal(libc::SIGTERM);
+    let (code, _, _) = first.wait_exit(&mut seen, Duration::from_secs(10));
+    assert_eq!(code, 0);
+    let third = Watcher::start(&config);
+    third.wait_for(&mut seen, Duration::from_secs(10), |v| {
+        v["event"] == "start"
+    });
+    third.signal(libc::SIGTERM);
+    assert_eq!(third.wait_exit(&mut seen, Duration::from_secs(10)).0, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn report_reads_a_running_watchers_database_without_write_access() {
+    let (dir, config) = watch_config(
+        "trust-ro",
+        "[[target]]\nname = \"down\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\ninterval = \"100ms\"\nfall = 1\non_raise = \"true\"\n",
+    );
+    let db = dir.join("watch.db");
+    let w = Watcher::start(&config);
+    let mut seen = Vec::new();
+    w.wait_for(&mut seen, Duration::from_secs(10), |v| {
+        v["event"] == "action"
+    });
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut report = Command::new(PROBE);
+    report
+        .args(["report", "--format", "json", "--database"])
+        .arg(&db);
+    if root {
+        // As an operator who may read the database and its folder, and
+        // write neither.
+        use std::os::unix::process::CommandExt;
+        report.uid(65534).gid(65534);
+    }
+    let out = report.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(rows
+        .iter()
+        .any(|r| r["event"] == "raise" && r["action_outcome"] == "ok"));
+    w.signal(libc::SIGTERM);
+    assert_eq!(w.wait_exit(&mut seen, Duration::from_secs(10)).0, 0);
+    // Once the watcher is gone (its WAL files with it), too.
+    let out = report.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_deleted_database_is_noticed_and_recreated_with_its_open_alarms() {
+    let (dir, config) = watch_config(
+        "db-deleted",
+        "[[target]]\nname = \"down\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\ninterval = \"100ms\"\nfall = 1\non_raise = \"true\"\n",
+    );
+    let db = dir.join("watch.db");
+    let w = Watcher::start(&config);
+    let mut seen = Vec::new();
+    w.wait_for(&mut seen, Duration::from_secs(10), |v| {
+        v["event"] == "action"
+    });
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    // Within a minute (every 10 s, in fact): an error, and a new database
+    // that knows the open alarm.
+    w.wait_for(&mut seen, Duration::from_secs(30), |v| {
+        v["event"] == "error" && v["message"].as_str().unwrap_or("").contains("was deleted")
+    });
+    w.wait_for(&mut seen, Duration::from_secs(5), |v| {
+        v["event"] == "carried"
+    });
+    w.signal(libc::SIGTERM);
+    let (code, _, err) = w.wait_exit(&mut seen, Duration::from_secs(10));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("health-probe: error: the history database"),
+        "{err}"
+    );
+    let history = report_json(&db);
+    assert_eq!(history[0]["event"], "carried", "{history:#?}");
+    // A restart finds the alarm open: no second raise, no second action.
+    let w = Watcher::start(&config);
+    let mut seen = Vec::new();
+    w.wait_for(&mut seen, Duration::from_secs(10), |v| {
+        v["event"] == "start"
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    w.signal(libc::SIGTERM);
+    let (code, _, _) = w.wait_exit(&mut seen, Duration::from_secs(10));
+    assert_eq!(code, 0);
+    assert!(!seen.iter().any(|v| v["event"] == "raise"), "{seen:#?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_full_disk_is_an_error_the_watch_goes_on_and_recovery_is_told() {
+    // A 256 KiB tmpfs for the database, in a mount namespace of the
+    // watcher's own; its actions (same namespace) fill it and free it.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        eprintln!("SKIPPED: a mount namespace needs root");
+        return;
+    }
+    let free = TcpListener::bind("127.0.0.1:0").unwrap();
+    let free_addr = free.local_addr().unwrap().to_string();
+    drop(free);
+    let (dir, config) = watch_config("db-full", "");
+    let db_dir = dir.join("db");
+    std::fs::create_dir_all(&db_dir).unwrap();
+    let fill = db_dir.join("fill").display().to_string();
+    std::fs::write(
+        &config,
+        format!(
+            "database = \"{db}/watch.db\"\n\
+             [[target]]\nname = \"filler\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\ninterval = \"100ms\"\nfall = 1\n\
+             on_raise = \"dd if=/dev/zero of={fill} bs=4k count=1000 2>/dev/null; true\"\n\
+             [[target]]\nname = \"freer\"\nkind = \"tcp\"\naddr = \"{free_addr}\"\ninterval = \"100ms\"\nfall = 1\nrise = 1\n\
+             on_clear = \"rm -f {fill}\"\n",
+            db = db_dir.display()
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new("unshare");
+    command
+        .args(["--mount", "sh", "-c"])
+        .arg("mount -t tmpfs -o size=256k tmpfs \"$0\" && exec \"$@\"")
+        .arg(&db_dir)
+        .arg(PROBE)
+        .arg("watch")
+        .arg(&config);
+    let w = Watcher::spawn(command);
+    let mut seen = Vec::new();
+    w.wait_for(&mut seen, Duration::from_secs(30), |v| {
+        v["event"] == "error"
+            && v["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("cannot write the history")
+    });
+    // The watch goes on: the freer's recovery is seen, and its action
+    // frees the disk; writing resumes, and that is told.
+    let _listening = TcpListener::bind(&free_addr).unwrap();
+    w.wait_for(&mut seen, Duration::from_secs(10), |v| {
+        v["event"] == "clear" && v["target"] == "freer"
+    });
+    w.wait_for(&mut seen, Duration::from_secs(30), |v| {
+        v["event"] == "warning"
+            && v["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("can be written again")
+    });
+    w.signal(libc::SIGTERM);
+    let (code, _, err) = w.wait_exit(&mut seen, Duration::from_secs(10));
+    assert_eq!(code, 0, "{err}");
+    // Told once, not once per failed write.
+    let errors = seen.iter().filter(|v| v["event"] == "error").count();
+    assert_eq!(errors, 1, "{seen:#?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
