@@ -2,17 +2,18 @@
 # Builds the workspace in release and runs every benchmark against its peer,
 # printing the Markdown tables docs/BENCHMARKS.md records.
 #
-#   bench/run.sh            # probe cost, server load, watch at scale, connection snapshot, under attack, codec, a 3-minute soak
+#   bench/run.sh            # probe cost, server load, watch at scale, watch config at the maximum, connection snapshot, under attack, codec, a 3-minute soak
 #   SOAK_MINUTES=0 bench/run.sh   # skip the soak
 #
 # Peers come from Debian's packages: netcat-openbsd (nc -z) and
-# monitoring-plugins-basic (check_tcp), iproute2 (ss); tonic-health is built from crates.io.
+# monitoring-plugins-basic (check_tcp), iproute2 (ss), python3 (tomllib); tonic-health is built from crates.io.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 command -v nc >/dev/null || need+=(netcat-openbsd)
 [ -x /usr/lib/nagios/plugins/check_tcp ] || need+=(monitoring-plugins-basic)
 command -v ss >/dev/null || need+=(iproute2)
+command -v python3 >/dev/null || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
@@ -37,6 +38,10 @@ echo
 echo "## Watch at scale"
 echo
 target/release/watch_scale --targets "${WATCH_TARGETS:-10000}" --seconds "${WATCH_SECONDS:-20}"
+echo
+echo "## Watch config at the maximum"
+echo
+target/release/watch_config --targets "${WATCH_CONFIG_TARGETS:-100000}" --runs "${WATCH_CONFIG_RUNS:-3}"
 echo
 echo "## Connection snapshot"
 echo

@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures_util::future::join_all;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -50,7 +50,7 @@ use config::{Config, Target};
 use output::{Mode, Notice, Output, Row, Stats, Status};
 use signals::Signals;
 use store::{EventRecord, Store};
-use task::{record, Counters, Shared};
+use task::{record, Shared};
 
 /// How often old history is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -86,7 +86,7 @@ pub fn run(args: &WatchArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let mut signals = match Signals::install() {
             Ok(s) => s,
             Err(e) => return fail(&format!("cannot install signal handlers: {e}")),
@@ -106,7 +106,11 @@ pub fn run(args: &WatchArgs) -> ExitCode {
         };
         watcher.start(config, restored).await;
         watcher.serve(signals).await
-    })
+    });
+    // History is flushed and actions are done: a reload still parsing on
+    // a blocking thread (or a ping still waiting) is not waited for.
+    runtime.shutdown_background();
+    code
 }
 
 /// Each line of `message` on stderr; exit 1.
@@ -215,14 +219,13 @@ impl Watcher {
         Watcher {
             path: args.config.clone(),
             stats_every: args.stats,
-            shared: Arc::new(Shared {
+            shared: Arc::new(Shared::new(
                 output,
                 store,
                 actions,
-                limit: Arc::new(Semaphore::new(config.max_in_flight)),
-                counters: Counters::default(),
-                log_checks: args.log_checks,
-            }),
+                config.max_in_flight,
+                args.log_checks,
+            )),
             max_in_flight: config.max_in_flight,
             keep_history: config.keep_history,
             database: config.database.clone(),
@@ -241,11 +244,6 @@ impl Watcher {
             flapping,
             ..
         } = restored;
-        self.shared.output.notice(Notice::Started {
-            targets: config.targets.len(),
-            database: config.database.display().to_string(),
-            max_in_flight: config.max_in_flight,
-        });
         let names: HashSet<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
         let mut gone: Vec<&String> = open
             .keys()
@@ -266,6 +264,7 @@ impl Watcher {
         }))
         .await;
         let now = SystemTime::now();
+        let (count, database) = (config.targets.len(), config.database.display().to_string());
         for target in config.targets {
             let mut alarm = Alarm::new(open.get(&target.name).copied());
             if flapping.contains(&target.name) && target.flap.is_some() {
@@ -274,6 +273,12 @@ impl Watcher {
             self.launch(Arc::new(target), alarm);
         }
         self.publish();
+        // Said once every target runs.
+        self.shared.output.notice(Notice::Started {
+            targets: count,
+            database,
+            max_in_flight: self.max_in_flight,
+        });
     }
 
     /// Starts one target's task.
@@ -362,14 +367,9 @@ impl Watcher {
             }
         };
         let last = self.stats();
-        // Every target stops at its next wait; one in the middle of an
+        // No target starts an event from now on; one in the middle of an
         // event finishes recording it (bounded: a stop must not hang).
-        let stopping: Vec<Running> = self.running.drain().map(|(_, r)| r).collect();
-        let _ = tokio::time::timeout(
-            Duration::from_secs(1),
-            join_all(stopping.into_iter().map(Running::stop)),
-        )
-        .await;
+        self.shared.close(Duration::from_secs(1)).await;
         self.shared.actions.stop().await;
         self.shared.store.flush().await;
         drop(screen);

@@ -1,14 +1,18 @@
 //! One target's life: wait for its tick, take one of `max_in_flight`
 //! permits, check, judge, record, act; paused until resumed.
 //!
-//! A target is stopped (reload, removal, shutdown) through its
-//! [`CancellationToken`], never aborted: a stop is only heard while the
-//! task waits (for its tick, a permit, a check's answer or a resume). From
-//! the moment a check's result is in until its events are recorded,
-//! printed and their actions handed over, nothing interrupts it, so a
-//! reload never leaves an event without its notice or its action.
+//! A target is stopped (reload, removal) through its [`CancellationToken`],
+//! never aborted: a stop is only heard while the task waits (for its tick,
+//! a permit, a check's answer or a resume). From the moment a check's
+//! result is in until its events are recorded, printed and their actions
+//! handed over, nothing interrupts it, so a reload never leaves an event
+//! without its notice or its action.
+//!
+//! When the watcher stops, it does not wake 100,000 idle tasks to stop
+//! them one by one: it closes ([`Shared::close`]), which waits only for the
+//! tasks in the middle of an event, and no task starts a new one.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -40,6 +44,70 @@ pub struct Shared {
     pub limit: Arc<Semaphore>,
     pub counters: Counters,
     pub log_checks: bool,
+    /// Set when the watcher stops: no task starts an event after it.
+    pub closing: AtomicBool,
+    /// Tasks in the middle of an event, and word when one is done.
+    pub judging: AtomicUsize,
+    pub judged: Notify,
+}
+
+impl Shared {
+    pub fn new(
+        output: Arc<Output>,
+        store: Store,
+        actions: Arc<Actions>,
+        max_in_flight: usize,
+        log_checks: bool,
+    ) -> Shared {
+        Shared {
+            output,
+            store,
+            actions,
+            limit: Arc::new(Semaphore::new(max_in_flight)),
+            counters: Counters::default(),
+            log_checks,
+            closing: AtomicBool::new(false),
+            judging: AtomicUsize::new(0),
+            judged: Notify::new(),
+        }
+    }
+
+    /// Stops every target: none starts an event from now on, and those in
+    /// the middle of one finish it (waited for, at most `within`).
+    pub async fn close(&self, within: Duration) {
+        self.closing.store(true, Ordering::SeqCst);
+        let _ = tokio::time::timeout(within, async {
+            loop {
+                let done = self.judged.notified();
+                if self.judging.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                done.await;
+            }
+        })
+        .await;
+    }
+}
+
+/// One task in the middle of an event, counted out when dropped; `None`
+/// once the watcher is closing.
+struct Judging<'a>(&'a Shared);
+
+impl<'a> Judging<'a> {
+    fn enter(shared: &'a Shared) -> Option<Judging<'a>> {
+        // Counted in before looking at `closing`, so that `close` either
+        // sees this task or this task sees `closing`.
+        shared.judging.fetch_add(1, Ordering::SeqCst);
+        let me = Judging(shared);
+        (!shared.closing.load(Ordering::SeqCst)).then_some(me)
+    }
+}
+
+impl Drop for Judging<'_> {
+    fn drop(&mut self) {
+        self.0.judging.fetch_sub(1, Ordering::SeqCst);
+        self.0.judged.notify_waiters();
+    }
 }
 
 /// Records an event, then tells it; the id links its action.
@@ -78,13 +146,21 @@ pub async fn watch(
                 None => return,
             },
         };
-        // From here to the end of `judge`, a stop waits.
-        let paused = judge(&shared, &target, &status, &observation).await;
+        // From here to the end of `judge`, a stop waits. Boxed, as the
+        // check is: its state is only needed while it runs.
+        let Some(judging) = Judging::enter(&shared) else {
+            return;
+        };
+        let paused = Box::pin(judge(&shared, &target, &status, &observation)).await;
+        drop(judging);
         if paused {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = resume.notified() => {}
             }
+            let Some(_judging) = Judging::enter(&shared) else {
+                return;
+            };
             status.row().alarm.resume();
             let mut event = event_of(&target, Transition::Pause, &observation, 0);
             event.event = "resume";
@@ -113,7 +189,10 @@ async fn check_on_time(shared: &Shared, target: &Target, next: Instant) -> Optio
     c.max_lag_us
         .fetch_max(lag.as_micros() as u64, Ordering::Relaxed);
     let in_flight = InFlight::enter(&c.in_flight);
-    let observation = check::run(target).await;
+    // Boxed: a check's state (its socket, buffers, resolver) takes memory
+    // only while it runs, at most `max_in_flight` of them, rather than in
+    // each of 100,000 idle targets' tasks.
+    let observation = Box::pin(check::run(target)).await;
     drop((permit, in_flight));
     c.checks.fetch_add(1, Ordering::Relaxed);
     if observation.failed() {
