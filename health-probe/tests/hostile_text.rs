@@ -199,7 +199,7 @@ fn the_live_table_escapes_a_hostile_detail() {
 
 /// A detail with a NUL and 200 KiB of text never stops an action: the
 /// action sees it escaped and capped in `HEALTH_DETAIL`, runs, and its
-/// outcome is recorded; the history keeps the detail.
+/// outcome is recorded; the history keeps the detail, up to 4 KiB.
 #[test]
 fn a_hostile_detail_never_stops_an_action() {
     use health_proto::{LandmarkReply, Response};
@@ -272,10 +272,15 @@ fn a_hostile_detail_never_stops_an_action() {
     let raise = &events[0];
     assert_eq!(raise["event"], "raise");
     assert_eq!(raise["action_outcome"], "ok", "{raise}");
-    assert!(raise["detail"]
-        .as_str()
-        .unwrap()
-        .starts_with("fail: bad\0xxx"));
+    let stored = raise["detail"].as_str().unwrap();
+    assert!(stored.starts_with("fail: bad\0xxx"));
+    // The history keeps the text itself, up to its own cap: 4 KiB.
+    assert!(stored.len() < 4096 + 32, "{} bytes stored", stored.len());
+    assert!(
+        stored.ends_with("more bytes)"),
+        "{}",
+        &stored[stored.len() - 40..]
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
