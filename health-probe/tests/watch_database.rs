@@ -12,6 +12,30 @@ mod common;
 use common::watcher::{report_json, Watcher};
 use common::{watch_config, PROBE};
 
+/// A watcher of one closed port, once its alarm's action has run: the
+/// scratch folder, the config, the database, the watcher, what it printed.
+fn alarm_acted_on(
+    tag: &str,
+) -> (
+    std::path::PathBuf,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    Watcher,
+    Vec<Value>,
+) {
+    let (dir, config) = watch_config(
+        tag,
+        "[[target]]\nname = \"down\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\ninterval = \"100ms\"\nfall = 1\non_raise = \"true\"\n",
+    );
+    let db = dir.join("watch.db");
+    let w = Watcher::start(&config);
+    let mut seen = Vec::new();
+    w.wait_for(&mut seen, Duration::from_secs(10), |v| {
+        v["event"] == "action"
+    });
+    (dir, config, db, w, seen)
+}
+
 #[test]
 fn a_second_watcher_on_the_same_database_refuses_naming_the_first() {
     let up = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -56,16 +80,7 @@ fn a_second_watcher_on_the_same_database_refuses_naming_the_first() {
 
 #[test]
 fn report_reads_a_running_watchers_database_without_write_access() {
-    let (dir, config) = watch_config(
-        "trust-ro",
-        "[[target]]\nname = \"down\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\ninterval = \"100ms\"\nfall = 1\non_raise = \"true\"\n",
-    );
-    let db = dir.join("watch.db");
-    let w = Watcher::start(&config);
-    let mut seen = Vec::new();
-    w.wait_for(&mut seen, Duration::from_secs(10), |v| {
-        v["event"] == "action"
-    });
+    let (dir, _, db, w, mut seen) = alarm_acted_on("trust-ro");
     let root = unsafe { libc::geteuid() } == 0;
     let mut report = Command::new(PROBE);
     report
@@ -101,16 +116,7 @@ fn report_reads_a_running_watchers_database_without_write_access() {
 
 #[test]
 fn a_deleted_database_is_noticed_and_recreated_with_its_open_alarms() {
-    let (dir, config) = watch_config(
-        "db-deleted",
-        "[[target]]\nname = \"down\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\ninterval = \"100ms\"\nfall = 1\non_raise = \"true\"\n",
-    );
-    let db = dir.join("watch.db");
-    let w = Watcher::start(&config);
-    let mut seen = Vec::new();
-    w.wait_for(&mut seen, Duration::from_secs(10), |v| {
-        v["event"] == "action"
-    });
+    let (dir, config, db, w, mut seen) = alarm_acted_on("db-deleted");
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }

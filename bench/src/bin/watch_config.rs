@@ -47,29 +47,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let size = config_text.len();
 
     let check = median(args.runs, || {
-        let start = Instant::now();
-        let out = Command::new(&watcher)
-            .args(["watch", "--check-config"])
-            .arg(&config)
-            .output()?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).into_owned().into());
-        }
-        Ok(start.elapsed())
+        let mut c = Command::new(&watcher);
+        c.args(["watch", "--check-config"]).arg(&config);
+        timed(c)
     })?;
     let python = median(args.runs, || {
-        let start = Instant::now();
-        let out = Command::new("python3")
-            .args([
-                "-c",
-                "import sys, tomllib; tomllib.load(open(sys.argv[1], 'rb'))",
-            ])
-            .arg(&config)
-            .output()?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).into_owned().into());
-        }
-        Ok(start.elapsed())
+        let mut c = Command::new("python3");
+        c.args([
+            "-c",
+            "import sys, tomllib; tomllib.load(open(sys.argv[1], 'rb'))",
+        ])
+        .arg(&config);
+        timed(c)
     })?;
 
     let mut starts = Vec::new();
@@ -163,6 +152,16 @@ fn write_config(
     }
     std::fs::write(config, &text)?;
     Ok(text)
+}
+
+/// How long `command` takes to succeed.
+fn timed(mut command: Command) -> Result<Duration, Box<dyn std::error::Error>> {
+    let start = Instant::now();
+    let out = command.output()?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned().into());
+    }
+    Ok(start.elapsed())
 }
 
 fn median(

@@ -194,15 +194,7 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
         .map_err(open_err)?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(open_err)?;
-    let version: i64 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .map_err(open_err)?;
-    if version > SCHEMA_VERSION {
-        return Err(StoreError::Newer {
-            path: shown,
-            found: version,
-        });
-    }
+    schema_version(&conn, &shown)?;
     conn.execute_batch(
         "BEGIN;
          CREATE TABLE IF NOT EXISTS events (
@@ -276,19 +268,28 @@ pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
         }
         Err(e) => return Err(open_err(e)),
     };
-    let version: i64 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .map_err(open_err)?;
-    if version > SCHEMA_VERSION {
-        return Err(StoreError::Newer {
-            path: shown,
-            found: version,
-        });
-    }
-    if version == 0 {
+    if schema_version(&conn, &shown)? == 0 {
         return Err(StoreError::NotHistory { path: shown });
     }
     Ok(conn)
+}
+
+/// The schema version in `PRAGMA user_version` (0: none yet); one newer
+/// than this health-probe knows is an error.
+fn schema_version(conn: &Connection, shown: &str) -> Result<i64, StoreError> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|source| StoreError::Open {
+            path: shown.to_string(),
+            source,
+        })?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Newer {
+            path: shown.to_string(),
+            found: version,
+        });
+    }
+    Ok(version)
 }
 
 /// No watcher's files beside the database: no `-wal`, no `-shm`.
