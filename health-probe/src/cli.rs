@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+pub use crate::payload::Payload;
 use clap::{Parser, Subcommand};
 use health_proto::{Grouping, State, TcpState};
 
@@ -505,12 +506,8 @@ pub struct ModeArgs {
     pub quiet: bool,
 }
 
-/// Bytes given on the command line with escapes resolved.
-#[derive(Debug, Clone)]
-pub struct Payload(pub Vec<u8>);
-
 fn parse_payload(s: &str) -> Result<Payload, String> {
-    crate::tcp::unescape(s).map(Payload)
+    Payload::parse(s)
 }
 
 /// Byte-oriented and ASCII-only (`\w`, `\d`, `.` over bytes): banners are

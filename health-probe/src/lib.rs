@@ -15,11 +15,17 @@
 //! The one-shot flow is one-way, as in ripgrep: parse the command line
 //! ([`cli`]), run one probe under one deadline ([`probe`]), turn the
 //! outcome into a [`verdict::Verdict`], and print it and pick the exit
-//! code in one place ([`report`]).
+//! code in one place ([`report`]). Shared by every check kind: the outcome
+//! classes ([`outcome`]), why a check got no answer ([`error`]), the one
+//! address a check tests ([`target`]), bytes written with escapes
+//! ([`payload`]) and untrusted text on its way to a terminal ([`text`]).
 
 pub mod cli;
 pub mod connections;
 pub mod duration;
+pub mod error;
+pub mod outcome;
+pub mod payload;
 pub mod ping;
 pub mod probe;
 pub mod report;

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::cli::PingArgs;
+use crate::outcome::{Class, Speed};
 use crate::probe::ProbeError;
 use crate::target;
-use crate::tcp::{Class, Speed};
 
 /// Payload of each echo request: recognisable in a capture.
 const PAYLOAD: &[u8; 24] = b"landmark health-probe   ";

@@ -7,8 +7,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use health_proto::blocking::{read_frame, write_frame};
-use health_proto::{CheckRequest, ErrorReply, Frame, MessageType, ProtoError, Request, Response};
+use health_proto::{CheckRequest, ErrorReply, Frame, MessageType, Request, Response};
 
+use crate::error::io_error;
+pub use crate::error::ProbeError;
 use crate::target;
 
 /// Largest reply payload the probe accepts: well above the server's 64 KiB
@@ -21,47 +23,6 @@ pub struct ProbeSpec<'a> {
     pub component: Option<&'a str>,
     pub timeout: Duration,
     pub family: crate::target::Family,
-}
-
-/// Why a probe got no usable landmark. Each has a failure class, printed on
-/// stderr and in `--json`, and documented in the README.
-#[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
-    #[error("{0}")]
-    Usage(String),
-    #[error("cannot resolve {host}: {reason}")]
-    Dns { host: String, reason: String },
-    #[error("connection refused")]
-    Refused,
-    #[error("no {stage} within {timeout}")]
-    Timeout {
-        stage: &'static str,
-        timeout: String,
-    },
-    #[error("connection {0}")]
-    Reset(&'static str),
-    #[error("{0}")]
-    Network(io::Error),
-    #[error("malformed reply: {0}")]
-    Protocol(String),
-    #[error("server answered error {name}: {message}")]
-    Server { name: String, message: String },
-}
-
-impl ProbeError {
-    /// The failure class: a stable word for scripts and log searches.
-    pub fn class(&self) -> &'static str {
-        match self {
-            ProbeError::Usage(_) => "usage",
-            ProbeError::Dns { .. } => "dns",
-            ProbeError::Refused => "refused",
-            ProbeError::Timeout { .. } => "timeout",
-            ProbeError::Reset(_) => "reset",
-            ProbeError::Network(_) => "network",
-            ProbeError::Protocol(_) => "protocol",
-            ProbeError::Server { .. } => "server-error",
-        }
-    }
 }
 
 /// The result of one probe.
@@ -201,26 +162,6 @@ pub(crate) fn connect_error(e: io::Error, timeout: &str) -> ProbeError {
         },
         ErrorKind::ConnectionReset => ProbeError::Reset("reset by peer"),
         _ => ProbeError::Network(e),
-    }
-}
-
-pub(crate) fn io_error(e: ProtoError, stage: &'static str, timeout: &str) -> ProbeError {
-    match e {
-        ProtoError::Io(e) => match e.kind() {
-            ErrorKind::TimedOut | ErrorKind::WouldBlock => ProbeError::Timeout {
-                stage,
-                timeout: timeout.to_string(),
-            },
-            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
-                ProbeError::Reset("reset by peer")
-            }
-            _ => ProbeError::Network(e),
-        },
-        ProtoError::Closed => ProbeError::Reset("closed by peer before replying"),
-        ProtoError::Truncated { got, needed } => ProbeError::Protocol(format!(
-            "connection closed after {got} of {needed} bytes of the reply"
-        )),
-        other => ProbeError::Protocol(other.to_string()),
     }
 }
 

@@ -6,8 +6,9 @@ use std::io::Write;
 use serde_json::json;
 
 use crate::cli::{Cli, PingArgs, TcpArgs};
+use crate::outcome::{Class, Speed};
 use crate::ping::PingOutcome;
-use crate::tcp::{Class, Speed, TcpOutcome};
+use crate::tcp::TcpOutcome;
 use crate::text::{quoted, shown};
 use crate::verdict::Verdict;
 

@@ -21,7 +21,7 @@ use std::net::{IpAddr, SocketAddr, SocketAddrV6, ToSocketAddrs};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use crate::probe::ProbeError;
+use crate::error::ProbeError;
 
 /// Which address family a check tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

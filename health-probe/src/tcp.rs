@@ -17,31 +17,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::cli::TcpArgs;
+pub use crate::outcome::{Class, Speed};
 use crate::probe::{self, ProbeError};
 use crate::target;
 
 /// Most bytes of the peer's answer read while looking for a match.
 pub const MAX_ANSWER: usize = 16 * 1024;
-
-/// The four outcome classes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
-    Ok,
-    Err,
-    Ng,
-    Wr,
-}
-
-impl Class {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Class::Ok => "OK",
-            Class::Err => "ERR",
-            Class::Ng => "NG",
-            Class::Wr => "WR",
-        }
-    }
-}
 
 /// What one TCP check found.
 #[derive(Debug)]
@@ -59,34 +40,6 @@ pub struct TcpOutcome {
     pub answer: Vec<u8>,
     /// From start to verdict.
     pub elapsed: Duration,
-}
-
-/// Response-time status against `--warn` / `--crit`, for OK outcomes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Speed {
-    Fine,
-    OverWarn,
-    OverCrit,
-}
-
-impl Speed {
-    /// `time` against the `--warn` / `--crit` thresholds; no time, no verdict.
-    pub fn of(time: Option<Duration>, warn: Option<Duration>, crit: Option<Duration>) -> Speed {
-        match (time, warn, crit) {
-            (Some(t), _, Some(c)) if t > c => Speed::OverCrit,
-            (Some(t), Some(w), _) if t > w => Speed::OverWarn,
-            _ => Speed::Fine,
-        }
-    }
-
-    /// The word printed as `slow=...` and in JSON.
-    pub fn label(self) -> Option<&'static str> {
-        match self {
-            Speed::OverCrit => Some("crit"),
-            Speed::OverWarn => Some("warn"),
-            Speed::Fine => None,
-        }
-    }
 }
 
 impl TcpOutcome {
@@ -292,41 +245,9 @@ pub(crate) fn is_unreachable(e: &io::Error) -> bool {
     )
 }
 
-/// Parses `--send` / `--expect-banner` text: `\r`, `\n`, `\t` and `\\` are
-/// escapes; any other backslash sequence is an error, so a typo is not sent.
-pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            let mut buf = [0u8; 4];
-            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            continue;
-        }
-        match chars.next() {
-            Some('r') => out.push(b'\r'),
-            Some('n') => out.push(b'\n'),
-            Some('t') => out.push(b'\t'),
-            Some('\\') => out.push(b'\\'),
-            Some(other) => return Err(format!("unknown escape \\{other} (use \\r \\n \\t \\\\)")),
-            None => return Err("trailing backslash (use \\\\ for one)".into()),
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes() {
-        assert_eq!(unescape(r"PING\r\n").unwrap(), b"PING\r\n");
-        assert_eq!(unescape(r"a\tb\\c").unwrap(), b"a\tb\\c");
-        assert_eq!(unescape("é").unwrap(), "é".as_bytes());
-        assert!(unescape(r"\x41").is_err());
-        assert!(unescape("a\\").is_err());
-    }
 
     #[test]
     fn banner_matches_anywhere_in_the_answer() {

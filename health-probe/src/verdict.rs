@@ -3,8 +3,8 @@
 use health_proto::LandmarkReply;
 
 use crate::cli::Cli;
+use crate::outcome::{Class, Speed};
 use crate::probe::{Outcome, ProbeError};
-use crate::tcp::{Class, Speed};
 
 /// The probe's decision.
 pub struct Verdict {

@@ -22,7 +22,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::admission::Slot;
-use crate::connection::Context;
+use crate::context::{evict, Context};
 
 /// Longest description after `#`: HAProxy shows it on the stats page.
 const MAX_DESCRIPTION: usize = 200;
@@ -30,15 +30,10 @@ const MAX_DESCRIPTION: usize = 200;
 /// Answers one agent connection. HAProxy's agent says nothing, so the
 /// connection arrives idle; it is busy (never evicted) from here on, for
 /// at most the answer deadline plus the write timeout.
-pub(crate) async fn serve_agent(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    ctx: &Context,
-    mut slot: Slot,
-) {
+pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr, ctx: &Context, mut slot: Slot) {
     if !slot.busy() {
         // Evicted before it could be answered.
-        crate::connection::evict(&stream, peer);
+        evict(&stream, peer);
         return;
     }
     let line = match ctx.check(None).await {

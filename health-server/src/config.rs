@@ -6,8 +6,6 @@ use std::time::Duration;
 use health_proto::DEFAULT_MAX_PAYLOAD;
 use ipnet::IpNet;
 
-use crate::{HealthServer, LandmarkRx, ServerError};
-
 /// Default bind address: every IPv4 interface, port 9100.
 pub const DEFAULT_BIND: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 9100);
@@ -190,15 +188,5 @@ impl Builder {
     pub fn connections(mut self, cfg: crate::connections::Config) -> Builder {
         self.connections = Some(cfg);
         self
-    }
-
-    /// Binds the listener and starts serving checks answered from `state_rx`.
-    ///
-    /// Inside a tokio runtime the server runs as tasks on it; without one it
-    /// starts its own single-threaded runtime on a background thread named
-    /// `health-server`. Binding happens before this returns, so an address
-    /// in use is reported here.
-    pub fn spawn(self, state_rx: LandmarkRx) -> Result<HealthServer, ServerError> {
-        crate::server::spawn(self, state_rx)
     }
 }

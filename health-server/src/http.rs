@@ -16,55 +16,38 @@
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
-use futures_util::FutureExt;
 use health_proto::{ErrorCode, State};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::admission::Slot;
-use crate::connection::{evict, Context};
+use crate::context::{evict, read_while_idle, Context, Waited};
 
 /// Largest request head accepted (request line and headers).
 pub(crate) const MAX_HEAD: usize = 8 * 1024;
 /// Most headers parsed; more is a 431.
 const MAX_HEADERS: usize = 32;
 
-pub(crate) async fn serve_http(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    ctx: &Context,
-    mut slot: Slot,
-) {
+/// Serves one HTTP request on `stream`, then closes it.
+pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr, ctx: &Context, mut slot: Slot) {
     let mut buf = BytesMut::with_capacity(1024);
-    // A request already received is answered without the connection ever
-    // being idle (evictable); otherwise it is idle while it waits.
-    let head = match read_head(&mut stream, &mut buf).now_or_never() {
-        Some(head) => Ok(head),
-        None => {
-            slot.idle();
-            tokio::select! {
-                _ = slot.evicted() => {
-                    evict(&stream, peer);
-                    return;
-                }
-                head = tokio::time::timeout(ctx.conn.read_timeout, read_head(&mut stream, &mut buf)) => head,
-            }
-        }
-    };
-    if !slot.busy() {
-        evict(&stream, peer);
-        return;
-    }
-    let head = match head {
-        Ok(Ok(head)) => head,
-        Ok(Err(status)) => {
+    let read = read_head(&mut stream, &mut buf);
+    let waited = read_while_idle(&mut slot, read, ctx.conn.read_timeout, &ctx.shared.token).await;
+    let head = match waited {
+        Waited::Ready(Ok(head)) => head,
+        Waited::Ready(Err(status)) => {
             respond(&mut stream, peer, ctx, status, b"", &error_body(status.1)).await;
             return;
         }
-        Err(_) => {
+        Waited::Evicted => {
+            evict(&stream, peer);
+            return;
+        }
+        Waited::TimedOut => {
             tracing::debug!(%peer, "closing HTTP health connection: no request within the read timeout");
             return;
         }
+        Waited::Shutdown => return,
     };
     let (status, body) = answer(&head, ctx).await;
     respond(&mut stream, peer, ctx, status, &head.method, &body).await;

@@ -21,23 +21,27 @@
 //!
 //! Modules follow `docs/PROTOCOL.md` section 8: [`source`] is how the main
 //! thread's landmarks reach the server (asked or published), `ask` bounds and
-//! shares the asking, `admission` decides which connections are held when
-//! peers try to hold them all, `server` accepts within its limits, `connection` speaks the
-//! native protocol with deadlines, `agent` and `http` speak HAProxy's
-//! agent-check and HTTP from the same landmark, and [`HealthServer`] is the
-//! running endpoint.
+//! shares the asking, `context` is the check every protocol shares,
+//! `admission` decides which connections are held when peers try to hold
+//! them all, `server` accepts within its limits, `native` speaks the native
+//! protocol with deadlines, `agent` and `http` speak HAProxy's agent-check
+//! and HTTP from the same landmark, and [`HealthServer`] (`health_server`)
+//! is the running endpoint. A new balancer language is one file beside
+//! `agent` and `http`, a `Protocol` variant in `context` and one line in
+//! [`Builder`].
 
 mod admission;
 mod agent;
 mod ask;
 mod config;
-mod connection;
 pub mod connections;
+mod context;
 mod error;
 #[doc(hidden)]
 pub mod fuzz;
-mod handle;
+mod health_server;
 mod http;
+mod native;
 mod server;
 pub mod source;
 
@@ -47,8 +51,8 @@ pub use config::{
     DEFAULT_WRITE_TIMEOUT,
 };
 pub use error::ServerError;
-pub use handle::HealthServer;
 pub use health_proto::{Component, Landmark, State, TcpState, Weight};
+pub use health_server::HealthServer;
 pub use source::{channel, publisher, Ask, Asks, LandmarkRx, Publisher};
 
 /// Starts a health endpoint with the default settings ([`Builder`] documents

@@ -24,14 +24,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admission::{Admission, Limits, Refusal, SUMMARY_EVERY};
-use crate::agent::serve_agent;
 use crate::ask::{ObserveConfig, Observer};
-use crate::connection::{serve_connection, ConnConfig, Context};
 use crate::connections::reports::Reports;
 use crate::connections::Recorder;
-use crate::handle::{HealthServer, Shared};
-use crate::http::serve_http;
-use crate::{Builder, LandmarkRx, ServerError};
+use crate::context::{ConnConfig, Context, Protocol, Shared};
+use crate::{agent, http, native};
+use crate::{Builder, HealthServer, LandmarkRx, ServerError};
 
 /// Listen backlog: room for a burst of checks arriving at once. The kernel
 /// caps it at `net.core.somaxconn` (4096 on current kernels).
@@ -53,18 +51,19 @@ const SILENT_QUEUES: usize = 16;
 /// service keeps the rest for its own work.
 const FD_SHARE: u64 = 4;
 
-/// The protocols a listener can speak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Protocol {
-    /// The native framed protocol (docs/PROTOCOL.md).
-    Native,
-    /// HAProxy `agent-check` lines ([`crate::agent`]).
-    Agent,
-    /// HTTP `/healthz`, `/livez`, `/readyz` ([`crate::http`]).
-    Http,
+impl Builder {
+    /// Binds the listener and starts serving checks answered from `state_rx`.
+    ///
+    /// Inside a tokio runtime the server runs as tasks on it; without one it
+    /// starts its own single-threaded runtime on a background thread named
+    /// `health-server`. Binding happens before this returns, so an address
+    /// in use is reported here.
+    pub fn spawn(self, state_rx: LandmarkRx) -> Result<HealthServer, ServerError> {
+        spawn(self, state_rx)
+    }
 }
 
-pub(crate) fn spawn(cfg: Builder, state_rx: LandmarkRx) -> Result<HealthServer, ServerError> {
+fn spawn(cfg: Builder, state_rx: LandmarkRx) -> Result<HealthServer, ServerError> {
     if cfg.connections.as_ref().is_some_and(|c| c.ports.is_empty()) {
         return Err(ServerError::NoConnectionPorts);
     }
@@ -377,9 +376,9 @@ async fn accept_loop(a: Arc<Acceptor>, protocol: Protocol, listener: TcpListener
         let token = a.token.clone();
         a.tracker.spawn(async move {
             match protocol {
-                Protocol::Native => serve_connection(stream, peer, &ctx, slot, token).await,
-                Protocol::Agent => serve_agent(stream, peer, &ctx, slot).await,
-                Protocol::Http => serve_http(stream, peer, &ctx, slot).await,
+                Protocol::Native => native::serve(stream, peer, &ctx, slot, token).await,
+                Protocol::Agent => agent::serve(stream, peer, &ctx, slot).await,
+                Protocol::Http => http::serve(stream, peer, &ctx, slot).await,
             }
         });
     }

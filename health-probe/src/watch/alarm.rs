@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
-use crate::tcp::Class;
+use crate::outcome::Class;
 
 use super::check::Observation;
 
@@ -286,7 +286,7 @@ impl Alarm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tcp::Speed;
+    use crate::outcome::Speed;
     use std::time::Duration;
 
     fn obs(class: Class) -> Observation {

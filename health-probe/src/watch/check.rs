@@ -17,9 +17,10 @@ use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
 use crate::cli::TcpArgs;
+use crate::outcome::{Class, Speed};
 use crate::probe::{self, ProbeError, MAX_REPLY};
 use crate::target;
-use crate::tcp::{self, Class, Failure, Matcher, Speed, MAX_ANSWER};
+use crate::tcp::{self, Failure, Matcher, MAX_ANSWER};
 use crate::verdict;
 
 use super::config::{Check, Target};
@@ -161,14 +162,14 @@ async fn landmark(
     tokio::time::timeout_at(deadline, stream.write_all(&bytes))
         .await
         .unwrap_or_else(|_| Err(elapsed()))
-        .map_err(|e| probe::io_error(e.into(), "send", timeout))?;
+        .map_err(|e| crate::error::io_error(e.into(), "send", timeout))?;
     let mut frames = FramedRead::new(stream, FrameCodec::new(MAX_REPLY));
     let frame = match tokio::time::timeout_at(deadline, frames.next()).await {
         Ok(Some(frame)) => frame,
         Ok(None) => Err(health_proto::ProtoError::Closed),
         Err(_) => Err(elapsed().into()),
     }
-    .map_err(|e| probe::io_error(e, "reply", timeout))?;
+    .map_err(|e| crate::error::io_error(e, "reply", timeout))?;
     probe::landmark_from(&frame, id, timeout)
 }
 

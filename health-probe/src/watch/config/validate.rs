@@ -345,14 +345,13 @@ impl<'a> Validator<'a> {
             }
             Kind::Tcp => {
                 let payload = |this: &mut Self, s: &Option<Spanned<String>>, key: &str| {
-                    s.as_ref()
-                        .and_then(|s| match crate::tcp::unescape(s.get_ref()) {
-                            Ok(b) => Some(Payload(b)),
-                            Err(e) => {
-                                this.error(s.span(), format!("{key}: {e}"));
-                                None
-                            }
-                        })
+                    s.as_ref().and_then(|s| match Payload::parse(s.get_ref()) {
+                        Ok(b) => Some(b),
+                        Err(e) => {
+                            this.error(s.span(), format!("{key}: {e}"));
+                            None
+                        }
+                    })
                 };
                 let send = payload(self, &t.send, "send");
                 let expect_banner = payload(self, &t.expect_banner, "expect_banner");

@@ -2,20 +2,13 @@
 //! graceful shutdown.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
-use crate::server::Protocol;
-use tokio_util::sync::CancellationToken;
-
-/// State shared between the handle and the server's tasks.
-pub(crate) struct Shared {
-    pub(crate) draining: AtomicBool,
-    pub(crate) token: CancellationToken,
-}
+use crate::context::{Protocol, Shared};
 
 /// A running health endpoint.
 ///

@@ -1,0 +1,68 @@
+//! Why a check got no usable answer: [`ProbeError`], each with a stable
+//! failure class (printed on stderr and in `--json`, documented in the
+//! README), shared by the probe, name resolution and the watcher.
+
+use std::io::{self, ErrorKind};
+
+use health_proto::ProtoError;
+
+/// Why a probe got no usable landmark. Each has a failure class, printed on
+/// stderr and in `--json`, and documented in the README.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot resolve {host}: {reason}")]
+    Dns { host: String, reason: String },
+    #[error("connection refused")]
+    Refused,
+    #[error("no {stage} within {timeout}")]
+    Timeout {
+        stage: &'static str,
+        timeout: String,
+    },
+    #[error("connection {0}")]
+    Reset(&'static str),
+    #[error("{0}")]
+    Network(io::Error),
+    #[error("malformed reply: {0}")]
+    Protocol(String),
+    #[error("server answered error {name}: {message}")]
+    Server { name: String, message: String },
+}
+
+impl ProbeError {
+    /// The failure class: a stable word for scripts and log searches.
+    pub fn class(&self) -> &'static str {
+        match self {
+            ProbeError::Usage(_) => "usage",
+            ProbeError::Dns { .. } => "dns",
+            ProbeError::Refused => "refused",
+            ProbeError::Timeout { .. } => "timeout",
+            ProbeError::Reset(_) => "reset",
+            ProbeError::Network(_) => "network",
+            ProbeError::Protocol(_) => "protocol",
+            ProbeError::Server { .. } => "server-error",
+        }
+    }
+}
+
+pub(crate) fn io_error(e: ProtoError, stage: &'static str, timeout: &str) -> ProbeError {
+    match e {
+        ProtoError::Io(e) => match e.kind() {
+            ErrorKind::TimedOut | ErrorKind::WouldBlock => ProbeError::Timeout {
+                stage,
+                timeout: timeout.to_string(),
+            },
+            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
+                ProbeError::Reset("reset by peer")
+            }
+            _ => ProbeError::Network(e),
+        },
+        ProtoError::Closed => ProbeError::Reset("closed by peer before replying"),
+        ProtoError::Truncated { got, needed } => ProbeError::Protocol(format!(
+            "connection closed after {got} of {needed} bytes of the reply"
+        )),
+        other => ProbeError::Protocol(other.to_string()),
+    }
+}

@@ -1,0 +1,174 @@
+//! What every protocol shares: the landmark check itself (asking the main
+//! thread, a component's view, draining), the settings of a connection,
+//! the state the handle shares with the tasks, and how a connection waits
+//! while it may be evicted. The native protocol ([`crate::native`]),
+//! HAProxy's agent ([`crate::agent`]) and HTTP ([`crate::http`]) each
+//! speak it in their own words.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use health_proto::{ErrorCode, ErrorReply, Landmark, LandmarkReply, State};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::admission::Slot;
+use crate::ask::Observer;
+use crate::connections::reports::Reports;
+use crate::connections::Recorder;
+
+/// The protocols a listener can speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    /// The native framed protocol (docs/PROTOCOL.md).
+    Native,
+    /// HAProxy `agent-check` lines ([`crate::agent`]).
+    Agent,
+    /// HTTP `/healthz`, `/livez`, `/readyz` ([`crate::http`]).
+    Http,
+}
+
+/// State shared between the handle and the server's tasks.
+pub(crate) struct Shared {
+    pub(crate) draining: AtomicBool,
+    pub(crate) token: CancellationToken,
+}
+
+/// The deadlines and frame limit of a connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnConfig {
+    pub(crate) read_timeout: Duration,
+    pub(crate) write_timeout: Duration,
+    pub(crate) max_payload: u32,
+}
+
+/// What every connection shares.
+pub(crate) struct Context {
+    pub(crate) observer: Observer,
+    /// The connection report, when the service turned it on.
+    pub(crate) recorder: Option<Arc<Recorder>>,
+    /// Bounds and shares the connection reports computed.
+    pub(crate) reports: Reports,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) conn: ConnConfig,
+}
+
+impl Context {
+    /// Answers a check for the whole service (`None`) or one component.
+    pub(crate) async fn check(&self, component: Option<&str>) -> Result<LandmarkReply, ErrorReply> {
+        let obs = self.observer.observe().await;
+        let marked;
+        let mut landmark: &Landmark = &obs.landmark;
+        if let (Some(recorder), true) = (&self.recorder, obs.from_service) {
+            let mut l = Landmark::clone(landmark);
+            recorder.mark(&mut l);
+            marked = l;
+            landmark = &marked;
+        }
+        let mut reply = match component {
+            Some(name) if obs.from_service => match landmark.components.get(name) {
+                Some(c) => LandmarkReply {
+                    component: Some(name.to_string()),
+                    landmark: Landmark {
+                        state: c.state,
+                        detail: c.detail.clone(),
+                        weight: landmark.weight,
+                        components: Default::default(),
+                        fields: landmark.fields.clone(),
+                    },
+                    answer_us: obs.answer_us,
+                    age_us: obs.age_us,
+                },
+                None => {
+                    return Err(ErrorReply::new(
+                        ErrorCode::UnknownComponent,
+                        format!("no component named {:?}", truncate(name, 64)),
+                    ))
+                }
+            },
+            _ => LandmarkReply {
+                component: component.map(str::to_string),
+                landmark: landmark.clone(),
+                answer_us: obs.answer_us,
+                age_us: obs.age_us,
+            },
+        };
+        let l = &mut reply.landmark;
+        if self.shared.draining.load(Ordering::Relaxed) && l.state < State::Drain {
+            l.state = State::Drain;
+            l.detail = if l.detail.is_empty() {
+                "draining".to_string()
+            } else {
+                format!("draining: {}", l.detail)
+            };
+        }
+        Ok(reply)
+    }
+}
+
+/// How waiting for a request ended.
+pub(crate) enum Waited<T> {
+    /// It came, and the connection is busy (not evictable) from here on.
+    Ready(T),
+    /// Not within the read timeout.
+    TimedOut,
+    /// A newcomer needed the place: close with [`evict`].
+    Evicted,
+    /// The endpoint is shutting down.
+    Shutdown,
+}
+
+/// Waits for `read` (a request) within `timeout`. A request already in is
+/// taken without the connection ever being idle; otherwise the connection
+/// is idle (evictable) while it waits.
+pub(crate) async fn read_while_idle<F: Future>(
+    slot: &mut Slot,
+    read: F,
+    timeout: Duration,
+    shutdown: &CancellationToken,
+) -> Waited<F::Output> {
+    let mut read = std::pin::pin!(read);
+    let got = match read.as_mut().now_or_never() {
+        Some(got) => got,
+        None => {
+            slot.idle();
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Waited::Shutdown,
+                _ = slot.evicted() => return Waited::Evicted,
+                got = tokio::time::timeout(timeout, read) => match got {
+                    Ok(got) => got,
+                    Err(_) => return Waited::TimedOut,
+                },
+            }
+        }
+    };
+    if slot.busy() {
+        Waited::Ready(got)
+    } else {
+        Waited::Evicted
+    }
+}
+
+/// Closes an evicted connection with a reset: the peer learns at once, and
+/// no TIME_WAIT is left behind for a connection that was hoarding a place.
+pub(crate) fn evict(stream: &TcpStream, peer: SocketAddr) {
+    tracing::trace!(%peer, "idle health connection evicted for a newcomer");
+    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
+}
+
+/// The longest prefix of `s` of at most `max` bytes ending on a char boundary.
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
