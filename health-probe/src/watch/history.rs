@@ -3,6 +3,7 @@
 //! table, CSV or JSON.
 
 use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
@@ -40,7 +41,7 @@ pub fn run(args: &ReportArgs) -> ExitCode {
 }
 
 fn read(args: &ReportArgs) -> Result<Vec<HistoryRow>, String> {
-    let path = super::database_for(args.database.as_deref(), args.config.as_deref())?;
+    let path = database_for(args.database.as_deref(), args.config.as_deref())?;
     if !path.exists() {
         return Err(format!(
             "no history database at {} (give --database or --config)",
@@ -144,4 +145,16 @@ fn table(rows: &[HistoryRow], out: &mut impl Write) -> io::Result<()> {
     let columns = header.map(crate::table::Column::left);
     let rows: Vec<Vec<String>> = cells.into_iter().map(Vec::from).collect();
     crate::table::write(out, &columns, &rows)
+}
+
+/// The database a `health-probe report` reads: `--database`, or the one
+/// `--config` names, or the default.
+pub fn database_for(database: Option<&Path>, config: Option<&Path>) -> Result<PathBuf, String> {
+    match (database, config) {
+        (Some(d), _) => Ok(d.to_path_buf()),
+        (None, Some(c)) => super::config::load(c)
+            .map(|c| c.database)
+            .map_err(|e| e.to_string().replace('\n', "; ")),
+        (None, None) => Ok(PathBuf::from(super::config::DEFAULT_DATABASE)),
+    }
 }

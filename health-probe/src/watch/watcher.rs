@@ -1,0 +1,452 @@
+//! The running watcher: start-up (config, lock, database, history), one
+//! task per target, and the loop that serves signals, counters, pruning,
+//! the database's health and the live view until it stops. Reloading is
+//! in [`super::reload`].
+
+use std::collections::{HashMap, HashSet};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_util::future::join_all;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::WatchArgs;
+
+use super::action::Actions;
+use super::alarm::Alarm;
+use super::config::{self, Config, Target};
+use super::output::{self, Mode, Notice, Output, Row, Stats, Status};
+use super::signals::{self, Signals};
+use super::store::{self, EventRecord, Store};
+use super::task::{self, record, Shared};
+use super::terminal::Screen;
+
+/// How often old history is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// How often the database is looked at (still there? writable?).
+const CHECK_DATABASE_EVERY: Duration = Duration::from_secs(10);
+
+/// Runs the watcher until SIGTERM or SIGINT. Exit 0 when stopped by a
+/// signal, 1 when it cannot start (config, database in use or unusable).
+pub fn run(args: &WatchArgs) -> ExitCode {
+    // Before anything else: a signal must never find its default action.
+    signals::hold();
+    if args.check_config {
+        signals::release();
+        return match config::load(&args.config) {
+            Ok(config) => {
+                println!(
+                    "{}: valid, {} targets, history in {}",
+                    args.config.display(),
+                    config.targets.len(),
+                    config.database.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.to_string()),
+        };
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("watch")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    let code = runtime.block_on(async move {
+        let mut signals = match Signals::install() {
+            Ok(s) => s,
+            Err(e) => return fail(&format!("cannot install signal handlers: {e}")),
+        };
+        // Start-up (config, lock, database) may take a while on a big
+        // config or a busy disk: SIGTERM ends it cleanly; SIGHUP waits.
+        let started = tokio::select! {
+            s = start(args) => s,
+            why = signals.stop.recv() => {
+                eprintln!("health-probe: {why} during start-up: stopped before watching");
+                return ExitCode::SUCCESS;
+            }
+        };
+        let (mut watcher, config, restored) = match started {
+            Ok(s) => s,
+            Err(e) => return fail(&e),
+        };
+        watcher.start(config, restored).await;
+        watcher.serve(signals).await
+    });
+    // History is flushed and actions are done: a reload still parsing on
+    // a blocking thread (or a ping still waiting) is not waited for.
+    runtime.shutdown_background();
+    code
+}
+
+/// Each line of `message` on stderr; exit 1.
+fn fail(message: &str) -> ExitCode {
+    for line in message.lines() {
+        eprintln!("health-probe: {line}");
+    }
+    ExitCode::from(1)
+}
+
+/// Config, lock, database, history: everything the watcher needs before
+/// its first check.
+async fn start(args: &WatchArgs) -> Result<(Watcher, Config, store::Restored), String> {
+    let path = args.config.clone();
+    let config = tokio::task::spawn_blocking(move || config::load(&path))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let database = config.database.clone();
+    let (lock, conn, mut restored) = tokio::task::spawn_blocking(move || {
+        let lock = store::lock(&database)?;
+        let conn = store::open(&database)?;
+        let restored = store::restore(&conn)?;
+        Ok::<_, store::StoreError>((lock, conn, restored))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    let mode = if args.json {
+        Mode::Json
+    } else if !args.plain && std::io::stdout().is_terminal() {
+        Mode::Live
+    } else {
+        Mode::Log
+    };
+    let output = Output::new(mode);
+    let told = output.clone();
+    let store = Store::spawn(conn, &config.database, move |health| {
+        told.notice(match health {
+            store::Health::Failing(e) => Notice::Error(format!(
+                "{e}; events are still printed and acted on, not recorded"
+            )),
+            store::Health::Recovered => {
+                Notice::Warning("the history database can be written again".into())
+            }
+        })
+    })
+    .map_err(|e| format!("cannot start the history writer: {e}"))?;
+    let raised = std::mem::take(&mut restored.raised);
+    let watcher = Watcher::new(args, &config, store, output, raised, lock);
+    Ok((watcher, config, restored))
+}
+
+pub(super) struct Running {
+    pub(super) target: Arc<Target>,
+    pub(super) status: Arc<Status>,
+    pub(super) resume: Arc<Notify>,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// A target's task once it has ended: its status holds its final state.
+pub(super) struct Stopped {
+    pub(super) target: Arc<Target>,
+    pub(super) status: Arc<Status>,
+}
+
+impl Running {
+    /// Stops the task at its next wait (never while it records an event)
+    /// and waits for it.
+    pub(super) async fn stop(self) -> Stopped {
+        self.stop.cancel();
+        let _ = self.task.await;
+        Stopped {
+            target: self.target,
+            status: self.status,
+        }
+    }
+}
+
+pub(super) struct Watcher {
+    pub(super) path: PathBuf,
+    stats_every: Option<Duration>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) max_in_flight: usize,
+    pub(super) keep_history: Duration,
+    /// The database in use (a reload cannot move it).
+    pub(super) database: PathBuf,
+    pub(super) running: HashMap<String, Running>,
+    /// Alarms raised per target over the whole history.
+    raised: HashMap<String, u64>,
+    /// This watcher's hold on its database.
+    lock: store::Lock,
+}
+
+impl Watcher {
+    fn new(
+        args: &WatchArgs,
+        config: &Config,
+        store: Store,
+        output: Arc<Output>,
+        raised: HashMap<String, u64>,
+        lock: store::Lock,
+    ) -> Watcher {
+        let actions = Actions::new(store.clone(), output.clone());
+        Watcher {
+            path: args.config.clone(),
+            stats_every: args.stats,
+            shared: Arc::new(Shared::new(
+                output,
+                store,
+                actions,
+                config.max_in_flight,
+                args.log_checks,
+            )),
+            max_in_flight: config.max_in_flight,
+            keep_history: config.keep_history,
+            database: config.database.clone(),
+            running: HashMap::new(),
+            raised,
+            lock,
+        }
+    }
+
+    /// Starts every target of the first config; alarms left open by an
+    /// earlier run stay raised (and flapping ones flapping), or are closed
+    /// as `removed` when their target is gone.
+    async fn start(&mut self, config: Config, restored: store::Restored) {
+        let store::Restored {
+            open_alarms: open,
+            flapping,
+            ..
+        } = restored;
+        let names: HashSet<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
+        let mut gone: Vec<&String> = open
+            .keys()
+            .filter(|name| !names.contains(name.as_str()))
+            .collect();
+        gone.sort();
+        let shared = &self.shared;
+        join_all(gone.into_iter().map(|name| {
+            record(
+                shared,
+                removed(
+                    name,
+                    "",
+                    "",
+                    "not in the config any more; its open alarm is closed",
+                ),
+            )
+        }))
+        .await;
+        let now = SystemTime::now();
+        let (count, database) = (config.targets.len(), config.database.display().to_string());
+        for target in config.targets {
+            let mut alarm = Alarm::new(open.get(&target.name).copied());
+            if flapping.contains(&target.name) && target.flap.is_some() {
+                alarm = alarm.still_flapping(now);
+            }
+            self.launch(Arc::new(target), alarm);
+        }
+        self.publish();
+        // Said once every target runs.
+        self.shared.output.notice(Notice::Started {
+            targets: count,
+            database,
+            max_in_flight: self.max_in_flight,
+        });
+    }
+
+    /// Starts one target's task.
+    pub(super) fn launch(&mut self, target: Arc<Target>, alarm: Alarm) {
+        let status = Arc::new(Status {
+            name: target.name.clone(),
+            kind: target.kind.as_str(),
+            addr: target.addr.clone(),
+            row: std::sync::Mutex::new(Row {
+                alarm,
+                last: None,
+                alarms: self.raised.get(&target.name).copied().unwrap_or(0),
+            }),
+        });
+        let resume = Arc::new(Notify::new());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(task::watch(
+            self.shared.clone(),
+            target.clone(),
+            status.clone(),
+            resume.clone(),
+            stop.clone(),
+        ));
+        self.running.insert(
+            target.name.clone(),
+            Running {
+                target,
+                status,
+                resume,
+                stop,
+                task,
+            },
+        );
+    }
+
+    /// Hands the current targets to the live view.
+    pub(super) fn publish(&self) {
+        let mut list: Vec<Arc<Status>> = self.running.values().map(|r| r.status.clone()).collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        self.shared.output.set_targets(list);
+    }
+
+    /// Serves signals, stats, pruning and the live view until stopped.
+    async fn serve(&mut self, mut signals: Signals) -> ExitCode {
+        let live = self.shared.output.mode() == Mode::Live;
+        let mut screen = live.then(Screen::enter);
+        let tick = if live {
+            Duration::from_secs(1)
+        } else {
+            self.stats_every.unwrap_or(Duration::from_secs(3600))
+        };
+        let mut stats_timer = tokio::time::interval_at(Instant::now() + tick, tick);
+        let mut prune_timer = tokio::time::interval(PRUNE_EVERY);
+        let mut database_timer = tokio::time::interval(CHECK_DATABASE_EVERY);
+        let why = loop {
+            tokio::select! {
+                _ = signals.hup.recv() => {
+                    // A reload of a big config takes a while; a stop
+                    // does not wait for it.
+                    tokio::select! {
+                        _ = self.reload() => {}
+                        why = signals.stop.recv() => break why,
+                    }
+                }
+                why = signals.stop.recv() => break why,
+                _ = stats_timer.tick() => {
+                    let stats = self.stats();
+                    if live {
+                        self.shared.output.notice(Notice::Stats(stats));
+                        if let Some(s) = screen.as_mut() {
+                            s.draw(&self.shared.output);
+                        }
+                    } else if self.stats_every.is_some() {
+                        self.shared.output.notice(Notice::Stats(stats));
+                    }
+                }
+                _ = database_timer.tick() => {
+                    if let store::Found::Gone(what) = self.shared.store.check().await {
+                        self.recreate(what).await;
+                    }
+                }
+                _ = prune_timer.tick() => {
+                    let before = SystemTime::now().checked_sub(self.keep_history).unwrap_or(SystemTime::UNIX_EPOCH);
+                    self.shared.store.prune(before).await;
+                }
+            }
+        };
+        let last = self.stats();
+        // No target starts an event from now on; one in the middle of an
+        // event finishes recording it (bounded: a stop must not hang).
+        self.shared.close(Duration::from_secs(1)).await;
+        self.shared.actions.stop().await;
+        self.shared.store.flush().await;
+        drop(screen);
+        self.shared.output.notice(Notice::Stopping(why.into()));
+        if live {
+            // The live table is gone with the alternate screen: leave the
+            // last lines behind.
+            println!("{}", output::text(&Notice::Stats(last)));
+        }
+        ExitCode::SUCCESS
+    }
+
+    fn stats(&self) -> Stats {
+        let c = &self.shared.counters;
+        let mut alarms = 0;
+        let mut paused = 0;
+        for r in self.running.values() {
+            let row = r.status.row();
+            alarms += usize::from(row.alarm.raised);
+            paused += usize::from(row.alarm.paused);
+        }
+        Stats {
+            checks: c.checks.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            in_flight: c.in_flight.load(Ordering::Relaxed),
+            max_lag: Duration::from_micros(c.max_lag_us.swap(0, Ordering::Relaxed)),
+            targets: self.running.len(),
+            alarms,
+            paused,
+        }
+    }
+
+    /// The database was deleted or replaced under the watcher: it is
+    /// created anew, with the alarms open now (and targets flapping now)
+    /// written into it as `carried` (and `flapping`) events, so that a
+    /// restart still knows them and raises nothing twice.
+    async fn recreate(&mut self, what: String) {
+        let carried: Vec<(Arc<Target>, Alarm)> = self
+            .running
+            .values()
+            .map(|r| (r.target.clone(), r.status.row().alarm.clone()))
+            .filter(|(_, a)| a.told_raised || a.flapping)
+            .collect();
+        let open = carried.iter().filter(|(_, a)| a.told_raised).count();
+        self.shared.output.notice(Notice::Error(format!(
+            "the history database {what}; it is created anew, with the {open} alarms open now carried over"
+        )));
+        match store::lock(&self.database) {
+            Ok(lock) => self.lock = lock,
+            Err(e) => self.shared.output.notice(Notice::Error(e.to_string())),
+        }
+        if let Err(e) = self.shared.store.reopen().await {
+            self.shared.output.notice(Notice::Error(format!(
+                "cannot create the history database anew: {e}; trying again in {}s",
+                CHECK_DATABASE_EVERY.as_secs()
+            )));
+            return;
+        }
+        let shared = &self.shared;
+        let events = carried.iter().flat_map(|(t, a)| {
+            let base = EventRecord {
+                time: a.since,
+                target: t.name.clone(),
+                kind: t.kind.as_str(),
+                addr: t.addr.clone(),
+                event: "carried",
+                class: None,
+                reason: None,
+                detail: "open when the history database was created anew".into(),
+                rtt: None,
+                count: 0,
+            };
+            let flapping = EventRecord {
+                time: a.flapping_since,
+                event: "flapping",
+                detail: "flapping when the history database was created anew".into(),
+                ..base.clone()
+            };
+            [
+                a.told_raised.then_some(base),
+                a.flapping.then_some(flapping),
+            ]
+            .into_iter()
+            .flatten()
+        });
+        join_all(events.map(|e| record(shared, e))).await;
+    }
+}
+
+/// The event that closes a removed target's history.
+pub(super) fn removed(name: &str, kind: &'static str, addr: &str, detail: &str) -> EventRecord {
+    EventRecord {
+        time: SystemTime::now(),
+        target: name.to_string(),
+        kind,
+        addr: addr.to_string(),
+        event: "removed",
+        class: None,
+        reason: None,
+        detail: detail.into(),
+        rtt: None,
+        count: 0,
+    }
+}
