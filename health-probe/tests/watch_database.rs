@@ -1,6 +1,6 @@
-//! The watcher's history database under trouble: a second watcher on it,
-//! an operator who may only read it, deleted while the watcher runs, a
-//! disk that fills up.
+//! The watcher's history database: kept across restarts and exported by
+//! `report`, and under trouble: a second watcher on it, an operator who
+//! may only read it, deleted while the watcher runs, a disk that fills up.
 
 use std::net::TcpListener;
 use std::process::Command;
@@ -9,11 +9,11 @@ use std::time::Duration;
 use serde_json::Value;
 
 mod common;
-use common::watcher::{report_json, Watcher};
-use common::{watch_config, PROBE};
+use common::watcher::{is, report, report_json, scratch, write_config, Accepting, Watcher};
+use common::{code, free_port, stderr, stdout, watch_config, PROBE};
 
 /// A watcher of one closed port, once its alarm's action has run: the
-/// scratch folder, the config, the database, the watcher, what it printed.
+/// scratch folder, the config, the database, the watcher.
 fn alarm_acted_on(
     tag: &str,
 ) -> (
@@ -21,19 +21,15 @@ fn alarm_acted_on(
     std::path::PathBuf,
     std::path::PathBuf,
     Watcher,
-    Vec<Value>,
 ) {
     let (dir, config) = watch_config(
         tag,
         "[[target]]\nname = \"down\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\ninterval = \"100ms\"\nfall = 1\non_raise = \"true\"\n",
     );
     let db = dir.join("watch.db");
-    let w = Watcher::start(&config);
-    let mut seen = Vec::new();
-    w.wait_for(&mut seen, Duration::from_secs(10), |v| {
-        v["event"] == "action"
-    });
-    (dir, config, db, w, seen)
+    let mut w = Watcher::quiet(&config);
+    w.wait_for("event", Duration::from_secs(10), |v| v["event"] == "action");
+    (dir, config, db, w)
 }
 
 #[test]
@@ -46,11 +42,8 @@ fn a_second_watcher_on_the_same_database_refuses_naming_the_first() {
             "[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"{addr}\"\ninterval = \"200ms\"\n"
         ),
     );
-    let first = Watcher::start(&config);
-    let mut seen = Vec::new();
-    first.wait_for(&mut seen, Duration::from_secs(10), |v| {
-        v["event"] == "start"
-    });
+    let mut first = Watcher::quiet(&config);
+    first.wait_for("event", Duration::from_secs(10), |v| v["event"] == "start");
     let second = Command::new(PROBE)
         .arg("watch")
         .arg(&config)
@@ -67,20 +60,18 @@ fn a_second_watcher_on_the_same_database_refuses_naming_the_first() {
     assert_eq!(err.lines().count(), 1, "{err}");
     // The first goes on; once it is gone, the database is free again.
     first.signal(libc::SIGTERM);
-    let (code, _, _) = first.wait_exit(&mut seen, Duration::from_secs(10));
+    let (code, _, _) = first.wait_exit(Duration::from_secs(10));
     assert_eq!(code, 0);
-    let third = Watcher::start(&config);
-    third.wait_for(&mut seen, Duration::from_secs(10), |v| {
-        v["event"] == "start"
-    });
+    let mut third = Watcher::quiet(&config);
+    third.wait_for("event", Duration::from_secs(10), |v| v["event"] == "start");
     third.signal(libc::SIGTERM);
-    assert_eq!(third.wait_exit(&mut seen, Duration::from_secs(10)).0, 0);
+    assert_eq!(third.wait_exit(Duration::from_secs(10)).0, 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn report_reads_a_running_watchers_database_without_write_access() {
-    let (dir, _, db, w, mut seen) = alarm_acted_on("trust-ro");
+    let (dir, _, db, mut w) = alarm_acted_on("trust-ro");
     let root = unsafe { libc::geteuid() } == 0;
     let mut report = Command::new(PROBE);
     report
@@ -103,7 +94,7 @@ fn report_reads_a_running_watchers_database_without_write_access() {
         .iter()
         .any(|r| r["event"] == "raise" && r["action_outcome"] == "ok"));
     w.signal(libc::SIGTERM);
-    assert_eq!(w.wait_exit(&mut seen, Duration::from_secs(10)).0, 0);
+    assert_eq!(w.wait_exit(Duration::from_secs(10)).0, 0);
     // Once the watcher is gone (its WAL files with it), too.
     let out = report.output().unwrap();
     assert!(
@@ -116,20 +107,18 @@ fn report_reads_a_running_watchers_database_without_write_access() {
 
 #[test]
 fn a_deleted_database_is_noticed_and_recreated_with_its_open_alarms() {
-    let (dir, config, db, w, mut seen) = alarm_acted_on("db-deleted");
+    let (dir, config, db, mut w) = alarm_acted_on("db-deleted");
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
     // Within a minute (every 10 s, in fact): an error, and a new database
     // that knows the open alarm.
-    w.wait_for(&mut seen, Duration::from_secs(30), |v| {
+    w.wait_for("event", Duration::from_secs(30), |v| {
         v["event"] == "error" && v["message"].as_str().unwrap_or("").contains("was deleted")
     });
-    w.wait_for(&mut seen, Duration::from_secs(5), |v| {
-        v["event"] == "carried"
-    });
+    w.wait_for("event", Duration::from_secs(5), |v| v["event"] == "carried");
     w.signal(libc::SIGTERM);
-    let (code, _, err) = w.wait_exit(&mut seen, Duration::from_secs(10));
+    let (code, _, err) = w.wait_exit(Duration::from_secs(10));
     assert_eq!(code, 0, "{err}");
     assert!(
         err.contains("health-probe: error: the history database"),
@@ -138,16 +127,17 @@ fn a_deleted_database_is_noticed_and_recreated_with_its_open_alarms() {
     let history = report_json(&db);
     assert_eq!(history[0]["event"], "carried", "{history:#?}");
     // A restart finds the alarm open: no second raise, no second action.
-    let w = Watcher::start(&config);
-    let mut seen = Vec::new();
-    w.wait_for(&mut seen, Duration::from_secs(10), |v| {
-        v["event"] == "start"
-    });
+    let mut w = Watcher::quiet(&config);
+    w.wait_for("event", Duration::from_secs(10), |v| v["event"] == "start");
     std::thread::sleep(Duration::from_millis(1500));
     w.signal(libc::SIGTERM);
-    let (code, _, _) = w.wait_exit(&mut seen, Duration::from_secs(10));
+    let (code, _, _) = w.wait_exit(Duration::from_secs(10));
     assert_eq!(code, 0);
-    assert!(!seen.iter().any(|v| v["event"] == "raise"), "{seen:#?}");
+    assert!(
+        !w.seen.iter().any(|v| v["event"] == "raise"),
+        "{:#?}",
+        w.seen
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -187,9 +177,8 @@ fn a_full_disk_is_an_error_the_watch_goes_on_and_recovery_is_told() {
         .arg(PROBE)
         .arg("watch")
         .arg(&config);
-    let w = Watcher::spawn(command);
-    let mut seen = Vec::new();
-    w.wait_for(&mut seen, Duration::from_secs(30), |v| {
+    let mut w = Watcher::spawn(command);
+    w.wait_for("event", Duration::from_secs(30), |v| {
         v["event"] == "error"
             && v["message"]
                 .as_str()
@@ -199,10 +188,10 @@ fn a_full_disk_is_an_error_the_watch_goes_on_and_recovery_is_told() {
     // The watch goes on: the freer's recovery is seen, and its action
     // frees the disk; writing resumes, and that is told.
     let _listening = TcpListener::bind(&free_addr).unwrap();
-    w.wait_for(&mut seen, Duration::from_secs(10), |v| {
+    w.wait_for("event", Duration::from_secs(10), |v| {
         v["event"] == "clear" && v["target"] == "freer"
     });
-    w.wait_for(&mut seen, Duration::from_secs(30), |v| {
+    w.wait_for("event", Duration::from_secs(30), |v| {
         v["event"] == "warning"
             && v["message"]
                 .as_str()
@@ -210,10 +199,139 @@ fn a_full_disk_is_an_error_the_watch_goes_on_and_recovery_is_told() {
                 .contains("can be written again")
     });
     w.signal(libc::SIGTERM);
-    let (code, _, err) = w.wait_exit(&mut seen, Duration::from_secs(10));
+    let (code, _, err) = w.wait_exit(Duration::from_secs(10));
     assert_eq!(code, 0, "{err}");
     // Told once, not once per failed write.
-    let errors = seen.iter().filter(|v| v["event"] == "error").count();
-    assert_eq!(errors, 1, "{seen:#?}");
+    let errors = w.seen.iter().filter(|v| v["event"] == "error").count();
+    assert_eq!(errors, 1, "{:#?}", w.seen);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn history_survives_a_restart_and_report_exports_it() {
+    let dir = scratch("restart");
+    let port = free_port();
+    let config = write_config(
+        &dir,
+        &format!(
+            r#"
+[[target]]
+name = "svc"
+kind = "tcp"
+addr = "{port}"
+interval = "100ms"
+on_raise = "true"
+
+[[target]]
+name = "other"
+kind = "tcp"
+addr = "127.0.0.1:1"
+interval = "100ms"
+"#
+        ),
+    );
+    let mut w = Watcher::start(&config);
+    w.wait_for("raise", Duration::from_secs(10), is("raise", "svc"));
+    w.wait_for("raise", Duration::from_secs(10), is("raise", "other"));
+    w.wait_for("action", Duration::from_secs(10), is("action", "svc"));
+    assert_eq!(w.stop(), 0);
+
+    // A new run remembers the open alarm: no second raise, no second
+    // action; the recovery clears it.
+    let mut w = Watcher::start(&config);
+    for _ in 0..4 {
+        w.wait_for("check", Duration::from_secs(5), is("check", "svc"));
+    }
+    assert_eq!(w.count("raise", "svc"), 0);
+    let up = Accepting::on(&port, b"");
+    let clear = w.wait_for("clear", Duration::from_secs(10), is("clear", "svc"));
+    assert_eq!(clear["class"], "OK");
+    drop(up);
+    assert_eq!(w.stop(), 0);
+
+    let db = dir.join("watch.db");
+    let db = db.to_str().unwrap();
+    let o = report(&["--database", db, "--format", "json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let rows: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let events: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["target"].as_str().unwrap(), r["event"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        events.iter().filter(|e| **e == ("svc", "raise")).count(),
+        1,
+        "{events:?}"
+    );
+    assert_eq!(events.last(), Some(&("svc", "clear")), "{events:?}");
+    let clear = rows.last().unwrap();
+    assert!(clear["alarm_secs"].as_f64().unwrap() > 0.2, "{clear}");
+    let raise = rows
+        .iter()
+        .find(|r| r["event"] == "raise" && r["target"] == "svc")
+        .unwrap();
+    assert_eq!(
+        (
+            raise["action_command"].clone(),
+            raise["action_outcome"].clone(),
+            raise["action_exit_code"].clone()
+        ),
+        ("true".into(), "ok".into(), 0.into())
+    );
+
+    // --target, CSV, table; --since leaves older events out.
+    let o = report(&["--database", db, "--target", "svc", "--format", "csv"]);
+    let text = stdout(&o);
+    let mut lines = text.lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("id,time,target,kind,addr,event,class,reason,detail"));
+    let rest: Vec<&str> = lines.collect();
+    assert_eq!(rest.len(), 2, "{text}");
+    assert!(rest.iter().all(|l| l.contains(",svc,tcp,")), "{text}");
+    let o = report(&["--database", db]);
+    let text = stdout(&o);
+    assert!(
+        text.starts_with("TIME") && text.contains("svc") && text.contains("other"),
+        "{text}"
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let o = report(&["--database", db, "--since", "1s"]);
+    assert_eq!(stdout(&o).trim(), "no events in this period");
+    // Through the config, as systemd's environment would.
+    let o = report(&["--config", config.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(
+        serde_json::from_slice::<Vec<Value>>(&o.stdout)
+            .unwrap()
+            .len(),
+        rows.len()
+    );
+}
+
+#[test]
+fn a_target_gone_from_the_config_closes_its_open_alarm_at_start() {
+    let dir = scratch("gone");
+    let config = write_config(
+        &dir,
+        "[[target]]\nname = \"old\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\ninterval = \"100ms\"\n",
+    );
+    let mut w = Watcher::start(&config);
+    w.wait_for("raise", Duration::from_secs(10), is("raise", "old"));
+    assert_eq!(w.stop(), 0);
+    let up = Accepting::on("127.0.0.1:0", b"");
+    write_config(
+        &dir,
+        &format!(
+            "[[target]]\nname = \"new\"\nkind = \"tcp\"\naddr = \"{}\"\n",
+            up.addr
+        ),
+    );
+    let mut w = Watcher::start(&config);
+    let removed = w.wait_for("removed", Duration::from_secs(5), is("removed", "old"));
+    assert!(removed["detail"]
+        .as_str()
+        .unwrap()
+        .contains("not in the config"));
+    assert_eq!(w.stop(), 0);
 }

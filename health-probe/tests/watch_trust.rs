@@ -25,11 +25,8 @@ fn a_sighup_storm_over_flapping_targets_loses_no_event() {
     };
     let (dir, config) = watch_config("trust-storm", &targets(100, &ports, &settings("80ms")));
     let text = std::fs::read_to_string(&config).unwrap();
-    let w = Watcher::start(&config);
-    let mut seen = Vec::new();
-    w.wait_for(&mut seen, Duration::from_secs(10), |v| {
-        v["event"] == "raise"
-    });
+    let mut w = Watcher::quiet(&config);
+    w.wait_for("event", Duration::from_secs(10), |v| v["event"] == "raise");
     // 100 reloads 90 ms apart, each changing every target (its timeout).
     for i in 0..100 {
         let timeout = if i % 2 == 0 { "70ms" } else { "80ms" };
@@ -42,18 +39,20 @@ fn a_sighup_storm_over_flapping_targets_loses_no_event() {
         std::thread::sleep(Duration::from_millis(90));
     }
     w.signal(libc::SIGTERM);
-    let (code, _, err) = w.wait_exit(&mut seen, Duration::from_secs(20));
+    let (code, _, err) = w.wait_exit(Duration::from_secs(20));
     assert_eq!(code, 0, "{err}");
-    let reloads = seen.iter().filter(|v| v["event"] == "reload").count();
+    let reloads = w.seen.iter().filter(|v| v["event"] == "reload").count();
     assert!(reloads >= 50, "only {reloads} reloads: {err}");
 
     let history = report_json(&dir.join("watch.db"));
-    let printed: std::collections::HashSet<i64> = seen
+    let printed: std::collections::HashSet<i64> = w
+        .seen
         .iter()
         .filter(|v| v["event"] == "raise" || v["event"] == "clear")
         .filter_map(|v| v["id"].as_i64())
         .collect();
-    let acted: std::collections::HashSet<i64> = seen
+    let acted: std::collections::HashSet<i64> = w
+        .seen
         .iter()
         .filter(|v| v["event"] == "action")
         .filter_map(|v| v["event_id"].as_i64())
@@ -94,24 +93,20 @@ fn signals_during_start_up_are_served_not_fatal() {
     );
     // SIGHUP from the first instant the watcher's own code runs: queued,
     // served as a reload once watching.
-    let w = Watcher::start(&config);
+    let mut w = Watcher::quiet(&config);
     w.await_signals_held();
     w.signal(libc::SIGHUP);
-    let mut seen = Vec::new();
-    w.wait_for(&mut seen, Duration::from_secs(60), |v| {
-        v["event"] == "reload"
-    });
+    w.wait_for("event", Duration::from_secs(60), |v| v["event"] == "reload");
     w.signal(libc::SIGTERM);
-    let (code, _, err) = w.wait_exit(&mut seen, Duration::from_secs(10));
+    let (code, _, err) = w.wait_exit(Duration::from_secs(10));
     assert_eq!(code, 0, "{err}");
     // SIGTERM at once: a clean exit, said on stderr.
     for delay in [0, 20, 100] {
-        let w = Watcher::start(&config);
+        let mut w = Watcher::quiet(&config);
         w.await_signals_held();
         std::thread::sleep(Duration::from_millis(delay));
         w.signal(libc::SIGTERM);
-        let mut seen = Vec::new();
-        let (code, took, err) = w.wait_exit(&mut seen, Duration::from_secs(10));
+        let (code, took, err) = w.wait_exit(Duration::from_secs(10));
         assert_eq!(code, 0, "after {delay} ms: {err}");
         assert!(took < Duration::from_secs(2), "{took:?}");
     }
@@ -134,11 +129,8 @@ fn the_documented_maximum_of_targets_checks_starts_and_stops() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let w = Watcher::start(&config);
-    let mut seen = Vec::new();
-    w.wait_for(&mut seen, Duration::from_secs(60), |v| {
-        v["event"] == "start"
-    });
+    let mut w = Watcher::quiet(&config);
+    w.wait_for("event", Duration::from_secs(60), |v| v["event"] == "start");
     // A reload that changes every target, and a SIGTERM in the middle of
     // it: the stop does not wait for the reload.
     let text = std::fs::read_to_string(&config).unwrap();
@@ -146,7 +138,7 @@ fn the_documented_maximum_of_targets_checks_starts_and_stops() {
     w.signal(libc::SIGHUP);
     std::thread::sleep(Duration::from_millis(50));
     w.signal(libc::SIGTERM);
-    let (code, took, err) = w.wait_exit(&mut seen, Duration::from_secs(30));
+    let (code, took, err) = w.wait_exit(Duration::from_secs(30));
     assert_eq!(code, 0, "{err}");
     assert!(took < Duration::from_secs(2), "SIGTERM took {took:?}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -162,31 +154,29 @@ fn a_flapping_target_is_one_event_its_actions_wait_and_the_outcome_is_told() {
             server.addr
         ),
     );
-    let w = Watcher::start(&config);
-    let mut seen = Vec::new();
-    w.wait_for(&mut seen, Duration::from_secs(10), |v| {
+    let mut w = Watcher::quiet(&config);
+    w.wait_for("event", Duration::from_secs(10), |v| {
         v["event"] == "flapping"
     });
-    let told = |seen: &[Value], e: &str| seen.iter().filter(|v| v["event"] == e).count();
-    assert_eq!(told(&seen, "raise") + told(&seen, "clear"), 4, "{seen:#?}");
+    assert_eq!(w.told("raise") + w.told("clear"), 4, "{:#?}", w.seen);
     // It settles down: a window after it began flapping, it stops, and the
     // raise it held back is told, with its action.
     server.down.store(true, Ordering::Relaxed);
     std::thread::sleep(Duration::from_secs(3));
-    let during = told(&seen, "raise") + told(&seen, "clear");
-    w.wait_for(&mut seen, Duration::from_secs(15), |v| {
+    let during = w.told("raise") + w.told("clear");
+    w.wait_for("event", Duration::from_secs(15), |v| {
         v["event"] == "flapping-stopped"
     });
     assert_eq!(
-        told(&seen, "raise") + told(&seen, "clear"),
+        w.told("raise") + w.told("clear"),
         during,
         "told while flapping"
     );
-    w.wait_for(&mut seen, Duration::from_secs(5), |v| {
+    w.wait_for("event", Duration::from_secs(5), |v| {
         v["event"] == "action" && v["for"] == "raise" && v["event_id"].as_i64() > Some(4)
     });
     w.signal(libc::SIGTERM);
-    let (code, _, err) = w.wait_exit(&mut seen, Duration::from_secs(10));
+    let (code, _, err) = w.wait_exit(Duration::from_secs(10));
     assert_eq!(code, 0, "{err}");
     let history = report_json(&dir.join("watch.db"));
     let events: Vec<&str> = history
@@ -223,18 +213,16 @@ fn an_action_that_cannot_start_is_retried_then_an_error() {
             "[[target]]\nname = \"down\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\ninterval = \"100ms\"\nfall = 1\non_raise = {command:?}\n"
         ),
     );
-    let w = Watcher::start(&config);
-    let mut seen = Vec::new();
-    w.wait_for(&mut seen, Duration::from_secs(10), |v| {
-        v["event"] == "action"
-    });
-    let action = seen.last().unwrap().clone();
+    let mut w = Watcher::quiet(&config);
+    w.wait_for("event", Duration::from_secs(10), |v| v["event"] == "action");
+    let action = w.seen.last().unwrap().clone();
     assert_eq!(action["outcome"], "spawn-error", "{action}");
     assert!(
         action["output"].as_str().unwrap().contains("(3 tries)"),
         "{action}"
     );
-    let error = seen
+    let error = w
+        .seen
         .iter()
         .find(|v| v["event"] == "error")
         .expect("an error event");
@@ -243,7 +231,7 @@ fn an_action_that_cannot_start_is_retried_then_an_error() {
         .unwrap()
         .starts_with("the raise action of down could not start"));
     w.signal(libc::SIGTERM);
-    let (code, _, err) = w.wait_exit(&mut seen, Duration::from_secs(10));
+    let (code, _, err) = w.wait_exit(Duration::from_secs(10));
     assert_eq!(code, 0);
     assert!(
         err.contains("health-probe: error: the raise action of down could not start"),

@@ -1,29 +1,47 @@
 //! A running `health-probe watch --json` and its peers, for the watcher's
 //! integration tests.
 
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::PROBE;
 
-/// The watcher with `--json`, its stdout lines collected on a thread.
+/// A running watcher with `--json`: its events read on a thread as they
+/// come, kept in `seen`; its stderr collected.
 pub struct Watcher {
     pub child: Child,
     lines: mpsc::Receiver<String>,
+    /// Every event read so far.
+    pub seen: Vec<Value>,
+    /// Indices in `seen` that `wait_for` returned.
+    pub returned: HashSet<usize>,
+    stderr: Arc<Mutex<String>>,
 }
 
 impl Watcher {
+    /// `health-probe watch CONFIG --json --log-checks`.
     pub fn start(config: &Path) -> Watcher {
+        Watcher::start_with(config, &["--log-checks"])
+    }
+
+    /// `health-probe watch CONFIG --json` and `extra`.
+    pub fn start_with(config: &Path, extra: &[&str]) -> Watcher {
         let mut command = Command::new(PROBE);
-        command.arg("watch").arg(config);
+        command.arg("watch").arg(config).args(extra);
         Watcher::spawn(command)
+    }
+
+    /// `health-probe watch CONFIG --json`: events only, no check lines.
+    pub fn quiet(config: &Path) -> Watcher {
+        Watcher::start_with(config, &[])
     }
 
     /// Runs `command` (the watcher, or a wrapper that execs it), adding
@@ -45,7 +63,89 @@ impl Watcher {
                 }
             }
         });
-        Watcher { child, lines }
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (err, sink) = (child.stderr.take().unwrap(), stderr.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        Watcher {
+            child,
+            lines,
+            seen: Vec::new(),
+            returned: HashSet::new(),
+            stderr,
+        }
+    }
+
+    /// What the watcher wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// The first event not returned before for which `pred` holds, from
+    /// those already read or those still to come; panics with everything
+    /// seen after `within`.
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        within: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        if let Some(i) =
+            (0..self.seen.len()).find(|i| !self.returned.contains(i) && pred(&self.seen[*i]))
+        {
+            self.returned.insert(i);
+            return self.seen[i].clone();
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let v: Value = serde_json::from_str(&line)
+                        .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        self.returned.insert(self.seen.len() - 1);
+                        return v;
+                    }
+                }
+                Err(_) => panic!(
+                    "no {what} within {within:?}; stderr: {}; events seen:\n{}",
+                    self.stderr(),
+                    self.seen
+                        .iter()
+                        .map(|v| v.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Reads every event printed so far into `seen`.
+    pub fn drain(&mut self) {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(serde_json::from_str(&line).unwrap());
+        }
+    }
+
+    /// Events of `event` kind for `target` seen so far.
+    pub fn count(&self, event: &str, target: &str) -> usize {
+        self.seen
+            .iter()
+            .filter(|v| v["event"] == event && v["target"] == target)
+            .count()
+    }
+
+    /// Events of `event` kind seen so far.
+    pub fn told(&self, event: &str) -> usize {
+        self.seen.iter().filter(|v| v["event"] == event).count()
     }
 
     pub fn signal(&self, sig: i32) {
@@ -53,6 +153,12 @@ impl Watcher {
         unsafe {
             libc::kill(self.child.id() as i32, sig);
         }
+    }
+
+    /// SIGTERM, then the exit code (within 5 s).
+    pub fn stop(mut self) -> i32 {
+        self.signal(libc::SIGTERM);
+        self.wait_exit(Duration::from_secs(5)).0
     }
 
     /// Waits until the process holds or handles SIGHUP and SIGTERM (from
@@ -79,27 +185,10 @@ impl Watcher {
         panic!("the watcher never held SIGHUP and SIGTERM");
     }
 
-    /// Waits for a line for which `pred` holds, collecting every line.
-    pub fn wait_for(&self, seen: &mut Vec<Value>, within: Duration, pred: impl Fn(&Value) -> bool) {
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("not seen within {within:?}; seen: {seen:?}"));
-            let v: Value = serde_json::from_str(&line).unwrap();
-            let hit = pred(&v);
-            seen.push(v);
-            if hit {
-                return;
-            }
-        }
-    }
-
-    /// Everything printed until it exits; `(exit code, how long it took
-    /// from now, stderr)`. Panics after `within`.
-    pub fn wait_exit(mut self, seen: &mut Vec<Value>, within: Duration) -> (i32, Duration, String) {
+    /// Waits for it to exit, reading every event it printed; `(exit code,
+    /// how long it took from now, stderr)`. Panics after `within`, or if
+    /// a signal killed it.
+    pub fn wait_exit(&mut self, within: Duration) -> (i32, Duration, String) {
         let start = Instant::now();
         let status = loop {
             if let Some(s) = self.child.try_wait().unwrap() {
@@ -113,11 +202,11 @@ impl Watcher {
         };
         let took = start.elapsed();
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
-            seen.push(serde_json::from_str(&line).unwrap());
+            self.seen.push(serde_json::from_str(&line).unwrap());
         }
-        let mut err = String::new();
-        use std::io::Read;
-        let _ = self.child.stderr.take().unwrap().read_to_string(&mut err);
+        // The stderr reader ends with the pipe.
+        std::thread::sleep(Duration::from_millis(20));
+        let err = self.stderr();
         let code = status.code().unwrap_or_else(|| {
             use std::os::unix::process::ExitStatusExt;
             panic!("killed by signal {:?}; stderr: {err}", status.signal())
@@ -131,6 +220,11 @@ impl Drop for Watcher {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether an event is `event` of `target`.
+pub fn is(event: &'static str, target: &'static str) -> impl Fn(&Value) -> bool {
+    move |v| v["event"] == event && v["target"] == target
 }
 
 /// A port whose banner flips between `UP` and `DOWN` every `period`,
@@ -196,4 +290,69 @@ pub fn targets(n: usize, ports: &[String], settings: &str) -> String {
             )
         })
         .collect()
+}
+
+/// A scratch folder for one test's config and database.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hp-watch-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes `targets` (TOML) after a `database` line into `dir/watch.toml`.
+pub fn write_config(dir: &Path, targets: &str) -> PathBuf {
+    let path = dir.join("watch.toml");
+    let db = dir.join("watch.db");
+    std::fs::write(
+        &path,
+        format!("database = {:?}\n{targets}", db.display().to_string()),
+    )
+    .unwrap();
+    path
+}
+
+/// A port that accepts (and closes) every connection, until dropped.
+pub struct Accepting {
+    pub addr: String,
+    stop: Arc<AtomicBool>,
+}
+
+impl Accepting {
+    /// Listens on `addr` ("127.0.0.1:0" for any port), answering each
+    /// connection with `banner`.
+    pub fn on(addr: &str, banner: &'static [u8]) -> Accepting {
+        let l = TcpListener::bind(addr).unwrap();
+        l.set_nonblocking(true).unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((mut s, _)) => {
+                        let _ = s.write_all(banner);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Accepting { addr, stop }
+    }
+}
+
+impl Drop for Accepting {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // The thread drops the listener within one poll.
+        std::thread::sleep(Duration::from_millis(30));
+    }
+}
+
+pub fn report(args: &[&str]) -> std::process::Output {
+    Command::new(PROBE)
+        .arg("report")
+        .args(args)
+        .output()
+        .expect("run health-probe report")
 }

@@ -1,0 +1,271 @@
+//! How the watcher is run: config errors and `--check-config`, plain log
+//! lines, the live table on a terminal, ping targets in a network
+//! namespace, the `health-probe-watch` binary, and the contrib config and
+//! systemd unit.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+mod common;
+use common::watcher::{report, scratch, write_config, Accepting};
+use common::{code, stderr, stdout, PROBE};
+
+#[test]
+fn config_errors_are_line_numbered_and_check_config_validates() {
+    let dir = scratch("config");
+    let path = dir.join("bad.toml");
+    std::fs::write(
+        &path,
+        "[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"127.0.0.1\"\nrise = 0\n",
+    )
+    .unwrap();
+    let o = Command::new(PROBE)
+        .arg("watch")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1);
+    let err = stderr(&o);
+    let p = path.display();
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        [
+            format!("health-probe: {p}:4:8: addr \"127.0.0.1\" is not IP:PORT, [IPv6]:PORT or HOST:PORT"),
+            format!("health-probe: {p}:5:8: rise must be between 1 and 1000"),
+        ],
+        "{err}"
+    );
+    std::fs::write(
+        &path,
+        "[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let o = Command::new(PROBE)
+        .args(["watch", "--check-config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("valid, 1 targets"), "{}", stdout(&o));
+    let o = Command::new(PROBE)
+        .args(["watch", "/nonexistent/watch.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("cannot read"), "{}", stderr(&o));
+    let o = report(&["--database", "/nonexistent/watch.db"]);
+    assert_eq!(code(&o), 1);
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+}
+
+#[test]
+fn plain_log_lines_when_not_a_terminal() {
+    let dir = scratch("plain");
+    let config = write_config(
+        &dir,
+        "[[target]]\nname = \"svc\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\ninterval = \"100ms\"\n",
+    );
+    let mut child = Command::new(PROBE)
+        .args(["watch", config.to_str().unwrap(), "--stats", "200ms"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(900));
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let mut text = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].ends_with(&format!(
+            "start watching 1 targets, at most 256 checks at once, history in {}",
+            dir.join("watch.db").display()
+        )),
+        "{text}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains(
+            " raise svc (tcp 127.0.0.1:1) NG refused after 2 failures in a row: connection refused"
+        )),
+        "{text}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains(" stats targets=1 checks=")),
+        "{text}"
+    );
+    assert!(lines.last().unwrap().ends_with("stop: SIGINT"), "{text}");
+}
+
+#[test]
+fn live_table_on_a_terminal() {
+    let dir = scratch("live");
+    let up = Accepting::on("127.0.0.1:0", b"");
+    let config = write_config(
+        &dir,
+        &format!(
+            "[[target]]\nname = \"down-svc\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\ninterval = \"100ms\"\n\
+             [[target]]\nname = \"up-svc\"\nkind = \"tcp\"\naddr = \"{}\"\ninterval = \"100ms\"\n",
+            up.addr
+        ),
+    );
+    // util-linux `script` gives the watcher a pseudo-terminal.
+    let o = Command::new("script")
+        .args([
+            "-qefc",
+            &format!("timeout -s INT 2.5 {PROBE} watch {}", config.display()),
+            "/dev/null",
+        ])
+        .env("TERM", "xterm")
+        .env("COLUMNS", "120")
+        .env("LINES", "30")
+        .output();
+    let Ok(o) = o else {
+        assert!(std::env::var_os("CI").is_none(), "script(1) is missing");
+        eprintln!("SKIPPED: no script(1)");
+        return;
+    };
+    let screen = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        screen.contains("\x1b[?1049h"),
+        "alternate screen: {screen:?}"
+    );
+    assert!(screen.contains("TARGET"), "{screen:?}");
+    let alarm_row = screen
+        .lines()
+        .find(|l| l.contains("down-svc") && l.contains("ALARM"));
+    assert!(alarm_row.is_some(), "{screen:?}");
+    assert!(alarm_row.unwrap().contains("NG refused"), "{screen:?}");
+    assert!(screen.contains("up-svc"), "{screen:?}");
+    assert!(
+        screen.contains("raise down-svc"),
+        "recent events under the table: {screen:?}"
+    );
+    // Back on the normal screen, the last counters stay.
+    assert!(screen.contains("\x1b[?1049l"), "{screen:?}");
+    assert!(screen.contains("stats targets=2"), "{screen:?}");
+}
+
+#[test]
+fn ping_targets_in_a_network_namespace() {
+    let dir = scratch("ping");
+    let config = write_config(
+        &dir,
+        r#"
+[defaults]
+interval = "300ms"
+
+[[target]]
+name = "lo"
+kind = "ping"
+host = "127.0.0.1"
+count = 2
+ping_interval = "20ms"
+timeout = "250ms"
+
+[[target]]
+name = "unrouted"
+kind = "ping"
+host = "10.99.0.1"
+timeout = "250ms"
+pause_after_errors = 2
+"#,
+    );
+    let script = format!(
+        "ip link set lo up; timeout -s TERM 2.5 {PROBE} watch {} --json --log-checks || true",
+        config.display()
+    );
+    let Some(o) = common::in_new_netns("sh", &["-ec", &script]) else {
+        return;
+    };
+    let events: Vec<Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let of = |target: &str, event: &str| -> Vec<&Value> {
+        events
+            .iter()
+            .filter(|v| v["target"] == target && v["event"] == event)
+            .collect()
+    };
+    let lo = of("lo", "check");
+    assert!(lo.len() >= 3, "{events:?}\n{}", stderr(&o));
+    assert!(
+        lo.iter()
+            .all(|c| c["class"] == "OK" && c["rtt_ms"].as_f64().is_some()),
+        "{lo:?}"
+    );
+    assert!(of("lo", "raise").is_empty());
+    let raise = of("unrouted", "raise");
+    assert_eq!(raise.len(), 1, "{events:?}");
+    assert_eq!(
+        (raise[0]["class"].clone(), raise[0]["reason"].clone()),
+        ("ERR".into(), "no-route".into())
+    );
+    assert_eq!(of("unrouted", "pause").len(), 1, "{events:?}");
+    assert_eq!(
+        of("unrouted", "check").len(),
+        2,
+        "paused after 2 errors: {events:?}"
+    );
+}
+
+#[test]
+fn health_probe_watch_is_health_probe_watch() {
+    // `health-probe watch` execs the watcher binary: same pid, same exit.
+    let o = Command::new(PROBE)
+        .args(["watch", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0);
+    assert!(stdout(&o).contains("--check-config"));
+    let o = Command::new(PROBE)
+        .args(["report", "--help"])
+        .output()
+        .unwrap();
+    assert!(stdout(&o).contains("--format <FORMAT>"), "{}", stdout(&o));
+}
+
+#[test]
+fn contrib_example_config_and_systemd_unit_are_valid() {
+    let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib");
+    let o = Command::new(PROBE)
+        .args(["watch", "--check-config"])
+        .arg(contrib.join("watch.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("valid, 5 targets"), "{}", stdout(&o));
+
+    // The unit as installed, pointing at this build: systemd's own checker
+    // must find nothing (unknown keys, missing programs, bad syntax).
+    let unit = std::fs::read_to_string(contrib.join("health-probe-watch.service")).unwrap();
+    let dir = scratch("unit");
+    let path = dir.join("health-probe-watch.service");
+    std::fs::write(&path, unit.replace("/usr/bin/health-probe", PROBE)).unwrap();
+    let o = match Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            assert!(std::env::var_os("CI").is_none(), "systemd-analyze: {e}");
+            eprintln!("SKIPPED: no systemd-analyze: {e}");
+            return;
+        }
+    };
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stderr(&o), "", "systemd-analyze verify complained");
+}
