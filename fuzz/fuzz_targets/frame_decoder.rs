@@ -1,5 +1,5 @@
 //! The server's side of the native protocol: arbitrary bytes through the
-//! tokio-util frame decoder and request parsing, as `connection.rs` reads
+//! tokio-util frame decoder and request parsing, as `native.rs` reads
 //! them, including the error replies it sends back.
 #![no_main]
 
