@@ -7,28 +7,44 @@ use health_proto::DEFAULT_MAX_PAYLOAD;
 use ipnet::IpNet;
 
 /// Default bind address: every IPv4 interface, port 9100.
-pub const DEFAULT_BIND: SocketAddr =
+pub(crate) const DEFAULT_BIND: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 9100);
 /// Default time a check waits for the main thread's answer.
-pub const DEFAULT_ANSWER_DEADLINE: Duration = Duration::from_millis(500);
+pub(crate) const DEFAULT_ANSWER_DEADLINE: Duration = Duration::from_millis(500);
 /// Default time allowed to receive a complete request.
-pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default time allowed to write a reply.
-pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default limit on connections held at once, on all ports together. The
 /// limit in force is also at most a quarter of the process's open-file
 /// limit (`ulimit -n`), so the service keeps the rest.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// Default limit on connections held at once from one source (an IPv4
 /// address or an IPv6 /64).
-pub const DEFAULT_MAX_PER_SOURCE: usize = 64;
+pub(crate) const DEFAULT_MAX_PER_SOURCE: usize = 64;
 /// Default age after which a published landmark is reported as `fail`.
-pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(5);
 /// Default answer time above which a `slow check` event is logged.
-pub const DEFAULT_SLOW_ANSWER: Duration = Duration::from_millis(100);
+pub(crate) const DEFAULT_SLOW_ANSWER: Duration = Duration::from_millis(100);
 
 /// Configures and starts a health endpoint. [`crate::spawn`] is
 /// `Builder::new().spawn(state_rx)`.
+///
+/// The defaults, which each setting's method also gives:
+///
+/// | setting | default |
+/// |---|---|
+/// | [`bind`](Builder::bind) | `0.0.0.0:9100` |
+/// | [`agent_bind`](Builder::agent_bind), [`http_bind`](Builder::http_bind) | off |
+/// | [`answer_deadline`](Builder::answer_deadline) | 500 ms |
+/// | [`read_timeout`](Builder::read_timeout), [`write_timeout`](Builder::write_timeout) | 2 s each |
+/// | [`max_connections`](Builder::max_connections) | 16,384, and at most a quarter of `ulimit -n` |
+/// | [`max_per_source`](Builder::max_per_source) | 64 |
+/// | [`max_payload`](Builder::max_payload) | 64 KiB |
+/// | [`allow`](Builder::allow) | everyone |
+/// | [`stale_after`](Builder::stale_after) | 5 s |
+/// | [`slow_answer`](Builder::slow_answer) | 100 ms |
+/// | [`connections`](Builder::connections) | off |
 ///
 /// ```no_run
 /// let (asks, state_rx) = health_server::channel();
@@ -84,7 +100,7 @@ impl Builder {
     }
 
     /// Address to listen on (default `0.0.0.0:9100`). Port 0 picks a free
-    /// port; read it back with [`HealthServer::local_addr`].
+    /// port; read it back with [`HealthServer::local_addr`](crate::HealthServer::local_addr).
     pub fn bind(mut self, addr: SocketAddr) -> Builder {
         self.bind = addr;
         self

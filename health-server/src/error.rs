@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 /// Why the health endpoint could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServerError {
     /// The listening socket could not be created or bound.
     #[error("cannot listen for health checks on {addr}: {source}")]

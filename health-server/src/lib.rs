@@ -19,7 +19,8 @@
 //! # Ok::<(), health_server::ServerError>(())
 //! ```
 //!
-//! Modules follow `docs/PROTOCOL.md` section 8: [`source`] is how the main
+//! Modules follow `docs/PROTOCOL.md` section 8: `source` ([`channel`],
+//! [`publisher`]) is how the main
 //! thread's landmarks reach the server (asked or published), `ask` bounds and
 //! shares the asking, `context` is the check every protocol shares,
 //! `admission` decides which connections are held when peers try to hold
@@ -43,13 +44,9 @@ mod health_server;
 mod http;
 mod native;
 mod server;
-pub mod source;
+mod source;
 
-pub use config::{
-    Builder, DEFAULT_ANSWER_DEADLINE, DEFAULT_BIND, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_PER_SOURCE, DEFAULT_READ_TIMEOUT, DEFAULT_SLOW_ANSWER, DEFAULT_STALE_AFTER,
-    DEFAULT_WRITE_TIMEOUT,
-};
+pub use config::Builder;
 pub use error::ServerError;
 pub use health_proto::{Component, Landmark, State, TcpState, Weight};
 pub use health_server::HealthServer;

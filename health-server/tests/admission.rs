@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use health_proto::{ErrorCode, Request, Response, State};
-use health_server::{Landmark, DEFAULT_MAX_PER_SOURCE};
+use health_server::Landmark;
+
+/// `Builder::max_per_source`'s documented default.
+const DEFAULT_MAX_PER_SOURCE: usize = 64;
 
 /// Opens `n` connections that have sent `first` (nothing, or part of a
 /// request) and then say nothing more.

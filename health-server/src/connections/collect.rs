@@ -47,6 +47,7 @@ pub struct Connection {
 
 /// Why sockets could not be read from the kernel.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CollectError {
     #[error("netlink sock_diag: {0}")]
     Io(#[from] std::io::Error),

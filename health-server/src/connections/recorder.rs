@@ -17,15 +17,15 @@ use super::{collect, Connection, TcpState};
 pub const COMPONENT: &str = "connections";
 
 /// Default time between snapshots.
-pub const DEFAULT_PERIOD: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_PERIOD: Duration = Duration::from_secs(10);
 /// Default number of snapshots kept.
-pub const DEFAULT_KEEP: usize = 360;
+pub(crate) const DEFAULT_KEEP: usize = 360;
 /// Default age beyond which snapshots are dropped.
-pub const DEFAULT_KEEP_FOR: Duration = Duration::from_secs(3600);
+pub(crate) const DEFAULT_KEEP_FOR: Duration = Duration::from_secs(3600);
 /// Default most connections kept per snapshot.
-pub const DEFAULT_MAX_PER_SNAPSHOT: usize = 10_000;
+pub(crate) const DEFAULT_MAX_PER_SNAPSHOT: usize = 10_000;
 /// Default IPv4 prefix for grouping clients by subnet.
-pub const DEFAULT_SUBNET_PREFIX: u8 = 24;
+pub(crate) const DEFAULT_SUBNET_PREFIX: u8 = 24;
 
 /// What the connection report collects and keeps, and its thresholds.
 ///
