@@ -47,7 +47,7 @@ impl ProbeError {
     }
 }
 
-pub(crate) fn io_error(e: ProtoError, stage: &'static str, timeout: &str) -> ProbeError {
+pub fn io_error(e: ProtoError, stage: &'static str, timeout: &str) -> ProbeError {
     match e {
         ProtoError::Io(e) => match e.kind() {
             ErrorKind::TimedOut | ErrorKind::WouldBlock => ProbeError::Timeout {

@@ -1,16 +1,17 @@
-//! The code behind the `health-probe` and `health-probe-watch` binaries
-//! (not a stable library API).
+//! The code behind the `health-probe` binary, and the checks the watcher
+//! (the `health-watch` crate, binary `health-probe-watch`) runs too (not a
+//! stable library API).
 //!
 //! `health-probe` checks a service's landmark health endpoint and exits 0
 //! (healthy) or 1 (anything else), for keepalived's MISC_CHECK, scripts and
 //! operators; `health-probe tcp` checks a plain TCP port ([`tcp`]) and
 //! `health-probe ping` a host ([`ping`]), and `health-probe connections`
 //! asks a service who is connected to it ([`connections`]).
-//! `health-probe watch` runs many
-//! checks with alarms and `health-probe report` exports their history
-//! ([`watch`]); those two live in the `health-probe-watch` binary, which
-//! `health-probe` execs, so the one-shot probe that keepalived runs
-//! thousands of times a minute carries no async runtime and no SQLite.
+//! `health-probe watch` runs many checks with alarms and `health-probe
+//! report` exports their history; those two live in the `health-watch`
+//! crate's `health-probe-watch` binary, which `health-probe` execs, so the
+//! one-shot probe that keepalived runs thousands of times a minute carries
+//! no async runtime, SQLite, TOML or terminal library.
 //!
 //! The one-shot flow is one-way, as in ripgrep: parse the command line
 //! ([`cli`]), run one probe under one deadline ([`probe`]), turn the
@@ -29,12 +30,12 @@ pub mod payload;
 pub mod ping;
 pub mod probe;
 pub mod report;
+pub mod sigmask;
 pub mod table;
 pub mod target;
 pub mod tcp;
 pub mod text;
 pub mod verdict;
-pub mod watch;
 
 use std::process::ExitCode;
 

@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         Some(Command::Watch(_)) => {
             // Held through exec until the watcher's handlers are in place:
             // a SIGHUP right after start must not kill it.
-            health_probe::watch::signals::hold();
+            health_probe::sigmask::hold();
             exec_watcher()
         }
         Some(Command::Report(_)) => exec_watcher(),

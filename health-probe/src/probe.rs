@@ -77,7 +77,7 @@ pub(crate) fn exchange(
 }
 
 /// A `check` request for `component` and the fresh id it carries.
-pub(crate) fn check_frame(component: Option<&str>) -> (u32, Frame) {
+pub fn check_frame(component: Option<&str>) -> (u32, Frame) {
     request_frame(&Request::Check(CheckRequest {
         component: component.map(str::to_string),
     }))
@@ -90,7 +90,7 @@ pub(crate) fn request_frame(request: &Request) -> (u32, Frame) {
 }
 
 /// The landmark in the reply to request `id`, or why there is none.
-pub(crate) fn landmark_from(
+pub fn landmark_from(
     frame: &Frame,
     id: u32,
     timeout: &str,
@@ -153,7 +153,7 @@ pub(crate) fn connect(
         .map_err(|e| connect_error(e, timeout))
 }
 
-pub(crate) fn connect_error(e: io::Error, timeout: &str) -> ProbeError {
+pub fn connect_error(e: io::Error, timeout: &str) -> ProbeError {
     match e.kind() {
         ErrorKind::ConnectionRefused => ProbeError::Refused,
         ErrorKind::TimedOut | ErrorKind::WouldBlock => ProbeError::Timeout {

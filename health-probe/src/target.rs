@@ -145,21 +145,25 @@ pub fn resolve(addr: &str, family: Family, deadline: Instant) -> Result<SocketAd
     }
 }
 
-/// The async twin of [`resolve`], for the watcher: names go to tokio's
-/// resolver (its blocking pool, which bounds the threads a hanging DNS
-/// server can hold), cut off at `deadline`.
-pub async fn resolve_async(
+/// The async twin of [`resolve`], for the watcher: `lookup` resolves a
+/// name and port with the caller's runtime (the watcher: tokio's resolver,
+/// on its blocking pool, which bounds the threads a hanging DNS server can
+/// hold), and answers `None` when the deadline passed first.
+pub async fn resolve_async<F, Fut>(
     addr: &str,
     family: Family,
-    deadline: tokio::time::Instant,
-) -> Result<SocketAddr, ProbeError> {
+    lookup: F,
+) -> Result<SocketAddr, ProbeError>
+where
+    F: FnOnce(String, u16) -> Fut,
+    Fut: std::future::Future<Output = Option<std::io::Result<Vec<SocketAddr>>>>,
+{
     match endpoint(addr)? {
         Endpoint::Literal(sa) => literal_in(sa.ip(), family, addr).map(|()| sa),
         Endpoint::Name(host, port) => {
-            let found = tokio::time::timeout_at(deadline, tokio::net::lookup_host((host, port)))
+            let found = lookup(host.to_string(), port)
                 .await
-                .map_err(|_| timed_out())
-                .and_then(|r| r.map(Vec::from_iter));
+                .unwrap_or_else(|| Err(timed_out()));
             first_of(host, lookup_result(host, found)?, family)
         }
     }

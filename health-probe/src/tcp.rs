@@ -69,7 +69,7 @@ pub fn run(args: &TcpArgs) -> TcpOutcome {
     }
 }
 
-pub(crate) type Failure = (Class, &'static str, String);
+pub type Failure = (Class, &'static str, String);
 
 fn check(
     args: &TcpArgs,
@@ -103,7 +103,7 @@ fn check(
 }
 
 /// The detail of an OK check that expects no answer.
-pub(crate) fn connected(args: &TcpArgs) -> String {
+pub fn connected(args: &TcpArgs) -> String {
     match &args.send {
         Some(s) => format!("connected, sent {} bytes", s.0.len()),
         None => "connected".into(),
@@ -111,14 +111,14 @@ pub(crate) fn connected(args: &TcpArgs) -> String {
 }
 
 /// What the answer must contain or match.
-pub(crate) enum Matcher<'a> {
+pub enum Matcher<'a> {
     Banner(&'a [u8]),
     Regex(&'a regex::bytes::Regex),
 }
 
 impl<'a> Matcher<'a> {
     /// The matcher `--expect-banner` / `--expect-regex` ask for, if any.
-    pub(crate) fn of(args: &'a TcpArgs) -> Option<Matcher<'a>> {
+    pub fn of(args: &'a TcpArgs) -> Option<Matcher<'a>> {
         match (&args.expect_banner, &args.expect_regex) {
             (Some(banner), _) => Some(Matcher::Banner(&banner.0)),
             (None, Some(re)) => Some(Matcher::Regex(re)),
@@ -128,7 +128,7 @@ impl<'a> Matcher<'a> {
 
     /// The check's result, once the answer so far decides it: matched, or
     /// [`MAX_ANSWER`] bytes without a match.
-    pub(crate) fn decided(&self, answer: &[u8]) -> Option<Result<String, Failure>> {
+    pub fn decided(&self, answer: &[u8]) -> Option<Result<String, Failure>> {
         if self.matches(answer) {
             return Some(Ok(format!("connected, answer matched {}", self.describe())));
         }
@@ -148,7 +148,7 @@ impl<'a> Matcher<'a> {
     /// or an error) into `answer`, and returns the check's result if that
     /// decides it. Reads of at most `MAX_ANSWER - answer.len()` bytes keep
     /// the answer bounded.
-    pub(crate) fn after_read(
+    pub fn after_read(
         &self,
         answer: &mut Vec<u8>,
         read: io::Result<&[u8]>,
@@ -205,7 +205,7 @@ fn is_timeout(e: &io::Error) -> bool {
     matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock)
 }
 
-pub(crate) fn io_failure(e: io::Error, stage: &str, timeout: &str) -> Failure {
+pub fn io_failure(e: io::Error, stage: &str, timeout: &str) -> Failure {
     match e.kind() {
         _ if is_timeout(&e) => (Class::Wr, "timeout", format!("no {stage} within {timeout}")),
         ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => (
@@ -218,7 +218,7 @@ pub(crate) fn io_failure(e: io::Error, stage: &str, timeout: &str) -> Failure {
 }
 
 /// Maps the shared resolve/connect errors onto the four classes.
-pub(crate) fn classify(e: ProbeError) -> Failure {
+pub fn classify(e: ProbeError) -> Failure {
     let detail = e.to_string();
     match e {
         ProbeError::Usage(_) => (Class::Err, "bad-address", detail),
@@ -235,7 +235,7 @@ pub(crate) fn classify(e: ProbeError) -> Failure {
 
 /// No route, unreachable network or host, or no usable source address: the
 /// check cannot even leave this machine.
-pub(crate) fn is_unreachable(e: &io::Error) -> bool {
+pub fn is_unreachable(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EADDRNOTAVAIL)

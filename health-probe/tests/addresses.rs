@@ -85,34 +85,3 @@ fn an_ipv6_zone_is_parsed_and_tried() {
         stdout(&o)
     );
 }
-
-#[test]
-fn the_watcher_takes_a_family_per_target() {
-    let write = |family: &str| {
-        common::watch_config(
-            "family",
-            &format!("[[target]]\nname = \"a\"\nkind = \"landmark\"\naddr = \"localhost:9100\"\nfamily = \"{family}\"\n\n[[target]]\nname = \"b\"\nkind = \"ping\"\nhost = \"127.1\"\n"),
-        )
-    };
-    let (dir, config) = write("ipv4");
-    let (o, _) = probe(&["watch", config.to_str().unwrap(), "--check-config"]);
-    assert_eq!(code(&o), 1, "127.1 is a shorthand, refused");
-    assert!(
-        stderr(&o).contains(":11:8: host \"127.1\""),
-        "{}",
-        stderr(&o)
-    );
-    assert!(
-        !stderr(&o).contains(":5:"),
-        "ipv4 is a family: {}",
-        stderr(&o)
-    );
-    let (_, config) = write("ipv7");
-    let (o, _) = probe(&["watch", config.to_str().unwrap(), "--check-config"]);
-    assert!(
-        stderr(&o).contains("family must be \"ipv4\" or \"ipv6\", not \"ipv7\""),
-        "{}",
-        stderr(&o)
-    );
-    let _ = std::fs::remove_dir_all(&dir);
-}

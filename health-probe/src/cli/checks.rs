@@ -125,7 +125,7 @@ fn parse_payload(s: &str) -> Result<Payload, String> {
 /// Byte-oriented and ASCII-only (`\w`, `\d`, `.` over bytes): banners are
 /// bytes, and without Unicode tables the probe starts as fast as before
 /// (their relocations cost every run, regex or not).
-pub(crate) fn parse_regex(s: &str) -> Result<regex::bytes::Regex, String> {
+pub fn parse_regex(s: &str) -> Result<regex::bytes::Regex, String> {
     regex::bytes::RegexBuilder::new(s)
         .unicode(false)
         .size_limit(1 << 20)

@@ -14,7 +14,7 @@ mod checks;
 mod connections;
 mod watch;
 
-pub(crate) use checks::parse_regex;
+pub use checks::parse_regex;
 pub use checks::{PingArgs, TcpArgs};
 pub use connections::{ConnectionsArgs, PortOrService};
 pub use watch::{ReportArgs, ReportFormat, WatchArgs};

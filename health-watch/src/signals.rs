@@ -9,50 +9,11 @@
 //! are installed: a signal sent in between waits in the kernel and is then
 //! served. Children (actions) start with nothing held.
 //!
-//! std has no call for signal masks; `pthread_sigmask` is used directly
-//! (one call each way), rather than adding a crate for it.
+//! The masks themselves are [`health_probe::sigmask`], shared with
+//! `health-probe`, which holds them before it execs the watcher.
 
+pub use health_probe::sigmask::{hold, release, release_all_in_child};
 use tokio::signal::unix::{signal, Signal, SignalKind};
-
-const HELD: [libc::c_int; 3] = [libc::SIGHUP, libc::SIGTERM, libc::SIGINT];
-
-fn mask(how: libc::c_int, signals: &[libc::c_int]) {
-    // SAFETY: sigset_t is plain data, initialised by sigemptyset before
-    // use; pthread_sigmask only changes this thread's mask.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for &s in signals {
-            libc::sigaddset(&mut set, s);
-        }
-        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
-    }
-}
-
-/// Holds SIGHUP, SIGTERM and SIGINT on this thread (and on the threads
-/// and programs it starts from now on) until [`release`].
-pub fn hold() {
-    mask(libc::SIG_BLOCK, &HELD);
-}
-
-/// Lets this thread take SIGHUP, SIGTERM and SIGINT again; any that came
-/// while held is delivered now.
-pub fn release() {
-    mask(libc::SIG_UNBLOCK, &HELD);
-}
-
-/// For a child between fork and exec: nothing held, whatever thread
-/// started it. Async-signal-safe (only sigemptyset and pthread_sigmask).
-pub fn release_all_in_child() -> std::io::Result<()> {
-    // SAFETY: as in `mask`; sigemptyset and pthread_sigmask are
-    // async-signal-safe, so they may run between fork and exec.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-    }
-    Ok(())
-}
 
 /// The handlers, installed on the watcher's runtime.
 pub struct Signals {

@@ -1,7 +1,10 @@
-//! `health-probe watch CONFIG`: many targets checked at once in one async
-//! process, alarms raised and cleared with fall/rise thresholds, recorded
-//! in SQLite, acted on, and shown live; `health-probe report` exports the
-//! history.
+//! The watcher, behind the `health-probe-watch` binary that `health-probe
+//! watch` and `health-probe report` exec: many targets checked at once in
+//! one async process (the same checks as the one-shot probe, from the
+//! `health-probe` crate), alarms raised and cleared with fall/rise
+//! thresholds, recorded in SQLite, acted on, and shown live; `health-probe
+//! report` exports the history. The async runtime, SQLite, TOML and the
+//! terminal live here, not in the one-shot probe.
 //!
 //! - [`config`]: the TOML file and its validation.
 //! - [`check`]: one check of one target (landmark, tcp, ping).

@@ -30,7 +30,7 @@ use health_proto::State;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::cli::{PingArgs, TcpArgs};
+use health_probe::cli::{PingArgs, TcpArgs};
 
 mod document;
 mod validate;
@@ -105,15 +105,15 @@ impl Kind {
 }
 
 /// A duration written like `"500ms"`, `"10s"`, `"1m"` (humantime), at most
-/// [`crate::duration::MAX_SPAN`] (`keep_history`); waits are held to
-/// [`crate::duration::MAX_WAIT`] where they are validated.
+/// [`health_probe::duration::MAX_SPAN`] (`keep_history`); waits are held to
+/// [`health_probe::duration::MAX_WAIT`] where they are validated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dur(pub Duration);
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
         let s = String::deserialize(d)?;
-        crate::duration::within(&s, crate::duration::MAX_SPAN, "50 years")
+        health_probe::duration::within(&s, health_probe::duration::MAX_SPAN, "50 years")
             .map(Dur)
             .map_err(serde::de::Error::custom)
     }
@@ -314,7 +314,7 @@ pub enum Check {
     Landmark {
         component: Option<String>,
         expect: Vec<State>,
-        family: crate::target::Family,
+        family: health_probe::target::Family,
     },
     Tcp(TcpArgs),
     Ping(PingArgs),

@@ -22,8 +22,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::output::{Notice, Output};
-use super::store::{ActionRecord, EventRecord, Store};
+use crate::output::{Notice, Output};
+use crate::store::{ActionRecord, EventRecord, Store};
 
 /// Most bytes of an action's output (stdout and stderr together) kept in
 /// the history.
@@ -169,11 +169,11 @@ impl Actions {
 /// The environment an action sees. Text from the network or the config
 /// (detail, target, address) is data: control characters (NUL among them,
 /// which `exec` cannot pass) escaped as on a terminal, and cut at
-/// [`MAX_ENV_VALUE`] bytes with the mark of [`crate::text`]. The history
+/// [`MAX_ENV_VALUE`] bytes with the mark of [`health_probe::text`]. The history
 /// keeps the text itself.
 pub fn environment(p: &Pending) -> Vec<(&'static str, String)> {
     let e = &p.event;
-    let value = |s: &str| crate::text::shown_within(s, MAX_ENV_VALUE).into_owned();
+    let value = |s: &str| health_probe::text::shown_within(s, MAX_ENV_VALUE).into_owned();
     vec![
         ("HEALTH_EVENT", e.event.to_string()),
         ("HEALTH_EVENT_ID", p.event_id.to_string()),
@@ -304,7 +304,7 @@ fn spawn(p: &Pending) -> std::io::Result<(std::fs::File, tokio::process::Child)>
     // `signals`); the action, and a daemon it starts, must not.
     // SAFETY: the hook calls only async-signal-safe functions.
     unsafe {
-        command.pre_exec(super::signals::release_all_in_child);
+        command.pre_exec(crate::signals::release_all_in_child);
     }
     Ok((file, command.spawn()?))
 }

@@ -16,14 +16,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
-use crate::cli::TcpArgs;
-use crate::outcome::{Class, Speed};
-use crate::probe::{self, ProbeError, MAX_REPLY};
-use crate::target;
-use crate::tcp::{self, Failure, Matcher, MAX_ANSWER};
-use crate::verdict;
+use health_probe::cli::TcpArgs;
+use health_probe::outcome::{Class, Speed};
+use health_probe::probe::{self, ProbeError, MAX_REPLY};
+use health_probe::target;
+use health_probe::tcp::{self, Failure, Matcher, MAX_ANSWER};
+use health_probe::verdict;
 
-use super::config::{Check, Target};
+use crate::config::{Check, Target};
 
 /// Most bytes of a check's detail the watcher keeps (and so records with
 /// each event, prints and passes on), cut with `...(N more bytes)`: a
@@ -90,7 +90,7 @@ pub async fn run(target: &Target) -> Observation {
         Check::Ping(args) => {
             let args = args.clone();
             match tokio::task::spawn_blocking(move || {
-                let o = crate::ping::run(&args);
+                let o = health_probe::ping::run(&args);
                 let speed = o.speed(&args);
                 (o, speed)
             })
@@ -114,7 +114,7 @@ pub async fn run(target: &Target) -> Observation {
         at,
         class,
         reason,
-        detail: match crate::text::cut(&detail, MAX_DETAIL) {
+        detail: match health_probe::text::cut(&detail, MAX_DETAIL) {
             std::borrow::Cow::Borrowed(_) => detail,
             std::borrow::Cow::Owned(cut) => cut,
         },
@@ -147,6 +147,22 @@ fn elapsed() -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::TimedOut, "deadline passed")
 }
 
+/// `addr`'s one address, names resolved by tokio's resolver before
+/// `deadline`.
+async fn resolve(
+    addr: &str,
+    family: target::Family,
+    deadline: tokio::time::Instant,
+) -> Result<SocketAddr, ProbeError> {
+    target::resolve_async(addr, family, |host, port| async move {
+        tokio::time::timeout_at(deadline, tokio::net::lookup_host((host, port)))
+            .await
+            .ok()
+            .map(|found| found.map(Vec::from_iter))
+    })
+    .await
+}
+
 /// The landmark check: `check` request, one framed reply.
 async fn landmark(
     addr: &str,
@@ -155,21 +171,21 @@ async fn landmark(
     deadline: tokio::time::Instant,
     timeout: &str,
 ) -> Result<health_proto::LandmarkReply, ProbeError> {
-    let addr = target::resolve_async(addr, family, deadline).await?;
+    let addr = resolve(addr, family, deadline).await?;
     let mut stream = connect(addr, deadline, timeout).await?;
     let (id, request) = probe::check_frame(component);
     let bytes = request.to_bytes();
     tokio::time::timeout_at(deadline, stream.write_all(&bytes))
         .await
         .unwrap_or_else(|_| Err(elapsed()))
-        .map_err(|e| crate::error::io_error(e.into(), "send", timeout))?;
+        .map_err(|e| health_probe::error::io_error(e.into(), "send", timeout))?;
     let mut frames = FramedRead::new(stream, FrameCodec::new(MAX_REPLY));
     let frame = match tokio::time::timeout_at(deadline, frames.next()).await {
         Ok(Some(frame)) => frame,
         Ok(None) => Err(health_proto::ProtoError::Closed),
         Err(_) => Err(elapsed().into()),
     }
-    .map_err(|e| crate::error::io_error(e, "reply", timeout))?;
+    .map_err(|e| health_probe::error::io_error(e, "reply", timeout))?;
     probe::landmark_from(&frame, id, timeout)
 }
 
@@ -179,7 +195,7 @@ async fn tcp_check(
     deadline: tokio::time::Instant,
     timeout: &str,
 ) -> Result<String, Failure> {
-    let addr = target::resolve_async(&args.addr, args.family.family(), deadline)
+    let addr = resolve(&args.addr, args.family.family(), deadline)
         .await
         .map_err(tcp::classify)?;
     let mut stream = connect(addr, deadline, timeout)

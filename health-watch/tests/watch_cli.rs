@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 mod common;
-use common::watcher::{report, scratch, write_config, Accepting};
-use common::{code, stderr, stdout, PROBE};
+use common::watcher::{report, scratch, write_config, Accepting, Watcher};
+use common::{code, stderr, stdout, watch_config, PROBE};
 
 #[test]
 fn config_errors_are_line_numbered_and_check_config_validates() {
@@ -223,18 +223,38 @@ pause_after_errors = 2
 
 #[test]
 fn health_probe_watch_is_health_probe_watch() {
-    // `health-probe watch` execs the watcher binary: same pid, same exit.
-    let o = Command::new(PROBE)
-        .args(["watch", "--help"])
-        .output()
-        .unwrap();
-    assert_eq!(code(&o), 0);
-    assert!(stdout(&o).contains("--check-config"));
-    let o = Command::new(PROBE)
+    // `health-probe watch` and `report` exec the watcher binary installed
+    // beside it: same pid, same arguments, same exit.
+    let probe = Path::new(PROBE).with_file_name("health-probe");
+    if !probe.is_file() {
+        // `cargo test -p health-watch` alone does not build the probe.
+        assert!(std::env::var_os("CI").is_none(), "CI builds the workspace");
+        eprintln!("SKIPPED: no health-probe beside {PROBE}");
+        return;
+    }
+    let o = Command::new(&probe)
         .args(["report", "--help"])
         .output()
         .unwrap();
+    assert_eq!(code(&o), 0);
     assert!(stdout(&o).contains("--format <FORMAT>"), "{}", stdout(&o));
+    let (dir, config) = watch_config(
+        "exec",
+        "[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\ninterval = \"1h\"\n",
+    );
+    let mut command = Command::new(&probe);
+    command.arg("watch").arg(&config);
+    let mut w = Watcher::spawn(command);
+    w.wait_for("start", Duration::from_secs(10), |v| v["event"] == "start");
+    let exe = std::fs::read_link(format!("/proc/{}/exe", w.child.id())).unwrap();
+    assert_eq!(
+        exe.file_name().unwrap(),
+        "health-probe-watch",
+        "{}",
+        exe.display()
+    );
+    assert_eq!(w.stop(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -268,4 +288,41 @@ fn contrib_example_config_and_systemd_unit_are_valid() {
     };
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(stderr(&o), "", "systemd-analyze verify complained");
+}
+
+#[test]
+fn the_watcher_takes_a_family_per_target() {
+    let write = |family: &str| {
+        watch_config(
+            "family",
+            &format!("[[target]]\nname = \"a\"\nkind = \"landmark\"\naddr = \"localhost:9100\"\nfamily = \"{family}\"\n\n[[target]]\nname = \"b\"\nkind = \"ping\"\nhost = \"127.1\"\n"),
+        )
+    };
+    let (dir, config) = write("ipv4");
+    let o = Command::new(PROBE)
+        .args(["watch", config.to_str().unwrap(), "--check-config"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1, "127.1 is a shorthand, refused");
+    assert!(
+        stderr(&o).contains(":11:8: host \"127.1\""),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !stderr(&o).contains(":5:"),
+        "ipv4 is a family: {}",
+        stderr(&o)
+    );
+    let (_, config) = write("ipv7");
+    let o = Command::new(PROBE)
+        .args(["watch", config.to_str().unwrap(), "--check-config"])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&o).contains("family must be \"ipv4\" or \"ipv6\", not \"ipv7\""),
+        "{}",
+        stderr(&o)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

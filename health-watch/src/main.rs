@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 
 use health_probe::cli::{self, Command};
-use health_probe::watch;
 
 fn main() -> ExitCode {
     let cli = match cli::Cli::parse_args() {
@@ -12,8 +11,8 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     match &cli.command {
-        Some(Command::Watch(args)) => watch::run(args),
-        Some(Command::Report(args)) => watch::history::run(args),
+        Some(Command::Watch(args)) => health_watch::run(args),
+        Some(Command::Report(args)) => health_watch::history::run(args),
         _ => health_probe::run_check(&cli),
     }
 }

@@ -1,7 +1,7 @@
 //! The running watcher: start-up (config, lock, database, history), one
 //! task per target, and the loop that serves signals, counters, pruning,
 //! the database's health and the live view until it stops. Reloading is
-//! in [`super::reload`].
+//! in [`crate::reload`].
 
 use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal;
@@ -17,16 +17,16 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::WatchArgs;
+use health_probe::cli::WatchArgs;
 
-use super::action::Actions;
-use super::alarm::Alarm;
-use super::config::{self, Config, Target};
-use super::output::{self, Mode, Notice, Output, Row, Stats, Status};
-use super::signals::{self, Signals};
-use super::store::{self, EventRecord, Store};
-use super::task::{self, record, Shared};
-use super::terminal::Screen;
+use crate::action::Actions;
+use crate::alarm::Alarm;
+use crate::config::{self, Config, Target};
+use crate::output::{self, Mode, Notice, Output, Row, Stats, Status};
+use crate::signals::{self, Signals};
+use crate::store::{self, EventRecord, Store};
+use crate::task::{self, record, Shared};
+use crate::terminal::Screen;
 
 /// How often old history is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);

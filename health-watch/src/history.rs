@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use crate::cli::{ReportArgs, ReportFormat};
+use health_probe::cli::{ReportArgs, ReportFormat};
 
-use super::store::{self, HistoryRow};
+use crate::store::{self, HistoryRow};
 
 /// Prints the history; exit 0, or 1 with one line on stderr when the
 /// database cannot be read.
@@ -142,9 +142,9 @@ fn table(rows: &[HistoryRow], out: &mut impl Write) -> io::Result<()> {
             ]
         })
         .collect();
-    let columns = header.map(crate::table::Column::left);
+    let columns = header.map(health_probe::table::Column::left);
     let rows: Vec<Vec<String>> = cells.into_iter().map(Vec::from).collect();
-    crate::table::write(out, &columns, &rows)
+    health_probe::table::write(out, &columns, &rows)
 }
 
 /// The database a `health-probe report` reads: `--database`, or the one
@@ -152,9 +152,9 @@ fn table(rows: &[HistoryRow], out: &mut impl Write) -> io::Result<()> {
 pub fn database_for(database: Option<&Path>, config: Option<&Path>) -> Result<PathBuf, String> {
     match (database, config) {
         (Some(d), _) => Ok(d.to_path_buf()),
-        (None, Some(c)) => super::config::load(c)
+        (None, Some(c)) => crate::config::load(c)
             .map(|c| c.database)
             .map_err(|e| e.to_string().replace('\n', "; ")),
-        (None, None) => Ok(PathBuf::from(super::config::DEFAULT_DATABASE)),
+        (None, None) => Ok(PathBuf::from(crate::config::DEFAULT_DATABASE)),
     }
 }

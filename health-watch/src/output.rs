@@ -10,10 +10,10 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 
-use super::alarm::{Alarm, Phase};
-use super::check::Observation;
-use super::store::{ActionRecord, EventRecord};
-use crate::text::shown;
+use crate::alarm::{Alarm, Phase};
+use crate::check::Observation;
+use crate::store::{ActionRecord, EventRecord};
+use health_probe::text::shown;
 
 /// How the watcher reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! The terminal while the live table is up.
 
-use super::output::Output;
+use crate::output::Output;
 
 /// The terminal while the live table is up: alternate screen, no cursor;
 /// restored when dropped.

@@ -15,9 +15,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
-use crate::outcome::Class;
+use health_probe::outcome::Class;
 
-use super::check::Observation;
+use crate::check::Observation;
 
 /// What an observation changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,7 +286,7 @@ impl Alarm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::Speed;
+    use health_probe::outcome::Speed;
     use std::time::Duration;
 
     fn obs(class: Class) -> Observation {

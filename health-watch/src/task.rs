@@ -20,12 +20,12 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::action::{Actions, Pending};
-use super::alarm::{Thresholds, Transition};
-use super::check::{self, Observation};
-use super::config::Target;
-use super::output::{Notice, Output, Status};
-use super::store::{EventRecord, Store};
+use crate::action::{Actions, Pending};
+use crate::alarm::{Thresholds, Transition};
+use crate::check::{self, Observation};
+use crate::config::Target;
+use crate::output::{Notice, Output, Status};
+use crate::store::{EventRecord, Store};
 
 /// Checks, failures, lag: shared by every target task.
 #[derive(Default)]

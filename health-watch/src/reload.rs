@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 
-use super::alarm::Alarm;
-use super::config;
-use super::output::{Mode, Notice};
-use super::task::record;
-use super::watcher::{removed, Running, Stopped, Watcher};
+use crate::alarm::Alarm;
+use crate::config;
+use crate::output::{Mode, Notice};
+use crate::task::record;
+use crate::watcher::{removed, Running, Stopped, Watcher};
 
 impl Watcher {
     /// SIGHUP: reads the config again (off the runtime's threads). An

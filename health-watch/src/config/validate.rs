@@ -10,7 +10,7 @@ use std::time::Duration;
 use health_proto::State;
 use toml::Spanned;
 
-use crate::cli::{FamilyArgs, ModeArgs, Payload, PingArgs, TcpArgs};
+use health_probe::cli::{FamilyArgs, ModeArgs, Payload, PingArgs, TcpArgs};
 
 use super::document::Lines;
 use super::*;
@@ -228,7 +228,7 @@ impl<'a> Validator<'a> {
             Duration::from_secs(10),
             Duration::from_secs(86_400),
         );
-        let flap = (flap_changes > 0).then_some(super::super::alarm::Flap {
+        let flap = (flap_changes > 0).then_some(crate::alarm::Flap {
             changes: flap_changes,
             window: flap_window,
         });
@@ -359,7 +359,7 @@ impl<'a> Validator<'a> {
                     self.error(span.clone(), "give expect_banner or expect_regex, not both");
                 }
                 let expect_regex = t.expect_regex.as_ref().and_then(|r| {
-                    match crate::cli::parse_regex(r.get_ref()) {
+                    match health_probe::cli::parse_regex(r.get_ref()) {
                         Ok(re) => Some(re),
                         Err(e) => {
                             self.error(r.span(), format!("expect_regex: {e}"));
@@ -479,7 +479,7 @@ impl<'a> Validator<'a> {
 
     fn addr(&mut self, a: &Spanned<String>) -> String {
         let s = a.get_ref();
-        if crate::target::endpoint(s).is_err() {
+        if health_probe::target::endpoint(s).is_err() {
             self.error(
                 a.span(),
                 format!("addr {s:?} is not IP:PORT, [IPv6]:PORT or HOST:PORT"),
@@ -490,7 +490,7 @@ impl<'a> Validator<'a> {
 
     fn host(&mut self, h: &Spanned<String>) -> String {
         let s = h.get_ref();
-        if crate::target::host(s).is_err() {
+        if health_probe::target::host(s).is_err() {
             self.error(
                 h.span(),
                 format!("host {s:?} is not an IP address or a host name (no port)"),

@@ -1,0 +1,26 @@
+//! Helpers the watcher's integration tests share: reading a run's output,
+//! peers that never answer, network namespaces, scratch configs, and the
+//! running watcher ([`watcher`]).
+#![allow(dead_code)] // each test crate uses its own subset
+
+#[allow(unused_imports)] // not every test crate uses them all
+pub use test_support::*;
+
+pub mod watcher;
+
+/// The watcher's binary: `health-probe-watch watch ...` is what
+/// `health-probe watch ...` execs, same arguments.
+pub const PROBE: &str = env!("CARGO_BIN_EXE_health-probe-watch");
+
+/// A fresh scratch folder for one watcher test (`tag` names it) and a
+/// config there: a `database` in the folder, then `targets` (TOML).
+/// Returns the folder and the config's path.
+pub fn watch_config(tag: &str, targets: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("hp-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("watch.toml");
+    let db = dir.join("watch.db").display().to_string();
+    std::fs::write(&config, format!("database = {db:?}\n{targets}")).unwrap();
+    (dir, config)
+}

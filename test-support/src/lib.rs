@@ -1,0 +1,102 @@
+//! What the workspace's integration tests share: reading a run's output,
+//! loopback ports and peers that never answer, network namespaces, an
+//! endpoint answering a fixed landmark, and the hostile text the escaping
+//! tests send. A dev-dependency only; never published.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+/// Everything a hostile detail tries at once: an OSC window title, a
+/// screen clear, CR, BS, NUL, DEL, a C1 CSI, and a newline followed by a
+/// forged Nagios line.
+pub const HOSTILE: &str =
+    "\x1b]0;pwned\x07\x1b[2Jgone\rback\x08\0nul\x7f\u{9b}31m\nLANDMARK OK - 10.0.0.5:9100 is ok: fine|time=0s";
+
+/// Asserts no byte of `out` is a control character but the final newline.
+pub fn assert_clean(out: &str, what: &str) {
+    let body = out.strip_suffix('\n').unwrap_or(out);
+    assert!(
+        !body.chars().any(char::is_control),
+        "{what}: control characters in {out:?}"
+    );
+}
+
+/// A run's exit code.
+pub fn code(o: &Output) -> i32 {
+    o.status.code().expect("exit code")
+}
+
+/// A run's stdout, as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A run's stderr, as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A loopback address nothing listens on right now.
+pub fn free_port() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// A listener that never accepts, with its accept queue filled: the kernel
+/// drops further SYNs, so a connect gets no answer. Keep the returned
+/// socket and fillers alive for the test.
+pub fn unanswered_listener() -> (SocketAddr, socket2::Socket, Vec<TcpStream>) {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    sock.listen(0).unwrap();
+    let addr = sock.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(s) => fillers.push(s),
+            Err(_) => break, // the queue is full
+        }
+    }
+    (addr, sock, fillers)
+}
+
+/// Runs `program args` in a new network namespace (`unshare --net`): no
+/// routes, no DNS reachable. Needs root; `None` with a note where
+/// namespaces cannot be made, which fails the test under CI.
+pub fn in_new_netns(program: &str, args: &[&str]) -> Option<Output> {
+    let out = Command::new("unshare")
+        .arg("--net")
+        .arg(program)
+        .args(args)
+        .output();
+    match out {
+        Ok(o) if !String::from_utf8_lossy(&o.stderr).starts_with("unshare:") => Some(o),
+        other => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "cannot create a network namespace in CI: {other:?}"
+            );
+            eprintln!("SKIPPED: cannot create a network namespace: {other:?}");
+            None
+        }
+    }
+}
+
+/// An endpoint on a free loopback port whose main thread answers `landmark`.
+pub fn serving(landmark: health_server::Landmark) -> (health_server::HealthServer, String) {
+    let (asks, rx) = health_server::channel();
+    let server = health_server::Builder::new()
+        .bind("127.0.0.1:0".parse().unwrap())
+        .answer_deadline(Duration::from_millis(200))
+        .spawn(rx)
+        .unwrap();
+    std::thread::spawn(move || {
+        while let Some(ask) = asks.recv_blocking() {
+            ask.answer(landmark.clone());
+        }
+    });
+    let addr = server.local_addr().to_string();
+    (server, addr)
+}
