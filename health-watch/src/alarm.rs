@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime};
 use health_probe::outcome::Class;
 
 use crate::check::Observation;
+pub use crate::config::Flap;
 
 /// What an observation changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,13 +57,6 @@ pub struct Thresholds {
     pub pause_after_errors: u32,
     /// `None`: no flap detection.
     pub flap: Option<Flap>,
-}
-
-/// Flapping: more than `changes` raises and clears within `window`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Flap {
-    pub changes: u32,
-    pub window: Duration,
 }
 
 /// How a target stands, as the live view shows it.

@@ -260,6 +260,13 @@ pub struct Config {
     pub targets: Vec<Target>,
 }
 
+/// Flapping: more than `changes` raises and clears within `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flap {
+    pub changes: u32,
+    pub window: Duration,
+}
+
 /// A validated target.
 #[derive(Debug)]
 pub struct Target {
@@ -280,7 +287,7 @@ pub struct Target {
     pub on_clear: Option<String>,
     pub action_timeout: Duration,
     /// Flap detection; `None` when `flap_changes = 0`.
-    pub flap: Option<super::alarm::Flap>,
+    pub flap: Option<Flap>,
     /// The target as written (see [`Target::same_as`]).
     pub written: RawTarget,
 }

@@ -228,7 +228,7 @@ impl<'a> Validator<'a> {
             Duration::from_secs(10),
             Duration::from_secs(86_400),
         );
-        let flap = (flap_changes > 0).then_some(crate::alarm::Flap {
+        let flap = (flap_changes > 0).then_some(Flap {
             changes: flap_changes,
             window: flap_window,
         });
