@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use health_probe::cli::{ReportArgs, ReportFormat};
+use health_probe::text::shown;
 
 use crate::store::{self, HistoryRow};
 
@@ -17,7 +18,7 @@ pub fn run(args: &ReportArgs) -> ExitCode {
     let rows = match read(args) {
         Ok(rows) => rows,
         Err(e) => {
-            eprintln!("health-probe: report: {e}");
+            eprintln!("health-probe: report: {}", shown(&e.to_string()));
             return ExitCode::from(1);
         }
     };
@@ -34,7 +35,7 @@ pub fn run(args: &ReportArgs) -> ExitCode {
         // A closed pipe (`| head`) is not worth a message.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("health-probe: report: {e}");
+            eprintln!("health-probe: report: {}", shown(&e.to_string()));
             ExitCode::from(1)
         }
     }

@@ -5,11 +5,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures_util::future::join_all;
+use health_probe::text::shown;
 
 use crate::alarm::Alarm;
 use crate::config;
 use crate::output::{Mode, Notice};
 use crate::task::record;
+
 use crate::watcher::{removed, Running, Stopped, Watcher};
 
 impl Watcher {
@@ -104,7 +106,7 @@ impl Watcher {
         // On a terminal the live table shows it; a line on stderr would
         // tear the screen.
         if self.shared.output.mode() != Mode::Live {
-            eprintln!("health-probe: reload failed: {msg}");
+            eprintln!("health-probe: reload failed: {}", shown(&msg));
         }
         self.shared.output.notice(Notice::ReloadFailed(msg));
     }

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use health_probe::cli::WatchArgs;
+use health_probe::text::shown;
 
 use crate::action::Actions;
 use crate::alarm::Alarm;
@@ -89,10 +90,11 @@ pub fn run(args: &WatchArgs) -> ExitCode {
     code
 }
 
-/// Each line of `message` on stderr; exit 1.
+/// Each line of `message` on stderr, escaped (a config's text, a key or
+/// a value, is data); exit 1.
 fn fail(message: &str) -> ExitCode {
     for line in message.lines() {
-        eprintln!("health-probe: {line}");
+        eprintln!("health-probe: {}", shown(line));
     }
     ExitCode::from(1)
 }

@@ -326,3 +326,38 @@ fn the_watcher_takes_a_family_per_target() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_hostile_config_is_reported_escaped_every_problem_at_once() {
+    // A key carrying terminal escapes, a second unknown key, a value of
+    // the wrong type, a database that is a folder (and an address with
+    // escapes, for the resolver to refuse when it is checked).
+    let dir = scratch("hostile-config");
+    let path = dir.join("bad.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "database = {:?}\n[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"\\u001b]0;pwned\\u0007:1\"\n\"\\u001b[2J\" = 1\nflal = 2\nrise = \"two\"\n",
+            dir.display().to_string()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(PROBE)
+        .args(["watch", "--check-config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1);
+    let err = stderr(&o);
+    common::assert_clean(&err.replace('\n', " "), "check-config stderr");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 4, "{err}");
+    assert!(
+        lines[0].contains(":1:12: database") && lines[0].contains("is a folder"),
+        "{err}"
+    );
+    assert!(lines[1].contains(":6:1: unknown field `\\e[2J`"), "{err}");
+    assert!(lines[2].contains(":7:1: unknown field `flal`"), "{err}");
+    assert!(lines[3].contains(":8:8:"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
