@@ -202,8 +202,7 @@ fn a_hostile_detail_never_stops_an_action() {
 
 /// Where `common::watch_config(tag, ..)` puts `name`.
 fn dir_file(tag: &str, name: &str) -> String {
-    std::env::temp_dir()
-        .join(format!("hp-{tag}-{}", std::process::id()))
+    common::watcher::scratch_path(tag)
         .join(name)
         .display()
         .to_string()

@@ -16,11 +16,7 @@ pub const PROBE: &str = env!("CARGO_BIN_EXE_health-probe-watch");
 /// config there: a `database` in the folder, then `targets` (TOML).
 /// Returns the folder and the config's path.
 pub fn watch_config(tag: &str, targets: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!("hp-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("watch.toml");
-    let db = dir.join("watch.db").display().to_string();
-    std::fs::write(&config, format!("database = {db:?}\n{targets}")).unwrap();
+    let dir = watcher::scratch(tag);
+    let config = watcher::write_config(&dir, targets);
     (dir, config)
 }

@@ -294,10 +294,15 @@ pub fn targets(n: usize, ports: &[String], settings: &str) -> String {
 
 /// A scratch folder for one test's config and database.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hp-watch-{name}-{}", std::process::id()));
+    let dir = scratch_path(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Where [`scratch`] makes the folder named `name`.
+pub fn scratch_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("hp-watch-{name}-{}", std::process::id()))
 }
 
 /// Writes `targets` (TOML) after a `database` line into `dir/watch.toml`.
