@@ -73,13 +73,21 @@ fn a_second_watcher_on_the_same_database_refuses_naming_the_first() {
 fn report_reads_a_running_watchers_database_without_write_access() {
     let (dir, _, db, mut w) = alarm_acted_on("trust-ro");
     let root = unsafe { libc::geteuid() } == 0;
-    let mut report = Command::new(PROBE);
+    // As an operator who may read the database and its folder, and write
+    // neither. The binary is copied beside the database: the checkout it
+    // was built in (a `mktemp -d` folder, say) may be closed to others.
+    let program = if root {
+        let copy = dir.join("health-probe-watch");
+        std::fs::copy(PROBE, &copy).unwrap();
+        copy
+    } else {
+        PROBE.into()
+    };
+    let mut report = Command::new(&program);
     report
         .args(["report", "--format", "json", "--database"])
         .arg(&db);
     if root {
-        // As an operator who may read the database and its folder, and
-        // write neither.
         use std::os::unix::process::CommandExt;
         report.uid(65534).gid(65534);
     }
