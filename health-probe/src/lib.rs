@@ -25,12 +25,15 @@ pub mod cli;
 pub mod connections;
 pub mod duration;
 pub mod error;
+#[cfg(feature = "async")]
+pub mod nonblocking;
 pub mod outcome;
 pub mod payload;
 pub mod ping;
 pub mod probe;
 pub mod report;
 pub mod sigmask;
+pub mod spec;
 pub mod table;
 pub mod target;
 pub mod tcp;
@@ -39,32 +42,32 @@ pub mod verdict;
 
 use std::process::ExitCode;
 
-/// Runs a one-shot check (landmark, `tcp`, `ping`) and picks its exit
-/// code. `watch` and `report` are the caller's to run.
-pub fn run_check(cli: &cli::Cli) -> ExitCode {
-    match &cli.command {
-        Some(cli::Command::Tcp(args)) => {
-            let o = tcp::run(args);
-            let code = verdict::class_exit_code(args.mode.nagios, o.class, o.reason, o.speed(args));
-            report::print_tcp(args, &o, code);
+/// Runs a one-shot check (landmark, `tcp`, `ping`, `connections`), prints
+/// its verdict and picks its exit code. `watch` and `report` are the
+/// caller's to run.
+pub fn run_check(job: &cli::Job) -> ExitCode {
+    match job {
+        cli::Job::Landmark(spec, mode) => {
+            let verdict = verdict::Verdict::judge(spec, mode, probe::run(spec));
+            report::print(spec, mode, &verdict);
+            ExitCode::from(verdict.exit_code)
+        }
+        cli::Job::Tcp(spec, mode) => {
+            let o = tcp::run(spec);
+            let code = verdict::class_exit_code(mode.nagios, o.class, o.reason, o.speed(spec));
+            report::print_tcp(spec, mode, &o, code);
             ExitCode::from(code)
         }
-        Some(cli::Command::Ping(args)) => {
-            let o = ping::run(args);
-            let code = verdict::class_exit_code(args.mode.nagios, o.class, o.reason, o.speed(args));
-            report::print_ping(args, &o, code);
+        cli::Job::Ping(spec, mode) => {
+            let o = ping::run(spec);
+            let code = verdict::class_exit_code(mode.nagios, o.class, o.reason, o.speed(spec));
+            report::print_ping(spec, mode, &o, code);
             ExitCode::from(code)
         }
-        Some(cli::Command::Connections(args)) => connections::run(args),
-        Some(cli::Command::Watch(_) | cli::Command::Report(_)) => {
+        cli::Job::Connections(args) => connections::run(args),
+        cli::Job::Watch(_) | cli::Job::Report(_) => {
             eprintln!("health-probe: watch and report are run by health-probe-watch");
             ExitCode::from(1)
-        }
-        None => {
-            let outcome = probe::run(&cli.probe_spec());
-            let verdict = verdict::Verdict::judge(cli, outcome);
-            report::print(cli, &verdict);
-            ExitCode::from(verdict.exit_code)
         }
     }
 }

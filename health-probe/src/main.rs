@@ -4,22 +4,22 @@
 
 use std::process::ExitCode;
 
-use health_probe::cli::{self, Command};
+use health_probe::cli::{Cli, Job};
 
 fn main() -> ExitCode {
-    let cli = match cli::Cli::parse_args() {
-        Ok(cli) => cli,
+    let job = match Cli::parse_args() {
+        Ok(job) => job,
         Err(code) => return code,
     };
-    match &cli.command {
-        Some(Command::Watch(_)) => {
+    match &job {
+        Job::Watch(_) => {
             // Held through exec until the watcher's handlers are in place:
             // a SIGHUP right after start must not kill it.
             health_probe::sigmask::hold();
             exec_watcher()
         }
-        Some(Command::Report(_)) => exec_watcher(),
-        _ => health_probe::run_check(&cli),
+        Job::Report(_) => exec_watcher(),
+        _ => health_probe::run_check(&job),
     }
 }
 

@@ -1,7 +1,8 @@
 //! Bytes a tcp check sends or expects, written as text with escapes
 //! (`--send`, `--expect-banner`, and the watcher's `send` and
 //! `expect_banner`): `\r`, `\n`, `\t` and `\\`; any other backslash
-//! sequence is an error, so a typo is not sent.
+//! sequence is an error, so a typo is not sent. Also the regular
+//! expression an answer must match (`--expect-regex`, `expect_regex`).
 
 /// Bytes given as text, with escapes resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,6 +13,25 @@ impl Payload {
     pub fn parse(s: &str) -> Result<Payload, String> {
         unescape(s).map(Payload)
     }
+}
+
+/// Parses an answer's regular expression: byte-oriented and ASCII-only
+/// (`\w`, `\d`, `.` over bytes), because banners are bytes, and without
+/// Unicode tables the probe starts as fast as before (their relocations
+/// cost every run, regex or not). The error is regex's last line.
+pub fn regex(s: &str) -> Result<regex::bytes::Regex, String> {
+    regex::bytes::RegexBuilder::new(s)
+        .unicode(false)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| {
+            e.to_string()
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
 }
 
 /// Parses `--send` / `--expect-banner` text: `\r`, `\n`, `\t` and `\\` are

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::cli::PingArgs;
 use crate::outcome::{Class, Speed};
 use crate::probe::ProbeError;
+use crate::spec::PingSpec;
 use crate::target;
 
 /// Payload of each echo request: recognisable in a capture.
@@ -63,7 +63,7 @@ impl PingOutcome {
     }
 
     /// Average round trip against `--warn` / `--crit`.
-    pub fn speed(&self, args: &PingArgs) -> Speed {
+    pub fn speed(&self, args: &PingSpec) -> Speed {
         Speed::of(self.avg(), args.warn, args.crit)
     }
 }
@@ -86,20 +86,11 @@ impl SocketKind {
 
 type Failure = (Class, &'static str, String);
 
-pub fn run(args: &PingArgs) -> PingOutcome {
+/// Runs the check `args` asks for, with blocking sockets.
+pub fn run(args: &PingSpec) -> PingOutcome {
     let start = Instant::now();
     let deadline = start + args.timeout;
-    let mut o = PingOutcome {
-        addr: None,
-        class: Class::Ok,
-        reason: None,
-        detail: String::new(),
-        sent: 0,
-        received: 0,
-        rtts: Vec::new(),
-        socket: None,
-        elapsed: Duration::ZERO,
-    };
+    let mut o = nothing_sent(Class::Ok, None, String::new());
     match ping(args, deadline, &mut o) {
         Ok(detail) => o.detail = detail,
         Err((class, reason, detail)) => {
@@ -112,12 +103,30 @@ pub fn run(args: &PingArgs) -> PingOutcome {
     o
 }
 
-fn ping(args: &PingArgs, deadline: Instant, o: &mut PingOutcome) -> Result<String, Failure> {
-    let ip =
-        target::resolve_host(&args.host, args.family.family(), deadline).map_err(|e| match e {
-            ProbeError::Usage(m) => (Class::Err, "bad-address", m),
-            other => (Class::Err, "dns", other.to_string()),
-        })?;
+/// The outcome of a check that could not run.
+pub fn failed(class: Class, reason: &'static str, detail: String) -> PingOutcome {
+    nothing_sent(class, Some(reason), detail)
+}
+
+fn nothing_sent(class: Class, reason: Option<&'static str>, detail: String) -> PingOutcome {
+    PingOutcome {
+        addr: None,
+        class,
+        reason,
+        detail,
+        sent: 0,
+        received: 0,
+        rtts: Vec::new(),
+        socket: None,
+        elapsed: Duration::ZERO,
+    }
+}
+
+fn ping(args: &PingSpec, deadline: Instant, o: &mut PingOutcome) -> Result<String, Failure> {
+    let ip = target::resolve_host(&args.host, args.family, deadline).map_err(|e| match e {
+        ProbeError::Usage(m) => (Class::Err, "bad-address", m),
+        other => (Class::Err, "dns", other.to_string()),
+    })?;
     o.addr = Some(ip);
     let (mut socket, kind) = open(ip)?;
     o.socket = Some(kind);

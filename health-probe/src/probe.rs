@@ -11,19 +11,12 @@ use health_proto::{CheckRequest, ErrorReply, Frame, MessageType, Request, Respon
 
 use crate::error::io_error;
 pub use crate::error::ProbeError;
+use crate::spec::LandmarkSpec;
 use crate::target;
 
 /// Largest reply payload the probe accepts: well above the server's 64 KiB
 /// default, still a firm bound on what a hostile peer can make it allocate.
 pub const MAX_REPLY: u32 = 1024 * 1024;
-
-/// What to probe.
-pub struct ProbeSpec<'a> {
-    pub addr: &'a str,
-    pub component: Option<&'a str>,
-    pub timeout: Duration,
-    pub family: crate::target::Family,
-}
 
 /// The result of one probe.
 pub struct Outcome {
@@ -35,7 +28,8 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
-pub fn run(spec: &ProbeSpec<'_>) -> Outcome {
+/// Runs the landmark check `spec` asks for, with blocking sockets.
+pub fn run(spec: &LandmarkSpec) -> Outcome {
     let start = Instant::now();
     let deadline = start + spec.timeout;
     let mut addr = None;
@@ -48,13 +42,13 @@ pub fn run(spec: &ProbeSpec<'_>) -> Outcome {
 }
 
 fn probe(
-    spec: &ProbeSpec<'_>,
+    spec: &LandmarkSpec,
     deadline: Instant,
     tried: &mut Option<SocketAddr>,
 ) -> Result<health_proto::LandmarkReply, ProbeError> {
     let timeout = humantime::format_duration(spec.timeout).to_string();
-    let (id, request) = check_frame(spec.component);
-    let frame = exchange(spec.addr, spec.family, &request, deadline, &timeout, tried)?;
+    let (id, request) = check_frame(spec.component.as_deref());
+    let frame = exchange(&spec.addr, spec.family, &request, deadline, &timeout, tried)?;
     landmark_from(&frame, id, &timeout)
 }
 

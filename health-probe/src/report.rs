@@ -5,32 +5,35 @@ use std::io::Write;
 
 use serde_json::json;
 
-use crate::cli::{Cli, PingArgs, TcpArgs};
+use crate::cli::ModeArgs;
 use crate::outcome::{Class, Speed};
 use crate::ping::PingOutcome;
+use crate::spec::{LandmarkSpec, PingSpec, TcpSpec};
 use crate::tcp::TcpOutcome;
 use crate::text::{quoted, shown};
 use crate::verdict::Verdict;
 
-pub fn print(cli: &Cli, v: &Verdict) {
-    if cli.quiet {
+/// Prints a landmark check's verdict: one line (or JSON, or a Nagios
+/// line) on stdout, and on failure one line on stderr naming its class.
+pub fn print(spec: &LandmarkSpec, mode: &ModeArgs, v: &Verdict) {
+    if mode.quiet {
         return;
     }
     let mut out = std::io::stdout().lock();
-    let _ = if cli.json {
-        writeln!(out, "{}", to_json(cli, v))
-    } else if cli.nagios {
-        writeln!(out, "{}", nagios_line(cli, v))
+    let _ = if mode.json {
+        writeln!(out, "{}", to_json(spec, v))
+    } else if mode.nagios {
+        writeln!(out, "{}", nagios_line(spec, v))
     } else {
-        writeln!(out, "{}", line(cli, v))
+        writeln!(out, "{}", line(spec, v))
     };
     if let Some(class) = v.class() {
-        eprintln!("health-probe: {class}: {}", problem(cli, v));
+        eprintln!("health-probe: {class}: {}", problem(spec, v));
     }
 }
 
-fn target(cli: &Cli, v: &Verdict) -> String {
-    named(cli.addr(), v.outcome.addr)
+fn target(spec: &LandmarkSpec, v: &Verdict) -> String {
+    named(&spec.addr, v.outcome.addr)
 }
 
 /// What the user typed, with the address it became when that differs:
@@ -47,13 +50,13 @@ fn ms(d: std::time::Duration) -> String {
 }
 
 /// `OK 127.0.0.1:9100 state=ok weight=100 rtt=0.41ms detail="serving"`
-fn line(cli: &Cli, v: &Verdict) -> String {
+fn line(spec: &LandmarkSpec, v: &Verdict) -> String {
     let mut s = format!(
         "{} {}",
         if v.healthy { "OK" } else { "FAIL" },
-        target(cli, v)
+        target(spec, v)
     );
-    if let Some(c) = &cli.component {
+    if let Some(c) = &spec.component {
         s.push_str(&format!(" component={c}"));
     }
     match (v.reply(), v.error()) {
@@ -79,13 +82,13 @@ fn line(cli: &Cli, v: &Verdict) -> String {
 }
 
 /// The stderr sentence after `health-probe: CLASS: `.
-fn problem(cli: &Cli, v: &Verdict) -> String {
+fn problem(spec: &LandmarkSpec, v: &Verdict) -> String {
     match (v.reply(), v.error()) {
         (Some(r), _) => {
-            let expected: Vec<&str> = cli.expect.iter().map(|s| s.as_str()).collect();
+            let expected: Vec<&str> = spec.expect.iter().map(|s| s.as_str()).collect();
             format!(
                 "{} is {}, expected {}: {}",
-                target(cli, v),
+                target(spec, v),
                 r.state,
                 expected.join(","),
                 if r.detail.is_empty() {
@@ -95,29 +98,29 @@ fn problem(cli: &Cli, v: &Verdict) -> String {
                 }
             )
         }
-        (None, Some(e)) => format!("{}: {}", target(cli, v), shown(&e.to_string())),
+        (None, Some(e)) => format!("{}: {}", target(spec, v), shown(&e.to_string())),
         (None, None) => String::new(),
     }
 }
 
 /// `LANDMARK OK - 127.0.0.1:9100 is ok: serving|time=0.000280s;;;0.000000;1.000000 ...`,
 /// shaped like check_tcp's status line and perfdata.
-fn nagios_line(cli: &Cli, v: &Verdict) -> String {
+fn nagios_line(spec: &LandmarkSpec, v: &Verdict) -> String {
     let status = crate::verdict::nagios_status(&v.outcome, v.healthy);
     let summary = match (v.reply(), v.error()) {
-        (Some(r), _) => format!("{} is {}: {}", target(cli, v), r.state, shown(&r.detail)),
+        (Some(r), _) => format!("{} is {}: {}", target(spec, v), r.state, shown(&r.detail)),
         (None, Some(e)) => format!(
             "{} {}: {}",
-            target(cli, v),
+            target(spec, v),
             e.class(),
             shown(&e.to_string())
         ),
-        (None, None) => target(cli, v),
+        (None, None) => target(spec, v),
     };
     let mut perf = format!(
         "time={:.6}s;;;0.000000;{:.6}",
         v.outcome.elapsed.as_secs_f64(),
-        cli.timeout.as_secs_f64()
+        spec.timeout.as_secs_f64()
     );
     if let Some(r) = v.reply() {
         perf.push_str(&format!(
@@ -136,15 +139,15 @@ fn nagios_line(cli: &Cli, v: &Verdict) -> String {
     )
 }
 
-fn to_json(cli: &Cli, v: &Verdict) -> serde_json::Value {
+fn to_json(spec: &LandmarkSpec, v: &Verdict) -> serde_json::Value {
     let reply = v.reply();
     json!({
         "verdict": if v.healthy { "ok" } else { "fail" },
         "exit_code": v.exit_code,
-        "target": cli.addr(),
+        "target": &spec.addr,
         "addr": v.outcome.addr.map(|a| a.to_string()),
-        "component": cli.component,
-        "expected": cli.expect.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "component": spec.component,
+        "expected": spec.expect.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
         "rtt_ms": json_ms(v.outcome.elapsed),
         "class": v.class(),
         "error": v.error().map(|e| e.to_string()),
@@ -175,16 +178,16 @@ fn print_class_failure(class: Class, reason: &str, target: &str, detail: &str) {
 
 /// Prints a `tcp` check: one line (or JSON, or a Nagios line) on stdout,
 /// and on failure one line on stderr naming the class and reason.
-pub fn print_tcp(args: &TcpArgs, o: &TcpOutcome, exit_code: u8) {
-    if args.mode.quiet {
+pub fn print_tcp(args: &TcpSpec, mode: &ModeArgs, o: &TcpOutcome, exit_code: u8) {
+    if mode.quiet {
         return;
     }
     let target = named(&args.addr, o.addr);
     let speed = o.speed(args);
     let mut out = std::io::stdout().lock();
-    let _ = if args.mode.json {
+    let _ = if mode.json {
         writeln!(out, "{}", tcp_json(args, o, exit_code, speed))
-    } else if args.mode.nagios {
+    } else if mode.nagios {
         writeln!(out, "{}", tcp_nagios_line(args, o, &target))
     } else {
         let mut line = format!("{} {target} rtt={}", o.class.as_str(), ms(o.elapsed));
@@ -223,7 +226,7 @@ fn answer_text(answer: &[u8]) -> String {
 
 /// `TCP OK - 0.000 second response time on 127.0.0.1 port 22 [SSH-2.0]|time=...`,
 /// shaped like check_tcp's.
-fn tcp_nagios_line(args: &TcpArgs, o: &TcpOutcome, target: &str) -> String {
+fn tcp_nagios_line(args: &TcpSpec, o: &TcpOutcome, target: &str) -> String {
     let status = crate::verdict::class_nagios_status(o.class, o.reason, o.speed(args));
     let summary = match o.class {
         Class::Ok => {
@@ -253,7 +256,7 @@ fn tcp_nagios_line(args: &TcpArgs, o: &TcpOutcome, target: &str) -> String {
     )
 }
 
-fn tcp_json(args: &TcpArgs, o: &TcpOutcome, exit_code: u8, speed: Speed) -> serde_json::Value {
+fn tcp_json(args: &TcpSpec, o: &TcpOutcome, exit_code: u8, speed: Speed) -> serde_json::Value {
     let ms = json_ms;
     json!({
         "check": "tcp",
@@ -273,17 +276,17 @@ fn tcp_json(args: &TcpArgs, o: &TcpOutcome, exit_code: u8, speed: Speed) -> serd
 
 /// Prints a `ping` check: one line (or JSON, or a Nagios line) on stdout,
 /// and on failure one line on stderr naming the class and reason.
-pub fn print_ping(args: &PingArgs, o: &PingOutcome, exit_code: u8) {
-    if args.mode.quiet {
+pub fn print_ping(args: &PingSpec, mode: &ModeArgs, o: &PingOutcome, exit_code: u8) {
+    if mode.quiet {
         return;
     }
     let target = named(&args.host, o.addr);
     let speed = o.speed(args);
     let opt_ms = |d: Option<std::time::Duration>| d.map(ms).unwrap_or_else(|| "-".into());
     let mut out = std::io::stdout().lock();
-    let _ = if args.mode.json {
+    let _ = if mode.json {
         writeln!(out, "{}", ping_json(args, o, exit_code, speed))
-    } else if args.mode.nagios {
+    } else if mode.nagios {
         writeln!(out, "{}", ping_nagios_line(args, o, &target))
     } else {
         let mut line = format!(
@@ -318,7 +321,7 @@ pub fn print_ping(args: &PingArgs, o: &PingOutcome, exit_code: u8) {
 
 /// `PING OK - 127.0.0.1: 0% loss, rta 0.052ms|rta=0.052000ms;...;0 pl=0%;;;0;100`,
 /// shaped like check_ping's.
-fn ping_nagios_line(args: &PingArgs, o: &PingOutcome, target: &str) -> String {
+fn ping_nagios_line(args: &PingSpec, o: &PingOutcome, target: &str) -> String {
     let status = crate::verdict::class_nagios_status(o.class, o.reason, o.speed(args));
     let msec = |d: Option<std::time::Duration>| {
         d.map(|d| format!("{:.6}", d.as_secs_f64() * 1000.0))
@@ -343,7 +346,7 @@ fn ping_nagios_line(args: &PingArgs, o: &PingOutcome, target: &str) -> String {
     )
 }
 
-fn ping_json(args: &PingArgs, o: &PingOutcome, exit_code: u8, speed: Speed) -> serde_json::Value {
+fn ping_json(args: &PingSpec, o: &PingOutcome, exit_code: u8, speed: Speed) -> serde_json::Value {
     let ms = json_ms;
     json!({
         "check": "ping",

@@ -16,9 +16,9 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::cli::TcpArgs;
 pub use crate::outcome::{Class, Speed};
 use crate::probe::{self, ProbeError};
+use crate::spec::TcpSpec;
 use crate::target;
 
 /// Most bytes of the peer's answer read while looking for a match.
@@ -44,13 +44,13 @@ pub struct TcpOutcome {
 
 impl TcpOutcome {
     /// The whole check's time against `--warn` / `--crit`.
-    pub fn speed(&self, args: &TcpArgs) -> Speed {
-        Speed::of(Some(self.elapsed), args.warn, args.crit)
+    pub fn speed(&self, spec: &TcpSpec) -> Speed {
+        Speed::of(Some(self.elapsed), spec.warn, spec.crit)
     }
 }
 
-/// Runs the check.
-pub fn run(args: &TcpArgs) -> TcpOutcome {
+/// Runs the check `args` asks for, with blocking sockets.
+pub fn run(args: &TcpSpec) -> TcpOutcome {
     let start = Instant::now();
     let deadline = start + args.timeout;
     let mut addr = None;
@@ -72,13 +72,13 @@ pub fn run(args: &TcpArgs) -> TcpOutcome {
 pub type Failure = (Class, &'static str, String);
 
 fn check(
-    args: &TcpArgs,
+    args: &TcpSpec,
     deadline: Instant,
     tried: &mut Option<SocketAddr>,
     answer: &mut Vec<u8>,
 ) -> Result<String, Failure> {
     let timeout = humantime::format_duration(args.timeout).to_string();
-    let addr = target::resolve(&args.addr, args.family.family(), deadline).map_err(classify)?;
+    let addr = target::resolve(&args.addr, args.family, deadline).map_err(classify)?;
     let mut stream = probe::connect(addr, deadline, &timeout, tried).map_err(classify)?;
     let _ = stream.get_ref().set_nodelay(true);
     if let Some(send) = &args.send {
@@ -103,7 +103,7 @@ fn check(
 }
 
 /// The detail of an OK check that expects no answer.
-pub fn connected(args: &TcpArgs) -> String {
+pub fn connected(args: &TcpSpec) -> String {
     match &args.send {
         Some(s) => format!("connected, sent {} bytes", s.0.len()),
         None => "connected".into(),
@@ -118,7 +118,7 @@ pub enum Matcher<'a> {
 
 impl<'a> Matcher<'a> {
     /// The matcher `--expect-banner` / `--expect-regex` ask for, if any.
-    pub fn of(args: &'a TcpArgs) -> Option<Matcher<'a>> {
+    pub fn of(args: &'a TcpSpec) -> Option<Matcher<'a>> {
         match (&args.expect_banner, &args.expect_regex) {
             (Some(banner), _) => Some(Matcher::Banner(&banner.0)),
             (None, Some(re)) => Some(Matcher::Regex(re)),

@@ -2,9 +2,10 @@
 
 use health_proto::LandmarkReply;
 
-use crate::cli::Cli;
+use crate::cli::ModeArgs;
 use crate::outcome::{Class, Speed};
 use crate::probe::{Outcome, ProbeError};
+use crate::spec::LandmarkSpec;
 
 /// The probe's decision.
 pub struct Verdict {
@@ -16,13 +17,15 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    pub fn judge(cli: &Cli, outcome: Outcome) -> Verdict {
-        let healthy = matches!(&outcome.result, Ok(r) if cli.expect.contains(&r.state));
-        let exit_code = if cli.nagios {
+    /// Healthy or not by `spec`'s expected states, and the exit code for
+    /// `mode`.
+    pub fn judge(spec: &LandmarkSpec, mode: &ModeArgs, outcome: Outcome) -> Verdict {
+        let healthy = matches!(&outcome.result, Ok(r) if spec.expect.contains(&r.state));
+        let exit_code = if mode.nagios {
             nagios_status(&outcome, healthy) as u8
         } else {
             match (&outcome.result, healthy) {
-                (Ok(reply), true) => success_code(cli.dynamic, reply),
+                (Ok(reply), true) => success_code(mode.dynamic, reply),
                 _ => 1,
             }
         };

@@ -3,16 +3,16 @@
 
 use std::process::ExitCode;
 
-use health_probe::cli::{self, Command};
+use health_probe::cli::{Cli, Job};
 
 fn main() -> ExitCode {
-    let cli = match cli::Cli::parse_args() {
-        Ok(cli) => cli,
+    let job = match Cli::parse_args() {
+        Ok(job) => job,
         Err(code) => return code,
     };
-    match &cli.command {
-        Some(Command::Watch(args)) => health_watch::run(args),
-        Some(Command::Report(args)) => health_watch::history::run(args),
-        _ => health_probe::run_check(&cli),
+    match &job {
+        Job::Watch(args) => health_watch::run(args),
+        Job::Report(args) => health_watch::history::run(args),
+        _ => health_probe::run_check(&job),
     }
 }

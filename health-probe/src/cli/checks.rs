@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::{parse_timeout, FamilyArgs, ModeArgs, Payload, DEFAULT_TIMEOUT};
+use crate::spec::{PingSettings, PingSpec, SpecError, TcpSettings, TcpSpec, DEFAULT_PING_COUNT};
 
 /// Ping a host with ICMP echo: --count requests --interval apart, all
 /// within --timeout.
@@ -22,20 +23,21 @@ pub struct PingArgs {
     #[arg(value_name = "HOST")]
     pub host: String,
 
-    /// Echo requests to send.
-    #[arg(long, short = 'c', default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    /// Echo requests to send, 1 to 1000.
+    #[arg(long, short = 'c', default_value_t = DEFAULT_PING_COUNT)]
     pub count: u16,
 
-    /// Time between requests, like 200ms.
-    #[arg(long, short = 'i', value_name = "DUR", default_value = "200ms", value_parser = parse_interval)]
+    /// Time between requests, like 200ms; at least 10ms.
+    #[arg(long, short = 'i', value_name = "DUR", default_value = "200ms", value_parser = parse_timeout)]
     pub interval: Duration,
 
     /// Deadline for the whole check: resolve, every request and reply.
     #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_timeout)]
     pub timeout: Duration,
 
-    /// Replies needed for OK; fewer (but some) is NG with reason loss.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    /// Replies needed for OK, at most --count; fewer (but some) is NG with
+    /// reason loss.
+    #[arg(long, default_value_t = 1)]
     pub min_replies: u16,
 
     /// Average round trip over which an OK check is a WARNING (--nagios)
@@ -55,13 +57,20 @@ pub struct PingArgs {
     pub mode: ModeArgs,
 }
 
-/// At least 10 ms between echo requests (as unprivileged `ping` allows).
-fn parse_interval(s: &str) -> Result<Duration, String> {
-    let d = parse_timeout(s)?;
-    if d < Duration::from_millis(10) {
-        return Err("must be at least 10ms".into());
+impl PingArgs {
+    /// The check these flags ask for, if they keep its rules.
+    pub fn spec(&self) -> Result<PingSpec, Vec<SpecError>> {
+        PingSpec::new(PingSettings {
+            host: self.host.clone(),
+            count: self.count,
+            interval: self.interval,
+            timeout: self.timeout,
+            min_replies: self.min_replies,
+            warn: self.warn,
+            crit: self.crit,
+            family: self.family.family(),
+        })
     }
-    Ok(d)
 }
 
 /// Check a plain TCP port: connect, optionally send opening data and match
@@ -88,13 +97,14 @@ pub struct TcpArgs {
     pub send: Option<Payload>,
 
     /// The answer must contain this text (same escapes as --send); read
-    /// until it appears, the peer closes, 16 KiB, or the timeout.
-    #[arg(long, value_name = "STR", value_parser = parse_payload, conflicts_with = "expect_regex")]
+    /// until it appears, the peer closes, 16 KiB, or the timeout. Not with
+    /// --expect-regex.
+    #[arg(long, value_name = "STR", value_parser = parse_payload)]
     pub expect_banner: Option<Payload>,
 
     /// The answer must match this regular expression (Rust regex syntax
     /// over bytes, ASCII classes: \w \d \s; use ^ to anchor at the start).
-    #[arg(long, value_name = "RE", value_parser = parse_regex)]
+    #[arg(long, value_name = "RE", value_parser = crate::payload::regex)]
     pub expect_regex: Option<regex::bytes::Regex>,
 
     /// Deadline for the whole check (resolve, connect, send, answer).
@@ -122,20 +132,18 @@ fn parse_payload(s: &str) -> Result<Payload, String> {
     Payload::parse(s)
 }
 
-/// Byte-oriented and ASCII-only (`\w`, `\d`, `.` over bytes): banners are
-/// bytes, and without Unicode tables the probe starts as fast as before
-/// (their relocations cost every run, regex or not).
-pub fn parse_regex(s: &str) -> Result<regex::bytes::Regex, String> {
-    regex::bytes::RegexBuilder::new(s)
-        .unicode(false)
-        .size_limit(1 << 20)
-        .build()
-        .map_err(|e| {
-            e.to_string()
-                .lines()
-                .last()
-                .unwrap_or("")
-                .trim()
-                .to_string()
+impl TcpArgs {
+    /// The check these flags ask for, if they keep its rules.
+    pub fn spec(&self) -> Result<TcpSpec, Vec<SpecError>> {
+        TcpSpec::new(TcpSettings {
+            addr: self.addr.clone(),
+            send: self.send.clone(),
+            expect_banner: self.expect_banner.clone(),
+            expect_regex: self.expect_regex.clone(),
+            timeout: self.timeout,
+            warn: self.warn,
+            crit: self.crit,
+            family: self.family.family(),
         })
+    }
 }

@@ -1,5 +1,7 @@
-//! The command line, parsed with clap derive. Bad arguments exit 1 (not
-//! clap's 2, which keepalived's misc_dynamic would read as "healthy, weight 0").
+//! The command line, parsed with clap derive and turned in one step into a
+//! [`Job`]: validated check specs (`spec`) plus how to print the verdict,
+//! as ripgrep turns LowArgs into HiArgs. Bad arguments exit 1 (not clap's
+//! 2, which keepalived's misc_dynamic would read as "healthy, weight 0").
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -8,13 +10,12 @@ pub use crate::payload::Payload;
 use clap::{Parser, Subcommand};
 use health_proto::State;
 
-use crate::probe::ProbeSpec;
+use crate::spec::{LandmarkSettings, LandmarkSpec, PingSpec, SpecError, TcpSpec};
 
 mod checks;
 mod connections;
 mod watch;
 
-pub use checks::parse_regex;
 pub use checks::{PingArgs, TcpArgs};
 pub use connections::{ConnectionsArgs, PortOrService};
 pub use watch::{ReportArgs, ReportFormat, WatchArgs};
@@ -96,6 +97,20 @@ pub struct Cli {
     /// Print nothing; only the exit code tells.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// What one run does, from arguments that keep every rule.
+#[derive(Debug)]
+pub enum Job {
+    /// The landmark check (`health-probe ADDR`).
+    Landmark(LandmarkSpec, ModeArgs),
+    Tcp(TcpSpec, ModeArgs),
+    Ping(PingSpec, ModeArgs),
+    Connections(ConnectionsArgs),
+    /// For `health-probe-watch`.
+    Watch(WatchArgs),
+    /// For `health-probe-watch`.
+    Report(ReportArgs),
 }
 
 /// Checks other than the landmark check.
@@ -181,9 +196,11 @@ fn parse_span(s: &str) -> Result<Duration, String> {
 }
 
 impl Cli {
-    /// Parses `std::env::args`. `--help` and `--version` print and yield
-    /// exit 0; a usage error prints one line on stderr and yields exit 1.
-    pub fn parse_args() -> Result<Cli, ExitCode> {
+    /// Parses `std::env::args` into the job they ask for. `--help` and
+    /// `--version` print and yield exit 0; a usage error prints one line on
+    /// stderr (and with --nagios the UNKNOWN status line) and yields exit 1
+    /// (3 with --nagios).
+    pub fn parse_args() -> Result<Job, ExitCode> {
         let cli = Cli::try_parse().map_err(|e| {
             use clap::error::ErrorKind;
             match e.kind() {
@@ -211,29 +228,38 @@ impl Cli {
                 }
             }
         })?;
-        if let Some(Command::Ping(p)) = &cli.command {
-            if p.min_replies > p.count {
-                return Err(usage_error(&format!(
-                    "--min-replies {} is more than --count {}",
-                    p.min_replies, p.count
-                )));
+        cli.job().map_err(|errors| {
+            let all: Vec<String> = errors.iter().map(SpecError::with_flags).collect();
+            usage_error(&all.join("; "))
+        })
+    }
+
+    /// The job these arguments ask for, if its check keeps every rule.
+    pub fn job(self) -> Result<Job, Vec<SpecError>> {
+        Ok(match self.command {
+            Some(Command::Tcp(args)) => Job::Tcp(args.spec()?, args.mode),
+            Some(Command::Ping(args)) => Job::Ping(args.spec()?, args.mode),
+            Some(Command::Connections(args)) => Job::Connections(args),
+            Some(Command::Watch(args)) => Job::Watch(args),
+            Some(Command::Report(args)) => Job::Report(args),
+            None => {
+                let spec = LandmarkSpec::new(LandmarkSettings {
+                    // clap requires ADDR without a subcommand.
+                    addr: self.addr.unwrap_or_default(),
+                    component: self.component,
+                    expect: self.expect,
+                    timeout: self.timeout,
+                    family: self.family.family(),
+                })?;
+                let mode = ModeArgs {
+                    dynamic: self.dynamic,
+                    nagios: self.nagios,
+                    json: self.json,
+                    quiet: self.quiet,
+                };
+                Job::Landmark(spec, mode)
             }
-        }
-        Ok(cli)
-    }
-
-    /// The landmark check's ADDR (clap requires it without a subcommand).
-    pub fn addr(&self) -> &str {
-        self.addr.as_deref().unwrap_or_default()
-    }
-
-    pub fn probe_spec(&self) -> ProbeSpec<'_> {
-        ProbeSpec {
-            addr: self.addr(),
-            component: self.component.as_deref(),
-            timeout: self.timeout,
-            family: self.family.family(),
-        }
+        })
     }
 }
 
@@ -247,6 +273,13 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+        let Ok(Job::Ping(spec, _)) = Cli::try_parse_from(["health-probe", "ping", "::1"])
+            .unwrap()
+            .job()
+        else {
+            panic!("not a ping job");
+        };
+        assert_eq!(spec.interval, crate::spec::DEFAULT_PING_INTERVAL);
     }
 
     #[test]

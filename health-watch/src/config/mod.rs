@@ -26,11 +26,10 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use health_proto::State;
 use serde::Deserialize;
 use toml::Spanned;
 
-use health_probe::cli::{PingArgs, TcpArgs};
+use health_probe::spec::{LandmarkSpec, PingSpec, TcpSpec};
 
 mod document;
 mod validate;
@@ -314,17 +313,13 @@ impl Target {
     }
 }
 
-/// The check a target runs, with the same arguments as the one-shot
-/// `health-probe`, `health-probe tcp` and `health-probe ping`.
+/// The check a target runs: the same specs as the one-shot
+/// `health-probe`, `health-probe tcp` and `health-probe ping` run.
 #[derive(Debug)]
 pub enum Check {
-    Landmark {
-        component: Option<String>,
-        expect: Vec<State>,
-        family: health_probe::target::Family,
-    },
-    Tcp(TcpArgs),
-    Ping(PingArgs),
+    Landmark(LandmarkSpec),
+    Tcp(TcpSpec),
+    Ping(PingSpec),
 }
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
@@ -393,6 +388,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use health_proto::State;
 
     fn errors(text: &str) -> Vec<String> {
         parse(text)
@@ -437,7 +433,7 @@ host = "::1"
         let [a, b, p] = &c.targets[..] else { panic!() };
         assert_eq!((a.interval, a.fall, a.rise), (Duration::from_secs(5), 3, 2));
         assert!(
-            matches!(&a.check, Check::Landmark { expect, .. } if expect == &[State::Ok, State::Degraded])
+            matches!(&a.check, Check::Landmark(spec) if spec.expect == [State::Ok, State::Degraded])
         );
         assert_eq!((b.interval, b.fall), (Duration::from_secs(1), 1));
         assert!(

@@ -10,7 +10,12 @@ use std::time::Duration;
 use health_proto::State;
 use toml::Spanned;
 
-use health_probe::cli::{FamilyArgs, ModeArgs, Payload, PingArgs, TcpArgs};
+use health_probe::payload::Payload;
+use health_probe::spec::{
+    LandmarkSettings, LandmarkSpec, PingSettings, PingSpec, Setting, SpecError, TcpSettings,
+    TcpSpec, DEFAULT_PING_COUNT, DEFAULT_PING_INTERVAL, MIN_PING_INTERVAL,
+};
+use health_probe::target::Family;
 
 use super::document::Lines;
 use super::*;
@@ -302,46 +307,57 @@ impl<'a> Validator<'a> {
         let warn = t.warn.as_ref().map(|w| w.get_ref().0);
         let crit = t.crit.as_ref().map(|c| c.get_ref().0);
         let family = match t.family.as_ref().map(|f| (f, f.get_ref().as_str())) {
-            None => FamilyArgs::default(),
-            Some((_, "ipv4")) => FamilyArgs {
-                ipv4: true,
-                ipv6: false,
-            },
-            Some((_, "ipv6")) => FamilyArgs {
-                ipv4: false,
-                ipv6: true,
-            },
+            None => Family::Any,
+            Some((_, "ipv4")) => Family::V4,
+            Some((_, "ipv6")) => Family::V6,
             Some((f, other)) => {
                 self.error(
                     f.span(),
                     format!("family must be \"ipv4\" or \"ipv6\", not {other:?}"),
                 );
-                FamilyArgs::default()
+                Family::Any
+            }
+        };
+        // The check's own rules are the spec's (the same as the command
+        // line's); each broken one is shown at the key it is about.
+        let rules_broken = |this: &mut Self, errors: Vec<SpecError>| {
+            for e in errors {
+                let at = match e.setting() {
+                    Setting::Timeout => span_of(&common.timeout),
+                    Setting::Warn => span_of(&t.warn),
+                    Setting::Crit => span_of(&t.crit),
+                    Setting::Expect => span_of(&t.expect),
+                    Setting::ExpectBanner | Setting::ExpectRegex => span_of(&t.expect_banner),
+                    Setting::Count => span_of(&t.count),
+                    Setting::MinReplies => span_of(&t.min_replies),
+                    Setting::Interval => span_of(&t.ping_interval),
+                    _ => None,
+                };
+                this.error(at.unwrap_or(span.clone()), e.to_string());
             }
         };
         let check = match kind {
             Kind::Landmark => {
-                let expect = match &t.expect {
-                    None => vec![State::Ok],
+                let mut expect = Vec::new();
+                match &t.expect {
+                    None => expect.push(State::Ok),
                     Some(list) => {
-                        let mut states = Vec::new();
                         for s in list.get_ref() {
                             match s.parse::<State>() {
-                                Ok(st) => states.push(st),
+                                Ok(st) => expect.push(st),
                                 Err(_) => self.error(list.span(), format!("expect: unknown state {s:?} (use ok, degraded, drain, fail)")),
                             }
                         }
-                        if list.get_ref().is_empty() {
-                            self.error(list.span(), "expect must name at least one state");
-                        }
-                        states
                     }
-                };
-                Check::Landmark {
+                }
+                LandmarkSpec::new(LandmarkSettings {
+                    addr: addr.clone(),
                     component: t.component.as_ref().map(|c| c.get_ref().clone()),
                     expect,
-                    family: family.family(),
-                }
+                    timeout,
+                    family,
+                })
+                .map(Check::Landmark)
             }
             Kind::Tcp => {
                 let payload = |this: &mut Self, s: &Option<Spanned<String>>, key: &str| {
@@ -355,11 +371,8 @@ impl<'a> Validator<'a> {
                 };
                 let send = payload(self, &t.send, "send");
                 let expect_banner = payload(self, &t.expect_banner, "expect_banner");
-                if t.expect_banner.is_some() && t.expect_regex.is_some() {
-                    self.error(span.clone(), "give expect_banner or expect_regex, not both");
-                }
                 let expect_regex = t.expect_regex.as_ref().and_then(|r| {
-                    match health_probe::cli::parse_regex(r.get_ref()) {
+                    match health_probe::payload::regex(r.get_ref()) {
                         Ok(re) => Some(re),
                         Err(e) => {
                             self.error(r.span(), format!("expect_regex: {e}"));
@@ -367,7 +380,7 @@ impl<'a> Validator<'a> {
                         }
                     }
                 });
-                Check::Tcp(TcpArgs {
+                TcpSpec::new(TcpSettings {
                     addr: addr.clone(),
                     send,
                     expect_banner,
@@ -376,43 +389,38 @@ impl<'a> Validator<'a> {
                     warn,
                     crit,
                     family,
-                    mode: ModeArgs::default(),
                 })
+                .map(Check::Tcp)
             }
             Kind::Ping => {
-                let count = t.count.as_ref().map_or(3, |c| *c.get_ref());
-                if let Some(c) = &t.count {
-                    if !(1..=1000).contains(c.get_ref()) {
-                        self.error(c.span(), "count must be between 1 and 1000");
-                    }
-                }
-                let min_replies = t.min_replies.as_ref().map_or(1, |m| *m.get_ref());
-                if let Some(m) = &t.min_replies {
-                    if *m.get_ref() == 0 || *m.get_ref() > count {
-                        self.error(
-                            m.span(),
-                            format!("min_replies must be between 1 and count ({count})"),
-                        );
-                    }
-                }
-                let ping_interval = self.duration(
+                let interval = self.duration(
                     &t.ping_interval,
-                    Duration::from_millis(200),
+                    DEFAULT_PING_INTERVAL,
                     "ping_interval",
-                    Duration::from_millis(10),
+                    MIN_PING_INTERVAL,
                     Duration::from_secs(60),
                 );
-                Check::Ping(PingArgs {
+                PingSpec::new(PingSettings {
                     host: addr.clone(),
-                    count,
-                    interval: ping_interval,
+                    count: t
+                        .count
+                        .as_ref()
+                        .map_or(DEFAULT_PING_COUNT, |c| *c.get_ref()),
+                    interval,
                     timeout,
-                    min_replies,
+                    min_replies: t.min_replies.as_ref().map_or(1, |m| *m.get_ref()),
                     warn,
                     crit,
                     family,
-                    mode: ModeArgs::default(),
                 })
+                .map(Check::Ping)
+            }
+        };
+        let check = match check {
+            Ok(check) => check,
+            Err(errors) => {
+                rules_broken(self, errors);
+                return None;
             }
         };
         if self.errors.len() > errors_before {

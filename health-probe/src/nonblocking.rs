@@ -1,0 +1,177 @@
+//! The checks on a tokio runtime (the `async` feature), for the watcher:
+//! the same specs in, the same outcomes out as the blocking
+//! [`probe::run`], [`tcp::run`] and [`ping::run`], with the same classes,
+//! reasons and details through the helpers those share, so thousands of
+//! checks run on a few threads.
+//!
+//! Ping runs the blocking check on tokio's blocking pool: it spends its
+//! time waiting between echo requests, and its socket handling (IP error
+//! queues, raw fallback) is not worth a second copy.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use health_proto::codec::FrameCodec;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::FramedRead;
+
+use crate::error::{io_error, ProbeError};
+use crate::outcome::Class;
+use crate::ping::{self, PingOutcome};
+use crate::probe::{self, Outcome, MAX_REPLY};
+use crate::spec::{LandmarkSpec, PingSpec, TcpSpec};
+use crate::target::{self, Family};
+use crate::tcp::{self, Failure, Matcher, TcpOutcome, MAX_ANSWER};
+
+/// Runs the landmark check `spec` asks for.
+pub async fn landmark(spec: &LandmarkSpec) -> Outcome {
+    let start = Instant::now();
+    let deadline = tokio::time::Instant::from_std(start + spec.timeout);
+    let timeout = humantime::format_duration(spec.timeout).to_string();
+    let mut addr = None;
+    let result = landmark_exchange(spec, deadline, &timeout, &mut addr).await;
+    Outcome {
+        addr,
+        result,
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Runs the tcp check `spec` asks for.
+pub async fn tcp(spec: &TcpSpec) -> TcpOutcome {
+    let start = Instant::now();
+    let deadline = tokio::time::Instant::from_std(start + spec.timeout);
+    let timeout = humantime::format_duration(spec.timeout).to_string();
+    let mut addr = None;
+    let mut answer = Vec::new();
+    let (class, reason, detail) =
+        match tcp_exchange(spec, deadline, &timeout, &mut addr, &mut answer).await {
+            Ok(detail) => (Class::Ok, None, detail),
+            Err((class, reason, detail)) => (class, Some(reason), detail),
+        };
+    TcpOutcome {
+        addr,
+        class,
+        reason,
+        detail,
+        answer,
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Runs the ping check `spec` asks for, on the blocking pool.
+pub async fn ping(spec: &PingSpec) -> PingOutcome {
+    let owned = spec.clone();
+    match tokio::task::spawn_blocking(move || ping::run(&owned)).await {
+        Ok(outcome) => outcome,
+        Err(e) => ping::failed(Class::Err, "internal", format!("ping task failed: {e}")),
+    }
+}
+
+/// Connects to `addr` (recorded in `tried`) before the deadline, like the
+/// blocking [`probe::connect`].
+async fn connect(
+    addr: SocketAddr,
+    deadline: tokio::time::Instant,
+    timeout: &str,
+    tried: &mut Option<SocketAddr>,
+) -> Result<TcpStream, ProbeError> {
+    *tried = Some(addr);
+    match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            Ok(stream)
+        }
+        Ok(Err(e)) => Err(probe::connect_error(e, timeout)),
+        Err(_) => Err(ProbeError::Timeout {
+            stage: "connection",
+            timeout: timeout.to_string(),
+        }),
+    }
+}
+
+fn elapsed() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "deadline passed")
+}
+
+/// `addr`'s one address, names resolved by tokio's resolver before
+/// `deadline`.
+async fn resolve(
+    addr: &str,
+    family: Family,
+    deadline: tokio::time::Instant,
+) -> Result<SocketAddr, ProbeError> {
+    target::resolve_async(addr, family, |host, port| async move {
+        tokio::time::timeout_at(deadline, tokio::net::lookup_host((host, port)))
+            .await
+            .ok()
+            .map(|found| found.map(Vec::from_iter))
+    })
+    .await
+}
+
+/// `check` request, one framed reply.
+async fn landmark_exchange(
+    spec: &LandmarkSpec,
+    deadline: tokio::time::Instant,
+    timeout: &str,
+    tried: &mut Option<SocketAddr>,
+) -> Result<health_proto::LandmarkReply, ProbeError> {
+    let addr = resolve(&spec.addr, spec.family, deadline).await?;
+    let mut stream = connect(addr, deadline, timeout, tried).await?;
+    let (id, request) = probe::check_frame(spec.component.as_deref());
+    let bytes = request.to_bytes();
+    tokio::time::timeout_at(deadline, stream.write_all(&bytes))
+        .await
+        .unwrap_or_else(|_| Err(elapsed()))
+        .map_err(|e| io_error(e.into(), "send", timeout))?;
+    let mut frames = FramedRead::new(stream, FrameCodec::new(MAX_REPLY));
+    let frame = match tokio::time::timeout_at(deadline, frames.next()).await {
+        Ok(Some(frame)) => frame,
+        Ok(None) => Err(health_proto::ProtoError::Closed),
+        Err(_) => Err(elapsed().into()),
+    }
+    .map_err(|e| io_error(e, "reply", timeout))?;
+    probe::landmark_from(&frame, id, timeout)
+}
+
+/// Connect, optionally send, read until the answer decides.
+async fn tcp_exchange(
+    spec: &TcpSpec,
+    deadline: tokio::time::Instant,
+    timeout: &str,
+    tried: &mut Option<SocketAddr>,
+    answer: &mut Vec<u8>,
+) -> Result<String, Failure> {
+    let addr = resolve(&spec.addr, spec.family, deadline)
+        .await
+        .map_err(tcp::classify)?;
+    let mut stream = connect(addr, deadline, timeout, tried)
+        .await
+        .map_err(tcp::classify)?;
+    if let Some(send) = &spec.send {
+        tokio::time::timeout_at(deadline, stream.write_all(&send.0))
+            .await
+            .unwrap_or_else(|_| Err(elapsed()))
+            .map_err(|e| tcp::io_failure(e, "sending", timeout))?;
+    }
+    let Some(matcher) = Matcher::of(spec) else {
+        return Ok(tcp::connected(spec));
+    };
+    let mut chunk = [0u8; 2048];
+    loop {
+        if let Some(done) = matcher.decided(answer) {
+            return done;
+        }
+        let room = (MAX_ANSWER - answer.len()).min(chunk.len());
+        let read = tokio::time::timeout_at(deadline, stream.read(&mut chunk[..room]))
+            .await
+            .unwrap_or_else(|_| Err(elapsed()))
+            .map(|n| &chunk[..n]);
+        if let Some(done) = matcher.after_read(answer, read, timeout) {
+            return done;
+        }
+    }
+}
