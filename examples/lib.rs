@@ -28,10 +28,15 @@ pub const CLIENT_IDLE: Duration = Duration::from_secs(300);
 /// One parsed command of the example line protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// `PING`: is the main loop serving?
     Ping,
+    /// `SET <state> [detail]`: the landmark to answer.
     Set(State, String),
+    /// `WEIGHT n`: the weight to answer.
     Weight(Weight),
+    /// `HANG ms`: block the main loop this long.
     Hang(Duration),
+    /// `QUIT`: close this client's connection.
     Quit,
 }
 

@@ -189,5 +189,11 @@ fn refuse(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, encode, decode, refuse, peer_grpc_health);
+// criterion's macro makes a public `benches` function it cannot document.
+criterion_group! {
+    #[allow(missing_docs)]
+    name = benches;
+    config = Criterion::default();
+    targets = encode, decode, refuse, peer_grpc_health
+}
 criterion_main!(benches);

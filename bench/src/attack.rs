@@ -42,6 +42,7 @@ pub enum Attack {
 }
 
 impl Attack {
+    /// The attacks run one at a time (scenarios a-d).
     pub const ALL: [Attack; 4] = [
         Attack::IdleSameSource,
         Attack::IdleManySources,
@@ -145,20 +146,28 @@ pub struct Outcome {
     pub closed_by_server: u64,
     /// The server's RSS before and at most during the scenario, KiB.
     pub rss_before_kib: u64,
+    /// The most RSS seen during the scenario, KiB.
     pub rss_max_kib: u64,
-    /// The server's open fds before, at most during, and after it settled.
+    /// The server's open fds before the scenario.
     pub fds_before: usize,
+    /// The most open fds seen during it.
     pub fds_max: usize,
+    /// Open fds after the attack ended and the server settled.
     pub fds_after: usize,
 }
 
 /// Where and how to run: the server under attack (its pid and native
 /// port), the probe binary the legitimate checker runs, and the `attacker`
 /// binary.
+#[derive(Debug)]
 pub struct Target<'a> {
+    /// The server's pid (for its RSS and fds).
     pub pid: u32,
+    /// Its native health port.
     pub health: SocketAddr,
+    /// The `health-probe` binary.
     pub probe: &'a Path,
+    /// The `attacker` binary.
     pub attacker: &'a Path,
 }
 

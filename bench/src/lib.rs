@@ -120,6 +120,7 @@ pub fn bind_address_no_port(sock: &socket2::Socket) -> std::io::Result<()> {
 }
 
 /// A child process (a service under test), killed when dropped.
+#[derive(Debug)]
 pub struct KillOnDrop(pub std::process::Child);
 
 impl Drop for KillOnDrop {

@@ -16,7 +16,7 @@ use crate::probe::{self, ProbeError};
 use crate::table::{self, Column};
 
 /// Asks, prints, and picks the exit code (0 printed, 1 no report).
-pub fn run(args: &ConnectionsArgs) -> ExitCode {
+pub(crate) fn run(args: &ConnectionsArgs) -> ExitCode {
     let now = SystemTime::now();
     let report = match ask(args, now) {
         Ok(report) => report,
@@ -55,7 +55,7 @@ pub fn run(args: &ConnectionsArgs) -> ExitCode {
 }
 
 /// The request the flags describe.
-pub fn request(args: &ConnectionsArgs, now: SystemTime) -> ConnectionsRequest {
+pub(crate) fn request(args: &ConnectionsArgs, now: SystemTime) -> ConnectionsRequest {
     let (port, service) = match &args.port {
         Some(PortOrService::Port(p)) => (Some(*p), None),
         Some(PortOrService::Service(s)) => (None, Some(s.clone())),
@@ -119,7 +119,7 @@ fn no_snapshot(args: &ConnectionsArgs, report: &ConnectionReport) -> String {
 
 /// One table per snapshot, a blank line between them, and a note when
 /// something was left out.
-pub fn print_tables(
+pub(crate) fn print_tables(
     out: &mut impl Write,
     args: &ConnectionsArgs,
     report: &ConnectionReport,

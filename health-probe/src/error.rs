@@ -10,25 +10,45 @@ use health_proto::ProtoError;
 /// stderr and in `--json`, and documented in the README.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
+    /// The address is malformed (the message says how).
     #[error("{0}")]
     Usage(String),
+    /// The name did not resolve (to an address of the family asked for).
     #[error("cannot resolve {host}: {reason}")]
-    Dns { host: String, reason: String },
+    Dns {
+        /// The name.
+        host: String,
+        /// The resolver's answer.
+        reason: String,
+    },
+    /// Nothing listens on the port.
     #[error("connection refused")]
     Refused,
+    /// The deadline passed.
     #[error("no {stage} within {timeout}")]
     Timeout {
+        /// What did not come: `connection`, `reply`, ...
         stage: &'static str,
+        /// The deadline, as the user wrote it.
         timeout: String,
     },
+    /// The peer reset or closed the connection (how, in a few words).
     #[error("connection {0}")]
     Reset(&'static str),
+    /// Any other socket error (no route, ...).
     #[error("{0}")]
     Network(io::Error),
+    /// The reply is not a valid answer to the request.
     #[error("malformed reply: {0}")]
     Protocol(String),
+    /// The server answered with an error reply.
     #[error("server answered error {name}: {message}")]
-    Server { name: String, message: String },
+    Server {
+        /// The error code's name (`busy`, `unsupported_version`, ...).
+        name: String,
+        /// The server's message.
+        message: String,
+    },
 }
 
 impl ProbeError {
@@ -47,7 +67,7 @@ impl ProbeError {
     }
 }
 
-pub fn io_error(e: ProtoError, stage: &'static str, timeout: &str) -> ProbeError {
+pub(crate) fn io_error(e: ProtoError, stage: &'static str, timeout: &str) -> ProbeError {
     match e {
         ProtoError::Io(e) => match e.kind() {
             ErrorKind::TimedOut | ErrorKind::WouldBlock => ProbeError::Timeout {

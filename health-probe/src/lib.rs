@@ -6,7 +6,7 @@
 //! (healthy) or 1 (anything else), for keepalived's MISC_CHECK, scripts and
 //! operators; `health-probe tcp` checks a plain TCP port ([`tcp`]) and
 //! `health-probe ping` a host ([`ping`]), and `health-probe connections`
-//! asks a service who is connected to it ([`connections`]).
+//! asks a service who is connected to it (`connections`).
 //! `health-probe watch` runs many checks with alarms and `health-probe
 //! report` exports their history; those two live in the `health-watch`
 //! crate's `health-probe-watch` binary, which `health-probe` execs, so the
@@ -14,15 +14,18 @@
 //! no async runtime, SQLite, TOML or terminal library.
 //!
 //! The one-shot flow is one-way, as in ripgrep: parse the command line
-//! ([`cli`]), run one probe under one deadline ([`probe`]), turn the
-//! outcome into a [`verdict::Verdict`], and print it and pick the exit
-//! code in one place ([`report`]). Shared by every check kind: the outcome
-//! classes ([`outcome`]), why a check got no answer ([`error`]), the one
-//! address a check tests ([`target`]), bytes written with escapes
-//! ([`payload`]) and untrusted text on its way to a terminal ([`text`]).
+//! into a [`cli::Job`] of validated [`spec`]s ([`cli`]), run one check
+//! under one deadline ([`probe`], [`tcp`], [`ping`]), judge the outcome
+//! ([`verdict`]), and print it and pick the exit code in one place
+//! (`report`, through [`run_check`]). The watcher runs the same specs on
+//! tokio through `nonblocking` (feature `async`). Shared by every check
+//! kind: the outcome classes ([`outcome`]), why a check got no answer
+//! ([`error`]), the one address a check tests ([`target`]), bytes written
+//! with escapes ([`payload`]) and untrusted text on its way to a terminal
+//! ([`text`]).
 
 pub mod cli;
-pub mod connections;
+mod connections;
 pub mod duration;
 pub mod error;
 #[cfg(feature = "async")]
@@ -31,7 +34,7 @@ pub mod outcome;
 pub mod payload;
 pub mod ping;
 pub mod probe;
-pub mod report;
+mod report;
 pub mod sigmask;
 pub mod spec;
 pub mod table;

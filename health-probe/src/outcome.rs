@@ -7,13 +7,18 @@ use std::time::Duration;
 /// The four outcome classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
+    /// The check passed.
     Ok,
+    /// The check could not start (name, address, route, permission).
     Err,
+    /// The peer said no (refused, reset, wrong answer, unexpected state).
     Ng,
+    /// No answer within the timeout.
     Wr,
 }
 
 impl Class {
+    /// `OK`, `ERR`, `NG` or `WR`, as printed and recorded.
     pub fn as_str(self) -> &'static str {
         match self {
             Class::Ok => "OK",
@@ -27,8 +32,11 @@ impl Class {
 /// Response-time status against `--warn` / `--crit`, for OK outcomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Speed {
+    /// Within `--warn` (or no threshold).
     Fine,
+    /// Slower than `--warn`, within `--crit`.
     OverWarn,
+    /// Slower than `--crit`: the check fails.
     OverCrit,
 }
 

@@ -26,22 +26,30 @@ const PAYLOAD: &[u8; 24] = b"landmark health-probe   ";
 /// What one ping check found.
 #[derive(Debug)]
 pub struct PingOutcome {
+    /// The address pinged, once resolved.
     pub addr: Option<IpAddr>,
+    /// The outcome's class.
     pub class: Class,
     /// A stable word for the cause (`loss`, `unreachable`, `timeout`,
     /// `dns`, `no-route`, `not-permitted`, ...); `None` for `OK`.
     pub reason: Option<&'static str>,
+    /// One human sentence.
     pub detail: String,
+    /// Echo requests sent.
     pub sent: u16,
+    /// Replies received, each counted once.
     pub received: u16,
     /// Round-trip times of the replies, in order of arrival.
     pub rtts: Vec<Duration>,
     /// The kind of ICMP socket the system allowed.
     pub socket: Option<SocketKind>,
+    /// From start to verdict.
     pub elapsed: Duration,
 }
 
 impl PingOutcome {
+    /// Requests without a reply, in percent of those sent (100 when none
+    /// was sent).
     pub fn loss_percent(&self) -> f64 {
         if self.sent == 0 {
             return 100.0;
@@ -49,14 +57,17 @@ impl PingOutcome {
         100.0 * f64::from(self.sent - self.received) / f64::from(self.sent)
     }
 
+    /// The fastest reply's round trip.
     pub fn min(&self) -> Option<Duration> {
         self.rtts.iter().min().copied()
     }
 
+    /// The slowest reply's round trip.
     pub fn max(&self) -> Option<Duration> {
         self.rtts.iter().max().copied()
     }
 
+    /// The average round trip of the replies.
     pub fn avg(&self) -> Option<Duration> {
         let n = u32::try_from(self.rtts.len()).ok().filter(|n| *n > 0)?;
         Some(self.rtts.iter().sum::<Duration>() / n)
@@ -71,11 +82,14 @@ impl PingOutcome {
 /// An unprivileged datagram ICMP socket, or a raw one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SocketKind {
+    /// `SOCK_DGRAM` ICMP, allowed by `net.ipv4.ping_group_range`.
     Dgram,
+    /// `SOCK_RAW`, for root or CAP_NET_RAW.
     Raw,
 }
 
 impl SocketKind {
+    /// `dgram` or `raw`, as `--json` prints it.
     pub fn as_str(self) -> &'static str {
         match self {
             SocketKind::Dgram => "dgram",

@@ -16,9 +16,10 @@ use crate::target;
 
 /// Largest reply payload the probe accepts: well above the server's 64 KiB
 /// default, still a firm bound on what a hostile peer can make it allocate.
-pub const MAX_REPLY: u32 = 1024 * 1024;
+pub(crate) const MAX_REPLY: u32 = 1024 * 1024;
 
 /// The result of one probe.
+#[derive(Debug)]
 pub struct Outcome {
     /// The address connected to (or last tried).
     pub addr: Option<SocketAddr>,
@@ -71,7 +72,7 @@ pub(crate) fn exchange(
 }
 
 /// A `check` request for `component` and the fresh id it carries.
-pub fn check_frame(component: Option<&str>) -> (u32, Frame) {
+pub(crate) fn check_frame(component: Option<&str>) -> (u32, Frame) {
     request_frame(&Request::Check(CheckRequest {
         component: component.map(str::to_string),
     }))
@@ -84,7 +85,7 @@ pub(crate) fn request_frame(request: &Request) -> (u32, Frame) {
 }
 
 /// The landmark in the reply to request `id`, or why there is none.
-pub fn landmark_from(
+pub(crate) fn landmark_from(
     frame: &Frame,
     id: u32,
     timeout: &str,
@@ -147,7 +148,7 @@ pub(crate) fn connect(
         .map_err(|e| connect_error(e, timeout))
 }
 
-pub fn connect_error(e: io::Error, timeout: &str) -> ProbeError {
+pub(crate) fn connect_error(e: io::Error, timeout: &str) -> ProbeError {
     match e.kind() {
         ErrorKind::ConnectionRefused => ProbeError::Refused,
         ErrorKind::TimedOut | ErrorKind::WouldBlock => ProbeError::Timeout {

@@ -15,7 +15,7 @@ use crate::verdict::Verdict;
 
 /// Prints a landmark check's verdict: one line (or JSON, or a Nagios
 /// line) on stdout, and on failure one line on stderr naming its class.
-pub fn print(spec: &LandmarkSpec, mode: &ModeArgs, v: &Verdict) {
+pub(crate) fn print(spec: &LandmarkSpec, mode: &ModeArgs, v: &Verdict) {
     if mode.quiet {
         return;
     }
@@ -178,7 +178,7 @@ fn print_class_failure(class: Class, reason: &str, target: &str, detail: &str) {
 
 /// Prints a `tcp` check: one line (or JSON, or a Nagios line) on stdout,
 /// and on failure one line on stderr naming the class and reason.
-pub fn print_tcp(args: &TcpSpec, mode: &ModeArgs, o: &TcpOutcome, exit_code: u8) {
+pub(crate) fn print_tcp(args: &TcpSpec, mode: &ModeArgs, o: &TcpOutcome, exit_code: u8) {
     if mode.quiet {
         return;
     }
@@ -276,7 +276,7 @@ fn tcp_json(args: &TcpSpec, o: &TcpOutcome, exit_code: u8, speed: Speed) -> serd
 
 /// Prints a `ping` check: one line (or JSON, or a Nagios line) on stdout,
 /// and on failure one line on stderr naming the class and reason.
-pub fn print_ping(args: &PingSpec, mode: &ModeArgs, o: &PingOutcome, exit_code: u8) {
+pub(crate) fn print_ping(args: &PingSpec, mode: &ModeArgs, o: &PingOutcome, exit_code: u8) {
     if mode.quiet {
         return;
     }

@@ -40,14 +40,23 @@ pub const MIN_PING_INTERVAL: Duration = Duration::from_millis(10);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Setting {
+    /// The whole check's deadline.
     Timeout,
+    /// The slow mark.
     Warn,
+    /// The failing slowness.
     Crit,
+    /// A landmark check's healthy states.
     Expect,
+    /// Bytes the tcp answer must contain.
     ExpectBanner,
+    /// The expression the tcp answer must match.
     ExpectRegex,
+    /// Echo requests.
     Count,
+    /// Replies needed.
     MinReplies,
+    /// Time between echo requests.
     Interval,
 }
 
@@ -91,16 +100,27 @@ impl Setting {
 pub enum SpecError {
     /// A count outside `min..=max`.
     OutOfRange {
+        /// The setting.
         setting: Setting,
+        /// Its least value.
         min: u16,
+        /// Its greatest value.
         max: u16,
     },
     /// A wait of zero, or longer than the longest wait (1 day).
-    Wait { setting: Setting },
+    Wait {
+        /// The setting.
+        setting: Setting,
+    },
     /// A ping interval shorter than [`MIN_PING_INTERVAL`].
     IntervalTooShort,
     /// More replies needed than requests sent.
-    MoreRepliesThanRequests { min_replies: u16, count: u16 },
+    MoreRepliesThanRequests {
+        /// Replies needed.
+        min_replies: u16,
+        /// Requests sent.
+        count: u16,
+    },
     /// `expect` names no state.
     NoState,
     /// Both a banner and a regular expression to match the answer.
@@ -192,6 +212,7 @@ pub struct LandmarkSettings {
     pub expect: Vec<State>,
     /// The whole check: resolve, connect, request, reply.
     pub timeout: Duration,
+    /// Which address of a name to test.
     pub family: Family,
 }
 
@@ -212,6 +233,7 @@ pub struct TcpSettings {
     pub warn: Option<Duration>,
     /// Slower than this, an OK check fails.
     pub crit: Option<Duration>,
+    /// Which address of a name to test.
     pub family: Family,
 }
 
@@ -232,6 +254,7 @@ pub struct PingSettings {
     pub warn: Option<Duration>,
     /// Average round trip over which an OK check fails.
     pub crit: Option<Duration>,
+    /// Which address of a name to ping.
     pub family: Family,
 }
 

@@ -8,11 +8,14 @@ use std::io::{self, Write};
 /// A column: its header and whether its cells are right-aligned numbers.
 #[derive(Debug, Clone, Copy)]
 pub struct Column<'a> {
+    /// The header's text.
     pub header: &'a str,
+    /// Right-aligned (numbers).
     pub right: bool,
 }
 
 impl<'a> Column<'a> {
+    /// A left-aligned column of text.
     pub fn left(header: &'a str) -> Column<'a> {
         Column {
             header,
@@ -20,6 +23,7 @@ impl<'a> Column<'a> {
         }
     }
 
+    /// A right-aligned column of numbers.
     pub fn right(header: &'a str) -> Column<'a> {
         Column {
             header,

@@ -29,7 +29,9 @@ pub enum Family {
     /// The first address the resolver returns, whatever its family.
     #[default]
     Any,
+    /// The first IPv4 address (`-4`).
     V4,
+    /// The first IPv6 address (`-6`).
     V6,
 }
 
@@ -55,7 +57,9 @@ impl Family {
 /// resolve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint<'a> {
+    /// An IP address and port, never resolved.
     Literal(SocketAddr),
+    /// A host name and port, for the resolver.
     Name(&'a str, u16),
 }
 
@@ -133,7 +137,11 @@ fn numeric_shorthand(host: &str) -> bool {
 /// The one address a check of `addr` tests: a literal as written, or the
 /// first address of `family` the resolver returns for the name, by
 /// `deadline`.
-pub fn resolve(addr: &str, family: Family, deadline: Instant) -> Result<SocketAddr, ProbeError> {
+pub(crate) fn resolve(
+    addr: &str,
+    family: Family,
+    deadline: Instant,
+) -> Result<SocketAddr, ProbeError> {
     match endpoint(addr)? {
         Endpoint::Literal(sa) => literal_in(sa.ip(), family, addr).map(|()| sa),
         Endpoint::Name(host, port) => {
@@ -149,7 +157,8 @@ pub fn resolve(addr: &str, family: Family, deadline: Instant) -> Result<SocketAd
 /// name and port with the caller's runtime (the watcher: tokio's resolver,
 /// on its blocking pool, which bounds the threads a hanging DNS server can
 /// hold), and answers `None` when the deadline passed first.
-pub async fn resolve_async<F, Fut>(
+#[cfg(feature = "async")]
+pub(crate) async fn resolve_async<F, Fut>(
     addr: &str,
     family: Family,
     lookup: F,
@@ -224,7 +233,11 @@ pub fn host(host: &str) -> Result<Option<IpAddr>, ProbeError> {
 
 /// The one IP a check of `name` tests (ping: no port): a literal as
 /// written, or the first of `family` the resolver returns, by `deadline`.
-pub fn resolve_host(name: &str, family: Family, deadline: Instant) -> Result<IpAddr, ProbeError> {
+pub(crate) fn resolve_host(
+    name: &str,
+    family: Family,
+    deadline: Instant,
+) -> Result<IpAddr, ProbeError> {
     if let Some(ip) = host(name)? {
         return literal_in(ip, family, name).map(|()| ip);
     }

@@ -22,21 +22,22 @@ use crate::spec::TcpSpec;
 use crate::target;
 
 /// Most bytes of the peer's answer read while looking for a match.
-pub const MAX_ANSWER: usize = 16 * 1024;
+pub(crate) const MAX_ANSWER: usize = 16 * 1024;
 
 /// What one TCP check found.
 #[derive(Debug)]
 pub struct TcpOutcome {
     /// The address connected to (or last tried).
     pub addr: Option<SocketAddr>,
+    /// The outcome's class.
     pub class: Class,
     /// A stable word for the cause within the class (`refused`, `timeout`,
     /// ...); `None` for `OK`.
     pub reason: Option<&'static str>,
     /// One human sentence.
     pub detail: String,
-    /// What the peer sent, up to [`MAX_ANSWER`] bytes (only read when an
-    /// answer is expected).
+    /// What the peer sent, up to 16 KiB (only read when an answer is
+    /// expected).
     pub answer: Vec<u8>,
     /// From start to verdict.
     pub elapsed: Duration,
@@ -69,7 +70,7 @@ pub fn run(args: &TcpSpec) -> TcpOutcome {
     }
 }
 
-pub type Failure = (Class, &'static str, String);
+pub(crate) type Failure = (Class, &'static str, String);
 
 fn check(
     args: &TcpSpec,
@@ -103,7 +104,7 @@ fn check(
 }
 
 /// The detail of an OK check that expects no answer.
-pub fn connected(args: &TcpSpec) -> String {
+pub(crate) fn connected(args: &TcpSpec) -> String {
     match &args.send {
         Some(s) => format!("connected, sent {} bytes", s.0.len()),
         None => "connected".into(),
@@ -111,14 +112,14 @@ pub fn connected(args: &TcpSpec) -> String {
 }
 
 /// What the answer must contain or match.
-pub enum Matcher<'a> {
+pub(crate) enum Matcher<'a> {
     Banner(&'a [u8]),
     Regex(&'a regex::bytes::Regex),
 }
 
 impl<'a> Matcher<'a> {
     /// The matcher `--expect-banner` / `--expect-regex` ask for, if any.
-    pub fn of(args: &'a TcpSpec) -> Option<Matcher<'a>> {
+    pub(crate) fn of(args: &'a TcpSpec) -> Option<Matcher<'a>> {
         match (&args.expect_banner, &args.expect_regex) {
             (Some(banner), _) => Some(Matcher::Banner(&banner.0)),
             (None, Some(re)) => Some(Matcher::Regex(re)),
@@ -128,7 +129,7 @@ impl<'a> Matcher<'a> {
 
     /// The check's result, once the answer so far decides it: matched, or
     /// [`MAX_ANSWER`] bytes without a match.
-    pub fn decided(&self, answer: &[u8]) -> Option<Result<String, Failure>> {
+    pub(crate) fn decided(&self, answer: &[u8]) -> Option<Result<String, Failure>> {
         if self.matches(answer) {
             return Some(Ok(format!("connected, answer matched {}", self.describe())));
         }
@@ -148,7 +149,7 @@ impl<'a> Matcher<'a> {
     /// or an error) into `answer`, and returns the check's result if that
     /// decides it. Reads of at most `MAX_ANSWER - answer.len()` bytes keep
     /// the answer bounded.
-    pub fn after_read(
+    pub(crate) fn after_read(
         &self,
         answer: &mut Vec<u8>,
         read: io::Result<&[u8]>,
@@ -205,7 +206,7 @@ fn is_timeout(e: &io::Error) -> bool {
     matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock)
 }
 
-pub fn io_failure(e: io::Error, stage: &str, timeout: &str) -> Failure {
+pub(crate) fn io_failure(e: io::Error, stage: &str, timeout: &str) -> Failure {
     match e.kind() {
         _ if is_timeout(&e) => (Class::Wr, "timeout", format!("no {stage} within {timeout}")),
         ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => (
@@ -218,7 +219,7 @@ pub fn io_failure(e: io::Error, stage: &str, timeout: &str) -> Failure {
 }
 
 /// Maps the shared resolve/connect errors onto the four classes.
-pub fn classify(e: ProbeError) -> Failure {
+pub(crate) fn classify(e: ProbeError) -> Failure {
     let detail = e.to_string();
     match e {
         ProbeError::Usage(_) => (Class::Err, "bad-address", detail),
@@ -235,7 +236,7 @@ pub fn classify(e: ProbeError) -> Failure {
 
 /// No route, unreachable network or host, or no usable source address: the
 /// check cannot even leave this machine.
-pub fn is_unreachable(e: &io::Error) -> bool {
+pub(crate) fn is_unreachable(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EADDRNOTAVAIL)

@@ -8,7 +8,7 @@ use crate::probe::{Outcome, ProbeError};
 use crate::spec::LandmarkSpec;
 
 /// The probe's decision.
-pub struct Verdict {
+pub(crate) struct Verdict {
     pub outcome: Outcome,
     /// The landmark's state is one of `--expect`.
     pub healthy: bool,
@@ -19,7 +19,7 @@ pub struct Verdict {
 impl Verdict {
     /// Healthy or not by `spec`'s expected states, and the exit code for
     /// `mode`.
-    pub fn judge(spec: &LandmarkSpec, mode: &ModeArgs, outcome: Outcome) -> Verdict {
+    pub(crate) fn judge(spec: &LandmarkSpec, mode: &ModeArgs, outcome: Outcome) -> Verdict {
         let healthy = matches!(&outcome.result, Ok(r) if spec.expect.contains(&r.state));
         let exit_code = if mode.nagios {
             nagios_status(&outcome, healthy) as u8
@@ -38,7 +38,7 @@ impl Verdict {
 
     /// The failure class, if unhealthy: the probe error's, or
     /// `unexpected-state` when the service answered a state not expected.
-    pub fn class(&self) -> Option<&'static str> {
+    pub(crate) fn class(&self) -> Option<&'static str> {
         match &self.outcome.result {
             Err(e) => Some(e.class()),
             Ok(_) if !self.healthy => Some("unexpected-state"),
@@ -46,18 +46,18 @@ impl Verdict {
         }
     }
 
-    pub fn reply(&self) -> Option<&LandmarkReply> {
+    pub(crate) fn reply(&self) -> Option<&LandmarkReply> {
         self.outcome.result.as_ref().ok()
     }
 
-    pub fn error(&self) -> Option<&ProbeError> {
+    pub(crate) fn error(&self) -> Option<&ProbeError> {
         self.outcome.result.as_ref().err()
     }
 }
 
 /// Nagios plugin states, with their exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NagiosStatus {
+pub(crate) enum NagiosStatus {
     Ok = 0,
     Warning = 1,
     Critical = 2,
@@ -65,7 +65,7 @@ pub enum NagiosStatus {
 }
 
 impl NagiosStatus {
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             NagiosStatus::Ok => "OK",
             NagiosStatus::Warning => "WARNING",
@@ -78,7 +78,7 @@ impl NagiosStatus {
 /// Expected state: OK. `degraded`/`drain` (or `ok` when not expected):
 /// WARNING. `fail`, or no valid answer at all (like check_tcp's refused or
 /// timed-out connection): CRITICAL. Bad arguments: UNKNOWN.
-pub fn nagios_status(outcome: &Outcome, healthy: bool) -> NagiosStatus {
+pub(crate) fn nagios_status(outcome: &Outcome, healthy: bool) -> NagiosStatus {
     match &outcome.result {
         Ok(_) if healthy => NagiosStatus::Ok,
         Ok(r) if r.state == health_proto::State::Fail => NagiosStatus::Critical,
@@ -113,7 +113,11 @@ pub fn class_exit_code(nagios: bool, class: Class, reason: Option<&str>, speed: 
 /// over `--crit`, or ERR from the network (unresolvable name, no route), as
 /// check_tcp and check_ping report them; UNKNOWN: a malformed address or an
 /// ICMP socket the system does not allow, like bad arguments.
-pub fn class_nagios_status(class: Class, reason: Option<&str>, speed: Speed) -> NagiosStatus {
+pub(crate) fn class_nagios_status(
+    class: Class,
+    reason: Option<&str>,
+    speed: Speed,
+) -> NagiosStatus {
     match (class, speed) {
         (Class::Ok, Speed::Fine) => NagiosStatus::Ok,
         (Class::Ok, Speed::OverWarn) => NagiosStatus::Warning,

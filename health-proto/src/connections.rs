@@ -17,16 +17,27 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// A TCP state, as the Linux kernel numbers and names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TcpState {
+    /// An open connection.
     Established,
+    /// Our SYN sent, waiting for the peer's SYN-ACK.
     SynSent,
+    /// A SYN received and answered, waiting for the handshake's last ACK.
     SynRecv,
+    /// This side closed; waiting for the peer's ACK.
     FinWait1,
+    /// This side's close acknowledged; waiting for the peer's FIN.
     FinWait2,
+    /// Both sides closed; waiting out stray segments.
     TimeWait,
+    /// No connection.
     Close,
+    /// The peer closed; the service has not closed yet.
     CloseWait,
+    /// The peer closed, then this side; waiting for the last ACK.
     LastAck,
+    /// A listening socket.
     Listen,
+    /// Both sides closed at once; waiting for the ACK.
     Closing,
 }
 
@@ -228,9 +239,13 @@ pub enum When {
     Latest,
     /// The snapshot in force at this Unix millisecond.
     At(u64),
-    /// The snapshots taken within `from..=to` (Unix milliseconds; `to`
-    /// absent: now).
-    Range { from: u64, to: Option<u64> },
+    /// The snapshots taken within `from..=to`.
+    Range {
+        /// Unix milliseconds.
+        from: u64,
+        /// Unix milliseconds; absent: now.
+        to: Option<u64>,
+    },
 }
 
 /// `at_ms` together with `from_ms`/`to_ms`, or `to_ms` without `from_ms`.
@@ -304,6 +319,7 @@ pub struct ConnectionRow {
     /// The service name configured for the local port.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub service: String,
+    /// The connection's TCP state.
     pub state: TcpState,
     /// Bytes received and not yet read by the service (for a listening
     /// socket: connections waiting to be accepted).
@@ -328,6 +344,7 @@ pub struct GroupRow {
     /// The state name, client address, client network (`192.0.2.0/24`) or
     /// port (`7000 epg`, the port and its service name).
     pub key: String,
+    /// Sockets in the group.
     pub total: u32,
     /// Count per state, states in the kernel's order.
     #[serde(default)]

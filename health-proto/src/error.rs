@@ -10,33 +10,56 @@ use crate::message::ErrorCode;
 pub enum ProtoError {
     /// The first four bytes are not `LMRK`: the peer speaks another protocol.
     #[error("bad magic {found:02x?}: not a landmark protocol frame")]
-    BadMagic { found: [u8; 4] },
+    BadMagic {
+        /// The four bytes that came instead.
+        found: [u8; 4],
+    },
 
     /// The header names a protocol version this side does not implement.
     #[error("unsupported protocol version {found} (this side speaks version {supported})")]
-    UnsupportedVersion { found: u8, supported: u8 },
+    UnsupportedVersion {
+        /// The version in the header.
+        found: u8,
+        /// The version this side speaks.
+        supported: u8,
+    },
 
     /// The header names a message type this side does not know, or one that
     /// is not valid in this direction (a response sent as a request).
     #[error("unknown message type 0x{found:02x}")]
-    UnknownType { found: u8 },
+    UnknownType {
+        /// The type byte in the header.
+        found: u8,
+    },
 
     /// The header announces a payload over the receiver's limit. Nothing of
     /// it has been read or allocated.
     #[error("frame payload of {len} bytes exceeds the limit of {max} bytes")]
-    TooLarge { len: u32, max: u32 },
+    TooLarge {
+        /// The announced payload length.
+        len: u32,
+        /// The receiver's limit.
+        max: u32,
+    },
 
     /// The payload is not the JSON the message type requires.
     #[error("malformed {what} payload: {source}")]
     BadPayload {
+        /// The message type whose payload it is.
         what: &'static str,
+        /// What serde found wrong.
         #[source]
         source: serde_json::Error,
     },
 
     /// The peer closed the connection part-way through a frame.
     #[error("connection closed after {got} of {needed} bytes of a frame")]
-    Truncated { got: usize, needed: usize },
+    Truncated {
+        /// Bytes of the frame received.
+        got: usize,
+        /// Bytes the frame needed.
+        needed: usize,
+    },
 
     /// The peer closed the connection before sending any byte of a frame.
     #[error("connection closed by peer")]

@@ -157,7 +157,9 @@ impl fmt::Display for Weight {
 /// The state of one named part of a service (a database link, a feed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Component {
+    /// The component's state.
     pub state: State,
+    /// Why, in a few words (empty when there is nothing to say).
     #[serde(default)]
     pub detail: String,
 }
@@ -389,15 +391,20 @@ impl ErrorReply {
 /// A request, as sent by a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
+    /// `check`: the landmark state.
     Check(CheckRequest),
+    /// `connections`: who is connected.
     Connections(ConnectionsRequest),
 }
 
 /// A response, as sent by a server.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Response {
+    /// The answer to `check`.
     Landmark(LandmarkReply),
+    /// The request could not be answered.
     Error(ErrorReply),
+    /// The answer to `connections`.
     ConnectionReport(ConnectionReport),
 }
 

@@ -9,7 +9,9 @@ pub enum ServerError {
     /// The listening socket could not be created or bound.
     #[error("cannot listen for health checks on {addr}: {source}")]
     Bind {
+        /// The address asked for.
         addr: SocketAddr,
+        /// Why the system refused it.
         #[source]
         source: std::io::Error,
     },

@@ -22,6 +22,14 @@ pub struct HealthServer {
     thread: Option<JoinHandle<()>>,
 }
 
+impl std::fmt::Debug for HealthServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthServer")
+            .field("addrs", &self.addrs)
+            .finish_non_exhaustive()
+    }
+}
+
 impl HealthServer {
     pub(crate) fn new(
         addrs: Vec<(Protocol, SocketAddr)>,

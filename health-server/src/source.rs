@@ -20,6 +20,16 @@ pub struct LandmarkRx {
     pub(crate) kind: SourceKind,
 }
 
+impl std::fmt::Debug for LandmarkRx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            SourceKind::Ask(..) => "ask",
+            SourceKind::Publish(_) => "publish",
+        };
+        f.debug_struct("LandmarkRx").field("kind", &kind).finish()
+    }
+}
+
 pub(crate) enum SourceKind {
     /// Asks go out on the channel; the token is cancelled when the main
     /// thread's [`Asks`] is dropped, even with an ask still queued.
@@ -86,6 +96,14 @@ pub fn publisher(initial: Landmark) -> (Publisher, LandmarkRx) {
 pub struct Asks {
     rx: flume::Receiver<Ask>,
     _gone: DropGuard,
+}
+
+impl std::fmt::Debug for Asks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Asks")
+            .field("waiting", &self.rx.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Asks {
@@ -160,6 +178,15 @@ pub struct Ask {
     pub(crate) asked_at: Instant,
 }
 
+impl std::fmt::Debug for Ask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ask")
+            .field("asked_at", &self.asked_at)
+            .field("abandoned", &self.is_abandoned())
+            .finish()
+    }
+}
+
 impl Ask {
     /// Sends the landmark back to the health server.
     pub fn answer(self, landmark: Landmark) {
@@ -183,6 +210,14 @@ impl Ask {
 /// Dropping it tells the server the main thread is gone.
 pub struct Publisher {
     tx: watch::Sender<Published>,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("landmark", &self.tx.borrow().landmark)
+            .finish()
+    }
 }
 
 impl Publisher {

@@ -122,8 +122,7 @@ fn address_in_use_is_reported_by_spawn() {
     let err = health_server::Builder::new()
         .bind(taken.local_addr().unwrap())
         .spawn(rx)
-        .err()
-        .expect("bind must fail");
+        .expect_err("bind must fail");
     assert!(
         err.to_string()
             .starts_with("cannot listen for health checks on 127.0.0.1:"),

@@ -84,9 +84,9 @@ impl Haproxy {
 
 /// A tiny temporary directory, removed on drop.
 mod tempdir {
-    pub struct Dir(pub std::path::PathBuf);
+    pub(crate) struct Dir(pub std::path::PathBuf);
     impl Dir {
-        pub fn new(tag: &str) -> Dir {
+        pub(crate) fn new(tag: &str) -> Dir {
             let p = std::env::temp_dir().join(format!("lm-{tag}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&p);
             std::fs::create_dir_all(&p).unwrap();

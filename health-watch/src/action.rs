@@ -27,21 +27,21 @@ use crate::store::{ActionRecord, EventRecord, Store};
 
 /// Most bytes of an action's output (stdout and stderr together) kept in
 /// the history.
-pub const MAX_OUTPUT: usize = 4096;
+pub(crate) const MAX_OUTPUT: usize = 4096;
 /// Most bytes of one `HEALTH_*` value taken from the text behind it (before
 /// escaping), so that no server-given detail can make `exec` fail with
 /// "Argument list too long" (Linux allows 128 KiB per variable).
-pub const MAX_ENV_VALUE: usize = 4096;
+pub(crate) const MAX_ENV_VALUE: usize = 4096;
 /// Pauses before each retry of an action that could not be started (no
 /// process, descriptor or memory to start it with).
 const SPAWN_RETRIES: [Duration; 2] = [Duration::from_millis(100), Duration::from_millis(500)];
 /// How long a running action may go on once the watcher is stopping
 /// (systemd's unit gives the whole stop 10 s).
-pub const STOP_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// An action waiting to run.
 #[derive(Debug, Clone)]
-pub struct Pending {
+pub(crate) struct Pending {
     pub event_id: i64,
     pub event: EventRecord,
     pub command: String,
@@ -55,7 +55,7 @@ struct Slot {
 }
 
 /// The action slots of all targets.
-pub struct Actions {
+pub(crate) struct Actions {
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     /// Every slot's runner, to wait for when stopping.
     runners: Mutex<Vec<JoinHandle<()>>>,
@@ -66,7 +66,7 @@ pub struct Actions {
 }
 
 impl Actions {
-    pub fn new(store: Store, output: Arc<Output>) -> Arc<Actions> {
+    pub(crate) fn new(store: Store, output: Arc<Output>) -> Arc<Actions> {
         Arc::new(Actions {
             slots: Mutex::new(HashMap::new()),
             runners: Mutex::new(Vec::new()),
@@ -78,7 +78,7 @@ impl Actions {
 
     /// Queues `p` for its target, starting the target's runner on first
     /// use. A waiting action of the same target is superseded.
-    pub fn submit(self: &Arc<Self>, p: Pending) {
+    pub(crate) fn submit(self: &Arc<Self>, p: Pending) {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
             match slots.get(&p.event.target) {
@@ -141,7 +141,7 @@ impl Actions {
 
     /// The watcher is stopping: running actions get [`STOP_GRACE`], then
     /// everything left is recorded as `stopped`.
-    pub async fn stop(&self) {
+    pub(crate) async fn stop(&self) {
         self.closing.cancel();
         let runners = std::mem::take(&mut *self.runners.lock().unwrap_or_else(|e| e.into_inner()));
         let _ = tokio::time::timeout(
@@ -171,7 +171,7 @@ impl Actions {
 /// which `exec` cannot pass) escaped as on a terminal, and cut at
 /// [`MAX_ENV_VALUE`] bytes with the mark of [`health_probe::text`]. The history
 /// keeps the text itself.
-pub fn environment(p: &Pending) -> Vec<(&'static str, String)> {
+pub(crate) fn environment(p: &Pending) -> Vec<(&'static str, String)> {
     let e = &p.event;
     let value = |s: &str| health_probe::text::shown_within(s, MAX_ENV_VALUE).into_owned();
     vec![

@@ -18,11 +18,11 @@ use std::time::{Duration, SystemTime};
 use health_probe::outcome::Class;
 
 use crate::check::Observation;
-pub use crate::config::Flap;
+pub(crate) use crate::config::Flap;
 
 /// What an observation changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transition {
+pub(crate) enum Transition {
     /// `fall` failures in a row while clear.
     Raise,
     /// `rise` successes in a row while raised.
@@ -37,7 +37,7 @@ pub enum Transition {
 }
 
 impl Transition {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Transition::Raise => "raise",
             Transition::Clear => "clear",
@@ -50,7 +50,7 @@ impl Transition {
 
 /// The thresholds of one target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Thresholds {
+pub(crate) struct Thresholds {
     pub fall: u32,
     pub rise: u32,
     /// 0: never pause.
@@ -61,7 +61,7 @@ pub struct Thresholds {
 
 /// How a target stands, as the live view shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Phase {
+pub(crate) enum Phase {
     // Ordered by how much attention each needs: the view lists the first
     // ones first.
     Alarm,
@@ -74,7 +74,7 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Phase::Alarm => "ALARM",
             Phase::Flapping => "flapping",
@@ -89,7 +89,7 @@ impl Phase {
 
 /// One target's alarm state.
 #[derive(Debug, Clone)]
-pub struct Alarm {
+pub(crate) struct Alarm {
     pub raised: bool,
     pub paused: bool,
     /// Failures, successes and ERR outcomes in a row.
@@ -114,7 +114,7 @@ pub struct Alarm {
 impl Alarm {
     /// A new target's state; `raised_at` restores an alarm left open by an
     /// earlier run, so it is not raised (nor its action run) twice.
-    pub fn new(raised_at: Option<SystemTime>) -> Alarm {
+    pub(crate) fn new(raised_at: Option<SystemTime>) -> Alarm {
         Alarm {
             raised: raised_at.is_some(),
             paused: false,
@@ -132,7 +132,7 @@ impl Alarm {
 
     /// A target that was flapping when the watcher stopped: it goes on
     /// flapping for a window from now, as if it had just begun.
-    pub fn still_flapping(mut self, now: SystemTime) -> Alarm {
+    pub(crate) fn still_flapping(mut self, now: SystemTime) -> Alarm {
         self.flapping = true;
         self.flapping_since = now;
         self
@@ -140,7 +140,7 @@ impl Alarm {
 
     /// The state a changed target (reload) starts from: whether it is
     /// raised, flapping and what was told carry over; counts start afresh.
-    pub fn carried(&self) -> Alarm {
+    pub(crate) fn carried(&self) -> Alarm {
         Alarm {
             fails: 0,
             oks: 0,
@@ -152,14 +152,14 @@ impl Alarm {
     }
 
     /// Raises and clears within `window` before `now` (of those kept).
-    pub fn changes_within(&self, window: Duration, now: SystemTime) -> u32 {
+    pub(crate) fn changes_within(&self, window: Duration, now: SystemTime) -> u32 {
         let from = now.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH);
         self.changes.iter().filter(|t| **t > from).count() as u32
     }
 
     /// Takes in one check's result; what is to be told, in order (at most
     /// three: flapping-stopped, a raise or clear, a pause).
-    pub fn observe(&mut self, o: &Observation, t: &Thresholds) -> Vec<Transition> {
+    pub(crate) fn observe(&mut self, o: &Observation, t: &Thresholds) -> Vec<Transition> {
         let raw = self.judge(o, t);
         let Some(flap) = t.flap else {
             self.told_raised = self.raised;
@@ -244,7 +244,7 @@ impl Alarm {
     }
 
     /// Checks start again, counting afresh; the alarm stays as it was.
-    pub fn resume(&mut self) {
+    pub(crate) fn resume(&mut self) {
         self.paused = false;
         self.fails = 0;
         self.oks = 0;
@@ -253,7 +253,7 @@ impl Alarm {
 
     /// What lies behind `change`, in a row: failures for a raise,
     /// successes for a clear, ERR outcomes for a pause.
-    pub fn run_length(&self, change: Transition) -> u32 {
+    pub(crate) fn run_length(&self, change: Transition) -> u32 {
         match change {
             Transition::Raise => self.fails,
             Transition::Clear => self.oks,
@@ -262,7 +262,7 @@ impl Alarm {
         }
     }
 
-    pub fn phase(&self) -> Phase {
+    pub(crate) fn phase(&self) -> Phase {
         match self {
             Alarm { paused: true, .. } => Phase::Paused,
             Alarm { flapping: true, .. } => Phase::Flapping,

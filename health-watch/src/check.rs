@@ -13,11 +13,11 @@ use crate::config::{Check, Target};
 /// Most bytes of a check's detail the watcher keeps (and so records with
 /// each event, prints and passes on), cut with `...(N more bytes)`: a
 /// server cannot grow the history by more than this per event.
-pub const MAX_DETAIL: usize = 4096;
+pub(crate) const MAX_DETAIL: usize = 4096;
 
 /// What one check found, as the watcher keeps, shows and records it.
 #[derive(Debug, Clone)]
-pub struct Observation {
+pub(crate) struct Observation {
     pub at: SystemTime,
     pub class: Class,
     /// A stable word within the class (`refused`, `timeout`, ...).
@@ -31,13 +31,13 @@ pub struct Observation {
 impl Observation {
     /// Counts toward `fall`: anything but OK within `crit`, as the one-shot
     /// check's exit code would say.
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         verdict::class_exit_code(false, self.class, self.reason, self.speed) != 0
     }
 }
 
 /// Runs `target`'s check once.
-pub async fn run(target: &Target) -> Observation {
+pub(crate) async fn run(target: &Target) -> Observation {
     let at = SystemTime::now();
     let ((class, reason, detail), rtt, speed) = match &target.check {
         Check::Landmark(spec) => {

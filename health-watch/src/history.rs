@@ -150,7 +150,10 @@ fn table(rows: &[HistoryRow], out: &mut impl Write) -> io::Result<()> {
 
 /// The database a `health-probe report` reads: `--database`, or the one
 /// `--config` names, or the default.
-pub fn database_for(database: Option<&Path>, config: Option<&Path>) -> Result<PathBuf, String> {
+pub(crate) fn database_for(
+    database: Option<&Path>,
+    config: Option<&Path>,
+) -> Result<PathBuf, String> {
     match (database, config) {
         (Some(d), _) => Ok(d.to_path_buf()),
         (None, Some(c)) => crate::config::load(c)

@@ -6,35 +6,39 @@
 //! report` exports the history. The async runtime, SQLite, TOML and the
 //! terminal live here, not in the one-shot probe.
 //!
-//! - [`config`]: the TOML file and its validation.
-//! - [`check`]: one check of one target (landmark, tcp, ping).
-//! - [`alarm`]: fall/rise/pause rules, pure state.
-//! - [`store`]: the history database.
-//! - [`action`]: commands run on raise and clear.
-//! - [`output`]: log lines, JSON events, the live table.
-//! - [`history`]: `health-probe report`.
-//! - [`task`]: one target's life.
-//! - [`signals`]: SIGHUP, SIGTERM and SIGINT from the first instant.
+//! Its public API is the two entry points the binary calls, [`run`] and
+//! [`report`]; the modules are the crate's own:
+//!
+//! - `config`: the TOML file and its validation.
+//! - `check`: one check of one target (landmark, tcp, ping).
+//! - `alarm`: fall/rise/pause rules, pure state.
+//! - `store`: the history database.
+//! - `action`: commands run on raise and clear.
+//! - `output`: log lines, JSON events, the live table.
+//! - `history`: `health-probe report` ([`report`]).
+//! - `task`: one target's life.
+//! - `signals`: SIGHUP, SIGTERM and SIGINT from the first instant.
 //! - `watcher`: start-up and the running watcher ([`run`]); `reload`:
 //!   SIGHUP; `terminal`: the screen under the live table.
 //!
-//! Each target is one task ([`task::watch`]). SIGHUP reloads the config:
+//! Each target is one task (`task::watch`). SIGHUP reloads the config:
 //! unchanged targets keep running with their state (and paused ones
 //! resume), changed ones restart keeping whether their alarm is raised,
 //! removed ones stop. A target is stopped between checks, never in the
 //! middle of recording an event, and a reload does not hold up SIGTERM.
 
-pub mod action;
-pub mod alarm;
-pub mod check;
-pub mod config;
-pub mod history;
-pub mod output;
+mod action;
+mod alarm;
+mod check;
+mod config;
+mod history;
+mod output;
 mod reload;
-pub mod signals;
-pub mod store;
-pub mod task;
+mod signals;
+mod store;
+mod task;
 mod terminal;
 mod watcher;
 
+pub use history::run as report;
 pub use watcher::run;

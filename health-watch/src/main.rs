@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     };
     match &job {
         Job::Watch(args) => health_watch::run(args),
-        Job::Report(args) => health_watch::history::run(args),
+        Job::Report(args) => health_watch::report(args),
         _ => health_probe::run_check(&job),
     }
 }

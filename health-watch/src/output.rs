@@ -17,7 +17,7 @@ use health_probe::text::shown;
 
 /// How the watcher reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     Log,
     Json,
     Live,
@@ -25,14 +25,14 @@ pub enum Mode {
 
 /// What a target shows in the live view: kept by its task, read by the
 /// view.
-pub struct Status {
+pub(crate) struct Status {
     pub name: String,
     pub kind: &'static str,
     pub addr: String,
     pub row: Mutex<Row>,
 }
 
-pub struct Row {
+pub(crate) struct Row {
     pub alarm: Alarm,
     pub last: Option<Observation>,
     /// Alarms raised, over the whole history.
@@ -40,14 +40,14 @@ pub struct Row {
 }
 
 impl Status {
-    pub fn row(&self) -> std::sync::MutexGuard<'_, Row> {
+    pub(crate) fn row(&self) -> std::sync::MutexGuard<'_, Row> {
         self.row.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 /// Counters over the whole run, for `--stats` and the live header.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Stats {
+pub(crate) struct Stats {
     pub checks: u64,
     pub failed: u64,
     pub in_flight: usize,
@@ -59,7 +59,7 @@ pub struct Stats {
 }
 
 /// Something to tell.
-pub enum Notice {
+pub(crate) enum Notice {
     Started {
         targets: usize,
         database: String,
@@ -99,7 +99,7 @@ pub enum Notice {
 /// Lines kept under the live table.
 const RECENT: usize = 8;
 
-pub struct Output {
+pub(crate) struct Output {
     mode: Mode,
     recent: Mutex<VecDeque<String>>,
     targets: Mutex<Vec<Arc<Status>>>,
@@ -107,7 +107,7 @@ pub struct Output {
 }
 
 impl Output {
-    pub fn new(mode: Mode) -> Arc<Output> {
+    pub(crate) fn new(mode: Mode) -> Arc<Output> {
         Arc::new(Output {
             mode,
             recent: Mutex::new(VecDeque::with_capacity(RECENT)),
@@ -116,16 +116,16 @@ impl Output {
         })
     }
 
-    pub fn mode(&self) -> Mode {
+    pub(crate) fn mode(&self) -> Mode {
         self.mode
     }
 
     /// The targets the live view lists.
-    pub fn set_targets(&self, targets: Vec<Arc<Status>>) {
+    pub(crate) fn set_targets(&self, targets: Vec<Arc<Status>>) {
         *self.targets.lock().unwrap_or_else(|e| e.into_inner()) = targets;
     }
 
-    pub fn notice(&self, n: Notice) {
+    pub(crate) fn notice(&self, n: Notice) {
         if let Notice::Stats(s) = &n {
             *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = *s;
         }
@@ -159,7 +159,7 @@ impl Output {
     }
 
     /// Draws the live table once, fitted to the terminal.
-    pub fn draw(&self, out: &mut impl Write) -> io::Result<()> {
+    pub(crate) fn draw(&self, out: &mut impl Write) -> io::Result<()> {
         use crossterm::{cursor, queue, style, terminal};
         // A pseudo-terminal nobody sized says 0x0.
         let (width, height) = terminal::size()
@@ -305,7 +305,7 @@ fn target_label(e: &EventRecord) -> String {
 }
 
 /// The one-line text form of a notice.
-pub fn text(n: &Notice) -> String {
+pub(crate) fn text(n: &Notice) -> String {
     match n {
         Notice::Started {
             targets,
@@ -422,7 +422,7 @@ fn event_json(e: &EventRecord) -> serde_json::Map<String, serde_json::Value> {
 }
 
 /// The JSON form of a notice: one object, `event` first says what it is.
-pub fn json_line(n: &Notice) -> serde_json::Value {
+pub(crate) fn json_line(n: &Notice) -> serde_json::Value {
     let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     match n {
         Notice::Started {

@@ -12,17 +12,17 @@
 //! The masks themselves are [`health_probe::sigmask`], shared with
 //! `health-probe`, which holds them before it execs the watcher.
 
-pub use health_probe::sigmask::{hold, release, release_all_in_child};
+pub(crate) use health_probe::sigmask::{hold, release, release_all_in_child};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// The handlers, installed on the watcher's runtime.
-pub struct Signals {
+pub(crate) struct Signals {
     pub hup: Signal,
     pub stop: Stop,
 }
 
 /// SIGTERM and SIGINT.
-pub struct Stop {
+pub(crate) struct Stop {
     term: Signal,
     int: Signal,
 }
@@ -30,7 +30,7 @@ pub struct Stop {
 impl Signals {
     /// Installs the handlers, then releases what [`hold`] held: a signal
     /// that arrived during start-up is served now.
-    pub fn install() -> std::io::Result<Signals> {
+    pub(crate) fn install() -> std::io::Result<Signals> {
         let signals = Signals {
             hup: signal(SignalKind::hangup())?,
             stop: Stop {
@@ -45,7 +45,7 @@ impl Signals {
 
 impl Stop {
     /// The next SIGTERM or SIGINT, named.
-    pub async fn recv(&mut self) -> &'static str {
+    pub(crate) async fn recv(&mut self) -> &'static str {
         tokio::select! {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",

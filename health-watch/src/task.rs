@@ -29,7 +29,7 @@ use crate::store::{EventRecord, Store};
 
 /// Checks, failures, lag: shared by every target task.
 #[derive(Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     pub checks: AtomicU64,
     pub failed: AtomicU64,
     pub in_flight: AtomicUsize,
@@ -37,7 +37,7 @@ pub struct Counters {
 }
 
 /// What every target task shares.
-pub struct Shared {
+pub(crate) struct Shared {
     pub output: Arc<Output>,
     pub store: Store,
     pub actions: Arc<Actions>,
@@ -52,7 +52,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(
+    pub(crate) fn new(
         output: Arc<Output>,
         store: Store,
         actions: Arc<Actions>,
@@ -74,7 +74,7 @@ impl Shared {
 
     /// Stops every target: none starts an event from now on, and those in
     /// the middle of one finish it (waited for, at most `within`).
-    pub async fn close(&self, within: Duration) {
+    pub(crate) async fn close(&self, within: Duration) {
         self.closing.store(true, Ordering::SeqCst);
         let _ = tokio::time::timeout(within, async {
             loop {
@@ -111,7 +111,7 @@ impl Drop for Judging<'_> {
 }
 
 /// Records an event, then tells it; the id links its action.
-pub async fn record(shared: &Shared, event: EventRecord) -> Option<i64> {
+pub(crate) async fn record(shared: &Shared, event: EventRecord) -> Option<i64> {
     let id = shared.store.event(event.clone()).await;
     shared.output.notice(Notice::Event { id, event });
     id
@@ -130,7 +130,7 @@ fn first_delay(name: &str, interval: Duration) -> Duration {
 }
 
 /// Runs `target` until `stop` is cancelled.
-pub async fn watch(
+pub(crate) async fn watch(
     shared: Arc<Shared>,
     target: Arc<Target>,
     status: Arc<Status>,

@@ -50,9 +50,11 @@ pub struct PingArgs {
     #[arg(long, value_name = "DUR", value_parser = parse_timeout)]
     pub crit: Option<Duration>,
 
+    /// Which address of a name to test.
     #[command(flatten)]
     pub family: FamilyArgs,
 
+    /// How to print the verdict and pick the exit code.
     #[command(flatten)]
     pub mode: ModeArgs,
 }
@@ -88,6 +90,8 @@ impl PingArgs {
 #[derive(Debug, clap::Args)]
 pub struct TcpArgs {
     /// Port to check: IPv4:PORT, [IPv6]:PORT or HOST:PORT.
+    // The doc comment is --help text, where `[IPv6]` is literal.
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(value_name = "HOST:PORT")]
     pub addr: String,
 
@@ -121,9 +125,11 @@ pub struct TcpArgs {
     #[arg(long, value_name = "DUR", value_parser = parse_timeout)]
     pub crit: Option<Duration>,
 
+    /// Which address of a name to test.
     #[command(flatten)]
     pub family: FamilyArgs,
 
+    /// How to print the verdict and pick the exit code.
     #[command(flatten)]
     pub mode: ModeArgs,
 }

@@ -24,6 +24,8 @@ use super::{parse_span, parse_timeout, FamilyArgs};
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConnectionsArgs {
     /// The service's health endpoint: IPv4:PORT, [IPv6]:PORT or HOST:PORT.
+    // The doc comment is --help text, where `[IPv6]` is literal.
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(value_name = "ADDR")]
     pub addr: String,
 
@@ -81,6 +83,7 @@ pub struct ConnectionsArgs {
     #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_timeout)]
     pub timeout: Duration,
 
+    /// Which address of a name to ask.
     #[command(flatten)]
     pub family: FamilyArgs,
 }
@@ -96,7 +99,9 @@ fn parse_grouping() -> impl clap::builder::TypedValueParser<Value = Grouping> {
 /// `connections --port`: a number or a service name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PortOrService {
+    /// A port number.
     Port(u16),
+    /// The name the service gave the port.
     Service(String),
 }
 

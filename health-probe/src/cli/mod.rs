@@ -76,6 +76,7 @@ pub struct Cli {
     #[arg(long, value_name = "DUR", default_value = DEFAULT_TIMEOUT, value_parser = parse_timeout)]
     pub timeout: Duration,
 
+    /// Which address of a name to test.
     #[command(flatten)]
     pub family: FamilyArgs,
 
@@ -104,8 +105,11 @@ pub struct Cli {
 pub enum Job {
     /// The landmark check (`health-probe ADDR`).
     Landmark(LandmarkSpec, ModeArgs),
+    /// `health-probe tcp`.
     Tcp(TcpSpec, ModeArgs),
+    /// `health-probe ping`.
     Ping(PingSpec, ModeArgs),
+    /// `health-probe connections`.
     Connections(ConnectionsArgs),
     /// For `health-probe-watch`.
     Watch(WatchArgs),
@@ -114,6 +118,9 @@ pub enum Job {
 }
 
 /// Checks other than the landmark check.
+// A doc comment on a variant would replace its subcommand's help, which
+// comes from the doc comment of its Args type.
+#[allow(missing_docs)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Tcp(TcpArgs),
@@ -138,6 +145,7 @@ pub struct FamilyArgs {
 }
 
 impl FamilyArgs {
+    /// The family `-4` / `-6` ask for.
     pub fn family(&self) -> crate::target::Family {
         match (self.ipv4, self.ipv6) {
             (true, _) => crate::target::Family::V4,

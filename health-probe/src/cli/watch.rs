@@ -69,8 +69,7 @@ pub struct ReportArgs {
     #[arg(long, value_name = "NAME")]
     pub target: Option<String>,
 
-    /// table: aligned columns; csv: RFC 4180 with a header row; json: an
-    /// array of objects.
+    /// How to write the events.
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
 }
@@ -78,7 +77,10 @@ pub struct ReportArgs {
 /// `health-probe report --format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {
+    /// Aligned columns.
     Table,
+    /// RFC 4180 with a header row.
     Csv,
+    /// An array of objects.
     Json,
 }

@@ -6,12 +6,12 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 #[allow(unused_imports)] // not every test crate uses them all
-pub use test_support::*;
+pub(crate) use test_support::*;
 
-pub const PROBE: &str = env!("CARGO_BIN_EXE_health-probe");
+pub(crate) const PROBE: &str = env!("CARGO_BIN_EXE_health-probe");
 
 /// Runs the probe with `args`; its output and how long it took.
-pub fn run_probe(args: &[&str]) -> (Output, Duration) {
+pub(crate) fn run_probe(args: &[&str]) -> (Output, Duration) {
     let t = Instant::now();
     let out = Command::new(PROBE)
         .args(args)
@@ -21,7 +21,7 @@ pub fn run_probe(args: &[&str]) -> (Output, Duration) {
 }
 
 /// A fake peer that accepts one connection and runs `behave` on it.
-pub fn fake(behave: impl FnOnce(std::net::TcpStream) + Send + 'static) -> String {
+pub(crate) fn fake(behave: impl FnOnce(std::net::TcpStream) + Send + 'static) -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap().to_string();
     std::thread::spawn(move || {

@@ -29,9 +29,11 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// One socket of the service's ports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connection {
+    /// The service's address and port.
     pub local: SocketAddr,
     /// The client (unspecified address and port 0 for a listener).
     pub remote: SocketAddr,
+    /// The socket's TCP state.
     pub state: TcpState,
     /// Bytes received and not read by the service (listeners: the accept
     /// queue).
@@ -49,10 +51,13 @@ pub struct Connection {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CollectError {
+    /// The netlink socket failed.
     #[error("netlink sock_diag: {0}")]
     Io(#[from] std::io::Error),
+    /// The kernel's answer could not be read.
     #[error("netlink sock_diag: malformed message from the kernel: {0}")]
     Malformed(String),
+    /// The kernel answered with this errno.
     #[error("netlink sock_diag: the kernel answered error {0}")]
     Kernel(i32),
 }
@@ -60,6 +65,7 @@ pub enum CollectError {
 /// The sockets found, at most `max` of them.
 #[derive(Debug, Default)]
 pub struct Collected {
+    /// The sockets, at most `max`.
     pub connections: Vec<Connection>,
     /// More sockets matched than `max`; the rest were read and dropped.
     pub truncated: bool,

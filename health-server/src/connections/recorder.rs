@@ -203,7 +203,7 @@ enum Status {
 
 /// The running recorder: the history and the last status.
 #[derive(Debug)]
-pub struct Recorder {
+pub(crate) struct Recorder {
     pub(crate) cfg: Config,
     ports: Vec<u16>,
     services: Arc<HashMap<u16, String>>,

@@ -15,13 +15,13 @@ use health_proto::{
 };
 use health_server::{Asks, Builder, HealthServer, Landmark};
 
-pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub fn loopback() -> Builder {
+pub(crate) fn loopback() -> Builder {
     Builder::new().bind("127.0.0.1:0".parse().unwrap())
 }
 
-pub fn connect(addr: SocketAddr) -> TcpStream {
+pub(crate) fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
     s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
@@ -29,7 +29,7 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
 }
 
 /// Sends one check on `stream` and reads the response.
-pub fn check_on(
+pub(crate) fn check_on(
     stream: &mut TcpStream,
     id: u32,
     component: Option<&str>,
@@ -44,18 +44,18 @@ pub fn check_on(
 }
 
 /// One check on a fresh connection, expecting a landmark reply.
-pub fn check(addr: SocketAddr) -> LandmarkReply {
+pub(crate) fn check(addr: SocketAddr) -> LandmarkReply {
     landmark(check_on(&mut connect(addr), 1, None).expect("check"))
 }
 
-pub fn landmark(r: Response) -> LandmarkReply {
+pub(crate) fn landmark(r: Response) -> LandmarkReply {
     match r {
         Response::Landmark(l) => l,
         other => panic!("expected a landmark, got {other:?}"),
     }
 }
 
-pub fn error_code(r: Response) -> ErrorCode {
+pub(crate) fn error_code(r: Response) -> ErrorCode {
     match r {
         Response::Error(e) => e.known_code().expect("known code"),
         other => panic!("expected an error, got {other:?}"),
@@ -64,7 +64,7 @@ pub fn error_code(r: Response) -> ErrorCode {
 
 /// Sends raw bytes and reads one response frame (request id 0 expected for
 /// header-level errors).
-pub fn send_raw(addr: SocketAddr, bytes: &[u8]) -> (TcpStream, Response) {
+pub(crate) fn send_raw(addr: SocketAddr, bytes: &[u8]) -> (TcpStream, Response) {
     let mut s = connect(addr);
     s.write_all(bytes).unwrap();
     let frame = read_frame(&mut s, DEFAULT_MAX_PAYLOAD).expect("an error frame");
@@ -72,7 +72,7 @@ pub fn send_raw(addr: SocketAddr, bytes: &[u8]) -> (TcpStream, Response) {
 }
 
 /// Whether the server has closed `stream` (EOF or reset within the timeout).
-pub fn is_closed(stream: &mut TcpStream) -> bool {
+pub(crate) fn is_closed(stream: &mut TcpStream) -> bool {
     let mut buf = [0u8; 256];
     loop {
         match stream.read(&mut buf) {
@@ -86,7 +86,7 @@ pub fn is_closed(stream: &mut TcpStream) -> bool {
 
 /// How many of `conns` the server has closed (reset or EOF), looking
 /// without blocking.
-pub fn closed(conns: &mut [TcpStream]) -> usize {
+pub(crate) fn closed(conns: &mut [TcpStream]) -> usize {
     conns
         .iter_mut()
         .filter(|c| {
@@ -105,12 +105,12 @@ pub fn closed(conns: &mut [TcpStream]) -> usize {
 
 /// A plain-thread main loop that answers every ask with `make()` and counts
 /// the asks it answered.
-pub struct MainThread {
+pub(crate) struct MainThread {
     pub asks_answered: Arc<AtomicUsize>,
     pub thread: JoinHandle<()>,
 }
 
-pub fn answering(asks: Asks, make: impl Fn() -> Landmark + Send + 'static) -> MainThread {
+pub(crate) fn answering(asks: Asks, make: impl Fn() -> Landmark + Send + 'static) -> MainThread {
     let count = Arc::new(AtomicUsize::new(0));
     let c = Arc::clone(&count);
     let thread = std::thread::spawn(move || {
@@ -126,7 +126,7 @@ pub fn answering(asks: Asks, make: impl Fn() -> Landmark + Send + 'static) -> Ma
 }
 
 /// A server on a free loopback port whose main thread always answers `ok`.
-pub fn ok_server(b: Builder) -> (HealthServer, MainThread) {
+pub(crate) fn ok_server(b: Builder) -> (HealthServer, MainThread) {
     let (asks, rx) = health_server::channel();
     let server = b.spawn(rx).expect("spawn");
     (server, answering(asks, || Landmark::ok("fine")))
@@ -138,7 +138,7 @@ pub fn ok_server(b: Builder) -> (HealthServer, MainThread) {
 /// The port is left for `connect` to choose (IP_BIND_ADDRESS_NO_PORT):
 /// `bind` alone could pick a port another test listens on at another
 /// address, and that test's connection report would see this client.
-pub fn connect_from(src: &str, addr: SocketAddr) -> TcpStream {
+pub(crate) fn connect_from(src: &str, addr: SocketAddr) -> TcpStream {
     use std::os::fd::AsRawFd;
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     let on: libc::c_int = 1;
@@ -164,7 +164,7 @@ pub fn connect_from(src: &str, addr: SocketAddr) -> TcpStream {
 /// Whether `program` (a real peer such as haproxy or curl) is installed. In
 /// CI (`CI` set) a missing peer fails the test: `.ci/run` installs them.
 /// Elsewhere the test says it was skipped.
-pub fn require(program: &str) -> bool {
+pub(crate) fn require(program: &str) -> bool {
     let found = std::process::Command::new("sh")
         .args(["-c", &format!("command -v {program}")])
         .output()
@@ -181,7 +181,7 @@ pub fn require(program: &str) -> bool {
 }
 
 /// Code blocks of one language (```lang) from a document in docs/.
-pub fn doc_blocks(doc: &str, lang: &str) -> Vec<String> {
+pub(crate) fn doc_blocks(doc: &str, lang: &str) -> Vec<String> {
     let path = format!("{}/../docs/{doc}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let fence = format!("```{lang}");

@@ -18,14 +18,14 @@ use super::ConfigError;
 
 /// Byte offsets to lines and columns, in O(log lines): a config of 100,000
 /// targets has 500,000 lines and may have an error on every one.
-pub struct Lines<'a> {
+pub(super) struct Lines<'a> {
     text: &'a str,
     /// Byte offset where each line starts.
     starts: Vec<usize>,
 }
 
 impl<'a> Lines<'a> {
-    pub fn new(text: &'a str) -> Lines<'a> {
+    pub(super) fn new(text: &'a str) -> Lines<'a> {
         let starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
@@ -33,7 +33,7 @@ impl<'a> Lines<'a> {
     }
 
     /// 1-based line and column of byte offset `at`.
-    pub fn error(&self, at: usize, message: impl Into<String>) -> ConfigError {
+    pub(super) fn error(&self, at: usize, message: impl Into<String>) -> ConfigError {
         let mut at = at.min(self.text.len());
         while !self.text.is_char_boundary(at) {
             at -= 1;
@@ -47,14 +47,14 @@ impl<'a> Lines<'a> {
         }
     }
 
-    pub fn line(&self, at: usize) -> usize {
+    pub(super) fn line(&self, at: usize) -> usize {
         self.starts
             .partition_point(|&s| s <= at.min(self.text.len()))
     }
 }
 
 /// The parsed document, or every syntax error in it.
-pub fn parse<'i>(
+pub(super) fn parse<'i>(
     text: &'i str,
     lines: &Lines<'_>,
 ) -> Result<Spanned<DeTable<'i>>, Vec<ConfigError>> {
@@ -75,7 +75,7 @@ fn error_of(e: &toml::de::Error, lines: &Lines<'_>) -> ConfigError {
 /// Reads `table` as a `T`, pushing every problem onto `errors`. With bad
 /// keys, the `T` read without them (so that its other values are still
 /// checked), or `None` when even that fails.
-pub fn read<T: DeserializeOwned>(
+pub(super) fn read<T: DeserializeOwned>(
     table: Spanned<DeTable<'_>>,
     lines: &Lines<'_>,
     errors: &mut Vec<ConfigError>,
@@ -121,7 +121,7 @@ fn key_at(table: &DeTable<'_>, at: Range<usize>) -> Option<String> {
 
 /// Takes `key` out of `table` as a table, or as an array of tables
 /// (`[[key]]`); anything else is an error, reported.
-pub fn take_tables<'i>(
+pub(super) fn take_tables<'i>(
     table: &mut DeTable<'i>,
     key: &str,
     lines: &Lines<'_>,

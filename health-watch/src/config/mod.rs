@@ -35,14 +35,14 @@ mod document;
 mod validate;
 
 /// Where history is kept when the config does not say.
-pub const DEFAULT_DATABASE: &str = "/var/lib/health-probe/watch.db";
+pub(crate) const DEFAULT_DATABASE: &str = "/var/lib/health-probe/watch.db";
 
 /// Most targets one watcher runs; each costs a task and a status row.
-pub const MAX_TARGETS: usize = 100_000;
+pub(crate) const MAX_TARGETS: usize = 100_000;
 
 /// A config problem, located in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
+pub(crate) struct ConfigError {
     pub line: usize,
     pub column: usize,
     pub message: String,
@@ -60,7 +60,7 @@ impl fmt::Display for ConfigError {
 
 /// Every problem found in one file, in file order.
 #[derive(Debug)]
-pub struct ConfigErrors {
+pub(crate) struct ConfigErrors {
     pub path: PathBuf,
     pub errors: Vec<ConfigError>,
 }
@@ -87,14 +87,14 @@ impl fmt::Display for ConfigErrors {
 /// What kind of check a target runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Kind {
+pub(crate) enum Kind {
     Landmark,
     Tcp,
     Ping,
 }
 
 impl Kind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::Landmark => "landmark",
             Kind::Tcp => "tcp",
@@ -107,7 +107,7 @@ impl Kind {
 /// [`health_probe::duration::MAX_SPAN`] (`keep_history`); waits are held to
 /// [`health_probe::duration::MAX_WAIT`] where they are validated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dur(pub Duration);
+pub(crate) struct Dur(pub Duration);
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
@@ -121,7 +121,7 @@ impl<'de> Deserialize<'de> for Dur {
 /// Settings a target may set and `[defaults]` may give to all.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Common {
+pub(crate) struct Common {
     pub interval: Option<Spanned<Dur>>,
     pub timeout: Option<Spanned<Dur>>,
     pub fall: Option<Spanned<u32>>,
@@ -167,7 +167,7 @@ impl Common {
 /// One `[[target]]` table as written.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTarget {
+pub(crate) struct RawTarget {
     pub name: Spanned<String>,
     pub kind: Spanned<Kind>,
     /// landmark and tcp: `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT`.
@@ -250,7 +250,7 @@ struct RawSettings {
 
 /// A validated configuration.
 #[derive(Debug)]
-pub struct Config {
+pub(crate) struct Config {
     pub database: PathBuf,
     /// Most checks running at once, over all targets.
     pub max_in_flight: usize,
@@ -261,14 +261,14 @@ pub struct Config {
 
 /// Flapping: more than `changes` raises and clears within `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Flap {
+pub(crate) struct Flap {
     pub changes: u32,
     pub window: Duration,
 }
 
 /// A validated target.
 #[derive(Debug)]
-pub struct Target {
+pub(crate) struct Target {
     pub name: String,
     pub kind: Kind,
     /// What is checked, as printed: `ADDR` or `HOST`.
@@ -295,7 +295,7 @@ impl Target {
     /// Same check, schedule, thresholds and actions: a reload keeps the
     /// running target and its state. Where it sits in the file, and whether
     /// a setting came from `[defaults]`, does not matter.
-    pub fn same_as(&self, other: &Target) -> bool {
+    pub(crate) fn same_as(&self, other: &Target) -> bool {
         let settings = |t: &Target| {
             (
                 t.interval,
@@ -316,7 +316,7 @@ impl Target {
 /// The check a target runs: the same specs as the one-shot
 /// `health-probe`, `health-probe tcp` and `health-probe ping` run.
 #[derive(Debug)]
-pub enum Check {
+pub(crate) enum Check {
     Landmark(LandmarkSpec),
     Tcp(TcpSpec),
     Ping(PingSpec),
@@ -330,14 +330,14 @@ const DEFAULT_RISE: u32 = 2;
 const DEFAULT_PAUSE_AFTER_ERRORS: u32 = 4;
 const DEFAULT_ACTION_TIMEOUT: Duration = Duration::from_secs(60);
 /// Flapping: more than this many raises and clears ...
-pub const DEFAULT_FLAP_CHANGES: u32 = 6;
+pub(crate) const DEFAULT_FLAP_CHANGES: u32 = 6;
 /// ... within this long.
-pub const DEFAULT_FLAP_WINDOW: Duration = Duration::from_secs(600);
+pub(crate) const DEFAULT_FLAP_WINDOW: Duration = Duration::from_secs(600);
 const DEFAULT_MAX_IN_FLIGHT: u32 = 256;
 const DEFAULT_KEEP_HISTORY: Duration = Duration::from_secs(400 * 86_400);
 
 /// Reads and validates `path`.
-pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+pub(crate) fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
         path: path.to_path_buf(),
         errors: vec![ConfigError {
@@ -353,7 +353,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 }
 
 /// Parses and validates config text; every error found, in file order.
-pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
+pub(crate) fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
     let lines = document::Lines::new(text);
     let doc = document::parse(text, &lines)?;
     let mut errors = Vec::new();

@@ -14,13 +14,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection};
 
 mod writer;
-pub use writer::{Found, Health, Store};
+pub(crate) use writer::{Found, Health, Store};
 
 /// Schema version in `PRAGMA user_version`.
 const SCHEMA_VERSION: i64 = 1;
 
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     #[error("database {path}: {source}")]
     Open {
         path: String,
@@ -49,7 +49,7 @@ pub enum StoreError {
 
 /// One alarm event, as recorded.
 #[derive(Debug, Clone)]
-pub struct EventRecord {
+pub(crate) struct EventRecord {
     pub time: SystemTime,
     pub target: String,
     pub kind: &'static str,
@@ -69,7 +69,7 @@ pub struct EventRecord {
 
 /// How an action ended.
 #[derive(Debug, Clone)]
-pub struct ActionRecord {
+pub(crate) struct ActionRecord {
     pub event_id: i64,
     pub command: String,
     pub started: SystemTime,
@@ -82,7 +82,7 @@ pub struct ActionRecord {
 
 /// A row of `health-probe report`.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct HistoryRow {
+pub(crate) struct HistoryRow {
     pub id: i64,
     pub time: String,
     #[serde(skip)]
@@ -130,12 +130,12 @@ fn folder(path: &Path) -> Result<(), StoreError> {
 /// lets go of it when the process ends, however it ends; actions do not
 /// inherit it (the file is close-on-exec).
 #[derive(Debug)]
-pub struct Lock {
+pub(crate) struct Lock {
     _file: std::fs::File,
 }
 
 /// Takes the lock of `database`, or says which process holds it.
-pub fn lock(database: &Path) -> Result<Lock, StoreError> {
+pub(crate) fn lock(database: &Path) -> Result<Lock, StoreError> {
     use std::io::{Read, Seek, Write};
     use std::os::fd::AsRawFd;
     folder(database)?;
@@ -180,7 +180,7 @@ pub fn lock(database: &Path) -> Result<Lock, StoreError> {
 }
 
 /// Opens (creating if needed) the database at `path`.
-pub fn open(path: &Path) -> Result<Connection, StoreError> {
+pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     let shown = path.display().to_string();
     folder(path)?;
     let open_err = |source| StoreError::Open {
@@ -243,7 +243,7 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
 /// watcher keeps (readable is enough). With no watcher, there may be no
 /// `-shm` and no right to create one: then the file is read as immutable,
 /// which is exact since no writer holds it (no `-wal` left behind).
-pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+pub(crate) fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     use rusqlite::OpenFlags;
     let shown = path.display().to_string();
     let open_err = |source| StoreError::Open {
@@ -316,7 +316,7 @@ fn uri_path(path: &Path) -> String {
 
 /// What the watcher needs from history when it starts.
 #[derive(Debug, Default)]
-pub struct Restored {
+pub(crate) struct Restored {
     /// Targets whose latest alarm event is a raise: still in alarm, since.
     pub open_alarms: HashMap<String, SystemTime>,
     /// Alarms ever raised, per target.
@@ -325,7 +325,7 @@ pub struct Restored {
     pub flapping: std::collections::HashSet<String>,
 }
 
-pub fn restore(conn: &Connection) -> Result<Restored, StoreError> {
+pub(crate) fn restore(conn: &Connection) -> Result<Restored, StoreError> {
     let mut out = Restored::default();
     let mut stmt = conn.prepare(
         "SELECT target, event, time_ms FROM events WHERE id IN (
@@ -365,7 +365,7 @@ pub fn restore(conn: &Connection) -> Result<Restored, StoreError> {
 }
 
 /// Deletes history older than `before`; returns the events deleted.
-pub fn prune(conn: &Connection, before: SystemTime) -> Result<usize, StoreError> {
+pub(crate) fn prune(conn: &Connection, before: SystemTime) -> Result<usize, StoreError> {
     let cut = ms(before);
     conn.execute(
         "DELETE FROM actions WHERE event_id IN (SELECT id FROM events WHERE time_ms < ?1)",
@@ -413,7 +413,7 @@ pub(crate) fn insert_action(conn: &Connection, a: &ActionRecord) -> Result<(), r
 
 /// History for `health-probe report`: events since `since`, oldest first,
 /// optionally of one target, each with its action's outcome.
-pub fn history(
+pub(crate) fn history(
     conn: &Connection,
     since: SystemTime,
     target: Option<&str>,

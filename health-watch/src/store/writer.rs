@@ -29,7 +29,7 @@ const RETELL: Duration = Duration::from_secs(60);
 
 /// What the writer tells about the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Health {
+pub(crate) enum Health {
     /// Writes fail: events are printed and acted on, not recorded.
     Failing(String),
     /// Writes succeed again.
@@ -38,7 +38,7 @@ pub enum Health {
 
 /// What [`Store::check`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Found {
+pub(crate) enum Found {
     /// The file is the one opened, and a heartbeat could be written.
     Fine,
     /// The file is the one opened, but cannot be written.
@@ -58,7 +58,7 @@ enum Op {
 
 /// The writer thread's queue.
 #[derive(Clone)]
-pub struct Store {
+pub(crate) struct Store {
     tx: mpsc::Sender<Op>,
 }
 
@@ -140,7 +140,7 @@ impl Store {
     /// Starts the writer thread on `conn`, opened on `path`. `tell` hears
     /// when writes start failing (and every minute they go on failing) and
     /// when they succeed again; the watch goes on meanwhile.
-    pub fn spawn(
+    pub(crate) fn spawn(
         conn: Connection,
         path: &Path,
         tell: impl Fn(Health) + Send + 'static,
@@ -174,22 +174,22 @@ impl Store {
     }
 
     /// Records an event; its id once written, `None` if writing failed.
-    pub async fn event(&self, e: EventRecord) -> Option<i64> {
+    pub(crate) async fn event(&self, e: EventRecord) -> Option<i64> {
         let (tx, rx) = oneshot::channel();
         self.tx.send(Op::Event(e, tx)).await.ok()?;
         rx.await.ok().flatten()
     }
 
-    pub async fn action(&self, a: ActionRecord) {
+    pub(crate) async fn action(&self, a: ActionRecord) {
         let _ = self.tx.send(Op::Action(a)).await;
     }
 
-    pub async fn prune(&self, before: SystemTime) {
+    pub(crate) async fn prune(&self, before: SystemTime) {
         let _ = self.tx.send(Op::Prune(before)).await;
     }
 
     /// Waits until everything queued before it is written.
-    pub async fn flush(&self) {
+    pub(crate) async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Op::Flush(tx)).await.is_ok() {
             let _ = rx.await;
@@ -197,7 +197,7 @@ impl Store {
     }
 
     /// Is the database still there, and writable?
-    pub async fn check(&self) -> Found {
+    pub(crate) async fn check(&self) -> Found {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Op::Check(tx)).await.is_err() {
             return Found::Fine;
@@ -207,7 +207,7 @@ impl Store {
 
     /// Opens the database at its path anew (creating it), for what is
     /// written from now on.
-    pub async fn reopen(&self) -> Result<(), String> {
+    pub(crate) async fn reopen(&self) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Op::Reopen(tx))

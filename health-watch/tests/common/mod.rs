@@ -4,18 +4,18 @@
 #![allow(dead_code)] // each test crate uses its own subset
 
 #[allow(unused_imports)] // not every test crate uses them all
-pub use test_support::*;
+pub(crate) use test_support::*;
 
-pub mod watcher;
+pub(crate) mod watcher;
 
 /// The watcher's binary: `health-probe-watch watch ...` is what
 /// `health-probe watch ...` execs, same arguments.
-pub const PROBE: &str = env!("CARGO_BIN_EXE_health-probe-watch");
+pub(crate) const PROBE: &str = env!("CARGO_BIN_EXE_health-probe-watch");
 
 /// A fresh scratch folder for one watcher test (`tag` names it) and a
 /// config there: a `database` in the folder, then `targets` (TOML).
 /// Returns the folder and the config's path.
-pub fn watch_config(tag: &str, targets: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+pub(crate) fn watch_config(tag: &str, targets: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let dir = watcher::scratch(tag);
     let config = watcher::write_config(&dir, targets);
     (dir, config)

@@ -16,7 +16,7 @@ use super::PROBE;
 
 /// A running watcher with `--json`: its events read on a thread as they
 /// come, kept in `seen`; its stderr collected.
-pub struct Watcher {
+pub(crate) struct Watcher {
     pub child: Child,
     lines: mpsc::Receiver<String>,
     /// Every event read so far.
@@ -28,25 +28,25 @@ pub struct Watcher {
 
 impl Watcher {
     /// `health-probe watch CONFIG --json --log-checks`.
-    pub fn start(config: &Path) -> Watcher {
+    pub(crate) fn start(config: &Path) -> Watcher {
         Watcher::start_with(config, &["--log-checks"])
     }
 
     /// `health-probe watch CONFIG --json` and `extra`.
-    pub fn start_with(config: &Path, extra: &[&str]) -> Watcher {
+    pub(crate) fn start_with(config: &Path, extra: &[&str]) -> Watcher {
         let mut command = Command::new(PROBE);
         command.arg("watch").arg(config).args(extra);
         Watcher::spawn(command)
     }
 
     /// `health-probe watch CONFIG --json`: events only, no check lines.
-    pub fn quiet(config: &Path) -> Watcher {
+    pub(crate) fn quiet(config: &Path) -> Watcher {
         Watcher::start_with(config, &[])
     }
 
     /// Runs `command` (the watcher, or a wrapper that execs it), adding
     /// `--json`.
-    pub fn spawn(mut command: Command) -> Watcher {
+    pub(crate) fn spawn(mut command: Command) -> Watcher {
         let mut child = command
             .arg("--json")
             .stdin(Stdio::null())
@@ -83,14 +83,14 @@ impl Watcher {
     }
 
     /// What the watcher wrote on stderr so far.
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
     /// The first event not returned before for which `pred` holds, from
     /// those already read or those still to come; panics with everything
     /// seen after `within`.
-    pub fn wait_for(
+    pub(crate) fn wait_for(
         &mut self,
         what: &str,
         within: Duration,
@@ -129,14 +129,14 @@ impl Watcher {
     }
 
     /// Reads every event printed so far into `seen`.
-    pub fn drain(&mut self) {
+    pub(crate) fn drain(&mut self) {
         while let Ok(line) = self.lines.try_recv() {
             self.seen.push(serde_json::from_str(&line).unwrap());
         }
     }
 
     /// Events of `event` kind for `target` seen so far.
-    pub fn count(&self, event: &str, target: &str) -> usize {
+    pub(crate) fn count(&self, event: &str, target: &str) -> usize {
         self.seen
             .iter()
             .filter(|v| v["event"] == event && v["target"] == target)
@@ -144,11 +144,11 @@ impl Watcher {
     }
 
     /// Events of `event` kind seen so far.
-    pub fn told(&self, event: &str) -> usize {
+    pub(crate) fn told(&self, event: &str) -> usize {
         self.seen.iter().filter(|v| v["event"] == event).count()
     }
 
-    pub fn signal(&self, sig: i32) {
+    pub(crate) fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid.
         unsafe {
             libc::kill(self.child.id() as i32, sig);
@@ -156,7 +156,7 @@ impl Watcher {
     }
 
     /// SIGTERM, then the exit code (within 5 s).
-    pub fn stop(mut self) -> i32 {
+    pub(crate) fn stop(mut self) -> i32 {
         self.signal(libc::SIGTERM);
         self.wait_exit(Duration::from_secs(5)).0
     }
@@ -164,7 +164,7 @@ impl Watcher {
     /// Waits until the process holds or handles SIGHUP and SIGTERM (from
     /// `/proc/PID/status`): before that it is still the loader's, in the
     /// microseconds before any code of ours runs.
-    pub fn await_signals_held(&self) {
+    pub(crate) fn await_signals_held(&self) {
         let bits = (1u64 << (libc::SIGHUP - 1)) | (1u64 << (libc::SIGTERM - 1));
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
@@ -188,7 +188,7 @@ impl Watcher {
     /// Waits for it to exit, reading every event it printed; `(exit code,
     /// how long it took from now, stderr)`. Panics after `within`, or if
     /// a signal killed it.
-    pub fn wait_exit(&mut self, within: Duration) -> (i32, Duration, String) {
+    pub(crate) fn wait_exit(&mut self, within: Duration) -> (i32, Duration, String) {
         let start = Instant::now();
         let status = loop {
             if let Some(s) = self.child.try_wait().unwrap() {
@@ -223,20 +223,20 @@ impl Drop for Watcher {
 }
 
 /// Whether an event is `event` of `target`.
-pub fn is(event: &'static str, target: &'static str) -> impl Fn(&Value) -> bool {
+pub(crate) fn is(event: &'static str, target: &'static str) -> impl Fn(&Value) -> bool {
     move |v| v["event"] == event && v["target"] == target
 }
 
 /// A port whose banner flips between `UP` and `DOWN` every `period`,
 /// until told to stay `DOWN`.
-pub struct Flapping {
+pub(crate) struct Flapping {
     pub addr: String,
     stop: Arc<AtomicBool>,
     pub down: Arc<AtomicBool>,
 }
 
 impl Flapping {
-    pub fn new(period: Duration) -> Flapping {
+    pub(crate) fn new(period: Duration) -> Flapping {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.set_nonblocking(true).unwrap();
         let addr = l.local_addr().unwrap().to_string();
@@ -266,7 +266,7 @@ impl Drop for Flapping {
     }
 }
 
-pub fn report_json(db: &Path) -> Vec<Value> {
+pub(crate) fn report_json(db: &Path) -> Vec<Value> {
     let out = Command::new(PROBE)
         .args(["report", "--since", "1d", "--format", "json", "--database"])
         .arg(db)
@@ -281,7 +281,7 @@ pub fn report_json(db: &Path) -> Vec<Value> {
 }
 
 /// `n` tcp targets on the `ports`, round robin, with `settings` each.
-pub fn targets(n: usize, ports: &[String], settings: &str) -> String {
+pub(crate) fn targets(n: usize, ports: &[String], settings: &str) -> String {
     (0..n)
         .map(|i| {
             format!(
@@ -293,7 +293,7 @@ pub fn targets(n: usize, ports: &[String], settings: &str) -> String {
 }
 
 /// A scratch folder for one test's config and database.
-pub fn scratch(name: &str) -> PathBuf {
+pub(crate) fn scratch(name: &str) -> PathBuf {
     let dir = scratch_path(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -301,12 +301,12 @@ pub fn scratch(name: &str) -> PathBuf {
 }
 
 /// Where [`scratch`] makes the folder named `name`.
-pub fn scratch_path(name: &str) -> PathBuf {
+pub(crate) fn scratch_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("hp-watch-{name}-{}", std::process::id()))
 }
 
 /// Writes `targets` (TOML) after a `database` line into `dir/watch.toml`.
-pub fn write_config(dir: &Path, targets: &str) -> PathBuf {
+pub(crate) fn write_config(dir: &Path, targets: &str) -> PathBuf {
     let path = dir.join("watch.toml");
     let db = dir.join("watch.db");
     std::fs::write(
@@ -318,7 +318,7 @@ pub fn write_config(dir: &Path, targets: &str) -> PathBuf {
 }
 
 /// A port that accepts (and closes) every connection, until dropped.
-pub struct Accepting {
+pub(crate) struct Accepting {
     pub addr: String,
     stop: Arc<AtomicBool>,
 }
@@ -326,7 +326,7 @@ pub struct Accepting {
 impl Accepting {
     /// Listens on `addr` ("127.0.0.1:0" for any port), answering each
     /// connection with `banner`.
-    pub fn on(addr: &str, banner: &'static [u8]) -> Accepting {
+    pub(crate) fn on(addr: &str, banner: &'static [u8]) -> Accepting {
         let l = TcpListener::bind(addr).unwrap();
         l.set_nonblocking(true).unwrap();
         let addr = l.local_addr().unwrap().to_string();
@@ -354,7 +354,7 @@ impl Drop for Accepting {
     }
 }
 
-pub fn report(args: &[&str]) -> std::process::Output {
+pub(crate) fn report(args: &[&str]) -> std::process::Output {
     Command::new(PROBE)
         .arg("report")
         .args(args)
