@@ -5,6 +5,9 @@
 //!
 //! `cargo bench -p health-bench --bench codec`
 
+// criterion_group! makes a public `benches` function it cannot document.
+#![allow(missing_docs)]
+
 use bytes::{BufMut, BytesMut};
 use criterion::measurement::WallTime;
 use criterion::{
@@ -189,11 +192,5 @@ fn refuse(c: &mut Criterion) {
     g.finish();
 }
 
-// criterion's macro makes a public `benches` function it cannot document.
-criterion_group! {
-    #[allow(missing_docs)]
-    name = benches;
-    config = Criterion::default();
-    targets = encode, decode, refuse, peer_grpc_health
-}
+criterion_group!(benches, encode, decode, refuse, peer_grpc_health);
 criterion_main!(benches);

@@ -3,7 +3,6 @@
 //! the report as tables, one per snapshot, or as JSON.
 
 use std::io::{self, Write};
-use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use health_proto::connections::{from_unix_ms, unix_ms};
@@ -12,46 +11,32 @@ use health_proto::{
 };
 
 use crate::cli::{ConnectionsArgs, PortOrService};
+use crate::error::ConnectionsError;
 use crate::probe::{self, ProbeError};
 use crate::table::{self, Column};
 
-/// Asks, prints, and picks the exit code (0 printed, 1 no report).
-pub(crate) fn run(args: &ConnectionsArgs) -> ExitCode {
+/// Asks and prints; an error when there is no report to print.
+pub(crate) fn run(args: &ConnectionsArgs) -> Result<(), ConnectionsError> {
     let now = SystemTime::now();
-    let report = match ask(args, now) {
-        Ok(report) => report,
-        Err(e) => {
-            eprintln!(
-                "health-probe: connections {}: {} ({})",
-                args.addr,
-                crate::text::shown(&e.to_string()),
-                e.class()
-            );
-            return ExitCode::from(1);
-        }
-    };
-    let printed = if args.json {
+    let report = ask(args, now).map_err(|error| ConnectionsError::Ask {
+        addr: args.addr.clone(),
+        error,
+    })?;
+    if args.json {
         serde_json::to_string(&report)
             .map_err(io::Error::other)
             .and_then(|json| writeln!(io::stdout().lock(), "{json}"))
     } else {
         print_tables(&mut io::stdout().lock(), args, &report, now)
-    };
-    if let Err(e) = printed {
-        if e.kind() != io::ErrorKind::BrokenPipe {
-            eprintln!("health-probe: connections: cannot print: {e}");
-        }
-        return ExitCode::from(1);
     }
+    .map_err(ConnectionsError::Print)?;
     if report.snapshots.is_empty() {
-        eprintln!(
-            "health-probe: connections {}: {}",
-            args.addr,
-            no_snapshot(args, &report)
-        );
-        return ExitCode::from(1);
+        return Err(ConnectionsError::NoSnapshot {
+            addr: args.addr.clone(),
+            why: no_snapshot(args, &report),
+        });
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 /// The request the flags describe.

@@ -1,6 +1,7 @@
 //! Why a check got no usable answer: [`ProbeError`], each with a stable
 //! failure class (printed on stderr and in `--json`, documented in the
-//! README), shared by the probe, name resolution and the watcher.
+//! README), shared by the probe, name resolution and the watcher. And why
+//! `health-probe connections` printed no report: [`ConnectionsError`].
 
 use std::io::{self, ErrorKind};
 
@@ -64,6 +65,38 @@ impl ProbeError {
             ProbeError::Protocol(_) => "protocol",
             ProbeError::Server { .. } => "server-error",
         }
+    }
+}
+
+/// Why `health-probe connections` printed no report (exit 1).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectionsError {
+    /// The request got no report.
+    #[error("connections {addr}: {} ({})", crate::text::shown(&.error.to_string()), .error.class())]
+    Ask {
+        /// The endpoint, as given.
+        addr: String,
+        /// Why there is no report.
+        error: ProbeError,
+    },
+    /// The report came, but no snapshot for the time asked.
+    #[error("connections {addr}: {why}")]
+    NoSnapshot {
+        /// The endpoint, as given.
+        addr: String,
+        /// What was asked and what the service keeps.
+        why: String,
+    },
+    /// Writing the report to stdout failed.
+    #[error("connections: cannot print: {0}")]
+    Print(#[source] io::Error),
+}
+
+impl ConnectionsError {
+    /// Worth a line on stderr: not a closed pipe (`| head`).
+    pub fn is_worth_telling(&self) -> bool {
+        !matches!(self, ConnectionsError::Print(e) if e.kind() == ErrorKind::BrokenPipe)
     }
 }
 

@@ -67,7 +67,15 @@ pub fn run_check(job: &cli::Job) -> ExitCode {
             report::print_ping(spec, mode, &o, code);
             ExitCode::from(code)
         }
-        cli::Job::Connections(args) => connections::run(args),
+        cli::Job::Connections(args) => match connections::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                if e.is_worth_telling() {
+                    eprintln!("health-probe: {e}");
+                }
+                ExitCode::from(1)
+            }
+        },
         cli::Job::Watch(_) | cli::Job::Report(_) => {
             eprintln!("health-probe: watch and report are run by health-probe-watch");
             ExitCode::from(1)

@@ -4,24 +4,17 @@
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::SystemTime;
 
 use health_probe::cli::{ReportArgs, ReportFormat};
-use health_probe::text::shown;
 
+use crate::error::Error;
 use crate::store::{self, HistoryRow};
 
-/// Prints the history; exit 0, or 1 with one line on stderr when the
-/// database cannot be read.
-pub fn run(args: &ReportArgs) -> ExitCode {
-    let rows = match read(args) {
-        Ok(rows) => rows,
-        Err(e) => {
-            eprintln!("health-probe: report: {}", shown(&e.to_string()));
-            return ExitCode::from(1);
-        }
-    };
+/// Prints the history; an error when the database cannot be read or the
+/// history cannot be written out.
+pub fn run(args: &ReportArgs) -> Result<(), Error> {
+    let rows = read(args).map_err(Error::Report)?;
     let mut out = io::stdout().lock();
     let written = match args.format {
         ReportFormat::Table => table(&rows, &mut out),
@@ -31,13 +24,10 @@ pub fn run(args: &ReportArgs) -> ExitCode {
             .and_then(|_| writeln!(out)),
     };
     match written.and_then(|_| out.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => Ok(()),
         // A closed pipe (`| head`) is not worth a message.
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("health-probe: report: {}", shown(&e.to_string()));
-            ExitCode::from(1)
-        }
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::Report(e.to_string())),
     }
 }
 

@@ -31,6 +31,7 @@ mod action;
 mod alarm;
 mod check;
 mod config;
+mod error;
 mod history;
 mod output;
 mod reload;
@@ -40,5 +41,6 @@ mod task;
 mod terminal;
 mod watcher;
 
+pub use error::Error;
 pub use history::run as report;
 pub use watcher::run;

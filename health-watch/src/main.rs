@@ -10,9 +10,18 @@ fn main() -> ExitCode {
         Ok(job) => job,
         Err(code) => return code,
     };
-    match &job {
+    let ended = match &job {
         Job::Watch(args) => health_watch::run(args),
         Job::Report(args) => health_watch::report(args),
-        _ => health_probe::run_check(&job),
+        _ => return health_probe::run_check(&job),
+    };
+    match ended {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            for line in e.lines() {
+                eprintln!("health-probe: {line}");
+            }
+            ExitCode::from(1)
+        }
     }
 }

@@ -6,7 +6,6 @@
 use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -18,11 +17,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use health_probe::cli::WatchArgs;
-use health_probe::text::shown;
 
 use crate::action::Actions;
 use crate::alarm::Alarm;
 use crate::config::{self, Config, Target};
+use crate::error::Error;
 use crate::output::{self, Mode, Notice, Output, Row, Stats, Status};
 use crate::signals::{self, Signals};
 use crate::store::{self, EventRecord, Store};
@@ -35,78 +34,61 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How often the database is looked at (still there? writable?).
 const CHECK_DATABASE_EVERY: Duration = Duration::from_secs(10);
 
-/// Runs the watcher until SIGTERM or SIGINT. Exit 0 when stopped by a
-/// signal, 1 when it cannot start (config, database in use or unusable).
-pub fn run(args: &WatchArgs) -> ExitCode {
+/// Runs the watcher until SIGTERM or SIGINT: `Ok` when stopped by a
+/// signal, an error when it cannot start (config, database in use or
+/// unusable).
+pub fn run(args: &WatchArgs) -> Result<(), Error> {
     // Before anything else: a signal must never find its default action.
     signals::hold();
     if args.check_config {
         signals::release();
-        return match config::load(&args.config) {
-            Ok(config) => {
-                println!(
-                    "{}: valid, {} targets, history in {}",
-                    args.config.display(),
-                    config.targets.len(),
-                    config.database.display()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(&e.to_string()),
-        };
+        let config = config::load(&args.config).map_err(config_error)?;
+        println!(
+            "{}: valid, {} targets, history in {}",
+            args.config.display(),
+            config.targets.len(),
+            config.database.display()
+        );
+        return Ok(());
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("watch")
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
-    };
-    let code = runtime.block_on(async move {
-        let mut signals = match Signals::install() {
-            Ok(s) => s,
-            Err(e) => return fail(&format!("cannot install signal handlers: {e}")),
-        };
+        .map_err(Error::Runtime)?;
+    let stopped = runtime.block_on(async move {
+        let mut signals = Signals::install().map_err(Error::Signals)?;
         // Start-up (config, lock, database) may take a while on a big
         // config or a busy disk: SIGTERM ends it cleanly; SIGHUP waits.
-        let started = tokio::select! {
-            s = start(args) => s,
+        let (mut watcher, config, restored) = tokio::select! {
+            s = start(args) => s?,
             why = signals.stop.recv() => {
                 eprintln!("health-probe: {why} during start-up: stopped before watching");
-                return ExitCode::SUCCESS;
+                return Ok(());
             }
         };
-        let (mut watcher, config, restored) = match started {
-            Ok(s) => s,
-            Err(e) => return fail(&e),
-        };
         watcher.start(config, restored).await;
-        watcher.serve(signals).await
+        watcher.serve(signals).await;
+        Ok(())
     });
     // History is flushed and actions are done: a reload still parsing on
     // a blocking thread (or a ping still waiting) is not waited for.
     runtime.shutdown_background();
-    code
+    stopped
 }
 
-/// Each line of `message` on stderr, escaped (a config's text, a key or
-/// a value, is data); exit 1.
-fn fail(message: &str) -> ExitCode {
-    for line in message.lines() {
-        eprintln!("health-probe: {}", shown(line));
-    }
-    ExitCode::from(1)
+fn config_error(e: config::ConfigErrors) -> Error {
+    Error::Config(e.to_string().lines().map(str::to_string).collect())
 }
 
 /// Config, lock, database, history: everything the watcher needs before
 /// its first check.
-async fn start(args: &WatchArgs) -> Result<(Watcher, Config, store::Restored), String> {
+async fn start(args: &WatchArgs) -> Result<(Watcher, Config, store::Restored), Error> {
     let path = args.config.clone();
     let config = tokio::task::spawn_blocking(move || config::load(&path))
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Error::Config(vec![e.to_string()]))?
+        .map_err(config_error)?;
     let database = config.database.clone();
     let (lock, conn, mut restored) = tokio::task::spawn_blocking(move || {
         let lock = store::lock(&database)?;
@@ -115,8 +97,8 @@ async fn start(args: &WatchArgs) -> Result<(Watcher, Config, store::Restored), S
         Ok::<_, store::StoreError>((lock, conn, restored))
     })
     .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| Error::Database(e.to_string()))?
+    .map_err(|e| Error::Database(e.to_string()))?;
     let mode = if args.json {
         Mode::Json
     } else if !args.plain && std::io::stdout().is_terminal() {
@@ -136,7 +118,7 @@ async fn start(args: &WatchArgs) -> Result<(Watcher, Config, store::Restored), S
             }
         })
     })
-    .map_err(|e| format!("cannot start the history writer: {e}"))?;
+    .map_err(|e| Error::Database(format!("cannot start the history writer: {e}")))?;
     let raised = std::mem::take(&mut restored.raised);
     let watcher = Watcher::new(args, &config, store, output, raised, lock);
     Ok((watcher, config, restored))
@@ -300,7 +282,7 @@ impl Watcher {
     }
 
     /// Serves signals, stats, pruning and the live view until stopped.
-    async fn serve(&mut self, mut signals: Signals) -> ExitCode {
+    async fn serve(&mut self, mut signals: Signals) {
         let live = self.shared.output.mode() == Mode::Live;
         let mut screen = live.then(Screen::enter);
         let tick = if live {
@@ -357,7 +339,6 @@ impl Watcher {
             // last lines behind.
             println!("{}", output::text(&Notice::Stats(last)));
         }
-        ExitCode::SUCCESS
     }
 
     fn stats(&self) -> Stats {
