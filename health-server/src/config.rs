@@ -6,6 +6,8 @@ use std::time::Duration;
 use health_proto::DEFAULT_MAX_PAYLOAD;
 use ipnet::IpNet;
 
+use crate::protocol::Protocol;
+
 /// Default bind address: every IPv4 interface, port 9100.
 pub(crate) const DEFAULT_BIND: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 9100);
@@ -59,8 +61,8 @@ pub(crate) const DEFAULT_SLOW_ANSWER: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone)]
 pub struct Builder {
     pub(crate) bind: SocketAddr,
-    pub(crate) agent_bind: Option<SocketAddr>,
-    pub(crate) http_bind: Option<SocketAddr>,
+    /// Listeners besides the native one, at most one per protocol.
+    pub(crate) listen: Vec<(Protocol, SocketAddr)>,
     pub(crate) answer_deadline: Duration,
     pub(crate) read_timeout: Duration,
     pub(crate) write_timeout: Duration,
@@ -77,8 +79,7 @@ impl Default for Builder {
     fn default() -> Builder {
         Builder {
             bind: DEFAULT_BIND,
-            agent_bind: None,
-            http_bind: None,
+            listen: Vec::new(),
             answer_deadline: DEFAULT_ANSWER_DEADLINE,
             read_timeout: DEFAULT_READ_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
@@ -109,16 +110,21 @@ impl Builder {
     /// Also serve HAProxy's `agent-check` protocol on `addr` (off by
     /// default): one line per connection, `up ready 75%`, `up drain` or
     /// `down #reason`, mapped from the same landmark.
-    pub fn agent_bind(mut self, addr: SocketAddr) -> Builder {
-        self.agent_bind = Some(addr);
-        self
+    pub fn agent_bind(self, addr: SocketAddr) -> Builder {
+        self.listen(Protocol::Agent, addr)
     }
 
     /// Also serve HTTP `GET /healthz`, `/livez` and `/readyz` on `addr` (off
     /// by default), answering 200 or 503 with the landmark as JSON, for
     /// Kubernetes probes and HTTP checkers.
-    pub fn http_bind(mut self, addr: SocketAddr) -> Builder {
-        self.http_bind = Some(addr);
+    pub fn http_bind(self, addr: SocketAddr) -> Builder {
+        self.listen(Protocol::Http, addr)
+    }
+
+    /// Also speak `protocol` on `addr`, instead of where it was to listen.
+    fn listen(mut self, protocol: Protocol, addr: SocketAddr) -> Builder {
+        self.listen.retain(|(p, _)| *p != protocol);
+        self.listen.push((protocol, addr));
         self
     }
 

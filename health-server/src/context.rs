@@ -21,17 +21,6 @@ use crate::ask::Observer;
 use crate::connections::reports::Reports;
 use crate::connections::Recorder;
 
-/// The protocols a listener can speak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Protocol {
-    /// The native framed protocol (docs/PROTOCOL.md).
-    Native,
-    /// HAProxy `agent-check` lines ([`crate::agent`]).
-    Agent,
-    /// HTTP `/healthz`, `/livez`, `/readyz` ([`crate::http`]).
-    Http,
-}
-
 /// State shared between the handle and the server's tasks.
 pub(crate) struct Shared {
     pub(crate) draining: AtomicBool,

@@ -8,7 +8,8 @@ use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
-use crate::context::{Protocol, Shared};
+use crate::context::Shared;
+use crate::protocol::Protocol;
 
 /// A running health endpoint.
 ///

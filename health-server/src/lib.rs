@@ -27,9 +27,9 @@
 //! them all, `server` accepts within its limits, `native` speaks the native
 //! protocol with deadlines, `agent` and `http` speak HAProxy's agent-check
 //! and HTTP from the same landmark, and [`HealthServer`] (`health_server`)
-//! is the running endpoint. A new balancer language is one file beside
-//! `agent` and `http`, a `Protocol` variant in `context` and one line in
-//! [`Builder`].
+//! is the running endpoint. `protocol` names the languages a listener
+//! speaks: a new balancer language is one file beside `agent` and `http`,
+//! a `Protocol` variant in `protocol` and one method on [`Builder`].
 
 mod admission;
 mod agent;
@@ -43,6 +43,7 @@ pub mod fuzz;
 mod health_server;
 mod http;
 mod native;
+mod protocol;
 mod server;
 mod source;
 

@@ -1,8 +1,7 @@
 //! The listeners: binds the native port and the optional agent and HTTP
 //! ports, accepts within the allow-list and [`crate::admission`]'s limits
 //! (shared by all ports), hands each connection to its protocol
-//! ([`crate::connection`], [`crate::agent`], [`crate::http`]), and shuts
-//! down gracefully on request.
+//! ([`crate::protocol`]), and shuts down gracefully on request.
 //!
 //! Shaped like mini-redis's `server.rs`, with admission in the place of its
 //! semaphore, and a cancellation token in the place of its shutdown
@@ -14,7 +13,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use health_proto::{ErrorCode, ErrorReply, Response};
 use ipnet::IpNet;
 use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
@@ -27,8 +25,8 @@ use crate::admission::{Admission, Limits, Refusal, SUMMARY_EVERY};
 use crate::ask::{ObserveConfig, Observer};
 use crate::connections::reports::Reports;
 use crate::connections::Recorder;
-use crate::context::{ConnConfig, Context, Protocol, Shared};
-use crate::{agent, http, native};
+use crate::context::{ConnConfig, Context, Shared};
+use crate::protocol::Protocol;
 use crate::{Builder, HealthServer, LandmarkRx, ServerError};
 
 /// Listen backlog: room for a burst of checks arriving at once. The kernel
@@ -67,14 +65,10 @@ fn spawn(cfg: Builder, state_rx: LandmarkRx) -> Result<HealthServer, ServerError
     if cfg.connections.as_ref().is_some_and(|c| c.ports.is_empty()) {
         return Err(ServerError::NoConnectionPorts);
     }
-    let mut ports = vec![(Protocol::Native, bind(cfg.bind, true)?)];
-    if let Some(addr) = cfg.agent_bind {
-        // HAProxy's agent may send nothing at all: accept it at once.
-        ports.push((Protocol::Agent, bind(addr, false)?));
-    }
-    if let Some(addr) = cfg.http_bind {
-        ports.push((Protocol::Http, bind(addr, true)?));
-    }
+    let ports = std::iter::once((Protocol::Native, cfg.bind))
+        .chain(cfg.listen.iter().copied())
+        .map(|(p, addr)| Ok((p, bind(addr, p.peers_speak_first())?)))
+        .collect::<Result<Vec<_>, ServerError>>()?;
     let addrs = ports.iter().map(|(p, (addr, _))| (*p, *addr)).collect();
     let listeners = ports
         .into_iter()
@@ -375,11 +369,7 @@ async fn accept_loop(a: Arc<Acceptor>, protocol: Protocol, listener: TcpListener
         let ctx = Arc::clone(&a.ctx);
         let token = a.token.clone();
         a.tracker.spawn(async move {
-            match protocol {
-                Protocol::Native => native::serve(stream, peer, &ctx, slot, token).await,
-                Protocol::Agent => agent::serve(stream, peer, &ctx, slot).await,
-                Protocol::Http => http::serve(stream, peer, &ctx, slot).await,
-            }
+            protocol.serve(stream, peer, &ctx, slot, token).await;
         });
     }
 }
@@ -387,26 +377,7 @@ async fn accept_loop(a: Arc<Acceptor>, protocol: Protocol, listener: TcpListener
 /// Tells a connection admission refused why (busy), best effort and never
 /// blocking: a fresh socket's send buffer takes these few bytes at once.
 fn refuse(stream: TcpStream, protocol: Protocol, refusal: Refusal) {
-    let _ = stream.try_write(&busy_reply(protocol, &refusal.to_string()));
-}
-
-/// What a connection over the limit is told before it is closed. An agent
-/// gets nothing: HAProxy does not count an agent failure against the server.
-fn busy_reply(protocol: Protocol, message: &str) -> Vec<u8> {
-    match protocol {
-        Protocol::Native => Response::Error(ErrorReply::new(ErrorCode::Busy, message))
-            .to_frame(0)
-            .to_bytes(),
-        Protocol::Agent => Vec::new(),
-        Protocol::Http => {
-            let body = serde_json::json!({ "error": message }).to_string();
-            format!(
-                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            )
-            .into_bytes()
-        }
-    }
+    let _ = stream.try_write(&protocol.busy_reply(&refusal.to_string()));
 }
 
 /// Whether `ip` may connect: no allow-list, or inside one of its networks.

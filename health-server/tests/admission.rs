@@ -66,7 +66,17 @@ fn idle_hoarders_cannot_keep_http_or_agent_checks_out() {
     // Half an HTTP request head each, on the HTTP port; plain connections
     // on the agent port (whose replies nobody reads).
     let _http_hoarders = hoard(http, 500, b"GET /healthz HTTP/1.1\r\n");
-    let _agent_hoarders = hoard(agent, 500, b"");
+    let mut agent_hoarders = hoard(agent, 500, b"");
+    // The agent port answers every connection at once, so these cannot
+    // stay idle: until the server has taken them all in, they are up to
+    // 500 agent checks being answered at once from the checker's own
+    // address, and a source whose every connection is busy is refused by
+    // design (the last test). Let them be answered first; the HTTP
+    // hoarders stay.
+    for c in &mut agent_hoarders {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = c.read_to_end(&mut Vec::new());
+    }
     for _ in 0..10 {
         let t = Instant::now();
         let mut c = connect(http);

@@ -1,0 +1,80 @@
+//! The languages a listener speaks, and what the server needs to know of
+//! each: whether its peers speak first (then silent connections wait in
+//! the kernel), how to say "busy" to a connection admission refuses, and
+//! which module serves a connection.
+//!
+//! A new balancer language is one file beside [`crate::native`],
+//! [`crate::agent`] and [`crate::http`] (its `serve`), a variant here with
+//! its three answers, and one method on [`crate::Builder`] that calls
+//! `listen` (with an accessor on [`crate::HealthServer`] for the port it
+//! bound).
+
+use std::net::SocketAddr;
+
+use health_proto::{ErrorCode, ErrorReply, Response};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::admission::Slot;
+use crate::context::Context;
+use crate::{agent, http, native};
+
+/// The protocols a listener can speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    /// The native framed protocol (docs/PROTOCOL.md).
+    Native,
+    /// HAProxy `agent-check` lines ([`crate::agent`]).
+    Agent,
+    /// HTTP `/healthz`, `/livez`, `/readyz` ([`crate::http`]).
+    Http,
+}
+
+impl Protocol {
+    /// Every client sends a request before it expects anything: a
+    /// connection that says nothing can wait in the kernel (deferred
+    /// accept). HAProxy's agent may send nothing at all.
+    pub(crate) fn peers_speak_first(self) -> bool {
+        match self {
+            Protocol::Native | Protocol::Http => true,
+            Protocol::Agent => false,
+        }
+    }
+
+    /// What a connection over the limit is told before it is closed. An
+    /// agent gets nothing: HAProxy does not count an agent failure against
+    /// the server.
+    pub(crate) fn busy_reply(self, message: &str) -> Vec<u8> {
+        match self {
+            Protocol::Native => Response::Error(ErrorReply::new(ErrorCode::Busy, message))
+                .to_frame(0)
+                .to_bytes(),
+            Protocol::Agent => Vec::new(),
+            Protocol::Http => {
+                let body = serde_json::json!({ "error": message }).to_string();
+                format!(
+                    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .into_bytes()
+            }
+        }
+    }
+
+    /// Serves one admitted connection until it is done, evicted or the
+    /// server shuts down (`token`).
+    pub(crate) async fn serve(
+        self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        ctx: &Context,
+        slot: Slot,
+        token: CancellationToken,
+    ) {
+        match self {
+            Protocol::Native => native::serve(stream, peer, ctx, slot, token).await,
+            Protocol::Agent => agent::serve(stream, peer, ctx, slot).await,
+            Protocol::Http => http::serve(stream, peer, ctx, slot).await,
+        }
+    }
+}
