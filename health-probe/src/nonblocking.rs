@@ -46,19 +46,8 @@ pub async fn tcp(spec: &TcpSpec) -> TcpOutcome {
     let timeout = humantime::format_duration(spec.timeout).to_string();
     let mut addr = None;
     let mut answer = Vec::new();
-    let (class, reason, detail) =
-        match tcp_exchange(spec, deadline, &timeout, &mut addr, &mut answer).await {
-            Ok(detail) => (Class::Ok, None, detail),
-            Err((class, reason, detail)) => (class, Some(reason), detail),
-        };
-    TcpOutcome {
-        addr,
-        class,
-        reason,
-        detail,
-        answer,
-        elapsed: start.elapsed(),
-    }
+    let result = tcp_exchange(spec, deadline, &timeout, &mut addr, &mut answer).await;
+    TcpOutcome::new(addr, result, answer, start)
 }
 
 /// Runs the ping check `spec` asks for, on the blocking pool.

@@ -56,17 +56,31 @@ pub fn run(args: &TcpSpec) -> TcpOutcome {
     let deadline = start + args.timeout;
     let mut addr = None;
     let mut answer = Vec::new();
-    let (class, reason, detail) = match check(args, deadline, &mut addr, &mut answer) {
-        Ok(detail) => (Class::Ok, None, detail),
-        Err((class, reason, detail)) => (class, Some(reason), detail),
-    };
-    TcpOutcome {
-        addr,
-        class,
-        reason,
-        detail,
-        answer,
-        elapsed: start.elapsed(),
+    let result = check(args, deadline, &mut addr, &mut answer);
+    TcpOutcome::new(addr, result, answer, start)
+}
+
+impl TcpOutcome {
+    /// The outcome of a check that began at `start` and ended now with
+    /// `result`, by the blocking or the async check alike.
+    pub(crate) fn new(
+        addr: Option<SocketAddr>,
+        result: Result<String, Failure>,
+        answer: Vec<u8>,
+        start: Instant,
+    ) -> TcpOutcome {
+        let (class, reason, detail) = match result {
+            Ok(detail) => (Class::Ok, None, detail),
+            Err((class, reason, detail)) => (class, Some(reason), detail),
+        };
+        TcpOutcome {
+            addr,
+            class,
+            reason,
+            detail,
+            answer,
+            elapsed: start.elapsed(),
+        }
     }
 }
 
