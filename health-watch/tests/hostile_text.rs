@@ -12,32 +12,18 @@ use common::{assert_clean, code, serving, stderr, stdout, HOSTILE};
 
 #[test]
 fn the_watcher_and_report_escape_a_hostile_detail() {
-    use std::io::Read;
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     let (server, addr) = serving(Landmark::fail(HOSTILE));
     let (dir, config) = common::watch_config(
         "hostile",
         &format!("[[target]]\nname = \"svc\"\nkind = \"landmark\"\naddr = \"{addr}\"\ninterval = \"100ms\"\n"),
     );
     let db = dir.join("watch.db");
-    let mut child = Command::new(common::PROBE)
-        .args(["watch", config.to_str().unwrap(), "--plain", "--log-checks"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1000));
-    // SAFETY: kill(2) on our own child.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    let mut text = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut text)
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let text = common::watch_output(
+        &config,
+        &["--plain", "--log-checks"],
+        Duration::from_millis(1000),
+    );
     assert_clean(&text.replace('\n', ""), "watch --plain");
     assert!(
         text.lines()

@@ -3,16 +3,15 @@
 //! namespace, the `health-probe-watch` binary, and the contrib config and
 //! systemd unit.
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
 mod common;
 use common::watcher::{report, scratch, write_config, Accepting, Watcher};
-use common::{code, stderr, stdout, watch_config, PROBE};
+use common::{code, stderr, stdout, watch_config, watch_output, PROBE};
 
 #[test]
 fn config_errors_are_line_numbered_and_check_config_validates() {
@@ -69,24 +68,7 @@ fn plain_log_lines_when_not_a_terminal() {
         &dir,
         "[[target]]\nname = \"svc\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\ninterval = \"100ms\"\n",
     );
-    let mut child = Command::new(PROBE)
-        .args(["watch", config.to_str().unwrap(), "--stats", "200ms"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(900));
-    // SAFETY: kill(2) on our own child.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    let mut text = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut text)
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let text = watch_output(&config, &["--stats", "200ms"], Duration::from_millis(900));
     let lines: Vec<&str> = text.lines().collect();
     assert!(
         lines[0].ends_with(&format!(
