@@ -218,17 +218,15 @@ fn config_test(ns: &Netns, dir: &SafeDir, name: &str, cfg: &str) -> std::process
     out
 }
 
-#[test]
-fn documented_configs_pass_keepalived_check() {
-    if !runnable() {
-        return;
-    }
+/// Every documented config passes `keepalived -t` with `probe` as the
+/// check program, and the VRRP one is refused with a missing program.
+fn documented_configs_pass_with(probe: &Path) {
     let dir = SafeDir::new("t");
     // keepalived -t checks that the VRRP interface exists: give it an eth0.
     let ns = Netns::new("kt");
     let peer = Netns::new("ku");
     link("kt", &ns, "10.0.0.2/24", &peer, "10.0.0.3/24");
-    let configs = doc_configs(&dir.probe());
+    let configs = doc_configs(probe);
     for (i, cfg) in configs.iter().enumerate() {
         let out = config_test(&ns, &dir, &format!("block{i}.conf"), cfg);
         assert!(
@@ -241,15 +239,36 @@ fn documented_configs_pass_keepalived_check() {
     // Not a formality: the same VRRP config with a missing probe is refused,
     // as the document says.
     let vrrp = configs.iter().find(|c| c.contains("vrrp_script")).unwrap();
-    let broken = vrrp.replace(
-        &dir.probe().display().to_string(),
-        "/nonexistent/health-probe",
-    );
+    let broken = vrrp.replace(&probe.display().to_string(), "/nonexistent/health-probe");
     let out = config_test(&ns, &dir, "broken.conf", &broken);
     assert!(
         !out.status.success(),
         "keepalived -t accepted a missing vrrp_script program"
     );
+}
+
+#[test]
+fn documented_configs_pass_keepalived_check() {
+    if !runnable() {
+        return;
+    }
+    documented_configs_pass_with(&SafeDir::new("p").probe());
+}
+
+/// The Debian package's probe, at the path the document names, unchanged.
+#[test]
+#[ignore = "needs the health-probe package installed; packaging/test-install.sh runs it"]
+fn documented_configs_pass_keepalived_check_with_the_installed_package() {
+    assert!(runnable(), "needs root, ip and keepalived");
+    let installed = Path::new("/usr/bin/health-probe");
+    let owner = run("dpkg-query", &["--search", "/usr/bin/health-probe"]);
+    assert!(
+        String::from_utf8_lossy(&owner.stdout).starts_with("health-probe: "),
+        "/usr/bin/health-probe is not from the health-probe package: {}{}",
+        String::from_utf8_lossy(&owner.stdout),
+        String::from_utf8_lossy(&owner.stderr)
+    );
+    documented_configs_pass_with(installed);
 }
 
 /// A child stopped with SIGTERM (keepalived then stops its VRRP child too)

@@ -40,33 +40,46 @@ impl Drop for Service {
     }
 }
 
+/// The example on two free loopback ports. A port found free can be taken
+/// before the service binds it (by a concurrent test's outgoing connection,
+/// from the same ephemeral range); the service then exits at once, and is
+/// started again on new ports, at most 3 times.
 fn start(name: &str) -> Service {
-    let (listen, health) = (free_addr(), free_addr());
-    let child = Command::new(example(name))
-        .args([
-            "--listen",
-            &listen.to_string(),
-            "--health",
-            &health.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let svc = Service {
-        child,
-        listen,
-        health,
-    };
-    let t = Instant::now();
-    while TcpStream::connect(listen).is_err() || TcpStream::connect(health).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "{name} did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+    for _ in 0..3 {
+        let (listen, health) = (free_addr(), free_addr());
+        let child = Command::new(example(name))
+            .args([
+                "--listen",
+                &listen.to_string(),
+                "--health",
+                &health.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut svc = Service {
+            child,
+            listen,
+            health,
+        };
+        let t = Instant::now();
+        while TcpStream::connect(listen).is_err() || TcpStream::connect(health).is_err() {
+            if let Some(status) = svc.child.try_wait().unwrap() {
+                eprintln!("{name} exited at start ({status}), ports {listen} {health}: retrying");
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "{name} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if svc.child.try_wait().unwrap().is_none() {
+            return svc;
+        }
     }
-    svc
+    panic!("{name} exited at start three times");
 }
 
 struct Client {

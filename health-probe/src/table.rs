@@ -52,12 +52,12 @@ pub fn write(out: &mut impl Write, columns: &[Column<'_>], rows: &[Vec<String>])
             }
             let pad = w.saturating_sub(cell.chars().count());
             if col.right {
-                text.extend(std::iter::repeat(' ').take(pad));
+                text.extend(std::iter::repeat_n(' ', pad));
                 text.push_str(cell);
             } else {
                 text.push_str(cell);
                 if i + 1 < columns.len() {
-                    text.extend(std::iter::repeat(' ').take(pad));
+                    text.extend(std::iter::repeat_n(' ', pad));
                 }
             }
         }

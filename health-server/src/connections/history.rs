@@ -109,12 +109,12 @@ pub struct Filter {
 impl Filter {
     pub fn matches(&self, c: &Connection, services: &HashMap<u16, String>) -> bool {
         (self.states.is_empty() || self.states.contains(&c.state))
-            && self.client.map_or(true, |net| net.contains(&c.remote.ip()))
-            && self.port.map_or(true, |p| c.local.port() == p)
+            && self.client.is_none_or(|net| net.contains(&c.remote.ip()))
+            && self.port.is_none_or(|p| c.local.port() == p)
             && self
                 .service
                 .as_ref()
-                .map_or(true, |name| services.get(&c.local.port()) == Some(name))
+                .is_none_or(|name| services.get(&c.local.port()) == Some(name))
     }
 }
 

@@ -249,7 +249,7 @@ impl Flapping {
                 match l.accept() {
                     Ok((mut s, _)) => {
                         let up = !stay_down.load(Ordering::Relaxed)
-                            && (start.elapsed().as_millis() / period.as_millis()) % 2 == 0;
+                            && (start.elapsed().as_millis() / period.as_millis()).is_multiple_of(2);
                         let _ = s.write_all(if up { b"UP\r\n" } else { b"DOWN\r\n" });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(2)),
