@@ -28,9 +28,10 @@ fi
 # without the watcher's `async` feature (no tokio in the one-shot binary).
 cargo build --release --locked -p health-probe --bin health-probe
 cargo build --release --locked -p health-watch --bin health-probe-watch
-# Man pages and completions from the same clap definitions as --help.
+# Man pages and completions from the same clap definitions as --help (a
+# debug build: the text is the same, and `cargo test` has built it).
 rm -rf target/assets
-cargo run --release --locked --quiet -p health-probe-assets -- --out target/assets >/dev/null
+cargo run --locked --quiet -p health-probe-assets -- --out target/assets >/dev/null
 
 rm -f target/debian/health-probe_*.deb
 cargo deb --no-build -p health-probe
