@@ -36,7 +36,7 @@ pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr, ctx: &Context
         evict(&stream, peer);
         return;
     }
-    let line = match ctx.check(None).await {
+    let line = match ctx.check("agent", None).await {
         Ok(reply) => agent_line(&reply.landmark),
         // Cannot happen for a whole-service check; report it as down anyway.
         Err(e) => format!("down #{}\n", sanitize(&e.message)),

@@ -9,6 +9,7 @@ use health_proto::Landmark;
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::Metrics;
 use crate::source::{Ask, Published, SourceKind};
 
 /// What the server learned about the service for one check.
@@ -48,12 +49,13 @@ pub(crate) enum Observer {
 }
 
 impl Observer {
-    pub(crate) fn new(kind: SourceKind, cfg: ObserveConfig) -> Observer {
+    pub(crate) fn new(kind: SourceKind, cfg: ObserveConfig, metrics: Metrics) -> Observer {
         match kind {
             SourceKind::Ask(tx, gone) => Observer::Ask(Arc::new(Asker {
                 tx,
                 gone,
                 cfg,
+                metrics,
                 pending: Mutex::new(None),
             })),
             SourceKind::Publish(rx) => Observer::Publish(rx, cfg),
@@ -109,6 +111,7 @@ pub(crate) struct Asker {
     /// Cancelled when the main thread drops its `Asks`.
     gone: CancellationToken,
     cfg: ObserveConfig,
+    metrics: Metrics,
     pending: Mutex<Option<watch::Receiver<Option<Arc<Observation>>>>>,
 }
 
@@ -153,6 +156,7 @@ impl Asker {
         });
         match sent {
             Ok(()) => {
+                self.metrics.asked();
                 *slot = Some(result_rx.clone());
                 let me = Arc::clone(self);
                 tokio::spawn(async move {
@@ -194,6 +198,7 @@ impl Asker {
             r = &mut reply => r.ok(),
             _ = self.gone.cancelled() => None,
             _ = tokio::time::sleep(deadline) => {
+                self.metrics.unanswered();
                 // Logged once per ask, however many checks are waiting on it.
                 tracing::warn!(
                     deadline_ms = deadline.as_millis() as u64,
@@ -209,6 +214,7 @@ impl Asker {
         let took = asked_at.elapsed();
         match answer {
             Some(landmark) => {
+                self.metrics.answered(took.as_secs_f64());
                 if took > self.cfg.slow_answer {
                     tracing::warn!(
                         answer_ms = took.as_millis() as u64,

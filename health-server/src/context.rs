@@ -20,6 +20,8 @@ use crate::admission::Slot;
 use crate::ask::Observer;
 use crate::connections::reports::Reports;
 use crate::connections::Recorder;
+use crate::metrics::Metrics;
+use crate::text::truncate;
 
 /// State shared between the handle and the server's tasks.
 pub(crate) struct Shared {
@@ -44,20 +46,43 @@ pub(crate) struct Context {
     pub(crate) reports: Reports,
     pub(crate) shared: Arc<Shared>,
     pub(crate) conn: ConnConfig,
+    pub(crate) metrics: Metrics,
+    /// What `GET /metrics` serves: [`Metrics`] in a registry of its own.
+    pub(crate) exposition: prometheus_client::registry::Registry,
 }
 
 impl Context {
-    /// Answers a check for the whole service (`None`) or one component.
-    pub(crate) async fn check(&self, component: Option<&str>) -> Result<LandmarkReply, ErrorReply> {
+    /// Answers a check on `protocol` for the whole service (`None`) or one
+    /// component, and counts it.
+    pub(crate) async fn check(
+        &self,
+        protocol: &'static str,
+        component: Option<&str>,
+    ) -> Result<LandmarkReply, ErrorReply> {
+        let reply = self.landmark(component).await;
+        self.metrics
+            .check(protocol, reply.as_ref().ok().map(|r| r.landmark.state));
+        reply
+    }
+
+    /// The landmark for the whole service (`None`) or one component; the
+    /// whole service's goes to the metrics' gauges.
+    pub(crate) async fn landmark(
+        &self,
+        component: Option<&str>,
+    ) -> Result<LandmarkReply, ErrorReply> {
         let obs = self.observer.observe().await;
-        let marked;
-        let mut landmark: &Landmark = &obs.landmark;
-        if let (Some(recorder), true) = (&self.recorder, obs.from_service) {
-            let mut l = Landmark::clone(landmark);
-            recorder.mark(&mut l);
-            marked = l;
-            landmark = &marked;
-        }
+        let landmark = match (&self.recorder, obs.from_service) {
+            (Some(recorder), true) => {
+                let mut l = Landmark::clone(&obs.landmark);
+                recorder.mark(&mut l);
+                Arc::new(l)
+            }
+            _ => Arc::clone(&obs.landmark),
+        };
+        let draining = self.shared.draining.load(Ordering::Relaxed);
+        self.metrics.landmark(Arc::clone(&landmark), draining);
+        let landmark = &*landmark;
         let mut reply = match component {
             Some(name) if obs.from_service => match landmark.components.get(name) {
                 Some(c) => LandmarkReply {
@@ -87,7 +112,7 @@ impl Context {
             },
         };
         let l = &mut reply.landmark;
-        if self.shared.draining.load(Ordering::Relaxed) && l.state < State::Drain {
+        if draining && l.state < State::Drain {
             l.state = State::Drain;
             l.detail = if l.detail.is_empty() {
                 "draining".to_string()
@@ -148,16 +173,4 @@ pub(crate) async fn read_while_idle<F: Future>(
 pub(crate) fn evict(stream: &TcpStream, peer: SocketAddr) {
     tracing::trace!(%peer, "idle health connection evicted for a newcomer");
     let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
-}
-
-/// The longest prefix of `s` of at most `max` bytes ending on a char boundary.
-pub(crate) fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 use crate::context::Shared;
+use crate::metrics::Metrics;
 use crate::protocol::Protocol;
 
 /// A running health endpoint.
@@ -19,6 +20,7 @@ use crate::protocol::Protocol;
 pub struct HealthServer {
     addrs: Vec<(Protocol, SocketAddr)>,
     shared: Arc<Shared>,
+    metrics: Metrics,
     done: oneshot::Receiver<()>,
     thread: Option<JoinHandle<()>>,
 }
@@ -35,12 +37,14 @@ impl HealthServer {
     pub(crate) fn new(
         addrs: Vec<(Protocol, SocketAddr)>,
         shared: Arc<Shared>,
+        metrics: Metrics,
         done: oneshot::Receiver<()>,
         thread: Option<JoinHandle<()>>,
     ) -> HealthServer {
         HealthServer {
             addrs,
             shared,
+            metrics,
             done,
             thread,
         }
@@ -51,6 +55,13 @@ impl HealthServer {
     pub fn local_addr(&self) -> SocketAddr {
         self.addr_of(Protocol::Native)
             .expect("the native listener always exists")
+    }
+
+    /// The endpoint's metrics, to register in the service's own
+    /// Prometheus registry ([`Metrics::register`]). The HTTP listener
+    /// serves them at `/metrics` in any case.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The HAProxy agent-check address, if [`crate::Builder::agent_bind`] was set.

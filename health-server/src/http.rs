@@ -1,6 +1,7 @@
 //! An optional HTTP endpoint for Kubernetes probes and HTTP checkers:
 //! `GET /healthz`, `/livez`, `/readyz` answer 200 or 503 with the landmark
-//! reply as a JSON body.
+//! reply as a JSON body; `GET /metrics` answers Prometheus
+//! ([`crate::metrics`]).
 //!
 //! | path | 200 when the state is | meaning |
 //! |---|---|---|
@@ -22,6 +23,7 @@ use tokio::net::TcpStream;
 
 use crate::admission::Slot;
 use crate::context::{evict, read_while_idle, Context, Waited};
+use crate::metrics;
 
 /// Largest request head accepted (request line and headers).
 pub(crate) const MAX_HEAD: usize = 8 * 1024;
@@ -36,7 +38,8 @@ pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr, ctx: &Context
     let head = match waited {
         Waited::Ready(Ok(head)) => head,
         Waited::Ready(Err(status)) => {
-            respond(&mut stream, peer, ctx, status, b"", &error_body(status.1)).await;
+            let body = error_body(status.1);
+            respond(&mut stream, peer, ctx, status, b"", (JSON, &body)).await;
             return;
         }
         Waited::Evicted => {
@@ -49,8 +52,30 @@ pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr, ctx: &Context
         }
         Waited::Shutdown => return,
     };
+    if head.path.split('?').next() == Some("/metrics") && is_get(&head) {
+        // A scrape asks the main thread like a check (shared with any
+        // check in flight), so a hung main loop shows on the next scrape.
+        let _ = ctx.landmark(None).await;
+        let (body, content_type) = metrics::expose(&ctx.exposition, head.openmetrics);
+        respond(
+            &mut stream,
+            peer,
+            ctx,
+            OK,
+            &head.method,
+            (content_type, &body),
+        )
+        .await;
+        return;
+    }
     let (status, body) = answer(&head, ctx).await;
-    respond(&mut stream, peer, ctx, status, &head.method, &body).await;
+    respond(&mut stream, peer, ctx, status, &head.method, (JSON, &body)).await;
+}
+
+const JSON: &str = "application/json";
+
+fn is_get(head: &Head) -> bool {
+    head.method == b"GET" || head.method == b"HEAD"
 }
 
 pub(crate) type Status = (u16, &'static str);
@@ -64,6 +89,8 @@ const UNAVAILABLE: Status = (503, "Service Unavailable");
 pub(crate) struct Head {
     method: Vec<u8>,
     path: String,
+    /// The `Accept` header asks for OpenMetrics.
+    openmetrics: bool,
 }
 
 /// Reads into `buf` until a complete request head is parsed, within
@@ -101,6 +128,10 @@ pub(crate) fn parse_head(buf: &[u8]) -> Result<Option<Head>, Status> {
         Ok(httparse::Status::Complete(_)) => Ok(Some(Head {
             method: req.method.unwrap_or("").as_bytes().to_vec(),
             path: req.path.unwrap_or("/").to_string(),
+            openmetrics: req.headers.iter().any(|h| {
+                h.name.eq_ignore_ascii_case("accept")
+                    && std::str::from_utf8(h.value).is_ok_and(metrics::wants_openmetrics)
+            }),
         })),
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => Err(TOO_LARGE),
         Ok(httparse::Status::Partial) => Ok(None),
@@ -120,7 +151,7 @@ pub(crate) struct Route {
 
 /// Maps method, path and query onto a [`Route`], or the error reply.
 pub(crate) fn route(head: &Head) -> Result<Route, (Status, String)> {
-    if head.method != b"GET" && head.method != b"HEAD" {
+    if !is_get(head) {
         return Err((
             METHOD_NOT_ALLOWED,
             error_body("only GET and HEAD are served"),
@@ -147,7 +178,12 @@ pub(crate) fn route(head: &Head) -> Result<Route, (Status, String)> {
         ("/livez", _) => vec![State::Ok, State::Degraded, State::Drain],
         ("/readyz", _) | ("/healthz", None) => vec![State::Ok, State::Degraded],
         ("/healthz", Some(e)) => e,
-        _ => return Err((NOT_FOUND, error_body("try /healthz, /livez or /readyz"))),
+        _ => {
+            return Err((
+                NOT_FOUND,
+                error_body("try /healthz, /livez, /readyz or /metrics"),
+            ))
+        }
     };
     Ok(Route {
         healthy,
@@ -161,7 +197,7 @@ async fn answer(head: &Head, ctx: &Context) -> (Status, String) {
         Ok(route) => route,
         Err(reply) => return reply,
     };
-    match ctx.check(route.component.as_deref()).await {
+    match ctx.check("http", route.component.as_deref()).await {
         Ok(reply) => {
             let status = if route.healthy.contains(&reply.state) {
                 OK
@@ -191,10 +227,10 @@ async fn respond(
     ctx: &Context,
     (code, reason): Status,
     method: &[u8],
-    body: &str,
+    (content_type, body): (&str, &str),
 ) {
     let mut out = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .into_bytes();

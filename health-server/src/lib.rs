@@ -26,7 +26,8 @@
 //! `admission` decides which connections are held when peers try to hold
 //! them all, `server` accepts within its limits, `native` speaks the native
 //! protocol with deadlines, `agent` and `http` speak HAProxy's agent-check
-//! and HTTP from the same landmark, and [`HealthServer`] (`health_server`)
+//! and HTTP from the same landmark, `metrics` is what `GET /metrics` tells
+//! Prometheus ([`Metrics`]), and [`HealthServer`] (`health_server`)
 //! is the running endpoint. `protocol` names the languages a listener
 //! speaks: a new balancer language is one file beside `agent` and `http`,
 //! a `Protocol` variant in `protocol` and one method on [`Builder`].
@@ -42,15 +43,18 @@ mod error;
 pub mod fuzz;
 mod health_server;
 mod http;
+mod metrics;
 mod native;
 mod protocol;
 mod server;
 mod source;
+mod text;
 
 pub use config::Builder;
 pub use error::ServerError;
 pub use health_proto::{Component, Landmark, State, TcpState, Weight};
 pub use health_server::HealthServer;
+pub use metrics::Metrics;
 pub use source::{channel, publisher, Ask, Asks, LandmarkRx, Publisher};
 
 /// Starts a health endpoint with the default settings ([`Builder`] documents

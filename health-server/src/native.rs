@@ -16,7 +16,8 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::Slot;
-use crate::context::{evict, read_while_idle, truncate, Context, Waited};
+use crate::context::{evict, read_while_idle, Context, Waited};
+use crate::text::truncate;
 
 /// Serves one native-protocol connection until it ends.
 pub(crate) async fn serve(
@@ -67,7 +68,7 @@ pub(crate) async fn serve(
             }
             Some(Ok(frame)) => match Request::from_frame(&frame) {
                 Ok(Request::Check(check)) => {
-                    let response = match ctx.check(check.component()).await {
+                    let response = match ctx.check("native", check.component()).await {
                         Ok(reply) => Response::Landmark(reply),
                         Err(e) => Response::Error(e),
                     };

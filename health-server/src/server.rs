@@ -26,6 +26,7 @@ use crate::ask::{ObserveConfig, Observer};
 use crate::connections::reports::Reports;
 use crate::connections::Recorder;
 use crate::context::{ConnConfig, Context, Shared};
+use crate::metrics::Metrics;
 use crate::protocol::Protocol;
 use crate::{Builder, HealthServer, LandmarkRx, ServerError};
 
@@ -78,8 +79,25 @@ fn spawn(cfg: Builder, state_rx: LandmarkRx) -> Result<HealthServer, ServerError
         draining: AtomicBool::new(false),
         token: CancellationToken::new(),
     });
+    let admission = Arc::new(Admission::new(limits(
+        cfg.max_connections,
+        cfg.max_per_source,
+    )));
+    let recorder = cfg.connections.clone().map(|c| Arc::new(Recorder::new(c)));
+    let metrics = Metrics::new(Arc::clone(&admission), recorder.clone());
     let (done_tx, done_rx) = oneshot::channel();
-    let serve = serve(listeners, cfg, state_rx, Arc::clone(&shared), done_tx);
+    let serve = serve(
+        listeners,
+        cfg,
+        state_rx,
+        Endpoint {
+            shared: Arc::clone(&shared),
+            admission,
+            recorder,
+            metrics: metrics.clone(),
+        },
+        done_tx,
+    );
     let thread = match tokio::runtime::Handle::try_current() {
         Ok(handle) => {
             handle.spawn(serve);
@@ -99,7 +117,7 @@ fn spawn(cfg: Builder, state_rx: LandmarkRx) -> Result<HealthServer, ServerError
             Some(thread)
         }
     };
-    Ok(HealthServer::new(addrs, shared, done_rx, thread))
+    Ok(HealthServer::new(addrs, shared, metrics, done_rx, thread))
 }
 
 /// Binds a port: its address (with the real port when `addr` has port 0)
@@ -205,13 +223,27 @@ struct Acceptor {
     token: CancellationToken,
 }
 
+/// What `spawn` made for the endpoint before it runs.
+struct Endpoint {
+    shared: Arc<Shared>,
+    admission: Arc<Admission>,
+    recorder: Option<Arc<Recorder>>,
+    metrics: Metrics,
+}
+
 async fn serve(
     listeners: Vec<(Protocol, StdListener)>,
     cfg: Builder,
     state_rx: LandmarkRx,
-    shared: Arc<Shared>,
+    endpoint: Endpoint,
     done: oneshot::Sender<()>,
 ) {
+    let Endpoint {
+        shared,
+        admission,
+        recorder,
+        metrics,
+    } = endpoint;
     let observer = Observer::new(
         state_rx.kind,
         ObserveConfig {
@@ -219,8 +251,8 @@ async fn serve(
             stale_after: cfg.stale_after,
             slow_answer: cfg.slow_answer,
         },
+        metrics.clone(),
     );
-    let recorder = cfg.connections.map(|c| Arc::new(Recorder::new(c)));
     if let Some(recorder) = &recorder {
         // The first snapshot before anyone can ask: a report right after
         // start is not empty, and the landmark has its component.
@@ -238,12 +270,11 @@ async fn serve(
                 write_timeout: cfg.write_timeout,
                 max_payload: cfg.max_payload,
             },
+            exposition: metrics.registry(),
+            metrics,
         }),
         allow: cfg.allow,
-        admission: Arc::new(Admission::new(limits(
-            cfg.max_connections,
-            cfg.max_per_source,
-        ))),
+        admission,
         tracker: TaskTracker::new(),
         token: shared.token.clone(),
     });
@@ -348,6 +379,7 @@ async fn accept_loop(a: Arc<Acceptor>, protocol: Protocol, listener: TcpListener
         };
         if !allowed(&a.allow, peer.ip()) {
             tracing::info!(%peer, "refused health check: source not in the allow-list");
+            a.ctx.metrics.refused_by_allow_list();
             drop(stream);
             continue;
         }

@@ -136,7 +136,7 @@ fn http_components_methods_and_errors() {
     let (code, body) = e.get("/healthz?component=cache");
     assert_eq!(code, 404);
     assert!(body["error"].as_str().unwrap().contains("cache"));
-    assert_eq!(e.get("/metrics").0, 404);
+    assert_eq!(e.get("/nothing-here").0, 404);
     assert_eq!(e.get("/healthz?expect=up").0, 400);
     let (code, _) = e.http("POST /healthz HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
     assert_eq!(code, 405);

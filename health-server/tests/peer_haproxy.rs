@@ -82,32 +82,6 @@ impl Haproxy {
     }
 }
 
-/// A tiny temporary directory, removed on drop.
-mod tempdir {
-    pub(crate) struct Dir(pub std::path::PathBuf);
-    impl Dir {
-        pub(crate) fn new(tag: &str) -> Dir {
-            let p = std::env::temp_dir().join(format!("lm-{tag}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            Dir(p)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn documented_configs_pass_haproxy_check() {
     if !require("haproxy") {

@@ -104,6 +104,34 @@ impl std::fmt::Display for Refusal {
     }
 }
 
+/// Which limit needed an idle connection's place.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum EvictReason {
+    /// The newcomer's source held its most.
+    PerSource = 0,
+    /// The endpoint held its most.
+    Total = 1,
+    /// The process ran out of descriptors.
+    Descriptors = 2,
+}
+
+impl EvictReason {
+    pub(crate) const ALL: [EvictReason; 3] = [Self::PerSource, Self::Total, Self::Descriptors];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        ["per_source", "total", "descriptors"][self as usize]
+    }
+}
+
+/// Evictions and refusals since the endpoint started (for metrics).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Totals {
+    /// By [`EvictReason`].
+    pub(crate) evicted: [u64; 3],
+    pub(crate) refused_source_full: u64,
+    pub(crate) refused_full: u64,
+}
+
 /// The connections held, shared by every accept loop.
 pub(crate) struct Admission {
     limits: Limits,
@@ -121,6 +149,7 @@ struct Inner {
     /// holds the most".
     by_load: BTreeSet<(usize, Source)>,
     tally: Tally,
+    totals: Totals,
 }
 
 /// One source's connections: how many, how many are fresh, and the idle
@@ -183,22 +212,29 @@ impl Admission {
             .sources
             .get(&source)
             .map_or((0, 0), |h| (h.count, h.fresh));
-        let outcome = if count >= self.limits.per_source && inner.evict_oldest_idle(source) {
-            Ok(true)
-        } else if count >= self.limits.per_source && fresh == 0 {
-            Err(Refusal::SourceFull {
-                limit: self.limits.per_source,
-            })
-        } else if inner.held >= self.limits.total {
-            match inner.evict_from_heaviest() {
-                true => Ok(true),
-                false => Err(Refusal::Full {
-                    limit: self.limits.total,
-                }),
-            }
-        } else {
-            Ok(false)
-        };
+        let per_source = EvictReason::PerSource;
+        let outcome =
+            if count >= self.limits.per_source && inner.evict_oldest_idle(source, per_source) {
+                Ok(true)
+            } else if count >= self.limits.per_source && fresh == 0 {
+                Err(Refusal::SourceFull {
+                    limit: self.limits.per_source,
+                })
+            } else if inner.held >= self.limits.total {
+                match inner.evict_from_heaviest(EvictReason::Total) {
+                    true => Ok(true),
+                    false => Err(Refusal::Full {
+                        limit: self.limits.total,
+                    }),
+                }
+            } else {
+                Ok(false)
+            };
+        match outcome {
+            Err(Refusal::SourceFull { .. }) => inner.totals.refused_source_full += 1,
+            Err(Refusal::Full { .. }) => inner.totals.refused_full += 1,
+            Ok(_) => {}
+        }
         if outcome.is_err() {
             inner.tally.count(|t| &mut t.refused);
         }
@@ -226,7 +262,12 @@ impl Admission {
     /// Evicts one idle connection (of the source holding the most) to give
     /// its descriptor back; false if none is idle.
     pub(crate) fn shed_one(&self) -> bool {
-        self.lock().evict_from_heaviest()
+        self.lock().evict_from_heaviest(EvictReason::Descriptors)
+    }
+
+    /// Evictions and refusals since the start.
+    pub(crate) fn totals(&self) -> Totals {
+        self.lock().totals
     }
 
     /// Logs the evictions and refusals counted since the last summary, if
@@ -295,7 +336,7 @@ impl Inner {
     }
 
     /// Evicts the oldest idle connection of `source`; false if it has none.
-    fn evict_oldest_idle(&mut self, source: Source) -> bool {
+    fn evict_oldest_idle(&mut self, source: Source, reason: EvictReason) -> bool {
         if self.evicting >= MAX_EVICTING {
             return false;
         }
@@ -311,20 +352,21 @@ impl Inner {
         self.evicting += 1;
         self.remove(source);
         self.tally.count(|t| &mut t.evicted);
+        self.totals.evicted[reason as usize] += 1;
         *self.tally.by_source.entry(source).or_default() += 1;
         true
     }
 
     /// Evicts the oldest idle connection of the source holding the most,
     /// or of the next heaviest when that one has none idle.
-    fn evict_from_heaviest(&mut self) -> bool {
+    fn evict_from_heaviest(&mut self, reason: EvictReason) -> bool {
         let source = self
             .by_load
             .iter()
             .rev()
             .map(|(_, s)| *s)
             .find(|s| self.sources.get(s).is_some_and(|h| !h.idle.is_empty()));
-        source.is_some_and(|s| self.evict_oldest_idle(s))
+        source.is_some_and(|s| self.evict_oldest_idle(s, reason))
     }
 }
 
@@ -372,9 +414,9 @@ impl Slot {
             // one too, if it is the oldest left).
             let limits = self.admission.limits;
             while inner.sources.get(&self.source).map_or(0, |h| h.count) > limits.per_source
-                && inner.evict_oldest_idle(self.source)
+                && inner.evict_oldest_idle(self.source, EvictReason::PerSource)
             {}
-            while inner.held > limits.total && inner.evict_from_heaviest() {}
+            while inner.held > limits.total && inner.evict_from_heaviest(EvictReason::Total) {}
         }
         true
     }
@@ -413,163 +455,4 @@ impl Drop for Slot {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn admission(total: usize, per_source: usize) -> Arc<Admission> {
-        Arc::new(Admission::new(Limits { total, per_source }))
-    }
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn sources_group_ipv6_by_64_and_unmap_ipv4() {
-        assert_eq!(
-            Source::of(ip("::ffff:10.0.0.1")),
-            Source::of(ip("10.0.0.1"))
-        );
-        assert_eq!(
-            Source::of(ip("2001:db8::1")),
-            Source::of(ip("2001:db8::ffff:1"))
-        );
-        assert_ne!(
-            Source::of(ip("2001:db8::1")),
-            Source::of(ip("2001:db8:0:1::1"))
-        );
-        assert_ne!(Source::of(ip("10.0.0.1")), Source::of(ip("10.0.0.2")));
-        assert_eq!(Source::of(ip("2001:db8::7")).to_string(), "2001:db8::/64");
-    }
-
-    /// Admits and marks the slot as its connection would.
-    fn admitted(a: &Arc<Admission>, from: &str, idle: bool) -> Slot {
-        let mut slot = a.admit(ip(from), false).unwrap();
-        if idle {
-            slot.idle();
-        } else {
-            assert!(slot.busy());
-        }
-        slot
-    }
-
-    #[test]
-    fn a_full_source_loses_its_oldest_idle_connection() {
-        let a = admission(100, 3);
-        let mut slots: Vec<Slot> = (0..3).map(|_| admitted(&a, "10.0.0.1", true)).collect();
-        let fresh = admitted(&a, "10.0.0.1", false);
-        assert!(slots[0].is_evicted());
-        assert!(!slots[1].is_evicted() && !slots[2].is_evicted());
-        assert_eq!(a.held(), (3, 3));
-        // A busy connection is never evicted; the next oldest idle goes.
-        assert!(slots[1].busy());
-        let another = admitted(&a, "10.0.0.1", false);
-        assert!(!slots[1].is_evicted());
-        assert!(slots[2].is_evicted());
-        // Every connection of the source is busy now: refused.
-        assert_eq!(
-            a.admit(ip("10.0.0.1"), false).err(),
-            Some(Refusal::SourceFull { limit: 3 })
-        );
-        // An evicted slot cannot become busy again, and its drop does not
-        // count it out twice.
-        assert!(!slots[0].busy());
-        drop((slots, fresh, another));
-        assert_eq!(a.held(), (0, 0));
-    }
-
-    #[test]
-    fn fresh_connections_are_never_evicted_and_let_their_source_over_its_limit() {
-        let a = admission(100, 2);
-        let mut unread: Vec<Slot> = (0..2)
-            .map(|_| a.admit(ip("10.0.0.1"), false).unwrap())
-            .collect();
-        // Both unread (fresh): neither can be evicted, and the source may
-        // go over its limit until they are read.
-        let mut third = a.admit(ip("10.0.0.1"), false).unwrap();
-        assert!(unread.iter().all(|s| !s.is_evicted()));
-        assert_eq!(a.held(), (3, 3));
-        // Once read, the source is brought back within its limit, oldest
-        // idle first.
-        unread[0].idle();
-        assert!(unread[0].is_evicted());
-        assert_eq!(a.held(), (2, 2));
-        third.idle();
-        assert!(unread[1].busy());
-        let _fourth = admitted(&a, "10.0.0.1", false);
-        assert!(third.is_evicted());
-        assert_eq!(
-            a.admit(ip("10.0.0.1"), false).err(),
-            Some(Refusal::SourceFull { limit: 2 })
-        );
-    }
-
-    #[test]
-    fn evictions_in_flight_are_bounded() {
-        let a = admission(1, MAX_EVICTING + 10);
-        let mut evicted = Vec::new();
-        let mut last = a.admit(ip("10.0.0.1"), true).unwrap();
-        for _ in 0..MAX_EVICTING {
-            let next = a.admit(ip("10.0.0.1"), true).unwrap();
-            evicted.push(std::mem::replace(&mut last, next));
-        }
-        assert!(evicted.iter().all(Slot::is_evicted));
-        // Every evicted slot still undropped: no more evictions.
-        assert_eq!(
-            a.admit(ip("10.0.0.2"), true).err(),
-            Some(Refusal::Full { limit: 1 })
-        );
-        evicted.pop();
-        assert!(a.admit(ip("10.0.0.2"), true).is_ok());
-        assert!(last.is_evicted());
-    }
-
-    #[test]
-    fn a_silent_connection_is_idle_from_the_start() {
-        let a = admission(100, 1);
-        let silent = a.admit(ip("10.0.0.1"), true).unwrap();
-        let _next = a.admit(ip("10.0.0.1"), true).unwrap();
-        assert!(
-            silent.is_evicted(),
-            "idle at once: the next one takes its place"
-        );
-    }
-
-    #[test]
-    fn a_full_endpoint_takes_from_the_heaviest_source_oldest_first() {
-        let a = admission(6, 10);
-        let mut light: Vec<Slot> = (0..2).map(|_| admitted(&a, "10.0.0.1", true)).collect();
-        let mut heavy: Vec<Slot> = (0..4).map(|_| admitted(&a, "10.0.0.2", true)).collect();
-        let _new = admitted(&a, "10.0.0.3", false);
-        assert!(heavy[0].is_evicted());
-        assert!(light.iter().all(|s| !s.is_evicted()));
-        // The heaviest has no idle connection left: the next heaviest pays.
-        for s in &mut heavy[1..] {
-            assert!(s.busy());
-        }
-        let _new2 = admitted(&a, "10.0.0.3", false);
-        assert!(light[0].is_evicted());
-        assert!(light[1].busy());
-        assert_eq!(
-            a.admit(ip("10.0.0.4"), false).err(),
-            Some(Refusal::Full { limit: 6 })
-        );
-        assert_eq!(a.held(), (6, 3));
-        assert!(!a.shed_one());
-    }
-
-    #[test]
-    fn places_come_back_when_connections_close() {
-        let a = admission(2, 2);
-        let s1 = admitted(&a, "::1", false);
-        let s2 = admitted(&a, "::1", false);
-        assert!(a.admit(ip("::1"), false).is_err());
-        drop(s1);
-        let s3 = admitted(&a, "::1", true);
-        assert!(a.shed_one());
-        assert!(s3.is_evicted());
-        drop((s2, s3));
-        assert_eq!(a.held(), (0, 0));
-        assert!(a.lock().sources.is_empty() && a.lock().by_load.is_empty());
-    }
-}
+mod tests;
