@@ -3,8 +3,8 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,15 +52,6 @@ impl Endpoint {
         let (code, body) = self.http(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
         (code, serde_json::from_str(&body).expect("JSON body"))
     }
-}
-
-fn read_all(addr: SocketAddr, send: &[u8]) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.write_all(send).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }
 
 #[test]

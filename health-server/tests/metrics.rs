@@ -55,16 +55,6 @@ fn http(addr: SocketAddr, request: &str) -> (u16, String, String) {
     (code, head.to_string(), body.to_string())
 }
 
-fn read_all(addr: SocketAddr, send: &[u8]) -> String {
-    use std::io::Read;
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.write_all(send).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
 impl Endpoint {
     fn scrape(&self) -> String {
         let (code, head, body) = http(
