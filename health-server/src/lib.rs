@@ -55,6 +55,9 @@ pub use error::ServerError;
 pub use health_proto::{Component, Landmark, State, TcpState, Weight};
 pub use health_server::HealthServer;
 pub use metrics::Metrics;
+/// The prometheus-client crate [`Metrics::register`] takes a `Registry`
+/// of: use this one, and the versions always match.
+pub use prometheus_client;
 pub use source::{channel, publisher, Ask, Asks, LandmarkRx, Publisher};
 
 /// Starts a health endpoint with the default settings ([`Builder`] documents

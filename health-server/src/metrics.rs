@@ -109,7 +109,8 @@ impl Metrics {
 
     /// Registers every metric of the endpoint in `registry`: the service's
     /// own, to serve them beside its other metrics. The endpoint's
-    /// `/metrics` keeps its own registry.
+    /// `/metrics` keeps its own registry. The registry is
+    /// [`crate::prometheus_client`]'s (re-exported, so the versions match).
     pub fn register(&self, registry: &mut Registry) {
         let i = &self.inner;
         registry.register(

@@ -322,11 +322,11 @@ fn the_recorder_counts_connections_per_port_and_state() {
 #[test]
 fn a_service_registers_the_same_metrics_in_its_own_registry() {
     let e = endpoint(loopback());
-    let mut registry = prometheus_client::registry::Registry::default();
+    let mut registry = health_server::prometheus_client::registry::Registry::default();
     e.server.metrics().register(&mut registry);
     check(e.server.local_addr());
     let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    health_server::prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     assert!(
         text.contains("landmark_state{component=\"\",state=\"ok\"} 1\n"),
         "{text}"

@@ -80,6 +80,11 @@ impl Prometheus {
             .replace(
                 "['10.0.0.5:9101', '10.0.0.6:9101']",
                 &format!("['{target}']"),
+            )
+            // No watcher here: its job scrapes a closed loopback port.
+            .replace(
+                "['localhost:9102']",
+                &format!("['127.0.0.1:{}']", free_port()),
             );
         assert!(config.contains(&target.to_string()), "{config}");
         let rules = rules

@@ -21,6 +21,15 @@ pub enum Error {
     /// The database is another watcher's, or cannot be used.
     #[error("{0}")]
     Database(String),
+    /// The exporter's address (`http_listen`) cannot be listened on.
+    #[error("http_listen {addr}: cannot listen: {source}")]
+    Listen {
+        /// The configured address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// `report` could not read the history, or write it out.
     #[error("report: {0}")]
     Report(String),

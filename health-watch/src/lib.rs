@@ -32,6 +32,7 @@ mod alarm;
 mod check;
 mod config;
 mod error;
+mod exporter;
 mod history;
 mod output;
 mod reload;

@@ -37,7 +37,24 @@ pub(crate) struct Row {
     pub last: Option<Observation>,
     /// Alarms raised, over the whole history.
     pub alarms: u64,
+    /// Checks since the target started, by class ([`CLASSES`] order).
+    pub checks: [u64; 4],
 }
+
+/// The classes of a check's outcome, in the order [`Row::checks`] counts
+/// them.
+pub(crate) const CLASSES: [&str; 4] = ["OK", "WR", "NG", "ERR"];
+
+/// The outcomes an action's record can have, in the order
+/// [`Output::actions`] counts them.
+pub(crate) const ACTION_OUTCOMES: [&str; 6] = [
+    "ok",
+    "failed",
+    "timeout",
+    "spawn-error",
+    "superseded",
+    "stopped",
+];
 
 impl Status {
     pub(crate) fn row(&self) -> std::sync::MutexGuard<'_, Row> {
@@ -104,6 +121,14 @@ pub(crate) struct Output {
     recent: Mutex<VecDeque<String>>,
     targets: Mutex<Vec<Arc<Status>>>,
     stats: Mutex<Stats>,
+    /// Actions run (or not) since the start, by [`ACTION_OUTCOMES`].
+    actions: Mutex<[u64; ACTION_OUTCOMES.len()]>,
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output").finish_non_exhaustive()
+    }
 }
 
 impl Output {
@@ -113,6 +138,7 @@ impl Output {
             recent: Mutex::new(VecDeque::with_capacity(RECENT)),
             targets: Mutex::new(Vec::new()),
             stats: Mutex::new(Stats::default()),
+            actions: Mutex::new([0; ACTION_OUTCOMES.len()]),
         })
     }
 
@@ -125,7 +151,25 @@ impl Output {
         *self.targets.lock().unwrap_or_else(|e| e.into_inner()) = targets;
     }
 
+    /// Every running target's status (what `/metrics` reads).
+    pub(crate) fn targets(&self) -> Vec<Arc<Status>> {
+        self.targets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Actions since the start, by [`ACTION_OUTCOMES`].
+    pub(crate) fn actions(&self) -> [u64; ACTION_OUTCOMES.len()] {
+        *self.actions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub(crate) fn notice(&self, n: Notice) {
+        if let Notice::Action { record, .. } = &n {
+            if let Some(i) = ACTION_OUTCOMES.iter().position(|o| *o == record.outcome) {
+                self.actions.lock().unwrap_or_else(|e| e.into_inner())[i] += 1;
+            }
+        }
         if let Notice::Stats(s) = &n {
             *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = *s;
         }
@@ -496,6 +540,7 @@ mod tests {
                 alarm,
                 last: None,
                 alarms: 0,
+                checks: [0; 4],
             }),
         })
     }

@@ -33,6 +33,16 @@ impl Watcher {
                 self.database.display()
             )));
         }
+        if config.http_listen != self.http_listen {
+            let on = |a: Option<std::net::SocketAddr>| {
+                a.map_or_else(|| "off".to_string(), |a| format!("on {a}"))
+            };
+            self.shared.output.notice(Notice::Warning(format!(
+                "http_listen changed (now {}): the exporter stays {} until a restart",
+                on(config.http_listen),
+                on(self.http_listen)
+            )));
+        }
         self.keep_history = config.keep_history;
         let (mut kept, mut resumed) = (0, 0);
         let mut seen = HashSet::with_capacity(config.targets.len());

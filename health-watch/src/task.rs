@@ -24,7 +24,7 @@ use crate::action::{Actions, Pending};
 use crate::alarm::{Thresholds, Transition};
 use crate::check::{self, Observation};
 use crate::config::Target;
-use crate::output::{Notice, Output, Status};
+use crate::output::{Notice, Output, Status, CLASSES};
 use crate::store::{EventRecord, Store};
 
 /// Checks, failures, lag: shared by every target task.
@@ -247,6 +247,10 @@ async fn judge(
             row.alarms += 1;
         }
         row.last = Some(observation.clone());
+        let class = observation.class.as_str();
+        if let Some(i) = CLASSES.iter().position(|c| *c == class) {
+            row.checks[i] += 1;
+        }
         (changes, row.alarm.clone())
     };
     for change in &changes {

@@ -22,6 +22,7 @@ use crate::action::Actions;
 use crate::alarm::Alarm;
 use crate::config::{self, Config, Target};
 use crate::error::Error;
+use crate::exporter;
 use crate::output::{self, Mode, Notice, Output, Row, Stats, Status};
 use crate::signals::{self, Signals};
 use crate::store::{self, EventRecord, Store};
@@ -60,7 +61,7 @@ pub fn run(args: &WatchArgs) -> Result<(), Error> {
         let mut signals = Signals::install().map_err(Error::Signals)?;
         // Start-up (config, lock, database) may take a while on a big
         // config or a busy disk: SIGTERM ends it cleanly; SIGHUP waits.
-        let (mut watcher, config, restored) = tokio::select! {
+        let (mut watcher, config, restored, exporter) = tokio::select! {
             s = start(args) => s?,
             why = signals.stop.recv() => {
                 eprintln!("health-probe: {why} during start-up: stopped before watching");
@@ -69,6 +70,7 @@ pub fn run(args: &WatchArgs) -> Result<(), Error> {
         };
         watcher.start(config, restored).await;
         watcher.serve(signals).await;
+        exporter.cancel();
         Ok(())
     });
     // History is flushed and actions are done: a reload still parsing on
@@ -83,7 +85,9 @@ fn config_error(e: config::ConfigErrors) -> Error {
 
 /// Config, lock, database, history: everything the watcher needs before
 /// its first check.
-async fn start(args: &WatchArgs) -> Result<(Watcher, Config, store::Restored), Error> {
+async fn start(
+    args: &WatchArgs,
+) -> Result<(Watcher, Config, store::Restored, CancellationToken), Error> {
     let path = args.config.clone();
     let config = tokio::task::spawn_blocking(move || config::load(&path))
         .await
@@ -119,9 +123,17 @@ async fn start(args: &WatchArgs) -> Result<(Watcher, Config, store::Restored), E
         })
     })
     .map_err(|e| Error::Database(format!("cannot start the history writer: {e}")))?;
+    // Before any target runs: an address in use stops the start.
+    let exporter = CancellationToken::new();
+    if let Some(addr) = config.http_listen {
+        let listener = exporter::bind(addr)
+            .await
+            .map_err(|source| Error::Listen { addr, source })?;
+        exporter::spawn(listener, output.clone(), exporter.clone());
+    }
     let raised = std::mem::take(&mut restored.raised);
     let watcher = Watcher::new(args, &config, store, output, raised, lock);
-    Ok((watcher, config, restored))
+    Ok((watcher, config, restored, exporter))
 }
 
 pub(super) struct Running {
@@ -159,6 +171,8 @@ pub(super) struct Watcher {
     pub(super) keep_history: Duration,
     /// The database in use (a reload cannot move it).
     pub(super) database: PathBuf,
+    /// The exporter's address (a reload cannot move it).
+    pub(super) http_listen: Option<std::net::SocketAddr>,
     pub(super) running: HashMap<String, Running>,
     /// Alarms raised per target over the whole history.
     raised: HashMap<String, u64>,
@@ -189,6 +203,7 @@ impl Watcher {
             max_in_flight: config.max_in_flight,
             keep_history: config.keep_history,
             database: config.database.clone(),
+            http_listen: config.http_listen,
             running: HashMap::new(),
             raised,
             lock,
@@ -251,6 +266,7 @@ impl Watcher {
                 alarm,
                 last: None,
                 alarms: self.raised.get(&target.name).copied().unwrap_or(0),
+                checks: [0; 4],
             }),
         });
         let resume = Arc::new(Notify::new());

@@ -22,6 +22,7 @@
 //! The full key reference is in `docs/WATCH.md`.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -246,6 +247,7 @@ struct RawSettings {
     database: Option<Spanned<String>>,
     max_in_flight: Option<Spanned<u32>>,
     keep_history: Option<Spanned<Dur>>,
+    http_listen: Option<Spanned<String>>,
 }
 
 /// A validated configuration.
@@ -256,6 +258,8 @@ pub(crate) struct Config {
     pub max_in_flight: usize,
     /// History older than this is deleted.
     pub keep_history: Duration,
+    /// Where the exporter listens (`/metrics`); off when `None`.
+    pub http_listen: Option<SocketAddr>,
     pub targets: Vec<Target>,
 }
 

@@ -1,0 +1,319 @@
+//! `http_listen`: the watcher as a Prometheus exporter. `GET /metrics`
+//! reads every running target's status (what the live table shows) at
+//! each scrape, so a check costs nothing more than its count, and a target
+//! removed by a reload is gone from the next scrape.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `watch_target_up` | gauge | `target`, `kind`: 1 when the last check passed |
+//! | `watch_target_rtt_seconds` | gauge | `target`, `kind`: the last check's round trip |
+//! | `watch_alarm_raised` | gauge | `target`, `kind` |
+//! | `watch_target_paused` | gauge | `target`, `kind` |
+//! | `watch_checks_total` | counter | `target`, `class` (`OK`, `WR`, `NG`, `ERR`) |
+//! | `watch_actions_total` | counter | `outcome` |
+//! | `watch_targets` | gauge | |
+//! | `process_*` | | the watcher's CPU, memory, descriptors and start time |
+//!
+//! Served with hyper: every request head has a deadline, connections are
+//! limited, and each connection is closed after a while, whatever the peer
+//! does.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::output::{Output, ACTION_OUTCOMES, CLASSES};
+
+/// Connections served at once; more wait in the kernel's queue.
+const MAX_CONNECTIONS: usize = 64;
+/// Time for a request's head to arrive.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a connection stays open, however busy.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Binds `addr` for the exporter: an address in use is a start-up error.
+pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves `/metrics` on `listener` until `stop` is cancelled.
+pub(crate) fn spawn(listener: TcpListener, output: Arc<Output>, stop: CancellationToken) {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Targets {
+        output,
+        started: SystemTime::now(),
+    }));
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(Arc::new(registry));
+    tokio::spawn(accept(listener, app, stop));
+}
+
+async fn accept(listener: TcpListener, app: Router, stop: CancellationToken) {
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut failing = false;
+    loop {
+        let permit = tokio::select! {
+            _ = stop.cancelled() => return,
+            p = Arc::clone(&limit).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let (stream, _) = tokio::select! {
+            _ = stop.cancelled() => return,
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors, most likely: said once, then a
+                    // pause rather than a spin until an accept works.
+                    if !failing {
+                        eprintln!("health-probe: http_listen: cannot accept: {e}");
+                        failing = true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        failing = false;
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = tokio::time::timeout(CONNECTION_LIFETIME, conn) => {}
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn metrics(State(registry): State<Arc<Registry>>, headers: HeaderMap) -> impl IntoResponse {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|part| part.trim().starts_with("application/openmetrics-text"));
+    let mut body = String::new();
+    let encoded = if openmetrics {
+        prometheus_client::encoding::text::encode(&mut body, &registry).map(|()| OPENMETRICS)
+    } else {
+        prometheus_client::encoding::prometheus_text::encode(&mut body, &registry)
+            .map(|()| prometheus_client::encoding::prometheus_text::CONTENT_TYPE)
+    };
+    match encoded {
+        Ok(content_type) => (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body),
+        // Writing into a String does not fail; never serve half a page.
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain")],
+            String::new(),
+        ),
+    }
+}
+
+/// The metrics read from the targets' status at each scrape.
+#[derive(Debug)]
+struct Targets {
+    output: Arc<Output>,
+    started: SystemTime,
+}
+
+/// One target's values, read under its lock and encoded after.
+struct Reading {
+    up: Option<bool>,
+    rtt: Option<f64>,
+    raised: bool,
+    paused: bool,
+    checks: [u64; 4],
+}
+
+impl Collector for Targets {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let targets = self.output.targets();
+        let readings: Vec<Reading> = targets
+            .iter()
+            .map(|t| {
+                let row = t.row();
+                Reading {
+                    up: row.last.as_ref().map(|o| !o.failed()),
+                    rtt: row
+                        .last
+                        .as_ref()
+                        .and_then(|o| o.rtt)
+                        .map(|d| d.as_secs_f64()),
+                    raised: row.alarm.raised,
+                    paused: row.alarm.paused,
+                    checks: row.checks,
+                }
+            })
+            .collect();
+        let labels = |i: usize| {
+            [
+                ("target", targets[i].name.as_str()),
+                ("kind", targets[i].kind),
+            ]
+        };
+
+        gauge(
+            &mut encoder,
+            "watch_targets",
+            "Targets watched",
+            targets.len() as i64,
+        )?;
+        let mut family = encoder.encode_descriptor(
+            "watch_target_up",
+            "1 when the target's last check passed, 0 when it failed; absent before its first check",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (i, r) in readings.iter().enumerate() {
+            if let Some(up) = r.up {
+                ConstGauge::new(i64::from(up)).encode(family.encode_family(&labels(i))?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "watch_target_rtt_seconds",
+            "The round trip of the target's last check (ping: the average)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (i, r) in readings.iter().enumerate() {
+            if let Some(rtt) = r.rtt {
+                ConstGauge::new(rtt).encode(family.encode_family(&labels(i))?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "watch_alarm_raised",
+            "1 while the target's alarm is raised",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (i, r) in readings.iter().enumerate() {
+            ConstGauge::new(i64::from(r.raised)).encode(family.encode_family(&labels(i))?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "watch_target_paused",
+            "1 while the target is paused after errors in a row (a reload resumes it)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (i, r) in readings.iter().enumerate() {
+            ConstGauge::new(i64::from(r.paused)).encode(family.encode_family(&labels(i))?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "watch_checks",
+            "Checks of the target since it started, by class of outcome",
+            None,
+            MetricType::Counter,
+        )?;
+        for (t, r) in targets.iter().zip(&readings) {
+            for (class, n) in CLASSES.iter().zip(r.checks) {
+                let labels = [("target", t.name.as_str()), ("class", *class)];
+                ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "watch_actions",
+            "on_raise and on_clear actions since the start, by outcome",
+            None,
+            MetricType::Counter,
+        )?;
+        for (outcome, n) in ACTION_OUTCOMES.iter().zip(self.output.actions()) {
+            ConstCounter::new(n).encode(family.encode_family(&[("outcome", *outcome)])?)?;
+        }
+        process(&mut encoder, self.started)
+    }
+}
+
+fn gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: i64,
+) -> Result<(), std::fmt::Error> {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+/// The process metrics every Prometheus client library exports, read from
+/// /proc. Written here: prometheus-client has none, and the few lines
+/// below do not justify another crate.
+fn process(encoder: &mut DescriptorEncoder, started: SystemTime) -> Result<(), std::fmt::Error> {
+    // SAFETY: sysconf reads a system constant.
+    let (ticks, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_CLK_TCK),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces), from field 3.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<f64>().ok());
+    if let (Some(user), Some(system)) = (field(14), field(15)) {
+        if ticks > 0 {
+            let metric = ConstCounter::new((user + system) / ticks as f64);
+            metric.encode(encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "Total user and system CPU time spent in seconds",
+                None,
+                metric.metric_type(),
+            )?)?;
+        }
+    }
+    if let (Some(rss), true) = (field(24), page > 0) {
+        let metric = ConstGauge::new(rss * page as f64);
+        metric.encode(encoder.encode_descriptor(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes",
+            None,
+            metric.metric_type(),
+        )?)?;
+    }
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        gauge(
+            encoder,
+            "process_open_fds",
+            "Number of open file descriptors",
+            dir.count() as i64,
+        )?;
+    }
+    let start = started
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let metric = ConstGauge::new(start);
+    metric.encode(encoder.encode_descriptor(
+        "process_start_time_seconds",
+        "Start time of the process since unix epoch in seconds",
+        None,
+        metric.metric_type(),
+    )?)
+}

@@ -1,0 +1,299 @@
+//! `http_listen`: the watcher as a Prometheus exporter, over real HTTP on
+//! loopback. Every target's last check, alarm and counts; a target a reload
+//! removes is gone from the next scrape; target names are label values,
+//! escaped; the text format 0.0.4 or OpenMetrics by `Accept`;
+//! `promtool check metrics` (Debian's prometheus package) finds nothing to
+//! say. An address in use stops the start; a bad one is a config error.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use health_server::{Builder, Landmark};
+
+mod common;
+use common::watcher::{is, scratch, write_config, Accepting, Watcher};
+use common::{code, free_port, stderr, PROBE};
+
+/// One GET on a fresh connection: status, head and body.
+fn get(addr: SocketAddr, path: &str, accept: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (code, head.to_string(), body.to_string())
+}
+
+fn scrape(addr: SocketAddr) -> String {
+    let (code, head, body) = get(addr, "/metrics", "text/plain");
+    assert_eq!(code, 200, "{head}\n{body}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
+        "{head}"
+    );
+    body
+}
+
+/// The value of the sample line `series` (name and labels, exactly).
+fn sample(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.trim().parse().unwrap())
+}
+
+/// `promtool check metrics` on `body`; CI installs promtool.
+fn promtool_accepts(body: &str) {
+    let mut child = match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(std::env::var_os("CI").is_none(), "promtool: {e}");
+            eprintln!("SKIPPED: promtool check metrics: {e}");
+            return;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool:\n{said}\n{body}"
+    );
+}
+
+const HOSTILE: &str = r#"evil"} 1\nwatch_target_up{target="x"#;
+
+#[test]
+fn every_target_is_exported_and_a_removed_one_is_forgotten() {
+    let dir = scratch("exporter");
+    let ok = Accepting::on("127.0.0.1:0", b"220 ready\r\n");
+    let refused = free_port();
+    let (_publisher, rx) = health_server::publisher(Landmark::ok("fine"));
+    let server = Builder::new()
+        .bind("127.0.0.1:0".parse().unwrap())
+        .spawn(rx)
+        .unwrap();
+    let listen: SocketAddr = free_port().parse().unwrap();
+    let targets = |with_refused: bool| {
+        let mut t = format!(
+            r#"http_listen = "{listen}"
+
+[defaults]
+interval = "200ms"
+timeout = "150ms"
+
+[[target]]
+name = "ok"
+kind = "tcp"
+addr = "{ok}"
+
+[[target]]
+name = {hostile}
+kind = "landmark"
+addr = "{landmark}"
+"#,
+            ok = ok.addr,
+            hostile = toml_string(HOSTILE),
+            landmark = server.local_addr(),
+        );
+        if with_refused {
+            t.push_str(&format!(
+                "\n[[target]]\nname = \"refused\"\nkind = \"tcp\"\naddr = \"{refused}\"\non_raise = \"true\"\n"
+            ));
+        }
+        t
+    };
+    let config = write_config(&dir, &targets(true));
+    let mut w = Watcher::quiet(&config);
+    w.wait_for(
+        "raise refused",
+        Duration::from_secs(10),
+        is("raise", "refused"),
+    );
+    w.wait_for("its action", Duration::from_secs(10), |v| {
+        v["event"] == "action" && v["target"] == "refused"
+    });
+
+    let body = scrape(listen);
+    let up = |t: &str, kind: &str| {
+        sample(
+            &body,
+            &format!("watch_target_up{{target=\"{t}\",kind=\"{kind}\"}}"),
+        )
+    };
+    assert_eq!(up("ok", "tcp"), Some(1.0), "{body}");
+    assert_eq!(up("refused", "tcp"), Some(0.0), "{body}");
+    let raised = |t: &str| {
+        sample(
+            &body,
+            &format!("watch_alarm_raised{{target=\"{t}\",kind=\"tcp\"}}"),
+        )
+    };
+    assert_eq!(raised("refused"), Some(1.0), "{body}");
+    assert_eq!(raised("ok"), Some(0.0), "{body}");
+    let ng = sample(&body, "watch_checks_total{target=\"refused\",class=\"NG\"}").unwrap();
+    assert!(ng >= 2.0, "{body}");
+    assert_eq!(
+        sample(&body, "watch_checks_total{target=\"ok\",class=\"NG\"}"),
+        Some(0.0)
+    );
+    let rtt = sample(
+        &body,
+        "watch_target_rtt_seconds{target=\"ok\",kind=\"tcp\"}",
+    )
+    .unwrap();
+    assert!(rtt > 0.0 && rtt < 1.0, "{body}");
+    assert_eq!(
+        sample(&body, "watch_actions_total{outcome=\"ok\"}"),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(sample(&body, "watch_targets"), Some(3.0), "{body}");
+    // The hostile name is one label value: quote, backslash and newline
+    // escaped, no sample injected.
+    let escaped = r#"evil\"} 1\\nwatch_target_up{target=\"x"#;
+    assert_eq!(
+        sample(
+            &body,
+            &format!("watch_target_up{{target=\"{escaped}\",kind=\"landmark\"}}")
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, "watch_target_up{target=\"x\"}"),
+        None,
+        "{body}"
+    );
+    assert!(sample(&body, "process_resident_memory_bytes").unwrap() > 1e6);
+    assert!(
+        sample(&body, "process_cpu_seconds_total").is_some(),
+        "{body}"
+    );
+    assert!(sample(&body, "process_open_fds").unwrap() > 3.0);
+    promtool_accepts(&body);
+
+    // OpenMetrics when asked.
+    let (code, head, om) = get(
+        listen,
+        "/metrics",
+        "application/openmetrics-text; version=1.0.0",
+    );
+    assert_eq!(code, 200);
+    assert!(head.contains("application/openmetrics-text"), "{head}");
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    // Nothing else is served.
+    assert_eq!(get(listen, "/", "*/*").0, 404);
+
+    // A reload without the target: gone from the next scrape.
+    std::fs::write(
+        &config,
+        format!(
+            "database = {:?}\n{}",
+            dir.join("watch.db").display().to_string(),
+            targets(false)
+        ),
+    )
+    .unwrap();
+    w.signal(libc::SIGHUP);
+    w.wait_for("reload", Duration::from_secs(5), |v| v["event"] == "reload");
+    let body = scrape(listen);
+    assert!(!body.contains("target=\"refused\""), "{body}");
+    assert_eq!(sample(&body, "watch_targets"), Some(2.0), "{body}");
+    assert_eq!(w.stop(), 0);
+}
+
+fn toml_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+#[test]
+fn an_address_in_use_stops_the_start() {
+    let dir = scratch("exporter-in-use");
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let config = write_config(
+        &dir,
+        &format!(
+            "http_listen = \"{addr}\"\n[[target]]\nname = \"t\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\n"
+        ),
+    );
+    let o = Command::new(PROBE)
+        .arg("watch")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("http_listen {addr}: cannot listen")),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn listen_addresses_are_checked_with_the_config() {
+    let dir = scratch("exporter-config");
+    let check = |listen: &str| {
+        let config = write_config(
+            &dir,
+            &format!(
+                "http_listen = {}\n[[target]]\nname = \"t\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\n",
+                toml_string(listen)
+            ),
+        );
+        Command::new(PROBE)
+            .args(["watch", "--check-config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    for good in [
+        ":9101",
+        "localhost:9101",
+        "127.0.0.1:9101",
+        "[::1]:9101",
+        "0.0.0.0:9101",
+    ] {
+        let o = check(good);
+        assert_eq!(code(&o), 0, "{good}: {}", stderr(&o));
+    }
+    for (bad, says) in [
+        ("example.com:80", "must be IP:PORT"),
+        (":0", "port 0"),
+        (":http", "not a number"),
+        ("127.0.0.1", "must be IP:PORT"),
+    ] {
+        let o = check(bad);
+        assert_eq!(code(&o), 1, "{bad} accepted");
+        assert!(
+            stderr(&o).contains("watch.toml:2:"),
+            "{bad}: {}",
+            stderr(&o)
+        );
+        assert!(stderr(&o).contains(says), "{bad}: {}", stderr(&o));
+    }
+}
