@@ -8,15 +8,14 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
 use health_server::{connections, HealthServer, Landmark, State};
+use test_support::{promtool_accepts, sample};
 
 struct Endpoint {
     server: HealthServer,
@@ -70,13 +69,6 @@ impl Endpoint {
     }
 }
 
-/// The value of the sample line `series` (name and labels, exactly).
-fn sample(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map(|v| v.trim().parse().unwrap())
-}
-
 fn state_of(body: &str, component: &str) -> Vec<(&'static str, f64)> {
     State::ALL
         .iter()
@@ -91,45 +83,6 @@ fn state_of(body: &str, component: &str) -> Vec<(&'static str, f64)> {
             )
         })
         .collect()
-}
-
-/// `promtool check metrics` on `body`, where promtool is installed (CI
-/// installs it): nothing to complain about.
-fn promtool_accepts(body: &str) {
-    let mut child = match Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            assert!(std::env::var_os("CI").is_none(), "promtool: {e}");
-            eprintln!("SKIPPED: promtool check metrics: {e}");
-            return;
-        }
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "promtool check metrics:\n{said}\n{body}"
-    );
-    assert!(
-        said.trim().is_empty(),
-        "promtool check metrics:\n{said}\n{body}"
-    );
 }
 
 #[test]

@@ -7,14 +7,14 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use health_server::{Builder, Landmark};
 
 mod common;
 use common::watcher::{is, scratch, write_config, Accepting, Watcher};
-use common::{code, free_port, stderr, PROBE};
+use common::{code, free_port, promtool_accepts, sample, stderr, PROBE};
 
 /// One GET on a fresh connection: status, head and body.
 fn get(addr: SocketAddr, path: &str, accept: &str) -> (u16, String, String) {
@@ -41,47 +41,6 @@ fn scrape(addr: SocketAddr) -> String {
         "{head}"
     );
     body
-}
-
-/// The value of the sample line `series` (name and labels, exactly).
-fn sample(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map(|v| v.trim().parse().unwrap())
-}
-
-/// `promtool check metrics` on `body`; CI installs promtool.
-fn promtool_accepts(body: &str) {
-    let mut child = match Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            assert!(std::env::var_os("CI").is_none(), "promtool: {e}");
-            eprintln!("SKIPPED: promtool check metrics: {e}");
-            return;
-        }
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && said.trim().is_empty(),
-        "promtool:\n{said}\n{body}"
-    );
 }
 
 const HOSTILE: &str = r#"evil"} 1\nwatch_target_up{target="x"#;

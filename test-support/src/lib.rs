@@ -100,3 +100,49 @@ pub fn serving(landmark: health_server::Landmark) -> (health_server::HealthServe
     let addr = server.local_addr().to_string();
     (server, addr)
 }
+
+/// The value of the Prometheus sample line `series` (its name and labels,
+/// exactly as exposed) in `body`.
+pub fn sample(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.trim().parse().unwrap())
+}
+
+/// `promtool check metrics` (Debian's prometheus package) on an
+/// exposition: it must succeed and say nothing. Without promtool the check
+/// is skipped, except in CI, which installs it.
+pub fn promtool_accepts(body: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(std::env::var_os("CI").is_none(), "promtool: {e}");
+            eprintln!("SKIPPED: promtool check metrics: {e}");
+            return;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics:\n{said}\n{body}"
+    );
+}
