@@ -29,6 +29,10 @@ service=""
 cleanup() {
   [ -n "$service" ] && kill "$service" 2>/dev/null || true
   rm -rf "$scratch"
+  # A failed step leaves nothing installed behind.
+  if dpkg-query -W health-probe >/dev/null 2>&1; then
+    dpkg --purge health-probe >/dev/null 2>&1 || true
+  fi
 }
 trap cleanup EXIT
 

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use health_probe::nonblocking;
 use health_probe::outcome::{Class, Speed};
 use health_probe::verdict;
+use health_proto::State;
 
 use crate::config::{Check, Target};
 
@@ -38,10 +39,26 @@ impl Observation {
 
 /// Runs `target`'s check once.
 pub(crate) async fn run(target: &Target) -> Observation {
+    observe(&target.check).await.observation
+}
+
+/// One check's observation, and the landmark's state and weight when a
+/// landmark came back (for `/probe`).
+pub(crate) struct Probed {
+    pub observation: Observation,
+    pub landmark: Option<(State, Option<u8>)>,
+}
+
+/// Runs `check` once.
+pub(crate) async fn observe(check: &Check) -> Probed {
     let at = SystemTime::now();
-    let ((class, reason, detail), rtt, speed) = match &target.check {
+    let mut landmark = None;
+    let ((class, reason, detail), rtt, speed) = match check {
         Check::Landmark(spec) => {
             let o = nonblocking::landmark(spec).await;
+            if let Ok(reply) = &o.result {
+                landmark = Some((reply.landmark.state, reply.landmark.weight.map(|w| w.get())));
+            }
             let judged = verdict::landmark_class(o.result, &spec.expect);
             (judged, Some(o.elapsed), Speed::Fine)
         }
@@ -56,7 +73,7 @@ pub(crate) async fn run(target: &Target) -> Observation {
             ((o.class, o.reason, o.detail), avg, speed)
         }
     };
-    Observation {
+    let observation = Observation {
         at,
         class,
         reason,
@@ -66,5 +83,9 @@ pub(crate) async fn run(target: &Target) -> Observation {
         },
         rtt,
         speed,
+    };
+    Probed {
+        observation,
+        landmark,
     }
 }

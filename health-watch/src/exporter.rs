@@ -1,7 +1,8 @@
 //! `http_listen`: the watcher as a Prometheus exporter. `GET /metrics`
 //! reads every running target's status (what the live table shows) at
 //! each scrape, so a check costs nothing more than its count, and a target
-//! removed by a reload is gone from the next scrape.
+//! removed by a reload is gone from the next scrape. `GET /probe` runs one
+//! check on demand, as blackbox_exporter does ([`prober`]).
 //!
 //! | metric | type | labels |
 //! |---|---|---|
@@ -23,8 +24,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -39,6 +40,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::output::{Output, ACTION_OUTCOMES, CLASSES};
+use crate::prober;
 
 /// Connections served at once; more wait in the kernel's queue.
 const MAX_CONNECTIONS: usize = 64;
@@ -63,7 +65,11 @@ pub(crate) fn spawn(listener: TcpListener, output: Arc<Output>, stop: Cancellati
     }));
     let app = Router::new()
         .route("/metrics", get(metrics))
-        .with_state(Arc::new(registry));
+        .route("/probe", get(probe))
+        .with_state(Arc::new(Shared {
+            registry,
+            probes: Semaphore::new(prober::MAX_PROBES),
+        }));
     tokio::spawn(accept(listener, app, stop));
 }
 
@@ -111,7 +117,45 @@ async fn accept(listener: TcpListener, app: Router, stop: CancellationToken) {
     }
 }
 
-async fn metrics(State(registry): State<Arc<Registry>>, headers: HeaderMap) -> impl IntoResponse {
+/// What the routes share.
+struct Shared {
+    /// The watcher's own metrics.
+    registry: Registry,
+    /// Bounds the checks `/probe` runs at once.
+    probes: Semaphore,
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    expose(&shared.registry, &headers)
+}
+
+/// `/probe?target=ADDR&module=NAME` ([`prober`]).
+async fn probe(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
+    let (mut module, mut target) = (None, None);
+    for (k, v) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "module" => module = Some(v.into_owned()),
+            "target" => target = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    let scrape_timeout = headers
+        .get("x-prometheus-scrape-timeout-seconds")
+        .and_then(|v| v.to_str().ok());
+    let timeout = prober::timeout_for(scrape_timeout);
+    match prober::check_for(module.as_deref(), target.as_deref(), timeout) {
+        Ok(check) => expose(&prober::probe(&shared.probes, check).await, &headers),
+        Err(bad) => (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{bad}\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// `registry` in the text format 0.0.4, or OpenMetrics when `Accept` asks.
+fn expose(registry: &Registry, headers: &HeaderMap) -> Response {
     let openmetrics = headers
         .get_all(header::ACCEPT)
         .iter()
@@ -120,9 +164,9 @@ async fn metrics(State(registry): State<Arc<Registry>>, headers: HeaderMap) -> i
         .any(|part| part.trim().starts_with("application/openmetrics-text"));
     let mut body = String::new();
     let encoded = if openmetrics {
-        prometheus_client::encoding::text::encode(&mut body, &registry).map(|()| OPENMETRICS)
+        prometheus_client::encoding::text::encode(&mut body, registry).map(|()| OPENMETRICS)
     } else {
-        prometheus_client::encoding::prometheus_text::encode(&mut body, &registry)
+        prometheus_client::encoding::prometheus_text::encode(&mut body, registry)
             .map(|()| prometheus_client::encoding::prometheus_text::CONTENT_TYPE)
     };
     match encoded {
@@ -134,6 +178,7 @@ async fn metrics(State(registry): State<Arc<Registry>>, headers: HeaderMap) -> i
             String::new(),
         ),
     }
+    .into_response()
 }
 
 /// The metrics read from the targets' status at each scrape.

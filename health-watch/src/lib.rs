@@ -35,6 +35,7 @@ mod error;
 mod exporter;
 mod history;
 mod output;
+mod prober;
 mod reload;
 mod signals;
 mod store;

@@ -256,3 +256,122 @@ fn listen_addresses_are_checked_with_the_config() {
         assert!(stderr(&o).contains(says), "{bad}: {}", stderr(&o));
     }
 }
+
+/// A watcher with one quiet target and the exporter on a free port.
+fn exporter(tag: &str) -> (Watcher, SocketAddr, std::path::PathBuf) {
+    let dir = scratch(tag);
+    let listen: SocketAddr = free_port().parse().unwrap();
+    let config = write_config(
+        &dir,
+        &format!(
+            "http_listen = \"{listen}\"\n[[target]]\nname = \"t\"\nkind = \"tcp\"\naddr = \"{}\"\ninterval = \"1h\"\n",
+            free_port()
+        ),
+    );
+    let mut w = Watcher::quiet(&config);
+    w.wait_for("start", Duration::from_secs(10), |v| v["event"] == "start");
+    (w, listen, dir)
+}
+
+fn probe(listen: SocketAddr, query: &str, extra: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(listen).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /probe?{query} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (
+        head.split(' ').nth(1).unwrap().parse().unwrap(),
+        body.to_string(),
+    )
+}
+
+#[test]
+fn probe_answers_as_blackbox_exporter_does() {
+    let (w, listen, _dir) = exporter("probe");
+    let (_p, rx) = health_server::publisher(
+        Landmark::degraded("lag").with_weight(health_server::Weight::new(40).unwrap()),
+    );
+    let degraded = Builder::new()
+        .bind("127.0.0.1:0".parse().unwrap())
+        .spawn(rx)
+        .unwrap();
+    let (_q, rx) = health_server::publisher(Landmark::ok("fine"));
+    let fine = Builder::new()
+        .bind("127.0.0.1:0".parse().unwrap())
+        .spawn(rx)
+        .unwrap();
+
+    // landmark is the default module; it expects ok.
+    let (code, body) = probe(listen, &format!("target={}", fine.local_addr()), "");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(sample(&body, "probe_success"), Some(1.0), "{body}");
+    assert_eq!(
+        sample(&body, "probe_landmark_state{state=\"ok\"}"),
+        Some(1.0),
+        "{body}"
+    );
+    assert!(!body.contains("probe_failure_info{"), "{body}");
+    assert!(sample(&body, "probe_duration_seconds").unwrap() < 1.0);
+    promtool_accepts(&body);
+
+    let (_, body) = probe(
+        listen,
+        &format!("target={}&module=landmark", degraded.local_addr()),
+        "",
+    );
+    assert_eq!(sample(&body, "probe_success"), Some(0.0), "{body}");
+    assert_eq!(
+        sample(&body, "probe_landmark_state{state=\"degraded\"}"),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(sample(&body, "probe_landmark_weight"), Some(40.0), "{body}");
+    assert!(body.contains("probe_failure_info{class=\"NG\""), "{body}");
+    promtool_accepts(&body);
+
+    // tcp: an open port, and a refused one with its class and reason.
+    let open = Accepting::on("127.0.0.1:0", b"");
+    let (_, body) = probe(listen, &format!("target={}&module=tcp", open.addr), "");
+    assert_eq!(sample(&body, "probe_success"), Some(1.0), "{body}");
+    assert!(!body.contains("probe_landmark_state"), "{body}");
+    let (_, body) = probe(listen, &format!("target={}&module=tcp", free_port()), "");
+    assert_eq!(sample(&body, "probe_success"), Some(0.0), "{body}");
+    assert_eq!(
+        sample(&body, "probe_failure_info{class=\"NG\",reason=\"refused\"}"),
+        Some(1.0),
+        "{body}"
+    );
+
+    // The check ends within the scrape timeout Prometheus announces.
+    let (silent, _sock, _fill) = common::unanswered_listener();
+    let (_, body) = probe(
+        listen,
+        &format!("target={silent}&module=tcp"),
+        "X-Prometheus-Scrape-Timeout-Seconds: 1\r\n",
+    );
+    let took = sample(&body, "probe_duration_seconds").unwrap();
+    assert!((0.4..0.9).contains(&took), "{body}");
+    assert!(
+        body.contains("probe_failure_info{class=\"WR\",reason=\"timeout\"}"),
+        "{body}"
+    );
+
+    // ping, where this process may open an ICMP socket (CI runs as root).
+    let (_, body) = probe(listen, "target=127.0.0.1&module=ping", "");
+    if std::env::var_os("CI").is_some() {
+        assert_eq!(sample(&body, "probe_success"), Some(1.0), "{body}");
+    }
+
+    // Bad requests, in blackbox's words.
+    let (code, body) = probe(listen, "module=tcp", "");
+    assert_eq!((code, body.trim()), (400, "Target parameter is missing"));
+    let (code, body) = probe(listen, "target=x:1&module=http_2xx", "");
+    assert_eq!(code, 400);
+    assert!(body.starts_with("Unknown module \"http_2xx\""), "{body}");
+    drop(w);
+}

@@ -1,7 +1,10 @@
 //! What the workspace's integration tests share: reading a run's output,
 //! loopback ports and peers that never answer, network namespaces, an
 //! endpoint answering a fixed landmark, and the hostile text the escaping
-//! tests send. A dev-dependency only; never published.
+//! tests send, Prometheus exposition checks, and a real Prometheus
+//! ([`prometheus`]). A dev-dependency only; never published.
+
+pub mod prometheus;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Output};
@@ -145,4 +148,22 @@ pub fn promtool_accepts(body: &str) {
         out.status.success() && said.trim().is_empty(),
         "promtool check metrics:\n{said}\n{body}"
     );
+}
+
+/// Code blocks of one language (```lang, the whole info string) from a
+/// document in the workspace's docs/.
+pub fn doc_blocks(doc: &str, lang: &str) -> Vec<String> {
+    let path = format!("{}/../docs/{doc}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let fence = format!("```{lang}");
+    let mut blocks = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == fence {
+            let body: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
+            blocks.push(body.join("\n") + "\n");
+        }
+    }
+    assert!(!blocks.is_empty(), "no ```{lang} blocks in {doc}");
+    blocks
 }

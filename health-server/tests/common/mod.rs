@@ -14,6 +14,8 @@ use health_proto::{
     CheckRequest, ErrorCode, LandmarkReply, ProtoError, Request, Response, DEFAULT_MAX_PAYLOAD,
 };
 use health_server::{Asks, Builder, HealthServer, Landmark};
+#[allow(unused_imports)] // not every test crate reads the docs
+pub(crate) use test_support::doc_blocks;
 
 pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -178,23 +180,6 @@ pub(crate) fn require(program: &str) -> bool {
         eprintln!("SKIPPED: {program} is not installed");
     }
     found
-}
-
-/// Code blocks of one language (```lang) from a document in docs/.
-pub(crate) fn doc_blocks(doc: &str, lang: &str) -> Vec<String> {
-    let path = format!("{}/../docs/{doc}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let fence = format!("```{lang}");
-    let mut blocks = Vec::new();
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        if line.trim() == fence {
-            let body: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
-            blocks.push(body.join("\n") + "\n");
-        }
-    }
-    assert!(!blocks.is_empty(), "no ```{lang} blocks in {doc}");
-    blocks
 }
 
 /// A tiny temporary directory, removed on drop.

@@ -1,0 +1,277 @@
+//! `GET /probe?target=ADDR&module=NAME`: one check on demand, answered the
+//! way blackbox_exporter answers, so that Prometheus can schedule checks
+//! across a fleet of watchers. The modules are the watcher's check kinds
+//! with their defaults: `landmark` (expect `ok`; the default module),
+//! `tcp` (connect) and `ping` (one echo request).
+//!
+//! | metric | what |
+//! |---|---|
+//! | `probe_success` | 1 when the check passed |
+//! | `probe_duration_seconds` | how long the check took |
+//! | `probe_landmark_state{state}` | landmark: one-hot, when a landmark came back |
+//! | `probe_landmark_weight` | landmark: when the landmark has a weight |
+//! | `probe_failure_info{class,reason}` | 1 when the check failed: why |
+//!
+//! The check's timeout is Prometheus's scrape timeout (its
+//! `X-Prometheus-Scrape-Timeout-Seconds` header) less half a second, or 5 s
+//! without it, within 10 ms to 60 s. At most [`MAX_PROBES`] checks run at
+//! once; more wait for one to end.
+
+use std::time::{Duration, Instant};
+
+use health_probe::spec::{
+    LandmarkSettings, LandmarkSpec, PingSettings, PingSpec, TcpSettings, TcpSpec,
+    DEFAULT_PING_INTERVAL,
+};
+use health_probe::target::Family;
+use health_proto::State;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use tokio::sync::Semaphore;
+
+use crate::check::{self, Probed};
+use crate::config::Check;
+
+/// Checks run at once for `/probe`.
+pub(crate) const MAX_PROBES: usize = 64;
+/// Longest `target` accepted, in bytes.
+const MAX_TARGET: usize = 512;
+/// The check's timeout without a scrape timeout to go by.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Left of the scrape timeout for the reply to reach Prometheus.
+const OFFSET: Duration = Duration::from_millis(500);
+const MIN_TIMEOUT: Duration = Duration::from_millis(10);
+const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The built-in modules, the default first.
+pub(crate) const MODULES: [&str; 3] = ["landmark", "tcp", "ping"];
+
+/// Why a probe request is refused (HTTP 400), in blackbox's words.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum BadProbe {
+    NoTarget,
+    TargetTooLong,
+    UnknownModule(String),
+    /// The target does not make a check (a spec rule broken).
+    BadTarget(String),
+}
+
+impl std::fmt::Display for BadProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BadProbe::NoTarget => write!(f, "Target parameter is missing"),
+            BadProbe::TargetTooLong => write!(f, "Target parameter is over {MAX_TARGET} bytes"),
+            BadProbe::UnknownModule(m) => write!(
+                f,
+                "Unknown module {:?} (modules: {})",
+                health_probe::text::shown_within(m, 64),
+                MODULES.join(", ")
+            ),
+            BadProbe::BadTarget(why) => write!(f, "Target parameter: {why}"),
+        }
+    }
+}
+
+/// The check timeout for a scrape timeout Prometheus announced (seconds).
+pub(crate) fn timeout_for(scrape_timeout: Option<&str>) -> Duration {
+    let announced = scrape_timeout
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(|s| Duration::from_secs_f64(s.min(MAX_TIMEOUT.as_secs_f64())));
+    announced
+        .map_or(DEFAULT_TIMEOUT, |t| t.saturating_sub(OFFSET))
+        .clamp(MIN_TIMEOUT, MAX_TIMEOUT)
+}
+
+/// The check `module` makes of `target`.
+pub(crate) fn check_for(
+    module: Option<&str>,
+    target: Option<&str>,
+    timeout: Duration,
+) -> Result<Check, BadProbe> {
+    let target = target.filter(|t| !t.is_empty()).ok_or(BadProbe::NoTarget)?;
+    if target.len() > MAX_TARGET {
+        return Err(BadProbe::TargetTooLong);
+    }
+    let broken = |errors: Vec<health_probe::spec::SpecError>| {
+        let said: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        BadProbe::BadTarget(said.join("; "))
+    };
+    let addr = target.to_string();
+    match module.unwrap_or(MODULES[0]) {
+        "landmark" => LandmarkSpec::new(LandmarkSettings {
+            addr,
+            component: None,
+            expect: vec![State::Ok],
+            timeout,
+            family: Family::Any,
+        })
+        .map(Check::Landmark)
+        .map_err(broken),
+        "tcp" => TcpSpec::new(TcpSettings {
+            addr,
+            send: None,
+            expect_banner: None,
+            expect_regex: None,
+            timeout,
+            warn: None,
+            crit: None,
+            family: Family::Any,
+        })
+        .map(Check::Tcp)
+        .map_err(broken),
+        "ping" => PingSpec::new(PingSettings {
+            host: addr,
+            count: 1,
+            interval: DEFAULT_PING_INTERVAL,
+            timeout,
+            min_replies: 1,
+            warn: None,
+            crit: None,
+            family: Family::Any,
+        })
+        .map(Check::Ping)
+        .map_err(broken),
+        other => Err(BadProbe::UnknownModule(other.to_string())),
+    }
+}
+
+/// Runs `check` within the probe limit; the registry holding its result.
+pub(crate) async fn probe(limit: &Semaphore, check: Check) -> Registry {
+    let _permit = limit.acquire().await;
+    let start = Instant::now();
+    let probed = check::observe(&check).await;
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Finding {
+        probed,
+        took: start.elapsed(),
+    }));
+    registry
+}
+
+/// One probe's result, encoded once.
+struct Finding {
+    probed: Probed,
+    took: Duration,
+}
+
+impl std::fmt::Debug for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Finding").finish_non_exhaustive()
+    }
+}
+
+fn gauge<N: prometheus_client::encoding::EncodeGaugeValue + std::fmt::Debug + Send + Sync>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: N,
+) -> Result<(), std::fmt::Error> {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+impl Collector for Finding {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let o = &self.probed.observation;
+        let failed = o.failed();
+        gauge(
+            &mut encoder,
+            "probe_success",
+            "Whether the check passed",
+            i64::from(!failed),
+        )?;
+        gauge(
+            &mut encoder,
+            "probe_duration_seconds",
+            "How long the check took",
+            self.took.as_secs_f64(),
+        )?;
+        if let Some((state, weight)) = self.probed.landmark {
+            let mut family = encoder.encode_descriptor(
+                "probe_landmark_state",
+                "The landmark's state, one-hot",
+                None,
+                MetricType::Gauge,
+            )?;
+            for s in State::ALL {
+                ConstGauge::new(i64::from(s == state))
+                    .encode(family.encode_family(&[("state", s.as_str())])?)?;
+            }
+            if let Some(w) = weight {
+                gauge(
+                    &mut encoder,
+                    "probe_landmark_weight",
+                    "The landmark's weight",
+                    i64::from(w),
+                )?;
+            }
+        }
+        if failed {
+            let mut family = encoder.encode_descriptor(
+                "probe_failure_info",
+                "Why the check failed: its class (NG: the peer said no, WR: no answer in time, ERR: it could not start) and reason",
+                None,
+                MetricType::Gauge,
+            )?;
+            let labels = [
+                ("class", o.class.as_str()),
+                ("reason", o.reason.unwrap_or("")),
+            ];
+            ConstGauge::new(1).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timeout_follows_the_scrape_timeout() {
+        assert_eq!(timeout_for(None), DEFAULT_TIMEOUT);
+        assert_eq!(timeout_for(Some("10")), Duration::from_millis(9500));
+        assert_eq!(timeout_for(Some("0.2")), MIN_TIMEOUT);
+        assert_eq!(timeout_for(Some("1e9")), MAX_TIMEOUT - OFFSET);
+        assert_eq!(timeout_for(Some("NaN")), DEFAULT_TIMEOUT);
+        assert_eq!(timeout_for(Some("-3")), DEFAULT_TIMEOUT);
+    }
+
+    #[test]
+    fn modules_and_targets_are_checked() {
+        let t = Duration::from_secs(1);
+        assert!(matches!(
+            check_for(None, Some("127.0.0.1:9100"), t),
+            Ok(Check::Landmark(_))
+        ));
+        assert!(matches!(
+            check_for(Some("tcp"), Some("127.0.0.1:22"), t),
+            Ok(Check::Tcp(_))
+        ));
+        assert!(matches!(
+            check_for(Some("ping"), Some("127.0.0.1"), t),
+            Ok(Check::Ping(_))
+        ));
+        assert_eq!(
+            check_for(Some("tcp"), None, t).err(),
+            Some(BadProbe::NoTarget)
+        );
+        assert_eq!(
+            check_for(Some("tcp"), Some(""), t).err(),
+            Some(BadProbe::NoTarget)
+        );
+        assert!(matches!(
+            check_for(Some("http_2xx"), Some("x:1"), t),
+            Err(BadProbe::UnknownModule(_))
+        ));
+        let long = "a".repeat(MAX_TARGET + 1);
+        assert_eq!(
+            check_for(Some("tcp"), Some(&long), t).err(),
+            Some(BadProbe::TargetTooLong)
+        );
+    }
+}
