@@ -14,63 +14,26 @@ use std::time::Duration;
 
 use common::*;
 use health_server::{HealthServer, Landmark};
-use test_support::prometheus::{self, promtool, Prometheus};
+use test_support::prometheus::{self, Prometheus};
 
 /// Prometheus scraping `target` every second with the documented
-/// configuration and rules: checked by promtool as documented, then run
-/// fast, on loopback.
+/// configuration and rules.
 fn start(target: SocketAddr) -> Prometheus {
-    let config = doc_blocks("PROMETHEUS.md", "yaml prometheus-config").remove(0);
-    let rules = doc_blocks("PROMETHEUS.md", "yaml prometheus-rules").remove(0);
-    let dir = tempdir::Dir::new("prometheus-doc");
-    std::fs::write(dir.0.join("prometheus.yml"), &config).unwrap();
-    std::fs::write(dir.0.join("landmark-rules.yml"), &rules).unwrap();
-    promtool(&[
-        "check",
-        "config",
-        &dir.0.join("prometheus.yml").display().to_string(),
-    ]);
-    promtool(&[
-        "check",
-        "rules",
-        &dir.0.join("landmark-rules.yml").display().to_string(),
-    ]);
-    let config = config
-        .replace("landmark-rules.yml", "rules.yml")
-        .replace("interval: 15s", "interval: 1s")
-        .replace("scrape_interval: 5s", "scrape_interval: 1s")
-        .replace("scrape_timeout: 2s", "scrape_timeout: 1s")
-        .replace("scrape_timeout: 5s", "scrape_timeout: 1s")
-        .replace(
+    // No watcher here: its jobs go to closed loopback ports.
+    let closed = || format!("127.0.0.1:{}", free_port());
+    let (config, rules) = prometheus::documented(&[
+        (
             "['10.0.0.5:9101', '10.0.0.6:9101']",
-            &format!("['{target}']"),
-        )
-        // No watcher here: its jobs go to closed loopback ports, never to
-        // the documented hosts.
-        .replace(
-            "['localhost:9102']",
-            &format!("['127.0.0.1:{}']", free_port()),
-        )
-        .replace(
+            format!("['{target}']"),
+        ),
+        ("['localhost:9102']", format!("['{}']", closed())),
+        (
             "['10.0.0.5:9100', '10.0.0.6:9100', '10.0.0.7:9100']",
-            "['127.0.0.1:1']",
-        )
-        .replace(
-            "watch-a.example.net:9102",
-            &format!("127.0.0.1:{}", free_port()),
-        )
-        .replace(
-            "watch-b.example.net:9102",
-            &format!("127.0.0.1:{}", free_port()),
-        );
-    assert!(config.contains(&target.to_string()), "{config}");
-    assert!(
-        !config.contains("example.net") && !config.contains("10.0.0."),
-        "{config}"
-    );
-    let rules = rules
-        .replace("for: 2m", "for: 1s")
-        .replace("for: 1m", "for: 1s");
+            format!("['{}']", closed()),
+        ),
+        ("watch-a.example.net:9102", closed()),
+        ("watch-b.example.net:9102", closed()),
+    ]);
     Prometheus::start("landmark", &config, &rules)
 }
 

@@ -13,8 +13,8 @@ use health_server::{Builder, HealthServer, Landmark};
 use test_support::prometheus::{self, Prometheus};
 
 mod common;
+use common::free_port;
 use common::watcher::{is, scratch, write_config, Watcher};
-use common::{doc_blocks, free_port};
 
 /// A watcher with the exporter on a free port and `targets` (TOML).
 fn watcher(tag: &str, targets: &str) -> (Watcher, SocketAddr) {
@@ -72,33 +72,20 @@ fn prometheus_scrapes_the_watcher_and_probes_through_the_fleet() {
         .map(|s| s.local_addr().to_string())
         .collect();
 
-    let config = doc_blocks("PROMETHEUS.md", "yaml prometheus-config").remove(0);
-    let rules = doc_blocks("PROMETHEUS.md", "yaml prometheus-rules").remove(0);
-    let config = config
-        .replace("landmark-rules.yml", "rules.yml")
-        .replace("interval: 15s", "interval: 1s")
-        .replace("scrape_interval: 5s", "scrape_interval: 1s")
-        .replace("scrape_timeout: 2s", "scrape_timeout: 1s")
-        .replace("scrape_timeout: 5s", "scrape_timeout: 1s")
+    let (config, rules) = prometheus::documented(&[
         // No service endpoint here: a closed loopback port.
-        .replace(
+        (
             "['10.0.0.5:9101', '10.0.0.6:9101']",
-            &format!("['127.0.0.1:{}']", free_port()),
-        )
-        .replace("['localhost:9102']", &format!("['{a_addr}']"))
-        .replace(
+            format!("['127.0.0.1:{}']", free_port()),
+        ),
+        ("['localhost:9102']", format!("['{a_addr}']")),
+        (
             "['10.0.0.5:9100', '10.0.0.6:9100', '10.0.0.7:9100']",
-            &format!("['{}', '{}', '{}']", addrs[0], addrs[1], addrs[2]),
-        )
-        .replace("watch-a.example.net:9102", &a_addr.to_string())
-        .replace("watch-b.example.net:9102", &b_addr.to_string());
-    assert!(
-        !config.contains("example.net") && !config.contains("10.0.0."),
-        "{config}"
-    );
-    let rules = rules
-        .replace("for: 2m", "for: 1s")
-        .replace("for: 1m", "for: 1s");
+            format!("['{}', '{}', '{}']", addrs[0], addrs[1], addrs[2]),
+        ),
+        ("watch-a.example.net:9102", a_addr.to_string()),
+        ("watch-b.example.net:9102", b_addr.to_string()),
+    ]);
     let prom = Prometheus::start("watch", &config, &rules);
 
     // The watcher's own metrics.

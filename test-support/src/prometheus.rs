@@ -158,3 +158,48 @@ impl Prometheus {
         })
     }
 }
+
+/// docs/PROMETHEUS.md's configuration and rules, checked by promtool as
+/// written, then made fast and local: 1 s intervals and scrape timeouts,
+/// the rules' `for:` cut to 1 s, the rule file named `rules.yml`, and each
+/// documented address in `hosts` (`(as written, replacement)`) replaced.
+/// Every documented host must be replaced: no test traffic leaves loopback.
+pub fn documented(hosts: &[(&str, String)]) -> (String, String) {
+    let config = crate::doc_blocks("PROMETHEUS.md", "yaml prometheus-config").remove(0);
+    let rules = crate::doc_blocks("PROMETHEUS.md", "yaml prometheus-rules").remove(0);
+    let dir = std::env::temp_dir().join(format!("prom-doc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("prometheus.yml"), &config).unwrap();
+    std::fs::write(dir.join("landmark-rules.yml"), &rules).unwrap();
+    promtool(&[
+        "check",
+        "config",
+        &dir.join("prometheus.yml").display().to_string(),
+    ]);
+    promtool(&[
+        "check",
+        "rules",
+        &dir.join("landmark-rules.yml").display().to_string(),
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = config
+        .replace("landmark-rules.yml", "rules.yml")
+        .replace("interval: 15s", "interval: 1s")
+        .replace("scrape_interval: 5s", "scrape_interval: 1s")
+        .replace("scrape_timeout: 2s", "scrape_timeout: 1s")
+        .replace("scrape_timeout: 5s", "scrape_timeout: 1s");
+    for (written, replacement) in hosts {
+        assert!(config.contains(written), "{written} is not in the document");
+        config = config.replace(written, replacement);
+    }
+    assert!(
+        !config.contains("example.net")
+            && !config.contains("10.0.0.")
+            && !config.contains("localhost"),
+        "a documented host is left:\n{config}"
+    );
+    let rules = rules
+        .replace("for: 2m", "for: 1s")
+        .replace("for: 1m", "for: 1s");
+    (config, rules)
+}
