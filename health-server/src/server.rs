@@ -62,7 +62,7 @@ impl Builder {
     }
 }
 
-fn spawn(cfg: Builder, state_rx: LandmarkRx) -> Result<HealthServer, ServerError> {
+fn spawn(mut cfg: Builder, state_rx: LandmarkRx) -> Result<HealthServer, ServerError> {
     if cfg.connections.as_ref().is_some_and(|c| c.ports.is_empty()) {
         return Err(ServerError::NoConnectionPorts);
     }
@@ -83,7 +83,8 @@ fn spawn(cfg: Builder, state_rx: LandmarkRx) -> Result<HealthServer, ServerError
         cfg.max_connections,
         cfg.max_per_source,
     )));
-    let recorder = cfg.connections.clone().map(|c| Arc::new(Recorder::new(c)));
+    // Taken: the recorder owns its config from here; `serve` needs the rest.
+    let recorder = cfg.connections.take().map(|c| Arc::new(Recorder::new(c)));
     let metrics = Metrics::new(Arc::clone(&admission), recorder.clone());
     let (done_tx, done_rx) = oneshot::channel();
     let serve = serve(
