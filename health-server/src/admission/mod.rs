@@ -132,6 +132,16 @@ pub(crate) struct Totals {
     pub(crate) refused_full: u64,
 }
 
+impl Totals {
+    fn evicted(&self) -> u64 {
+        self.evicted.iter().sum()
+    }
+
+    fn refused(&self) -> u64 {
+        self.refused_source_full + self.refused_full
+    }
+}
+
 /// The connections held, shared by every accept loop.
 pub(crate) struct Admission {
     limits: Limits,
@@ -161,11 +171,12 @@ struct Held {
     idle: BTreeMap<u64, CancellationToken>,
 }
 
-/// Evictions and refusals since the last summary.
+/// The period since the last summary: its evictions and refusals are the
+/// [`Totals`] now less those it began with.
 #[derive(Default)]
 struct Tally {
-    evicted: u64,
-    refused: u64,
+    /// The totals when the period's first eviction or refusal came.
+    at_start: Totals,
     /// Evictions per source, for naming the heaviest in the summary; at
     /// most one entry per source holding connections.
     by_source: HashMap<Source, u64>,
@@ -173,10 +184,12 @@ struct Tally {
 }
 
 impl Tally {
-    /// Adds one to the counter `which` picks, starting the period.
-    fn count(&mut self, which: fn(&mut Tally) -> &mut u64) {
-        self.since.get_or_insert_with(Instant::now);
-        *which(self) += 1;
+    /// Starts the period, if none is running, before `totals` move.
+    fn start(&mut self, totals: Totals) {
+        if self.since.is_none() {
+            self.since = Some(Instant::now());
+            self.at_start = totals;
+        }
     }
 }
 
@@ -230,13 +243,14 @@ impl Admission {
             } else {
                 Ok(false)
             };
+        if outcome.is_err() {
+            let totals = inner.totals;
+            inner.tally.start(totals);
+        }
         match outcome {
             Err(Refusal::SourceFull { .. }) => inner.totals.refused_source_full += 1,
             Err(Refusal::Full { .. }) => inner.totals.refused_full += 1,
             Ok(_) => {}
-        }
-        if outcome.is_err() {
-            inner.tally.count(|t| &mut t.refused);
         }
         outcome?;
         inner.next_id += 1;
@@ -274,12 +288,15 @@ impl Admission {
     /// any and if [`SUMMARY_EVERY`] has passed (or `force`).
     pub(crate) fn summarise(&self, force: bool) {
         let mut inner = self.lock();
+        let totals = inner.totals;
         let t = &mut inner.tally;
         let Some(since) = t.since else { return };
         if !force && since.elapsed() < SUMMARY_EVERY {
             return;
         }
-        if t.evicted > 0 || t.refused > 0 {
+        let evicted = totals.evicted() - t.at_start.evicted();
+        let refused = totals.refused() - t.at_start.refused();
+        if evicted > 0 || refused > 0 {
             let heaviest = t
                 .by_source
                 .iter()
@@ -287,8 +304,8 @@ impl Admission {
                 .map(|(s, n)| format!("{s} ({n})"))
                 .unwrap_or_default();
             tracing::warn!(
-                evicted = t.evicted,
-                refused = t.refused,
+                evicted,
+                refused,
                 most_evicted = %heaviest,
                 seconds = since.elapsed().as_secs(),
                 limit = self.limits.total,
@@ -351,7 +368,7 @@ impl Inner {
         token.cancel();
         self.evicting += 1;
         self.remove(source);
-        self.tally.count(|t| &mut t.evicted);
+        self.tally.start(self.totals);
         self.totals.evicted[reason as usize] += 1;
         *self.tally.by_source.entry(source).or_default() += 1;
         true
