@@ -136,9 +136,10 @@ pub(crate) enum Waited<T> {
     Shutdown,
 }
 
-/// Waits for `read` (a request) within `timeout`. A request already in is
-/// taken without the connection ever being idle; otherwise the connection
-/// is idle (evictable) while it waits.
+/// Waits for `read` (a request) within `timeout`. A fresh connection's
+/// first request is taken without the connection ever being idle; a later
+/// one already in passes through idle (the source's limit is enforced
+/// there); otherwise the connection is idle (evictable) while it waits.
 pub(crate) async fn read_while_idle<F: Future>(
     slot: &mut Slot,
     read: F,
@@ -147,7 +148,10 @@ pub(crate) async fn read_while_idle<F: Future>(
 ) -> Waited<F::Output> {
     let mut read = std::pin::pin!(read);
     let got = match read.as_mut().now_or_never() {
-        Some(got) => got,
+        Some(got) => {
+            slot.pass_through_idle();
+            got
+        }
         None => {
             slot.idle();
             tokio::select! {

@@ -5,21 +5,24 @@
 //! accept until its connection first looks for a request (when it arrived
 //! with bytes to read), *busy* while a request is being answered, and
 //! *idle* while the endpoint waits for the peer to say something (from
-//! accept, when it arrived with nothing). Only idle connections can be evicted, so a fresh
-//! check is always read and answered. When a new connection would pass a
-//! limit, an idle one loses its place instead:
+//! accept, when it arrived with nothing). Only idle connections can be
+//! evicted, so a fresh check is always read and answered. When a new
+//! connection would pass a limit, an idle one loses its place instead:
 //!
 //! - its source (an IPv4 address, or an IPv6 /64) already holds
 //!   `per_source` connections: the oldest idle one of that source;
 //! - the endpoint holds `total`: the oldest idle one of the source that holds
 //!   the most.
 //!
-//! A source at its limit whose own connections include fresh ones is let in
-//! over it for that moment (those become idle, or busy, as soon as they are
-//! read). Only when no idle connection exists is the newcomer refused. So a
-//! peer that opens connections and keeps them quiet (or keeps re-sending
-//! checks between long pauses) can never keep a fresh check out: each new
-//! connection pushes out one of the hoarders' own.
+//! A source at its limit with no idle connection (all of them fresh or
+//! busy) is let in over it for that moment: each of its connections passes
+//! through idle when its answer is done, even with the next request already
+//! waiting, and the source is trimmed back to its limit there, oldest idle
+//! first. Only the total refuses a newcomer, when no connection anywhere is
+//! idle. So a peer that opens connections and keeps them quiet, or keeps
+//! re-sending checks on them (all at once, even), can never keep a fresh
+//! check out of its own source: each new connection pushes out one of the
+//! hoarders' own, or waits beside them for the moment they are answered.
 //!
 //! Evictions and refusals are counted and logged as one summary per
 //! [`SUMMARY_EVERY`], not a line per connection: a flood would otherwise
@@ -83,7 +86,8 @@ pub(crate) struct Limits {
 /// Why a connection was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
-    /// Its source holds its limit and none of them is idle.
+    /// Its source holds its limit, and [`MAX_EVICTING`] evicted connections
+    /// are still closing.
     SourceFull { limit: usize },
     /// The endpoint holds its limit and none of them is idle.
     Full { limit: usize },
@@ -94,7 +98,7 @@ impl std::fmt::Display for Refusal {
         match self {
             Refusal::SourceFull { limit } => write!(
                 f,
-                "health endpoint is at its limit of {limit} connections from this source, all busy"
+                "health endpoint is at its limit of {limit} connections from this source and cannot close more yet"
             ),
             Refusal::Full { limit } => write!(
                 f,
@@ -162,12 +166,11 @@ struct Inner {
     totals: Totals,
 }
 
-/// One source's connections: how many, how many are fresh, and the idle
-/// ones by age (ids grow with time, so the first is the oldest).
+/// One source's connections: how many, and the idle ones by age (ids grow
+/// with time, so the first is the oldest).
 #[derive(Default)]
 struct Held {
     count: usize,
-    fresh: usize,
     idle: BTreeMap<u64, CancellationToken>,
 }
 
@@ -221,28 +224,31 @@ impl Admission {
     pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr, silent: bool) -> Result<Slot, Refusal> {
         let source = Source::of(ip);
         let mut inner = self.lock();
-        let (count, fresh) = inner
+        let (count, idle) = inner
             .sources
             .get(&source)
-            .map_or((0, 0), |h| (h.count, h.fresh));
-        let per_source = EvictReason::PerSource;
-        let outcome =
-            if count >= self.limits.per_source && inner.evict_oldest_idle(source, per_source) {
-                Ok(true)
-            } else if count >= self.limits.per_source && fresh == 0 {
-                Err(Refusal::SourceFull {
+            .map_or((0, false), |h| (h.count, !h.idle.is_empty()));
+        let outcome = if count >= self.limits.per_source && idle {
+            // Fails only with MAX_EVICTING evictions in flight.
+            match inner.evict_oldest_idle(source, EvictReason::PerSource) {
+                true => Ok(()),
+                false => Err(Refusal::SourceFull {
                     limit: self.limits.per_source,
-                })
-            } else if inner.held >= self.limits.total {
-                match inner.evict_from_heaviest(EvictReason::Total) {
-                    true => Ok(true),
-                    false => Err(Refusal::Full {
-                        limit: self.limits.total,
-                    }),
-                }
-            } else {
-                Ok(false)
-            };
+                }),
+            }
+        } else if inner.held >= self.limits.total {
+            // A source at its limit with none idle is let in over it (its
+            // connections are all being read or answered, and it is trimmed
+            // back as they turn idle), within the total.
+            match inner.evict_from_heaviest(EvictReason::Total) {
+                true => Ok(()),
+                false => Err(Refusal::Full {
+                    limit: self.limits.total,
+                }),
+            }
+        } else {
+            Ok(())
+        };
         if outcome.is_err() {
             let totals = inner.totals;
             inner.tally.start(totals);
@@ -257,11 +263,9 @@ impl Admission {
         let id = inner.next_id;
         inner.add(source);
         let token = CancellationToken::new();
-        if let Some(held) = inner.sources.get_mut(&source) {
-            if silent {
+        if silent {
+            if let Some(held) = inner.sources.get_mut(&source) {
                 held.idle.insert(id, token.clone());
-            } else {
-                held.fresh += 1;
             }
         }
         Ok(Slot {
@@ -410,15 +414,24 @@ impl Slot {
         self.mark(false)
     }
 
+    /// The next request is already waiting when the last answer is done:
+    /// the connection passes through idle all the same, so that a source let
+    /// in over its limit is trimmed back here too (one that pipelines its
+    /// requests would otherwise never be). A fresh connection's first
+    /// request is never put at stake.
+    pub(crate) fn pass_through_idle(&mut self) {
+        if !self.fresh {
+            self.mark(true);
+        }
+    }
+
     fn mark(&mut self, idle: bool) -> bool {
         let mut inner = self.admission.lock();
         if self.token.is_cancelled() {
             return false;
         }
+        self.fresh = false;
         if let Some(held) = inner.sources.get_mut(&self.source) {
-            if std::mem::take(&mut self.fresh) {
-                held.fresh -= 1;
-            }
             if idle {
                 held.idle.insert(self.id, self.token.clone());
             } else {
@@ -463,9 +476,6 @@ impl Drop for Slot {
         self.token.cancel();
         if let Some(held) = inner.sources.get_mut(&self.source) {
             held.idle.remove(&self.id);
-            if self.fresh {
-                held.fresh -= 1;
-            }
         }
         inner.remove(self.source);
     }

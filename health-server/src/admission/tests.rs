@@ -52,16 +52,41 @@ fn a_full_source_loses_its_oldest_idle_connection() {
     let another = admitted(&a, "10.0.0.1", false);
     assert!(!slots[1].is_evicted());
     assert!(slots[2].is_evicted());
-    // Every connection of the source is busy now: refused.
-    assert_eq!(
-        a.admit(ip("10.0.0.1"), false).err(),
-        Some(Refusal::SourceFull { limit: 3 })
-    );
+    // Every connection of the source is busy now: a newcomer with a check
+    // in hand is let in over the limit rather than refused...
+    let mut over = admitted(&a, "10.0.0.1", false);
+    assert_eq!(a.held(), (4, 4));
+    // ...and the source is trimmed back as its connections finish, oldest
+    // idle first.
+    slots[1].idle();
+    assert!(slots[1].is_evicted());
+    assert_eq!(a.held(), (3, 3));
+    over.idle();
+    assert!(!over.is_evicted());
     // An evicted slot cannot become busy again, and its drop does not
     // count it out twice.
     assert!(!slots[0].busy());
-    drop((slots, fresh, another));
+    drop((slots, fresh, another, over));
     assert_eq!(a.held(), (0, 0));
+}
+
+#[test]
+fn a_pipelined_request_passes_through_idle_so_the_limit_holds() {
+    let a = admission(100, 2);
+    let mut busy: Vec<Slot> = (0..4).map(|_| admitted(&a, "10.0.0.1", false)).collect();
+    assert_eq!(a.held(), (4, 4), "all busy: let in over the limit");
+    // Each answers and finds its next request already sent: the first two
+    // to pass through idle are closed, the source is back at its limit.
+    for s in &mut busy {
+        s.pass_through_idle();
+    }
+    assert_eq!(a.held(), (2, 2));
+    assert!(busy[0].is_evicted() && busy[1].is_evicted());
+    assert!(busy[2].busy() && busy[3].busy());
+    // A fresh connection's first request is never put at stake.
+    let mut fresh = a.admit(ip("10.0.0.1"), false).unwrap();
+    fresh.pass_through_idle();
+    assert!(!fresh.is_evicted() && fresh.busy());
 }
 
 #[test]
@@ -84,10 +109,7 @@ fn fresh_connections_are_never_evicted_and_let_their_source_over_its_limit() {
     assert!(unread[1].busy());
     let _fourth = admitted(&a, "10.0.0.1", false);
     assert!(third.is_evicted());
-    assert_eq!(
-        a.admit(ip("10.0.0.1"), false).err(),
-        Some(Refusal::SourceFull { limit: 2 })
-    );
+    assert_eq!(a.held(), (2, 2));
 }
 
 #[test]
@@ -107,6 +129,24 @@ fn evictions_in_flight_are_bounded() {
     );
     evicted.pop();
     assert!(a.admit(ip("10.0.0.2"), true).is_ok());
+    assert!(last.is_evicted());
+}
+
+#[test]
+fn a_full_source_is_refused_while_evictions_in_flight_are_at_their_bound() {
+    let a = admission(100_000, 1);
+    let mut evicted = Vec::new();
+    let mut last = a.admit(ip("10.0.0.1"), true).unwrap();
+    for _ in 0..MAX_EVICTING {
+        let next = a.admit(ip("10.0.0.1"), true).unwrap();
+        evicted.push(std::mem::replace(&mut last, next));
+    }
+    assert_eq!(
+        a.admit(ip("10.0.0.1"), false).err(),
+        Some(Refusal::SourceFull { limit: 1 })
+    );
+    evicted.pop();
+    assert!(a.admit(ip("10.0.0.1"), false).is_ok());
     assert!(last.is_evicted());
 }
 
