@@ -57,12 +57,21 @@ pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Serves `/metrics` on `listener` until `stop` is cancelled.
-pub(crate) fn spawn(listener: TcpListener, output: Arc<Output>, stop: CancellationToken) {
+/// `more` adds metrics of the watcher's other parts.
+pub(crate) fn spawn(
+    listener: TcpListener,
+    output: Arc<Output>,
+    more: Vec<Box<dyn Collector>>,
+    stop: CancellationToken,
+) {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Targets {
         output,
         started: SystemTime::now(),
     }));
+    for collector in more {
+        registry.register_collector(collector);
+    }
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/probe", get(probe))

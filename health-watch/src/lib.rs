@@ -14,6 +14,7 @@
 //! - `alarm`: fall/rise/pause rules, pure state.
 //! - `store`: the history database.
 //! - `action`: commands run on raise and clear.
+//! - `alertmanager`: alarms as Alertmanager alerts (`alertmanager_url`).
 //! - `output`: log lines, JSON events, the live table.
 //! - `history`: `health-probe report` ([`report`]).
 //! - `task`: one target's life.
@@ -29,6 +30,7 @@
 
 mod action;
 mod alarm;
+mod alertmanager;
 mod check;
 mod config;
 mod error;

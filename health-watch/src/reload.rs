@@ -43,6 +43,11 @@ impl Watcher {
                 on(self.http_listen)
             )));
         }
+        if config.alerting != self.alerting {
+            self.shared.output.notice(Notice::Warning(
+                "alertmanager_url, alertmanager_resend or alertmanager_labels changed: alarms go where they went until a restart".into(),
+            ));
+        }
         self.keep_history = config.keep_history;
         let (mut kept, mut resumed) = (0, 0);
         let mut seen = HashSet::with_capacity(config.targets.len());

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::action::{Actions, Pending};
 use crate::alarm::{Thresholds, Transition};
+use crate::alertmanager::{Alerts, Raised};
 use crate::check::{self, Observation};
 use crate::config::Target;
 use crate::output::{Notice, Output, Status, CLASSES};
@@ -41,6 +42,8 @@ pub(crate) struct Shared {
     pub output: Arc<Output>,
     pub store: Store,
     pub actions: Arc<Actions>,
+    /// Where alarms go as alerts (`alertmanager_url`), if anywhere.
+    pub alerts: Option<Arc<Alerts>>,
     pub limit: Arc<Semaphore>,
     pub counters: Counters,
     pub log_checks: bool,
@@ -56,6 +59,7 @@ impl Shared {
         output: Arc<Output>,
         store: Store,
         actions: Arc<Actions>,
+        alerts: Option<Arc<Alerts>>,
         max_in_flight: usize,
         log_checks: bool,
     ) -> Shared {
@@ -63,6 +67,7 @@ impl Shared {
             output,
             store,
             actions,
+            alerts,
             limit: Arc::new(Semaphore::new(max_in_flight)),
             counters: Counters::default(),
             log_checks,
@@ -110,9 +115,25 @@ impl Drop for Judging<'_> {
     }
 }
 
-/// Records an event, then tells it; the id links its action.
+/// Records an event, then tells it (and Alertmanager, of a raise, clear or
+/// removal); the id links its action.
 pub(crate) async fn record(shared: &Shared, event: EventRecord) -> Option<i64> {
     let id = shared.store.event(event.clone()).await;
+    if let Some(alerts) = &shared.alerts {
+        match event.event {
+            "raise" => alerts.raised(&Raised {
+                target: &event.target,
+                kind: event.kind,
+                addr: &event.addr,
+                class: event.class,
+                reason: event.reason,
+                detail: &event.detail,
+                at: event.time,
+            }),
+            "clear" | "removed" => alerts.cleared(&event.target, event.time),
+            _ => {}
+        }
+    }
     shared.output.notice(Notice::Event { id, event });
     id
 }

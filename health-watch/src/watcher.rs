@@ -20,6 +20,7 @@ use health_probe::cli::WatchArgs;
 
 use crate::action::Actions;
 use crate::alarm::Alarm;
+use crate::alertmanager::{Alerts, Raised};
 use crate::config::{self, Config, Target};
 use crate::error::Error;
 use crate::exporter;
@@ -123,16 +124,18 @@ async fn start(
         })
     })
     .map_err(|e| Error::Database(format!("cannot start the history writer: {e}")))?;
+    let alerts = config.alerting.clone().map(Alerts::new);
     // Before any target runs: an address in use stops the start.
     let exporter = CancellationToken::new();
     if let Some(addr) = config.http_listen {
         let listener = exporter::bind(addr)
             .await
             .map_err(|source| Error::Listen { addr, source })?;
-        exporter::spawn(listener, output.clone(), exporter.clone());
+        let more = alerts.iter().map(Alerts::collector).collect();
+        exporter::spawn(listener, output.clone(), more, exporter.clone());
     }
     let raised = std::mem::take(&mut restored.raised);
-    let watcher = Watcher::new(args, &config, store, output, raised, lock);
+    let watcher = Watcher::new(args, &config, store, output, alerts, raised, lock);
     Ok((watcher, config, restored, exporter))
 }
 
@@ -173,6 +176,11 @@ pub(super) struct Watcher {
     pub(super) database: PathBuf,
     /// The exporter's address (a reload cannot move it).
     pub(super) http_listen: Option<std::net::SocketAddr>,
+    /// Where alarms go (a reload cannot change it).
+    pub(super) alerting: Option<config::Alerting>,
+    /// The Alertmanager senders, and what stops them.
+    senders: Vec<JoinHandle<()>>,
+    stop_senders: CancellationToken,
     pub(super) running: HashMap<String, Running>,
     /// Alarms raised per target over the whole history.
     raised: HashMap<String, u64>,
@@ -186,10 +194,16 @@ impl Watcher {
         config: &Config,
         store: Store,
         output: Arc<Output>,
+        alerts: Option<Arc<Alerts>>,
         raised: HashMap<String, u64>,
         lock: store::Lock,
     ) -> Watcher {
         let actions = Actions::new(store.clone(), output.clone());
+        let stop_senders = CancellationToken::new();
+        let senders = alerts
+            .iter()
+            .flat_map(|a| a.spawn(output.clone(), stop_senders.clone()))
+            .collect();
         Watcher {
             path: args.config.clone(),
             stats_every: args.stats,
@@ -197,6 +211,7 @@ impl Watcher {
                 output,
                 store,
                 actions,
+                alerts,
                 config.max_in_flight,
                 args.log_checks,
             )),
@@ -204,6 +219,9 @@ impl Watcher {
             keep_history: config.keep_history,
             database: config.database.clone(),
             http_listen: config.http_listen,
+            alerting: config.alerting.clone(),
+            senders,
+            stop_senders,
             running: HashMap::new(),
             raised,
             lock,
@@ -241,7 +259,19 @@ impl Watcher {
         let now = SystemTime::now();
         let (count, database) = (config.targets.len(), config.database.display().to_string());
         for target in config.targets {
-            let mut alarm = Alarm::new(open.get(&target.name).copied());
+            let opened = open.get(&target.name);
+            if let (Some(o), Some(alerts)) = (opened, &self.shared.alerts) {
+                alerts.raised(&Raised {
+                    target: &target.name,
+                    kind: target.kind.as_str(),
+                    addr: &target.addr,
+                    class: o.class.as_deref(),
+                    reason: o.reason.as_deref(),
+                    detail: &o.detail,
+                    at: o.since,
+                });
+            }
+            let mut alarm = Alarm::new(opened.map(|o| o.since));
             if flapping.contains(&target.name) && target.flap.is_some() {
                 alarm = alarm.still_flapping(now);
             }
@@ -348,6 +378,15 @@ impl Watcher {
         self.shared.close(Duration::from_secs(1)).await;
         self.shared.actions.stop().await;
         self.shared.store.flush().await;
+        // The last clears reach Alertmanager if it answers within the
+        // senders' last try.
+        self.stop_senders.cancel();
+        let senders = std::mem::take(&mut self.senders);
+        let _ = tokio::time::timeout(
+            crate::alertmanager::FINAL_TRY + Duration::from_secs(1),
+            join_all(senders),
+        )
+        .await;
         drop(screen);
         self.shared.output.notice(Notice::Stopping(why.into()));
         if live {

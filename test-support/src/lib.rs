@@ -2,8 +2,9 @@
 //! loopback ports and peers that never answer, network namespaces, an
 //! endpoint answering a fixed landmark, and the hostile text the escaping
 //! tests send, Prometheus exposition checks, and a real Prometheus
-//! ([`prometheus`]). A dev-dependency only; never published.
+//! ([`prometheus`]) and Alertmanager ([`alertmanager`]). A dev-dependency only; never published.
 
+pub mod alertmanager;
 pub mod prometheus;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -18,6 +18,7 @@ use health_probe::spec::{
 use health_probe::target::Family;
 use health_probe::text::shown;
 
+use super::alerting;
 use super::document::Lines;
 use super::*;
 
@@ -95,6 +96,28 @@ impl<'a> Validator<'a> {
             }
             parsed.ok()
         });
+        let resend = self.duration(
+            &raw.alertmanager_resend,
+            alerting::DEFAULT_RESEND,
+            "alertmanager_resend",
+            Duration::from_secs(10),
+            Duration::from_secs(3600),
+        );
+        if let (Some(r), None) = (&raw.alertmanager_resend, &raw.alertmanager_url) {
+            self.error(r.span(), "alertmanager_resend without alertmanager_url");
+        }
+        let mut found = Vec::new();
+        let alerting = alerting::validate(
+            alerting::RawAlerting {
+                url: raw.alertmanager_url.as_ref(),
+                resend,
+                labels: raw.alertmanager_labels.as_ref(),
+            },
+            |span, message| found.push((span, message)),
+        );
+        for (span, message) in found {
+            self.error(span, message);
+        }
         if count == 0 {
             self.error(0..0, "no [[target]] tables: nothing to watch");
         }
@@ -127,6 +150,7 @@ impl<'a> Validator<'a> {
             max_in_flight: max_in_flight as usize,
             keep_history,
             http_listen,
+            alerting,
             targets: valid,
         }
     }

@@ -317,18 +317,28 @@ fn uri_path(path: &Path) -> String {
 /// What the watcher needs from history when it starts.
 #[derive(Debug, Default)]
 pub(crate) struct Restored {
-    /// Targets whose latest alarm event is a raise: still in alarm, since.
-    pub open_alarms: HashMap<String, SystemTime>,
+    /// Targets whose latest alarm event is a raise: still in alarm.
+    pub open_alarms: HashMap<String, OpenAlarm>,
     /// Alarms ever raised, per target.
     pub raised: HashMap<String, u64>,
     /// Targets that were flapping when the watcher stopped.
     pub flapping: std::collections::HashSet<String>,
 }
 
+/// An alarm open when the watcher stopped: the raise (or `carried`)
+/// event that opened it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct OpenAlarm {
+    pub since: SystemTime,
+    pub class: Option<String>,
+    pub reason: Option<String>,
+    pub detail: String,
+}
+
 pub(crate) fn restore(conn: &Connection) -> Result<Restored, StoreError> {
     let mut out = Restored::default();
     let mut stmt = conn.prepare(
-        "SELECT target, event, time_ms FROM events WHERE id IN (
+        "SELECT target, event, time_ms, class, reason, detail FROM events WHERE id IN (
              SELECT max(id) FROM events WHERE event IN ('raise', 'carried', 'clear', 'removed')
              GROUP BY target)",
     )?;
@@ -336,13 +346,18 @@ pub(crate) fn restore(conn: &Connection) -> Result<Restored, StoreError> {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
+            OpenAlarm {
+                since: from_ms(r.get::<_, i64>(2)?),
+                class: r.get(3)?,
+                reason: r.get(4)?,
+                detail: r.get(5)?,
+            },
         ))
     })?;
     for row in rows {
-        let (target, event, time) = row?;
+        let (target, event, open) = row?;
         if event == "raise" || event == "carried" {
-            out.open_alarms.insert(target, from_ms(time));
+            out.open_alarms.insert(target, open);
         }
     }
     let mut stmt = conn.prepare(
@@ -520,7 +535,7 @@ mod tests {
         let conn = open(&path).unwrap();
         let r = restore(&conn).unwrap();
         assert_eq!(r.open_alarms.keys().collect::<Vec<_>>(), ["b"]);
-        assert_eq!(r.open_alarms["b"], from_ms(2_000));
+        assert_eq!(r.open_alarms["b"].since, from_ms(2_000));
         assert_eq!(r.raised["a"], 1);
         assert_eq!(r.flapping.iter().collect::<Vec<_>>(), ["d"]);
         let h = history(&conn, from_ms(0), Some("a")).unwrap();

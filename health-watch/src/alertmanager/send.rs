@@ -1,0 +1,258 @@
+//! One Alertmanager's sender: posts the alerts it has not delivered, in
+//! batches, retries failures with backoff, and says when it cannot reach
+//! the Alertmanager and when it can again.
+//!
+//! Each request is one HTTP/1.1 connection with hyper's client (alerts are
+//! sent at most every few seconds, so a pool would only hold a descriptor),
+//! under [`POST_TIMEOUT`] from name resolution to the last byte of the
+//! reply, whose body is read only up to [`MAX_REPLY`] bytes.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::{header, Request, StatusCode};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::{Alerts, Labels, Postable, BATCH};
+use crate::config::AlertmanagerUrl;
+use crate::output::{Notice, Output};
+use health_probe::text::shown_within;
+
+/// The longest one request may take, connection included.
+pub(crate) const POST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the last try at what is due may take when the watcher stops.
+pub(crate) const FINAL_TRY: Duration = Duration::from_secs(2);
+/// The first pause after a failure; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// While failures go on, how often they are said again.
+const SAY_AGAIN_EVERY: Duration = Duration::from_secs(300);
+/// Most bytes of a reply's body read (for the error message).
+const MAX_REPLY: usize = 4096;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PostError {
+    #[error("cannot resolve {0}: {1}")]
+    Resolve(String, std::io::Error),
+    #[error("cannot connect to {0}: {1}")]
+    Connect(String, std::io::Error),
+    #[error("HTTP: {0}")]
+    Http(#[from] hyper::Error),
+    #[error("no reply within {}s", POST_TIMEOUT.as_secs())]
+    Timeout,
+    #[error("closed the connection before replying")]
+    Closed,
+    #[error("answered {0}: {1}")]
+    Status(StatusCode, String),
+}
+
+pub(super) struct Sender {
+    alerts: Arc<Alerts>,
+    index: usize,
+    output: Arc<Output>,
+    /// What this Alertmanager has received: each alert's version, and when.
+    sent: HashMap<Arc<Labels>, (u64, Instant)>,
+    backoff: Duration,
+    failing: Option<Failing>,
+}
+
+/// Requests failing in a row.
+struct Failing {
+    since: Instant,
+    /// When that was last said.
+    said: Instant,
+    tries: u64,
+}
+
+impl Sender {
+    pub(super) fn new(alerts: Arc<Alerts>, index: usize, output: Arc<Output>) -> Sender {
+        Sender {
+            alerts,
+            index,
+            output,
+            sent: HashMap::new(),
+            backoff: Duration::ZERO,
+            failing: None,
+        }
+    }
+
+    fn url(&self) -> &AlertmanagerUrl {
+        &self.alerts.settings.alertmanagers[self.index]
+    }
+
+    /// Sends until `stop`, then tries once more at what is due.
+    pub(super) async fn run(mut self, mut changed: watch::Receiver<()>, stop: CancellationToken) {
+        loop {
+            changed.borrow_and_update();
+            let next = tokio::select! {
+                _ = stop.cancelled() => break,
+                next = self.send_due() => next,
+            };
+            let Ok(next) = next else {
+                // Failed: wait, then try again (a change does not hurry it).
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(self.backoff) => continue,
+                }
+            };
+            let resend = async {
+                match next {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = changed.changed() => {}
+                _ = resend => {}
+            }
+        }
+        let _ = tokio::time::timeout(FINAL_TRY, self.send_due()).await;
+    }
+
+    /// Posts everything due, batch by batch: `Ok` with when the next alert
+    /// falls due, or `Err` at the first failure (batches before it count
+    /// as delivered).
+    async fn send_due(&mut self) -> Result<Option<Instant>, ()> {
+        let due = self.alerts.due(&mut self.sent);
+        let all = Arc::clone(&self.alerts);
+        let stats = &all.stats[self.index];
+        let mut left = due.alerts;
+        stats.pending.store(left.len() as u64, Ordering::Relaxed);
+        while !left.is_empty() {
+            let rest = left.split_off(left.len().min(BATCH));
+            let batch: Vec<&Postable> = left.iter().map(|(_, _, p)| p).collect();
+            let body = Bytes::from(serde_json::to_vec(&batch).unwrap_or_default());
+            if let Err(e) = post(self.url(), body).await {
+                stats.posts_failed.fetch_add(1, Ordering::Relaxed);
+                self.failed(&e, left.len() + rest.len());
+                return Err(());
+            }
+            stats.posts_ok.fetch_add(1, Ordering::Relaxed);
+            stats
+                .alerts_sent
+                .fetch_add(left.len() as u64, Ordering::Relaxed);
+            stats.pending.store(rest.len() as u64, Ordering::Relaxed);
+            let now = Instant::now();
+            for (labels, version, _) in left {
+                self.sent.insert(labels, (version, now));
+            }
+            self.recovered();
+            left = rest;
+        }
+        Ok(due.next)
+    }
+
+    fn failed(&mut self, e: &PostError, pending: usize) {
+        self.backoff = (self.backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
+        let now = Instant::now();
+        let say = match &mut self.failing {
+            None => {
+                self.failing = Some(Failing {
+                    since: now,
+                    said: now,
+                    tries: 1,
+                });
+                true
+            }
+            Some(f) => {
+                f.tries += 1;
+                let again = now.duration_since(f.said) >= SAY_AGAIN_EVERY;
+                if again {
+                    f.said = now;
+                }
+                again
+            }
+        };
+        if say {
+            self.output.notice(Notice::Error(format!(
+                "cannot send {pending} alerts to Alertmanager {}: {e}; retrying with backoff (now {}s)",
+                self.url().shown,
+                self.backoff.as_secs()
+            )));
+        }
+    }
+
+    fn recovered(&mut self) {
+        self.backoff = Duration::ZERO;
+        if let Some(f) = self.failing.take() {
+            self.output.notice(Notice::Warning(format!(
+                "Alertmanager {} takes alerts again, after {} failed tries over {}s",
+                self.url().shown,
+                f.tries,
+                f.since.elapsed().as_secs()
+            )));
+        }
+    }
+}
+
+/// One `POST` of `body` (a JSON array of alerts) to `am`.
+pub(crate) async fn post(am: &AlertmanagerUrl, body: Bytes) -> Result<(), PostError> {
+    tokio::time::timeout(POST_TIMEOUT, exchange(am, body))
+        .await
+        .unwrap_or(Err(PostError::Timeout))
+}
+
+async fn exchange(am: &AlertmanagerUrl, body: Bytes) -> Result<(), PostError> {
+    let addrs: Vec<_> = tokio::net::lookup_host(&am.authority)
+        .await
+        .map_err(|e| PostError::Resolve(am.authority.clone(), e))?
+        .collect();
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
+    let mut stream = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last = e,
+        }
+    }
+    let stream = stream.ok_or_else(|| PostError::Connect(am.authority.clone(), last))?;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let request = Request::post(am.path.as_str())
+        .header(header::HOST, am.authority.as_str())
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(
+            header::USER_AGENT,
+            concat!("health-probe-watch/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(Full::new(body))
+        .expect("a request built from a validated URL");
+    let talk = async {
+        let reply = sender.send_request(request).await?;
+        let status = reply.status();
+        let body = Limited::new(reply.into_body(), MAX_REPLY)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        Ok::<_, PostError>((status, body))
+    };
+    let (status, body) = tokio::select! {
+        r = talk => r?,
+        c = conn => {
+            c?;
+            return Err(PostError::Closed);
+        }
+    };
+    if status.is_success() {
+        Ok(())
+    } else {
+        let text = String::from_utf8_lossy(&body);
+        Err(PostError::Status(
+            status,
+            shown_within(text.trim(), 200).into_owned(),
+        ))
+    }
+}

@@ -1,0 +1,185 @@
+//! The config as a user writes it: defaults, errors in file order, sameness.
+
+use super::*;
+use health_proto::State;
+
+fn errors(text: &str) -> Vec<String> {
+    parse(text)
+        .unwrap_err()
+        .iter()
+        .map(|e| e.to_string())
+        .collect()
+}
+
+#[test]
+fn defaults_fill_in_and_targets_override() {
+    let c = parse(
+        r#"
+database = "/tmp/x.db"
+[defaults]
+interval = "5s"
+fall = 3
+
+[[target]]
+name = "a"
+kind = "landmark"
+addr = "127.0.0.1:9100"
+expect = ["ok", "degraded"]
+
+[[target]]
+name = "b"
+kind = "tcp"
+addr = "127.0.0.1:25"
+expect_banner = "220 "
+fall = 1
+interval = "1s"
+
+[[target]]
+name = "c"
+kind = "ping"
+host = "::1"
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.database, PathBuf::from("/tmp/x.db"));
+    assert_eq!(c.max_in_flight, 256);
+    let [a, b, p] = &c.targets[..] else { panic!() };
+    assert_eq!((a.interval, a.fall, a.rise), (Duration::from_secs(5), 3, 2));
+    assert!(
+        matches!(&a.check, Check::Landmark(spec) if spec.expect == [State::Ok, State::Degraded])
+    );
+    assert_eq!((b.interval, b.fall), (Duration::from_secs(1), 1));
+    assert!(matches!(&b.check, Check::Tcp(t) if t.expect_banner.as_ref().unwrap().0 == b"220 "));
+    assert_eq!(
+        (p.timeout, p.pause_after_errors),
+        (Duration::from_secs(2), 4)
+    );
+    assert!(matches!(&p.check, Check::Ping(args) if args.count == 3 && args.host == "::1"));
+}
+
+#[test]
+fn errors_name_their_line() {
+    let e = errors(
+        "[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\ninterval = \"soon\"\n",
+    );
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("line 5, column 12:"), "{e:?}");
+    let e = errors("[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\nflal = 2\n");
+    assert!(
+        e[0].starts_with("line 5,") && e[0].contains("unknown field `flal`"),
+        "{e:?}"
+    );
+    let e = errors("[[target]]\nname = \"a\"\nkind = \"smtp\"\n");
+    assert!(e[0].starts_with("line 3,"), "{e:?}");
+}
+
+#[test]
+fn every_semantic_error_is_reported_in_file_order() {
+    let e = errors(
+        r#"[[target]]
+name = "a"
+kind = "tcp"
+addr = "no-port"
+fall = 0
+
+[[target]]
+name = "a"
+kind = "ping"
+host = "10.0.0.1"
+expect = ["ok"]
+
+[[target]]
+name = "c"
+kind = "landmark"
+addr = "127.0.0.1:1"
+interval = "1s"
+timeout = "2s"
+"#,
+    );
+    assert_eq!(e.len(), 5, "{e:?}");
+    assert!(e[0].starts_with("line 4,") && e[0].contains("not IP:PORT"));
+    assert!(e[1].starts_with("line 5,") && e[1].contains("fall must be between 1"));
+    assert!(e[2].starts_with("line 8,") && e[2].contains("already used on line 2"));
+    assert!(e[3].starts_with("line 11,") && e[3].contains("expect applies to landmark"));
+    assert!(e[4].starts_with("line 18,") && e[4].contains("longer than interval"));
+}
+
+#[test]
+fn unknown_keys_bad_types_and_bad_values_all_at_once() {
+    let e = errors(
+        r#"databse = "/tmp/x.db"
+max_in_flight = "many"
+
+[defaults]
+fal = 2
+
+[[target]]
+name = "a"
+kind = "tcp"
+addr = "127.0.0.1:1"
+flal = 2
+rsie = 3
+
+[[target]]
+name = "b"
+kind = "tcp"
+addr = "nowhere"
+fall = "two"
+
+[[target]]
+name = "c"
+kind = "ping"
+host = "::1"
+"#,
+    );
+    let at: Vec<&str> = e.iter().map(|e| e.split(':').next().unwrap()).collect();
+    assert_eq!(
+        at,
+        [
+            "line 1, column 1",
+            "line 2, column 17",
+            "line 5, column 1",
+            "line 11, column 1",
+            "line 12, column 1",
+            "line 17, column 8",
+            "line 18, column 8"
+        ],
+        "{e:#?}"
+    );
+    assert!(e[0].contains("databse") && e[3].contains("flal") && e[4].contains("rsie"));
+    assert!(e[5].contains("not IP:PORT"), "{e:#?}");
+}
+
+#[test]
+fn a_database_that_is_a_folder_is_refused() {
+    let dir = std::env::temp_dir();
+    let text = format!(
+        "database = {:?}\n[[target]]\nname = \"a\"\nkind = \"ping\"\nhost = \"::1\"\n",
+        dir.display().to_string()
+    );
+    let e = errors(&text);
+    assert!(
+        e[0].starts_with("line 1, column 12:") && e[0].contains("is a folder"),
+        "{e:?}"
+    );
+    let text = text.replace(
+        &format!("{:?}", dir.display().to_string()),
+        "\"/etc/passwd/watch.db\"",
+    );
+    assert!(errors(&text)[0].contains("/etc/passwd is not a folder"));
+}
+
+#[test]
+fn empty_config_is_an_error() {
+    assert!(errors("")[0].contains("nothing to watch"));
+}
+
+#[test]
+fn written_form_decides_sameness() {
+    let a = parse("[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\n").unwrap();
+    let b = parse("# moved\n\n[defaults]\nfall = 2\n[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\n").unwrap();
+    let c = parse("[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"127.0.0.1:2\"\n").unwrap();
+    // Moved in the file, a default spelled out: the same target.
+    assert!(a.targets[0].same_as(&b.targets[0]));
+    assert!(!a.targets[0].same_as(&c.targets[0]));
+}

@@ -1,0 +1,265 @@
+//! The real Alertmanager (Debian's package) with the watcher's
+//! `alertmanager_url`: docs/PROMETHEUS.md's route, with its webhooks
+//! pointed at a receiver in the test and its waits cut to a second, routes
+//! a `tcp` target's raise to the chat receiver and a `landmark` target's to
+//! the pager, and the clear comes back resolved. A watcher started before
+//! its Alertmanager keeps checking, logs and counts the failed posts, and
+//! delivers the alert once it answers. Everything stays on loopback.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use health_server::Landmark;
+use serde_json::Value;
+use test_support::alertmanager::{self, Alertmanager, Notification, Webhook};
+use test_support::prometheus::get;
+
+mod common;
+use common::watcher::{is, scratch, write_config, Accepting, Watcher};
+use common::{doc_blocks, free_port, sample, serving, PROBE};
+
+/// docs/PROMETHEUS.md's route, checked by amtool as written, then sent to
+/// `hook` with its waits cut to a second.
+fn documented_route(hook: &Webhook) -> String {
+    let written = doc_blocks("PROMETHEUS.md", "yaml alertmanager-config").remove(0);
+    alertmanager::check_config(&written);
+    let config = written
+        .replace("http://pager.example.net:8080/hook", &hook.url("pager"))
+        .replace("http://chat.example.net:8080/hook", &hook.url("chat"))
+        .replace("group_wait: 10s", "group_wait: 1s")
+        .replace("group_interval: 1m", "group_interval: 1s");
+    assert!(!config.contains("example.net"), "{config}");
+    config
+}
+
+/// The one alert of a webhook notification for `target`, if it is one.
+fn alert_of<'a>(n: &'a Notification, target: &str) -> Option<&'a Value> {
+    n.body["alerts"]
+        .as_array()?
+        .iter()
+        .find(|a| a["labels"]["target"] == target)
+}
+
+fn metrics(listen: SocketAddr) -> String {
+    let (code, body) = get(listen, "/metrics").expect("scrape the watcher");
+    assert_eq!(code, 200);
+    body
+}
+
+#[test]
+fn the_documented_watcher_keys_are_accepted() {
+    let block = doc_blocks("PROMETHEUS.md", "toml").remove(0);
+    let dir = scratch("am-doc");
+    let config = write_config(
+        &dir,
+        &format!("{block}\n[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\n"),
+    );
+    let o = std::process::Command::new(PROBE)
+        .arg("watch")
+        .arg(&config)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn alertmanager_routes_the_watchers_alarms_and_their_clears() {
+    if !alertmanager::installed() {
+        return;
+    }
+    let hook = Webhook::start();
+    let am: SocketAddr = free_port().parse().unwrap();
+    let _am = Alertmanager::start("route", &documented_route(&hook), am);
+    let (_service, service) = serving(Landmark::fail("disk full"));
+    let closed = free_port();
+    let listen: SocketAddr = free_port().parse().unwrap();
+    let dir = scratch("am-route");
+    let config = write_config(
+        &dir,
+        &format!(
+            r#"http_listen = "{listen}"
+alertmanager_url = "http://{am}"
+alertmanager_resend = "10s"
+alertmanager_labels = {{ team = "edge" }}
+
+[defaults]
+interval = "200ms"
+timeout = "150ms"
+
+[[target]]
+name = "chat-tcp"
+kind = "tcp"
+addr = "{closed}"
+
+[[target]]
+name = "pager-landmark"
+kind = "landmark"
+addr = "{service}"
+"#
+        ),
+    );
+    let mut w = Watcher::quiet(&config);
+    let raised = w.wait_for("raise", Duration::from_secs(10), is("raise", "chat-tcp"));
+    w.wait_for(
+        "raise",
+        Duration::from_secs(10),
+        is("raise", "pager-landmark"),
+    );
+
+    let n = hook.wait_for("chat-tcp firing", Duration::from_secs(20), |n| {
+        n.path == "/chat" && n.body["status"] == "firing" && alert_of(n, "chat-tcp").is_some()
+    });
+    let alert = alert_of(&n, "chat-tcp").unwrap();
+    let labels = &alert["labels"];
+    assert_eq!(labels["alertname"], "HealthProbeAlarm");
+    assert_eq!(labels["kind"], "tcp");
+    assert_eq!(labels["address"], closed.as_str());
+    assert_eq!(labels["class"], raised["class"]);
+    assert_eq!(labels["reason"], "refused");
+    assert_eq!(labels["team"], "edge");
+    assert!(
+        alert["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("chat-tcp (tcp "),
+        "{alert}"
+    );
+    let n = hook.wait_for("pager-landmark firing", Duration::from_secs(20), |n| {
+        n.path == "/pager" && alert_of(n, "pager-landmark").is_some()
+    });
+    let alert = alert_of(&n, "pager-landmark").unwrap();
+    assert_eq!(alert["labels"]["kind"], "landmark");
+    assert_eq!(alert["labels"]["reason"], "unexpected-state");
+    assert!(
+        alert["annotations"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("disk full"),
+        "{alert}"
+    );
+
+    // The port opens: the tcp alarm clears, and its alert is resolved.
+    let _open = Accepting::on(&closed, b"");
+    let cleared = w.wait_for("clear", Duration::from_secs(10), is("clear", "chat-tcp"));
+    let n = hook.wait_for("chat-tcp resolved", Duration::from_secs(20), |n| {
+        n.path == "/chat" && n.body["status"] == "resolved" && alert_of(n, "chat-tcp").is_some()
+    });
+    let alert = alert_of(&n, "chat-tcp").unwrap();
+    assert_eq!(alert["status"], "resolved");
+    let ended = humantime::parse_rfc3339_weak(alert["endsAt"].as_str().unwrap()).unwrap();
+    let clear_time = humantime::parse_rfc3339_weak(cleared["time"].as_str().unwrap()).unwrap();
+    let apart = ended
+        .duration_since(clear_time)
+        .unwrap_or_else(|e| e.duration());
+    assert!(apart < Duration::from_secs(1), "{alert} vs {cleared}");
+
+    // Routed, not copied: each alert went to its own receiver only.
+    for n in hook.received() {
+        let wrong = if n.path == "/chat" {
+            "pager-landmark"
+        } else {
+            "chat-tcp"
+        };
+        assert!(alert_of(&n, wrong).is_none(), "{n:?}");
+    }
+    let body = metrics(listen);
+    let am_label = format!("alertmanager=\"http://{am}\"");
+    let posted_ok = sample(
+        &body,
+        &format!("watch_alertmanager_posts_total{{{am_label},outcome=\"ok\"}}"),
+    );
+    assert!(posted_ok.unwrap() >= 2.0, "{body}");
+    assert_eq!(
+        sample(
+            &body,
+            &format!("watch_alertmanager_pending_alerts{{{am_label}}}")
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&body, "watch_alertmanager_alerts{state=\"firing\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&body, "watch_alertmanager_alerts{state=\"resolved\"}"),
+        Some(1.0)
+    );
+    test_support::promtool_accepts(&body);
+    assert_eq!(w.stop(), 0);
+}
+
+#[test]
+fn a_watcher_keeps_checking_while_alertmanager_is_away_and_delivers_when_it_answers() {
+    if !alertmanager::installed() {
+        return;
+    }
+    let am: SocketAddr = free_port().parse().unwrap();
+    let closed = free_port();
+    let listen: SocketAddr = free_port().parse().unwrap();
+    let dir = scratch("am-away");
+    let config = write_config(
+        &dir,
+        &format!(
+            "http_listen = \"{listen}\"\nalertmanager_url = \"http://{am}/\"\n\n[[target]]\nname = \"down\"\nkind = \"tcp\"\naddr = \"{closed}\"\ninterval = \"200ms\"\ntimeout = \"150ms\"\n"
+        ),
+    );
+    let mut w = Watcher::quiet(&config);
+    w.wait_for("raise", Duration::from_secs(10), is("raise", "down"));
+    let e = w.wait_for("error", Duration::from_secs(10), |v| {
+        v["event"] == "error"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("cannot send 1 alerts to Alertmanager"))
+    });
+    assert!(e["message"].as_str().unwrap().contains("refused"), "{e}");
+    // Checks go on at their pace while posts fail.
+    let checks =
+        |body: &str| sample(body, "watch_checks_total{target=\"down\",class=\"NG\"}").unwrap();
+    let before = checks(&metrics(listen));
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    let body = metrics(listen);
+    let done = checks(&body) - before;
+    let expected = t.elapsed().as_secs_f64() / 0.2;
+    assert!(done >= expected - 3.0, "{done} checks in {:?}", t.elapsed());
+    let am_label = format!("alertmanager=\"http://{am}\"");
+    let failed = sample(
+        &body,
+        &format!("watch_alertmanager_posts_total{{{am_label},outcome=\"error\"}}"),
+    )
+    .unwrap();
+    assert!(failed >= 1.0, "{body}");
+    assert_eq!(
+        sample(
+            &body,
+            &format!("watch_alertmanager_pending_alerts{{{am_label}}}")
+        ),
+        Some(1.0)
+    );
+
+    // Alertmanager comes up: the alert is delivered at the next try.
+    let hook = Webhook::start();
+    let route = format!(
+        "route:\n  receiver: hook\n  group_wait: 1s\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: {}\n",
+        hook.url("hook")
+    );
+    let _am = Alertmanager::start("away", &route, am);
+    hook.wait_for("firing", Duration::from_secs(30), |n| {
+        n.body["status"] == "firing" && alert_of(n, "down").is_some()
+    });
+    w.wait_for("back", Duration::from_secs(10), |v| {
+        v["event"] == "warning"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("takes alerts again"))
+    });
+    assert_eq!(
+        sample(
+            &metrics(listen),
+            &format!("watch_alertmanager_pending_alerts{{{am_label}}}")
+        ),
+        Some(0.0)
+    );
+    assert_eq!(w.stop(), 0);
+}
