@@ -2,7 +2,9 @@
 //! reads every running target's status (what the live table shows) at
 //! each scrape, so a check costs nothing more than its count, and a target
 //! removed by a reload is gone from the next scrape. `GET /probe` runs one
-//! check on demand, as blackbox_exporter does ([`prober`]).
+//! check on demand, as blackbox_exporter does ([`prober`]), with the
+//! built-in modules or the config's `[module.NAME]`; and the Alertmanager
+//! senders' metrics come in as one more collector.
 //!
 //! | metric | type | labels |
 //! |---|---|---|
@@ -57,11 +59,13 @@ pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Serves `/metrics` on `listener` until `stop` is cancelled.
-/// `more` adds metrics of the watcher's other parts.
+/// `more` adds metrics of the watcher's other parts; `modules` are the
+/// config's, for `/probe`.
 pub(crate) fn spawn(
     listener: TcpListener,
     output: Arc<Output>,
     more: Vec<Box<dyn Collector>>,
+    modules: prober::Modules,
     stop: CancellationToken,
 ) {
     let mut registry = Registry::default();
@@ -78,6 +82,7 @@ pub(crate) fn spawn(
         .with_state(Arc::new(Shared {
             registry,
             probes: Semaphore::new(prober::MAX_PROBES),
+            modules,
         }));
     tokio::spawn(accept(listener, app, stop));
 }
@@ -132,6 +137,8 @@ struct Shared {
     registry: Registry,
     /// Bounds the checks `/probe` runs at once.
     probes: Semaphore,
+    /// The config's `[module.NAME]` tables.
+    modules: prober::Modules,
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
@@ -152,7 +159,12 @@ async fn probe(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) 
         .get("x-prometheus-scrape-timeout-seconds")
         .and_then(|v| v.to_str().ok());
     let timeout = prober::timeout_for(scrape_timeout);
-    match prober::check_for(module.as_deref(), target.as_deref(), timeout) {
+    let modules = shared
+        .modules
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    match prober::check_for(module.as_deref(), target.as_deref(), timeout, &modules) {
         Ok(check) => expose(&prober::probe(&shared.probes, check).await, &headers),
         Err(bad) => (
             StatusCode::BAD_REQUEST,

@@ -1,8 +1,9 @@
 //! `GET /probe?target=ADDR&module=NAME`: one check on demand, answered the
 //! way blackbox_exporter answers, so that Prometheus can schedule checks
-//! across a fleet of watchers. The modules are the watcher's check kinds
-//! with their defaults: `landmark` (expect `ok`; the default module),
-//! `tcp` (connect) and `ping` (one echo request).
+//! across a fleet of watchers. The built-in modules are the watcher's
+//! check kinds with their defaults: `landmark` (expect `ok`; the default
+//! module), `tcp` (connect) and `ping` (one echo request); the config's
+//! `[module.NAME]` tables add others ([`Modules`]), replaced by a reload.
 //!
 //! | metric | what |
 //! |---|---|
@@ -14,9 +15,12 @@
 //!
 //! The check's timeout is Prometheus's scrape timeout (its
 //! `X-Prometheus-Scrape-Timeout-Seconds` header) less half a second, or 5 s
-//! without it, within 10 ms to 60 s. At most [`MAX_PROBES`] checks run at
-//! once; more wait for one to end.
+//! without it, within 10 ms to 60 s, and within the module's `timeout` if
+//! it has one. At most [`MAX_PROBES`] checks run at once; more wait for one
+//! to end.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use health_probe::spec::{
@@ -33,7 +37,11 @@ use prometheus_client::registry::Registry;
 use tokio::sync::Semaphore;
 
 use crate::check::{self, Probed};
-use crate::config::Check;
+use crate::config::{Check, Module, BUILT_IN_MODULES};
+
+/// The config's modules, shared by the watcher (which replaces them on a
+/// reload) and `/probe`.
+pub(crate) type Modules = Arc<RwLock<Arc<BTreeMap<String, Module>>>>;
 
 /// Checks run at once for `/probe`.
 pub(crate) const MAX_PROBES: usize = 64;
@@ -46,15 +54,13 @@ const OFFSET: Duration = Duration::from_millis(500);
 const MIN_TIMEOUT: Duration = Duration::from_millis(10);
 const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The built-in modules, the default first.
-pub(crate) const MODULES: [&str; 3] = ["landmark", "tcp", "ping"];
-
 /// Why a probe request is refused (HTTP 400), in blackbox's words.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum BadProbe {
     NoTarget,
     TargetTooLong,
-    UnknownModule(String),
+    /// The module asked for, and the modules there are.
+    UnknownModule(String, String),
     /// The target does not make a check (a spec rule broken).
     BadTarget(String),
 }
@@ -64,11 +70,10 @@ impl std::fmt::Display for BadProbe {
         match self {
             BadProbe::NoTarget => write!(f, "Target parameter is missing"),
             BadProbe::TargetTooLong => write!(f, "Target parameter is over {MAX_TARGET} bytes"),
-            BadProbe::UnknownModule(m) => write!(
+            BadProbe::UnknownModule(m, known) => write!(
                 f,
-                "Unknown module {:?} (modules: {})",
+                "Unknown module {:?} (modules: {known})",
                 health_probe::text::shown_within(m, 64),
-                MODULES.join(", ")
             ),
             BadProbe::BadTarget(why) => write!(f, "Target parameter: {why}"),
         }
@@ -86,11 +91,12 @@ pub(crate) fn timeout_for(scrape_timeout: Option<&str>) -> Duration {
         .clamp(MIN_TIMEOUT, MAX_TIMEOUT)
 }
 
-/// The check `module` makes of `target`.
+/// The check `module` (built in, or one of `modules`) makes of `target`.
 pub(crate) fn check_for(
     module: Option<&str>,
     target: Option<&str>,
     timeout: Duration,
+    modules: &BTreeMap<String, Module>,
 ) -> Result<Check, BadProbe> {
     let target = target.filter(|t| !t.is_empty()).ok_or(BadProbe::NoTarget)?;
     if target.len() > MAX_TARGET {
@@ -101,7 +107,7 @@ pub(crate) fn check_for(
         BadProbe::BadTarget(said.join("; "))
     };
     let addr = target.to_string();
-    match module.unwrap_or(MODULES[0]) {
+    match module.unwrap_or(BUILT_IN_MODULES[0]) {
         "landmark" => LandmarkSpec::new(LandmarkSettings {
             addr,
             component: None,
@@ -135,7 +141,45 @@ pub(crate) fn check_for(
         })
         .map(Check::Ping)
         .map_err(broken),
-        other => Err(BadProbe::UnknownModule(other.to_string())),
+        name => match modules.get(name) {
+            Some(m) => at(m, addr, m.timeout.map_or(timeout, |t| t.min(timeout))).map_err(broken),
+            None => {
+                let mut known: Vec<&str> = BUILT_IN_MODULES.to_vec();
+                known.extend(modules.keys().take(20).map(String::as_str));
+                if modules.len() > 20 {
+                    known.push("...");
+                }
+                Err(BadProbe::UnknownModule(name.to_string(), known.join(", ")))
+            }
+        },
+    }
+}
+
+/// A configured module's check of `addr`, within `timeout`.
+fn at(
+    module: &Module,
+    addr: String,
+    timeout: Duration,
+) -> Result<Check, Vec<health_probe::spec::SpecError>> {
+    match &module.check {
+        Check::Landmark(spec) => LandmarkSpec::new(LandmarkSettings {
+            addr,
+            timeout,
+            ..(**spec).clone()
+        })
+        .map(Check::Landmark),
+        Check::Tcp(spec) => TcpSpec::new(TcpSettings {
+            addr,
+            timeout,
+            ..(**spec).clone()
+        })
+        .map(Check::Tcp),
+        Check::Ping(spec) => PingSpec::new(PingSettings {
+            host: addr,
+            timeout,
+            ..(**spec).clone()
+        })
+        .map(Check::Ping),
     }
 }
 
@@ -244,33 +288,34 @@ mod tests {
     #[test]
     fn modules_and_targets_are_checked() {
         let t = Duration::from_secs(1);
+        let none = BTreeMap::new();
         assert!(matches!(
-            check_for(None, Some("127.0.0.1:9100"), t),
+            check_for(None, Some("127.0.0.1:9100"), t, &none),
             Ok(Check::Landmark(_))
         ));
         assert!(matches!(
-            check_for(Some("tcp"), Some("127.0.0.1:22"), t),
+            check_for(Some("tcp"), Some("127.0.0.1:22"), t, &none),
             Ok(Check::Tcp(_))
         ));
         assert!(matches!(
-            check_for(Some("ping"), Some("127.0.0.1"), t),
+            check_for(Some("ping"), Some("127.0.0.1"), t, &none),
             Ok(Check::Ping(_))
         ));
         assert_eq!(
-            check_for(Some("tcp"), None, t).err(),
+            check_for(Some("tcp"), None, t, &none).err(),
             Some(BadProbe::NoTarget)
         );
         assert_eq!(
-            check_for(Some("tcp"), Some(""), t).err(),
+            check_for(Some("tcp"), Some(""), t, &none).err(),
             Some(BadProbe::NoTarget)
         );
         assert!(matches!(
-            check_for(Some("http_2xx"), Some("x:1"), t),
-            Err(BadProbe::UnknownModule(_))
+            check_for(Some("http_2xx"), Some("x:1"), t, &none),
+            Err(BadProbe::UnknownModule(..))
         ));
         let long = "a".repeat(MAX_TARGET + 1);
         assert_eq!(
-            check_for(Some("tcp"), Some(&long), t).err(),
+            check_for(Some("tcp"), Some(&long), t, &none).err(),
             Some(BadProbe::TargetTooLong)
         );
     }

@@ -20,7 +20,7 @@ impl Watcher {
     pub(super) async fn reload(&mut self) {
         let path = self.path.clone();
         let loaded = tokio::task::spawn_blocking(move || config::load(&path)).await;
-        let config = match loaded {
+        let mut config = match loaded {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return self.reload_failed(e.to_string()),
             Err(e) => return self.reload_failed(e.to_string()),
@@ -48,6 +48,8 @@ impl Watcher {
                 "alertmanager_url, alertmanager_resend or alertmanager_labels changed: alarms go where they went until a restart".into(),
             ));
         }
+        *self.modules.write().unwrap_or_else(|e| e.into_inner()) =
+            Arc::new(std::mem::take(&mut config.modules));
         self.keep_history = config.keep_history;
         let (mut kept, mut resumed) = (0, 0);
         let mut seen = HashSet::with_capacity(config.targets.len());

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use futures_util::future::join_all;
@@ -25,6 +25,7 @@ use crate::config::{self, Config, Target};
 use crate::error::Error;
 use crate::exporter;
 use crate::output::{self, Mode, Notice, Output, Row, Stats, Status};
+use crate::prober;
 use crate::signals::{self, Signals};
 use crate::store::{self, EventRecord, Store};
 use crate::task::{self, record, Shared};
@@ -90,7 +91,7 @@ async fn start(
     args: &WatchArgs,
 ) -> Result<(Watcher, Config, store::Restored, CancellationToken), Error> {
     let path = args.config.clone();
-    let config = tokio::task::spawn_blocking(move || config::load(&path))
+    let mut config = tokio::task::spawn_blocking(move || config::load(&path))
         .await
         .map_err(|e| Error::Config(vec![e.to_string()]))?
         .map_err(config_error)?;
@@ -125,6 +126,8 @@ async fn start(
     })
     .map_err(|e| Error::Database(format!("cannot start the history writer: {e}")))?;
     let alerts = config.alerting.clone().map(Alerts::new);
+    let modules: prober::Modules =
+        Arc::new(RwLock::new(Arc::new(std::mem::take(&mut config.modules))));
     // Before any target runs: an address in use stops the start.
     let exporter = CancellationToken::new();
     if let Some(addr) = config.http_listen {
@@ -132,10 +135,17 @@ async fn start(
             .await
             .map_err(|source| Error::Listen { addr, source })?;
         let more = alerts.iter().map(Alerts::collector).collect();
-        exporter::spawn(listener, output.clone(), more, exporter.clone());
+        exporter::spawn(
+            listener,
+            output.clone(),
+            more,
+            modules.clone(),
+            exporter.clone(),
+        );
     }
     let raised = std::mem::take(&mut restored.raised);
-    let watcher = Watcher::new(args, &config, store, output, alerts, raised, lock);
+    let mut watcher = Watcher::new(args, &config, store, output, alerts, raised, lock);
+    watcher.modules = modules;
     Ok((watcher, config, restored, exporter))
 }
 
@@ -178,6 +188,8 @@ pub(super) struct Watcher {
     pub(super) http_listen: Option<std::net::SocketAddr>,
     /// Where alarms go (a reload cannot change it).
     pub(super) alerting: Option<config::Alerting>,
+    /// `/probe`'s modules (a reload replaces them).
+    pub(super) modules: prober::Modules,
     /// The Alertmanager senders, and what stops them.
     senders: Vec<JoinHandle<()>>,
     stop_senders: CancellationToken,
@@ -220,6 +232,7 @@ impl Watcher {
             database: config.database.clone(),
             http_listen: config.http_listen,
             alerting: config.alerting.clone(),
+            modules: prober::Modules::default(),
             senders,
             stop_senders,
             running: HashMap::new(),

@@ -375,3 +375,135 @@ fn probe_answers_as_blackbox_exporter_does() {
     assert!(body.starts_with("Unknown module \"http_2xx\""), "{body}");
     drop(w);
 }
+
+/// `[module.NAME]` tables as a user writes them, after the exporter and a
+/// quiet target.
+fn with_modules(listen: SocketAddr, modules: &str) -> String {
+    format!(
+        "http_listen = \"{listen}\"\n[[target]]\nname = \"t\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\ninterval = \"1h\"\n\n{modules}"
+    )
+}
+
+#[test]
+fn configured_modules_probe_with_their_settings_and_a_reload_replaces_them() {
+    let dir = scratch("modules");
+    let listen: SocketAddr = free_port().parse().unwrap();
+    let modules = r#"
+[module.serving]
+kind = "landmark"
+expect = ["ok", "degraded"]
+
+[module.smtp]
+kind = "tcp"
+expect_banner = "220 "
+timeout = "300ms"
+"#;
+    let config = write_config(&dir, &with_modules(listen, modules));
+    let mut w = Watcher::quiet(&config);
+    w.wait_for("start", Duration::from_secs(10), |v| v["event"] == "start");
+    let (_p, rx) = health_server::publisher(Landmark::degraded("lag"));
+    let degraded = Builder::new()
+        .bind("127.0.0.1:0".parse().unwrap())
+        .spawn(rx)
+        .unwrap();
+
+    // The module's expect, where the built-in landmark expects ok alone.
+    let target = format!("target={}", degraded.local_addr());
+    let (code, body) = probe(listen, &format!("{target}&module=serving"), "");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(sample(&body, "probe_success"), Some(1.0), "{body}");
+    let (_, body) = probe(listen, &format!("{target}&module=landmark"), "");
+    assert_eq!(sample(&body, "probe_success"), Some(0.0), "{body}");
+
+    // The module's banner, and its timeout under the scrape's.
+    let mail = Accepting::on("127.0.0.1:0", b"220 mail ready\r\n");
+    let (_, body) = probe(listen, &format!("target={}&module=smtp", mail.addr), "");
+    assert_eq!(sample(&body, "probe_success"), Some(1.0), "{body}");
+    let refusing = Accepting::on("127.0.0.1:0", b"554 go away\r\n");
+    let (_, body) = probe(listen, &format!("target={}&module=smtp", refusing.addr), "");
+    assert_eq!(sample(&body, "probe_success"), Some(0.0), "{body}");
+    assert!(body.contains("probe_failure_info{class=\"NG\""), "{body}");
+    let (silent, _sock, _fill) = common::unanswered_listener();
+    let (_, body) = probe(listen, &format!("target={silent}&module=smtp"), "");
+    let took = sample(&body, "probe_duration_seconds").unwrap();
+    assert!((0.25..0.6).contains(&took), "{body}");
+    let (code, body) = probe(listen, "target=x:1&module=nope", "");
+    assert_eq!(code, 400);
+    assert!(
+        body.contains("(modules: landmark, tcp, ping, serving, smtp)"),
+        "{body}"
+    );
+
+    // A reload replaces the modules.
+    let renamed = modules.replace("[module.smtp]", "[module.mail]");
+    std::fs::write(&config, {
+        let db = dir.join("watch.db");
+        format!(
+            "database = {:?}\n{}",
+            db.display().to_string(),
+            with_modules(listen, &renamed)
+        )
+    })
+    .unwrap();
+    w.signal(libc::SIGHUP);
+    w.wait_for("reload", Duration::from_secs(5), |v| v["event"] == "reload");
+    let (code, _) = probe(listen, &format!("target={}&module=smtp", mail.addr), "");
+    assert_eq!(code, 400);
+    let (_, body) = probe(listen, &format!("target={}&module=mail", mail.addr), "");
+    assert_eq!(sample(&body, "probe_success"), Some(1.0), "{body}");
+    assert_eq!(w.stop(), 0);
+}
+
+#[test]
+fn bad_modules_are_config_errors_at_their_line() {
+    let dir = scratch("bad-modules");
+    let listen: SocketAddr = free_port().parse().unwrap();
+    let config = write_config(
+        &dir,
+        &with_modules(
+            listen,
+            "[module.tcp]\nkind = \"tcp\"\n\n[module.\"a b\"]\nkind = \"tcp\"\n\n[module.m]\nkind = \"ping\"\nexpect_banner = \"x\"\n\n[module.n]\nkind = \"landmark\"\nflal = 2\n\n[module.o]\nkind = \"smtp\"\n",
+        ),
+    );
+    let o = Command::new(PROBE)
+        .arg("watch")
+        .arg(&config)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1);
+    let err = stderr(&o);
+    for (line, says) in [
+        (9, "module tcp is built in"),
+        (12, "module name \"a b\" must be"),
+        (17, "expect_banner applies to tcp targets, not ping"),
+        (21, "unknown field `flal`"),
+        (24, "unknown variant `smtp`"),
+    ] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains(&format!("watch.toml:{line}:")) && l.contains(says)),
+            "line {line}: {says}\n{err}"
+        );
+    }
+}
+
+#[test]
+fn the_documented_modules_are_accepted() {
+    let block = common::doc_blocks("WATCH.md", "toml")
+        .into_iter()
+        .find(|b| b.contains("[module."))
+        .expect("WATCH.md shows [module.NAME] tables");
+    let dir = scratch("doc-modules");
+    let config = write_config(
+        &dir,
+        &format!("[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\n\n{block}"),
+    );
+    let o = Command::new(PROBE)
+        .arg("watch")
+        .arg(&config)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}

@@ -34,11 +34,13 @@ use health_probe::spec::{LandmarkSpec, PingSpec, TcpSpec};
 
 mod alerting;
 mod document;
+mod module;
 mod validate;
 
 #[cfg(test)]
 pub(crate) use alerting::alertmanager_url;
 pub(crate) use alerting::{Alerting, AlertmanagerUrl};
+pub(crate) use module::{Module, BUILT_IN as BUILT_IN_MODULES};
 
 /// Where history is kept when the config does not say.
 pub(crate) const DEFAULT_DATABASE: &str = "/var/lib/health-probe/watch.db";
@@ -270,6 +272,8 @@ pub(crate) struct Config {
     pub http_listen: Option<SocketAddr>,
     /// Where alarms are sent; off when `None`.
     pub alerting: Option<Alerting>,
+    /// `[module.NAME]`: checks `/probe` runs besides the built-in ones.
+    pub modules: std::collections::BTreeMap<String, Module>,
     pub targets: Vec<Target>,
 }
 
@@ -374,6 +378,7 @@ pub(crate) fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
     let span = doc.span();
     let mut top = doc.into_inner();
     let targets = document::take_tables(&mut top, "target", &lines, &mut errors);
+    let modules = module::take(&mut top, &lines, &mut errors);
     let defaults = document::take_tables(&mut top, "defaults", &lines, &mut errors);
     let settings: Option<RawSettings> =
         document::read(toml::Spanned::new(span, top), &lines, &mut errors);
@@ -390,12 +395,13 @@ pub(crate) fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
         .map(|t| (t.span(), document::read(t, &lines, &mut errors)))
         .collect();
     let mut v = validate::Validator::new(lines, errors);
-    let config = v.config(
+    let mut config = v.config(
         settings.unwrap_or_default(),
         defaults.unwrap_or_default(),
         count,
         targets,
     );
+    config.modules = v.modules(modules);
     v.finish(config)
 }
 

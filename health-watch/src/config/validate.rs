@@ -56,7 +56,7 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+    pub(super) fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
         let e = self.lines.error(span.start, message);
         self.errors.push(e);
     }
@@ -151,6 +151,7 @@ impl<'a> Validator<'a> {
             keep_history,
             http_listen,
             alerting,
+            modules: std::collections::BTreeMap::new(),
             targets: valid,
         }
     }
@@ -185,7 +186,12 @@ impl<'a> Validator<'a> {
         path
     }
 
-    fn target(&mut self, t: RawTarget, defaults: &Common, span: Range<usize>) -> Option<Target> {
+    pub(super) fn target(
+        &mut self,
+        t: RawTarget,
+        defaults: &Common,
+        span: Range<usize>,
+    ) -> Option<Target> {
         let errors_before = self.errors.len();
         let name = t.name.get_ref();
         if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
