@@ -2,11 +2,12 @@
 # Builds the workspace in release and runs every benchmark against its peer,
 # printing the Markdown tables docs/BENCHMARKS.md records.
 #
-#   bench/run.sh            # probe cost, server load, watch at scale, watch config at the maximum, connection snapshot, under attack, codec, a 3-minute soak
+#   bench/run.sh            # probe cost, server load, watch at scale, watch config at the maximum, /probe against blackbox_exporter, connection snapshot, under attack, codec, a 3-minute soak
 #   SOAK_MINUTES=0 bench/run.sh   # skip the soak
 #
 # Peers come from Debian's packages: netcat-openbsd (nc -z) and
-# monitoring-plugins-basic (check_tcp), iproute2 (ss), python3 (tomllib); tonic-health is built from crates.io.
+# monitoring-plugins-basic (check_tcp), iproute2 (ss), python3 (tomllib),
+# prometheus-blackbox-exporter; tonic-health is built from crates.io.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -14,6 +15,7 @@ command -v nc >/dev/null || need+=(netcat-openbsd)
 [ -x /usr/lib/nagios/plugins/check_tcp ] || need+=(monitoring-plugins-basic)
 command -v ss >/dev/null || need+=(iproute2)
 command -v python3 >/dev/null || need+=(python3)
+command -v prometheus-blackbox-exporter >/dev/null || need+=(prometheus-blackbox-exporter)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
@@ -42,6 +44,10 @@ echo
 echo "## Watch config at the maximum"
 echo
 target/release/watch_config --targets "${WATCH_CONFIG_TARGETS:-100000}" --runs "${WATCH_CONFIG_RUNS:-3}"
+echo
+echo "## /probe against blackbox_exporter"
+echo
+target/release/probe_exporters --clients "${PROBE_CLIENTS:-8}" --seconds "${PROBE_SECONDS:-5}" --rounds "${PROBE_ROUNDS:-3}"
 echo
 echo "## Connection snapshot"
 echo

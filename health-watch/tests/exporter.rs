@@ -13,7 +13,7 @@ use std::time::Duration;
 use health_server::{Builder, Landmark};
 
 mod common;
-use common::watcher::{is, scratch, write_config, Accepting, Watcher};
+use common::watcher::{check_config, is, scratch, write_config, Accepting, Watcher};
 use common::{code, free_port, promtool_accepts, sample, stderr, PROBE};
 
 /// One GET on a fresh connection: status, head and body.
@@ -465,12 +465,7 @@ fn bad_modules_are_config_errors_at_their_line() {
             "[module.tcp]\nkind = \"tcp\"\n\n[module.\"a b\"]\nkind = \"tcp\"\n\n[module.m]\nkind = \"ping\"\nexpect_banner = \"x\"\n\n[module.n]\nkind = \"landmark\"\nflal = 2\n\n[module.o]\nkind = \"smtp\"\n",
         ),
     );
-    let o = Command::new(PROBE)
-        .arg("watch")
-        .arg(&config)
-        .arg("--check-config")
-        .output()
-        .unwrap();
+    let o = check_config(&config);
     assert_eq!(code(&o), 1);
     let err = stderr(&o);
     for (line, says) in [
@@ -499,11 +494,6 @@ fn the_documented_modules_are_accepted() {
         &dir,
         &format!("[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\n\n{block}"),
     );
-    let o = Command::new(PROBE)
-        .arg("watch")
-        .arg(&config)
-        .arg("--check-config")
-        .output()
-        .unwrap();
+    let o = check_config(&config);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 }

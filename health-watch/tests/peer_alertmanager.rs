@@ -15,8 +15,8 @@ use test_support::alertmanager::{self, Alertmanager, Notification, Webhook};
 use test_support::prometheus::get;
 
 mod common;
-use common::watcher::{is, scratch, write_config, Accepting, Watcher};
-use common::{doc_blocks, free_port, sample, serving, PROBE};
+use common::watcher::{check_config, is, scratch, write_config, Accepting, Watcher};
+use common::{doc_blocks, free_port, sample, serving};
 
 /// docs/PROMETHEUS.md's route, checked by amtool as written, then sent to
 /// `hook` with its waits cut to a second.
@@ -54,12 +54,7 @@ fn the_documented_watcher_keys_are_accepted() {
         &dir,
         &format!("{block}\n[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\n"),
     );
-    let o = std::process::Command::new(PROBE)
-        .arg("watch")
-        .arg(&config)
-        .arg("--check-config")
-        .output()
-        .unwrap();
+    let o = check_config(&config);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
@@ -210,7 +205,7 @@ fn a_watcher_keeps_checking_while_alertmanager_is_away_and_delivers_when_it_answ
         v["event"] == "error"
             && v["message"]
                 .as_str()
-                .is_some_and(|m| m.starts_with("cannot send 1 alerts to Alertmanager"))
+                .is_some_and(|m| m.starts_with("cannot send 1 alert to Alertmanager"))
     });
     assert!(e["message"].as_str().unwrap().contains("refused"), "{e}");
     // Checks go on at their pace while posts fail.

@@ -18,20 +18,10 @@ const MAX_NOTIFICATION: usize = 1 << 20;
 /// Whether `prometheus-alertmanager` and `amtool` are installed; in CI
 /// (which installs them) their absence fails the test.
 pub fn installed() -> bool {
-    let found = ["prometheus-alertmanager", "amtool"].iter().all(|p| {
-        Command::new(p)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "prometheus-alertmanager is required in CI (.ci/run installs it)"
-        );
-        eprintln!("SKIPPED: prometheus-alertmanager is not installed");
-    }
-    found
+    crate::peer_installed(
+        &["prometheus-alertmanager", "amtool"],
+        "prometheus-alertmanager",
+    )
 }
 
 /// `amtool check-config` on `config`, which must pass.

@@ -168,3 +168,23 @@ pub fn doc_blocks(doc: &str, lang: &str) -> Vec<String> {
     assert!(!blocks.is_empty(), "no ```{lang} blocks in {doc}");
     blocks
 }
+
+/// Whether every program of a peer's package answers `--version`; in CI
+/// (which installs them) their absence fails the test, elsewhere the test
+/// says `SKIPPED` and returns.
+pub fn peer_installed(programs: &[&str], package: &str) -> bool {
+    let found = programs.iter().all(|p| {
+        Command::new(p)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{package} is required in CI (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: {package} is not installed");
+    }
+    found
+}

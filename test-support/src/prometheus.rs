@@ -30,20 +30,7 @@ impl Drop for Prometheus {
 /// Whether `prometheus` and `promtool` are installed; in CI (which
 /// installs them) their absence fails the test.
 pub fn installed() -> bool {
-    let found = ["prometheus", "promtool"].iter().all(|p| {
-        Command::new(p)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "prometheus and promtool are required in CI (.ci/run installs them)"
-        );
-        eprintln!("SKIPPED: prometheus is not installed");
-    }
-    found
+    crate::peer_installed(&["prometheus", "promtool"], "prometheus")
 }
 
 /// `promtool ARGS`, which must succeed.

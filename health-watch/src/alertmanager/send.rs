@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Alerts, Labels, Postable, BATCH};
 use crate::config::AlertmanagerUrl;
 use crate::output::{Notice, Output};
-use health_probe::text::shown_within;
+use health_probe::text::cut;
 
 /// The longest one request may take, connection included.
 pub(crate) const POST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -174,7 +174,8 @@ impl Sender {
         };
         if say {
             self.output.notice(Notice::Error(format!(
-                "cannot send {pending} alerts to Alertmanager {}: {e}; retrying with backoff (now {}s)",
+                "cannot send {pending} alert{} to Alertmanager {}: {e}; retrying with backoff (now {}s)",
+                if pending == 1 { "" } else { "s" },
                 self.url().shown,
                 self.backoff.as_secs()
             )));
@@ -250,9 +251,10 @@ async fn exchange(am: &AlertmanagerUrl, body: Bytes) -> Result<(), PostError> {
         Ok(())
     } else {
         let text = String::from_utf8_lossy(&body);
+        // Cut, not escaped: the log line escapes it (JSON encodes it).
         Err(PostError::Status(
             status,
-            shown_within(text.trim(), 200).into_owned(),
+            cut(text.trim(), 200).into_owned(),
         ))
     }
 }

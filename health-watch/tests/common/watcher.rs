@@ -361,3 +361,13 @@ pub(crate) fn report(args: &[&str]) -> std::process::Output {
         .output()
         .expect("run health-probe report")
 }
+
+/// `health-probe watch CONFIG --check-config`.
+pub(crate) fn check_config(config: &Path) -> std::process::Output {
+    Command::new(PROBE)
+        .arg("watch")
+        .arg(config)
+        .arg("--check-config")
+        .output()
+        .expect("run health-probe watch --check-config")
+}
