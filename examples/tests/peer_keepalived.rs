@@ -367,17 +367,30 @@ impl Drop for Control {
 
 #[test]
 fn keepalived_vrrp_follows_the_landmark() {
-    if !runnable() {
-        return;
+    if runnable() {
+        vrrp_follows(&built("landmark_service"), "vrrp");
     }
-    let dir = SafeDir::new("vrrp");
-    let rs = Netns::new("rs");
-    let lb = Netns::new("lb");
-    link("kv", &rs, "10.0.0.5/24", &lb, "10.0.0.2/24");
+}
+
+/// The same with the C example on the C ABI (`examples/c`).
+#[test]
+fn keepalived_vrrp_follows_the_c_services_landmark() {
+    if runnable() {
+        vrrp_follows(&test_support::c_landmark_service(), "vrrp-c");
+    }
+}
+
+/// keepalived follows `service` (a landmark_service) through every
+/// failure and recovery. `tag` names the test's namespaces and folder.
+fn vrrp_follows(service: &Path, tag: &str) {
+    let dir = SafeDir::new(tag);
+    let rs = Netns::new(&format!("{tag}-rs"));
+    let lb = Netns::new(&format!("{tag}-lb"));
+    link(&format!("k{}", tag.len()), &rs, "10.0.0.5/24", &lb, "10.0.0.2/24");
 
     // The real server: landmark_service, in its own namespace.
     let start_service = || {
-        rs.exec(&built("landmark_service"))
+        rs.exec(service)
             .args(["--listen", "10.0.0.5:7000", "--health", "10.0.0.5:9100"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -1,6 +1,8 @@
 //! Runs each example service as a real process and drives it over loopback:
 //! its line protocol, and its landmark through the health endpoint,
-//! including a hung main loop and its recovery.
+//! including a hung main loop and its recovery. The C example
+//! (`examples/c`, on the C ABI) is driven by the same steps, and once more
+//! under valgrind, which must find no invalid access and no leak.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -13,9 +15,7 @@ use health_proto::{LandmarkReply, Request, Response, State};
 
 /// `cargo test` builds the examples next to the test binary's `deps/` dir.
 fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let path = dir.join("examples").join(name);
+    let path = example_dir().join(name);
     assert!(path.exists(), "{} not built", path.display());
     path
 }
@@ -45,9 +45,16 @@ impl Drop for Service {
 /// from the same ephemeral range); the service then exits at once, and is
 /// started again on new ports, at most 3 times.
 fn start(name: &str) -> Service {
+    start_with(name, &[example(name).display().to_string()])
+}
+
+/// `command` (a program and its first arguments) with `--listen` and
+/// `--health` on free ports, as [`start`].
+fn start_with(name: &str, command: &[String]) -> Service {
     for _ in 0..3 {
         let (listen, health) = (free_addr(), free_addr());
-        let child = Command::new(example(name))
+        let child = Command::new(&command[0])
+            .args(&command[1..])
             .args([
                 "--listen",
                 &listen.to_string(),
@@ -70,7 +77,7 @@ fn start(name: &str) -> Service {
                 break;
             }
             assert!(
-                t.elapsed() < Duration::from_secs(10),
+                t.elapsed() < Duration::from_secs(30),
                 "{name} did not start"
             );
             std::thread::sleep(Duration::from_millis(20));
@@ -125,6 +132,13 @@ fn check(addr: SocketAddr) -> LandmarkReply {
 
 fn exercise(name: &str) {
     let svc = start(name);
+    drive(&svc, Duration::ZERO);
+    dies(svc);
+}
+
+/// Every step of the line protocol and the landmark; `slack` is added to
+/// the time a hung loop's check may take (valgrind slows the endpoint).
+fn drive(svc: &Service, slack: Duration) {
     let mut c = Client::new(svc.listen);
     assert_eq!(c.call("PING"), "PONG");
     let l = check(svc.health);
@@ -137,6 +151,12 @@ fn exercise(name: &str) {
     assert_eq!(l.state, State::Degraded);
     assert_eq!(l.detail, "replica lag 12s");
     assert_eq!(l.weight.map(|w| w.get()), Some(50));
+    // keepalived's misc_dynamic: healthy with weight 50 exits 52.
+    let dynamic = Command::new(example_dir().join("..").join("health-probe"))
+        .args([&svc.health.to_string(), "--expect", "degraded", "--dynamic"])
+        .output()
+        .unwrap();
+    assert_eq!(dynamic.status.code(), Some(52), "{dynamic:?}");
     assert_eq!(c.call("SET drain restarting"), "OK");
     assert_eq!(check(svc.health).state, State::Drain);
     assert_eq!(c.call("SET ok"), "OK");
@@ -151,11 +171,34 @@ fn exercise(name: &str) {
     let l = check(svc.health);
     assert_eq!(l.state, State::Fail);
     assert_eq!(l.detail, "main thread did not answer within 500ms");
-    assert!(t.elapsed() < Duration::from_millis(900));
+    assert!(t.elapsed() < Duration::from_millis(900) + slack);
     assert_eq!(c.reply(), "OK hung 1500ms");
     let l = check(svc.health);
     assert_eq!(l.state, State::Ok);
     assert_eq!(c.call("QUIT"), "BYE");
+}
+
+/// Where `cargo test` puts the examples (`target/debug/examples`).
+fn example_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().join("examples")
+}
+
+/// The service dies: a check fails at once (refused), not at a timeout.
+fn dies(mut svc: Service) {
+    let _ = svc.child.kill();
+    let _ = svc.child.wait();
+    let t = Instant::now();
+    let probe = Command::new(example_dir().join("..").join("health-probe"))
+        .arg(svc.health.to_string())
+        .output()
+        .unwrap();
+    assert_eq!(probe.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&probe.stderr).contains("refused"),
+        "{probe:?}"
+    );
+    assert!(t.elapsed() < Duration::from_millis(500));
 }
 
 #[test]
@@ -166,4 +209,58 @@ fn landmark_service_loop() {
 #[test]
 fn plain_thread_service_loop() {
     exercise("plain_thread_service");
+}
+
+#[test]
+fn c_landmark_service_loop() {
+    let c = test_support::c_landmark_service();
+    let svc = start_with("C landmark_service", &[c.display().to_string()]);
+    drive(&svc, Duration::ZERO);
+    dies(svc);
+}
+
+#[test]
+fn c_landmark_service_under_valgrind() {
+    let found = Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "valgrind is required in CI (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: valgrind is not installed");
+        return;
+    }
+    let log = std::env::temp_dir().join(format!("valgrind-c-example-{}.log", std::process::id()));
+    let mut svc = start_with(
+        "C landmark_service under valgrind",
+        &[
+            "valgrind".into(),
+            "--leak-check=full".into(),
+            "--errors-for-leak-kinds=definite,indirect".into(),
+            "--error-exitcode=99".into(),
+            format!("--log-file={}", log.display()),
+            test_support::c_landmark_service().display().to_string(),
+        ],
+    );
+    drive(&svc, Duration::from_millis(1500));
+    // SIGTERM: the loop's signalfd stops it, and it frees everything.
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(svc.child.id() as i32, libc::SIGTERM) };
+    let t = Instant::now();
+    let status = loop {
+        if let Some(status) = svc.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let report = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    assert_eq!(status.code(), Some(0), "{report}");
+    assert!(report.contains("ERROR SUMMARY: 0 errors"), "{report}");
+    assert!(report.contains("definitely lost: 0 bytes"), "{report}");
+    assert!(report.contains("indirectly lost: 0 bytes"), "{report}");
 }

@@ -10,7 +10,7 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
-use crate::source::{Ask, Published, SourceKind};
+use crate::source::{Ask, Published, SourceKind, WakeUp};
 
 /// What the server learned about the service for one check.
 #[derive(Debug, Clone)]
@@ -51,9 +51,10 @@ pub(crate) enum Observer {
 impl Observer {
     pub(crate) fn new(kind: SourceKind, cfg: ObserveConfig, metrics: Metrics) -> Observer {
         match kind {
-            SourceKind::Ask(tx, gone) => Observer::Ask(Arc::new(Asker {
+            SourceKind::Ask(tx, gone, wake) => Observer::Ask(Arc::new(Asker {
                 tx,
                 gone,
+                wake,
                 cfg,
                 metrics,
                 pending: Mutex::new(None),
@@ -110,6 +111,8 @@ pub(crate) struct Asker {
     tx: flume::Sender<Ask>,
     /// Cancelled when the main thread drops its `Asks`.
     gone: CancellationToken,
+    /// Called after each ask is queued ([`crate::channel_with_wakeup`]).
+    wake: Option<WakeUp>,
     cfg: ObserveConfig,
     metrics: Metrics,
     pending: Mutex<Option<watch::Receiver<Option<Arc<Observation>>>>>,
@@ -156,6 +159,9 @@ impl Asker {
         });
         match sent {
             Ok(()) => {
+                if let Some(wake) = &self.wake {
+                    wake();
+                }
                 self.metrics.asked();
                 *slot = Some(result_rx.clone());
                 let me = Arc::clone(self);

@@ -58,7 +58,7 @@ pub use metrics::Metrics;
 /// The prometheus-client crate [`Metrics::register`] takes a `Registry`
 /// of: use this one, and the versions always match.
 pub use prometheus_client;
-pub use source::{channel, publisher, Ask, Asks, LandmarkRx, Publisher};
+pub use source::{channel, channel_with_wakeup, publisher, Ask, Asks, LandmarkRx, Publisher};
 
 /// Starts a health endpoint with the default settings ([`Builder`] documents
 /// them: `0.0.0.0:9100`, 500 ms answer deadline, ...), answering checks from

@@ -32,8 +32,9 @@ impl std::fmt::Debug for LandmarkRx {
 
 pub(crate) enum SourceKind {
     /// Asks go out on the channel; the token is cancelled when the main
-    /// thread's [`Asks`] is dropped, even with an ask still queued.
-    Ask(flume::Sender<Ask>, CancellationToken),
+    /// thread's [`Asks`] is dropped, even with an ask still queued; the
+    /// wake-up, if any, is called after each ask is queued.
+    Ask(flume::Sender<Ask>, CancellationToken, Option<WakeUp>),
     Publish(watch::Receiver<Published>),
 }
 
@@ -50,6 +51,33 @@ pub(crate) struct Published {
 /// with its current [`Landmark`]. Concurrent checks share one ask, so there is
 /// never more than one ask waiting in the channel.
 pub fn channel() -> (Asks, LandmarkRx) {
+    ask_channel(None)
+}
+
+/// What [`channel_with_wakeup`] calls when an ask is queued.
+pub(crate) type WakeUp = Arc<dyn Fn() + Send + Sync>;
+
+/// [`channel`] for event loops that wait on a file descriptor: `wake` is
+/// called (on one of the server's threads) right after each ask is queued,
+/// so that it can make the loop's descriptor readable, by writing to an
+/// eventfd or a pipe, and the loop then takes the ask with
+/// [`Asks::try_recv`]. `wake` must return at once: never block in it.
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use std::sync::atomic::{AtomicBool, Ordering};
+/// let flag = Arc::new(AtomicBool::new(false));
+/// let set = Arc::clone(&flag);
+/// let (asks, state_rx) = health_server::channel_with_wakeup(move || {
+///     set.store(true, Ordering::Release); // and write(2) to an eventfd
+/// });
+/// # drop((asks, state_rx));
+/// ```
+pub fn channel_with_wakeup(wake: impl Fn() + Send + Sync + 'static) -> (Asks, LandmarkRx) {
+    ask_channel(Some(Arc::new(wake)))
+}
+
+fn ask_channel(wake: Option<WakeUp>) -> (Asks, LandmarkRx) {
     // One slot is enough: the server never has more than one ask outstanding
     // (see `ask::Asker`), so the queue is bounded by construction.
     let (tx, rx) = flume::bounded(1);
@@ -60,7 +88,7 @@ pub fn channel() -> (Asks, LandmarkRx) {
             _gone: gone.clone().drop_guard(),
         },
         LandmarkRx {
-            kind: SourceKind::Ask(tx, gone),
+            kind: SourceKind::Ask(tx, gone, wake),
         },
     )
 }

@@ -30,6 +30,41 @@ fn plain_thread_main_loop_answers_without_any_runtime() {
     main.thread.join().unwrap(); // recv_blocking returns None after shutdown
 }
 
+#[test]
+fn a_wakeup_loop_takes_each_ask_when_woken() {
+    // The loop sleeps on a channel the wake-up writes to, as a C loop
+    // sleeps on an eventfd, and never blocks on the asks themselves.
+    let (woken_tx, woken_rx) = std::sync::mpsc::channel::<()>();
+    let wakes = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&wakes);
+    let (asks, rx) = health_server::channel_with_wakeup(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        let _ = woken_tx.send(());
+    });
+    let server = loopback().spawn(rx).unwrap();
+    let main = std::thread::spawn(move || {
+        let mut answered = 0;
+        while woken_rx.recv_timeout(Duration::from_secs(5)).is_ok() {
+            while let Some(ask) = asks.try_recv() {
+                answered += 1;
+                ask.answer(Landmark::ok(format!("answer {answered}")));
+            }
+            if answered == 3 {
+                break;
+            }
+        }
+        answered
+    });
+    for n in 1..=3 {
+        let reply = check(server.local_addr());
+        assert_eq!(reply.state, State::Ok);
+        assert_eq!(reply.detail, format!("answer {n}"));
+    }
+    assert_eq!(main.join().unwrap(), 3);
+    assert_eq!(wakes.load(Ordering::SeqCst), 3);
+    server.shutdown_blocking();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_select_main_loop() {
     let (asks, rx) = health_server::channel();

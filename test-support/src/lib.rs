@@ -188,3 +188,27 @@ pub fn peer_installed(programs: &[&str], package: &str) -> bool {
     }
     found
 }
+
+/// The C example service (`examples/c/landmark_service.c`, on the C ABI),
+/// built once per test process with `make -C examples/c PROFILE=debug`,
+/// which also builds the debug library it links. Its path.
+pub fn c_landmark_service() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+            let out = Command::new("make")
+                .args(["-s", "-C", "examples/c", "PROFILE=debug"])
+                .current_dir(&root)
+                .output()
+                .expect("run make");
+            assert!(
+                out.status.success(),
+                "make -C examples/c:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            root.join("target/c-debug/landmark_service")
+        })
+        .clone()
+}
