@@ -386,7 +386,13 @@ fn vrrp_follows(service: &Path, tag: &str) {
     let dir = SafeDir::new(tag);
     let rs = Netns::new(&format!("{tag}-rs"));
     let lb = Netns::new(&format!("{tag}-lb"));
-    link(&format!("k{}", tag.len()), &rs, "10.0.0.5/24", &lb, "10.0.0.2/24");
+    link(
+        &format!("k{}", tag.len()),
+        &rs,
+        "10.0.0.5/24",
+        &lb,
+        "10.0.0.2/24",
+    );
 
     // The real server: landmark_service, in its own namespace.
     let start_service = || {

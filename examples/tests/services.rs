@@ -264,3 +264,28 @@ fn c_landmark_service_under_valgrind() {
     assert!(report.contains("definitely lost: 0 bytes"), "{report}");
     assert!(report.contains("indirectly lost: 0 bytes"), "{report}");
 }
+
+#[test]
+fn the_cpp_wrappers_answer_an_ask() {
+    let program = test_support::cpp_answer_once();
+    let health = free_addr();
+    let mut child = Command::new(&program)
+        .arg(health.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut started = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut started)
+        .unwrap();
+    assert_eq!(started, "listening\n");
+    let l = check(health);
+    assert_eq!((l.state, l.detail.as_str()), (State::Degraded, "from C++"));
+    assert_eq!(l.weight.map(|w| w.get()), Some(7));
+    assert_eq!(l.components["cache"].state, State::Fail);
+    assert_eq!(
+        (l.fields["clients"].as_i64(), l.fields["lang"].as_str()),
+        (Some(2), Some("c++"))
+    );
+    assert!(child.wait().unwrap().success());
+}

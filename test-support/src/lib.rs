@@ -190,8 +190,8 @@ pub fn peer_installed(programs: &[&str], package: &str) -> bool {
 }
 
 /// The C example service (`examples/c/landmark_service.c`, on the C ABI),
-/// built once per test process with `make -C examples/c PROFILE=debug`,
-/// which also builds the debug library it links. Its path.
+/// built once per test process with `make -C examples/c PROFILE=debug`
+/// (with the C++ example, and the debug library they link). Its path.
 pub fn c_landmark_service() -> std::path::PathBuf {
     static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     BUILT
@@ -208,7 +208,13 @@ pub fn c_landmark_service() -> std::path::PathBuf {
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
-            root.join("target/c-debug/landmark_service")
+            root.join("target/c-debug")
         })
-        .clone()
+        .join("landmark_service")
+}
+
+/// `answer_once` (`examples/c/answer_once.cpp`, on the C++ wrappers),
+/// built with [`c_landmark_service`].
+pub fn cpp_answer_once() -> std::path::PathBuf {
+    c_landmark_service().with_file_name("answer_once")
 }
