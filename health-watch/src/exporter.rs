@@ -58,16 +58,20 @@ pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves `/metrics` on `listener` until `stop` is cancelled.
-/// `more` adds metrics of the watcher's other parts; `modules` are the
-/// config's, for `/probe`.
+/// Serves `/metrics`, `/probe` and the status page on `listener` until
+/// `stop` is cancelled, to the clients `access` lets in. `more` adds
+/// metrics of the watcher's other parts; `modules` are the config's, for
+/// `/probe`; `database` is the history the pages read.
 pub(crate) fn spawn(
     listener: TcpListener,
     output: Arc<Output>,
     more: Vec<Box<dyn Collector>>,
     modules: prober::Modules,
+    database: std::path::PathBuf,
+    access: crate::config::Access,
     stop: CancellationToken,
 ) {
+    let pages = crate::page::router(Arc::clone(&output), database);
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Targets {
         output,
@@ -83,11 +87,24 @@ pub(crate) fn spawn(
             registry,
             probes: Semaphore::new(prober::MAX_PROBES),
             modules,
-        }));
-    tokio::spawn(accept(listener, app, stop));
+        }))
+        .merge(pages);
+    let app = match &access.auth {
+        Some((user, password)) => app.layer(axum::middleware::from_fn_with_state(
+            crate::access::Credentials::new(user, password),
+            crate::access::basic_auth,
+        )),
+        None => app,
+    };
+    tokio::spawn(accept(listener, app, access.allow, stop));
 }
 
-async fn accept(listener: TcpListener, app: Router, stop: CancellationToken) {
+async fn accept(
+    listener: TcpListener,
+    app: Router,
+    allow: Vec<ipnet::IpNet>,
+    stop: CancellationToken,
+) {
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut failing = false;
     loop {
@@ -98,7 +115,7 @@ async fn accept(listener: TcpListener, app: Router, stop: CancellationToken) {
                 Err(_) => return,
             },
         };
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = stop.cancelled() => return,
             a = listener.accept() => match a {
                 Ok(a) => a,
@@ -115,6 +132,10 @@ async fn accept(listener: TcpListener, app: Router, stop: CancellationToken) {
             },
         };
         failing = false;
+        if !crate::access::allowed(&allow, peer.ip()) {
+            drop(stream);
+            continue;
+        }
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
         let stop = stop.clone();
         tokio::spawn(async move {

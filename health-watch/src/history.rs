@@ -16,18 +16,28 @@ use crate::store::{self, HistoryRow};
 pub fn run(args: &ReportArgs) -> Result<(), Error> {
     let rows = read(args).map_err(Error::Report)?;
     let mut out = io::stdout().lock();
-    let written = match args.format {
-        ReportFormat::Table => table(&rows, &mut out),
-        ReportFormat::Csv => csv(&rows, &mut out),
-        ReportFormat::Json => serde_json::to_writer_pretty(&mut out, &rows)
-            .map_err(io::Error::from)
-            .and_then(|_| writeln!(out)),
-    };
+    let written = write(&rows, args.format, &mut out);
     match written.and_then(|_| out.flush()) {
         Ok(()) => Ok(()),
         // A closed pipe (`| head`) is not worth a message.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(Error::Report(e.to_string())),
+    }
+}
+
+/// `rows` as `--format` asks: what `health-probe report` prints, and what
+/// the status page's `/report.csv` and `/report.json` serve.
+pub(crate) fn write(
+    rows: &[HistoryRow],
+    format: ReportFormat,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    match format {
+        ReportFormat::Table => table(rows, out),
+        ReportFormat::Csv => csv(rows, out),
+        ReportFormat::Json => serde_json::to_writer_pretty(&mut *out, rows)
+            .map_err(io::Error::from)
+            .and_then(|_| writeln!(out)),
     }
 }
 
@@ -39,11 +49,21 @@ fn read(args: &ReportArgs) -> Result<Vec<HistoryRow>, String> {
             path.display()
         ));
     }
-    let conn = store::open_read_only(&path).map_err(|e| e.to_string())?;
+    rows(&path, args.since, args.target.as_deref())
+}
+
+/// The events of the last `since` (of `target` alone, if given), from the
+/// database at `path`, read-only.
+pub(crate) fn rows(
+    path: &Path,
+    since: std::time::Duration,
+    target: Option<&str>,
+) -> Result<Vec<HistoryRow>, String> {
+    let conn = store::open_read_only(path).map_err(|e| e.to_string())?;
     let since = SystemTime::now()
-        .checked_sub(args.since)
+        .checked_sub(since)
         .unwrap_or(SystemTime::UNIX_EPOCH);
-    store::history(&conn, since, args.target.as_deref()).map_err(|e| e.to_string())
+    store::history(&conn, since, target).map_err(|e| e.to_string())
 }
 
 const CSV_HEADER: [&str; 17] = [

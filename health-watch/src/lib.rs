@@ -16,6 +16,8 @@
 //! - `action`: commands run on raise and clear.
 //! - `alertmanager`: alarms as Alertmanager alerts (`alertmanager_url`).
 //! - `output`: log lines, JSON events, the live table.
+//! - `page`: the status page on `http_listen`; `uptime`: what it shows of
+//!   the last 24 hours and 10 days.
 //! - `history`: `health-probe report` ([`report`]).
 //! - `task`: one target's life.
 //! - `signals`: SIGHUP, SIGTERM and SIGINT from the first instant.
@@ -28,6 +30,7 @@
 //! removed ones stop. A target is stopped between checks, never in the
 //! middle of recording an event, and a reload does not hold up SIGTERM.
 
+mod access;
 mod action;
 mod alarm;
 mod alertmanager;
@@ -37,12 +40,14 @@ mod error;
 mod exporter;
 mod history;
 mod output;
+mod page;
 mod prober;
 mod reload;
 mod signals;
 mod store;
 mod task;
 mod terminal;
+mod uptime;
 mod watcher;
 
 pub use error::Error;

@@ -39,6 +39,10 @@ pub(crate) struct Row {
     pub alarms: u64,
     /// Checks since the target started, by class ([`CLASSES`] order).
     pub checks: [u64; 4],
+    /// The last 24 hours of checks, by hour (the status page's bars).
+    pub hours: crate::uptime::Hours,
+    /// The last checks' round trips (the status page's chart).
+    pub recent: crate::uptime::Recent,
 }
 
 /// The classes of a check's outcome, in the order [`Row::checks`] counts
@@ -123,6 +127,8 @@ pub(crate) struct Output {
     stats: Mutex<Stats>,
     /// Actions run (or not) since the start, by [`ACTION_OUTCOMES`].
     actions: Mutex<[u64; ACTION_OUTCOMES.len()]>,
+    /// Moves when what the status page shows of a target changes.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Output {
@@ -139,7 +145,20 @@ impl Output {
             targets: Mutex::new(Vec::new()),
             stats: Mutex::new(Stats::default()),
             actions: Mutex::new([0; ACTION_OUTCOMES.len()]),
+            generation: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// A target's state, alarm or listing changed (the status page's
+    /// `/events` tells its browsers).
+    pub(crate) fn changed(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many changes so far.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn mode(&self) -> Mode {
@@ -149,6 +168,7 @@ impl Output {
     /// The targets the live view lists.
     pub(crate) fn set_targets(&self, targets: Vec<Arc<Status>>) {
         *self.targets.lock().unwrap_or_else(|e| e.into_inner()) = targets;
+        self.changed();
     }
 
     /// Every running target's status (what `/metrics` reads).
@@ -541,6 +561,8 @@ mod tests {
                 last: None,
                 alarms: 0,
                 checks: [0; 4],
+                hours: Default::default(),
+                recent: Default::default(),
             }),
         })
     }

@@ -43,6 +43,11 @@ impl Watcher {
                 on(self.http_listen)
             )));
         }
+        if config.http_access != self.http_access {
+            self.shared.output.notice(Notice::Warning(
+                "http_allow, http_user or http_password_file changed: the listener keeps its access until a restart".into(),
+            ));
+        }
         if config.alerting != self.alerting {
             self.shared.output.notice(Notice::Warning(
                 "alertmanager_url, alertmanager_resend or alertmanager_labels changed: alarms go where they went until a restart".into(),

@@ -263,11 +263,21 @@ async fn judge(
     };
     let (changes, alarm) = {
         let mut row = status.row();
+        let shown = |row: &crate::output::Row| {
+            let last = row.last.as_ref().map(|o| (o.failed(), o.class, o.reason));
+            (last, row.alarm.raised, row.alarm.paused, row.alarm.flapping)
+        };
+        let before = shown(&row);
         let changes = row.alarm.observe(observation, &thresholds);
         if changes.contains(&Transition::Raise) {
             row.alarms += 1;
         }
         row.last = Some(observation.clone());
+        row.hours.record(observation);
+        row.recent.record(observation);
+        if shown(&row) != before {
+            shared.output.changed();
+        }
         let class = observation.class.as_str();
         if let Some(i) = CLASSES.iter().position(|c| *c == class) {
             row.checks[i] += 1;

@@ -140,6 +140,8 @@ async fn start(
             output.clone(),
             more,
             modules.clone(),
+            config.database.clone(),
+            config.http_access.clone(),
             exporter.clone(),
         );
     }
@@ -188,6 +190,8 @@ pub(super) struct Watcher {
     pub(super) http_listen: Option<std::net::SocketAddr>,
     /// Where alarms go (a reload cannot change it).
     pub(super) alerting: Option<config::Alerting>,
+    /// Who may use the HTTP listener (a reload cannot change it).
+    pub(super) http_access: config::Access,
     /// `/probe`'s modules (a reload replaces them).
     pub(super) modules: prober::Modules,
     /// The Alertmanager senders, and what stops them.
@@ -232,6 +236,7 @@ impl Watcher {
             database: config.database.clone(),
             http_listen: config.http_listen,
             alerting: config.alerting.clone(),
+            http_access: config.http_access.clone(),
             modules: prober::Modules::default(),
             senders,
             stop_senders,
@@ -310,6 +315,8 @@ impl Watcher {
                 last: None,
                 alarms: self.raised.get(&target.name).copied().unwrap_or(0),
                 checks: [0; 4],
+                hours: Default::default(),
+                recent: Default::default(),
             }),
         });
         let resume = Arc::new(Notify::new());

@@ -164,8 +164,9 @@ addr = "{landmark}"
     assert_eq!(code, 200);
     assert!(head.contains("application/openmetrics-text"), "{head}");
     assert!(om.ends_with("# EOF\n"), "{om}");
-    // Nothing else is served.
-    assert_eq!(get(listen, "/", "*/*").0, 404);
+    // The status page is there too; nothing else is served.
+    assert_eq!(get(listen, "/", "*/*").0, 200);
+    assert_eq!(get(listen, "/nothing", "*/*").0, 404);
 
     // A reload without the target: gone from the next scrape.
     std::fs::write(
@@ -496,4 +497,97 @@ fn the_documented_modules_are_accepted() {
     );
     let o = check_config(&config);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+/// One GET with `extra` header lines: the status code, or `None` when the
+/// connection was closed without a reply.
+fn status_of(listen: SocketAddr, path: &str, extra: &str) -> Option<u16> {
+    let mut s = TcpStream::connect(listen).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text.split(' ').nth(1)?.parse().ok()
+}
+
+#[test]
+fn the_listener_keeps_out_other_networks_and_asks_for_its_password() {
+    let dir = scratch("access");
+    let listen: SocketAddr = free_port().parse().unwrap();
+    let target =
+        "[[target]]\nname = \"t\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\ninterval = \"1h\"\n";
+    // Only 10.0.0.0/8: a loopback client is closed unanswered.
+    let config = write_config(
+        &dir,
+        &format!("http_listen = \"{listen}\"\nhttp_allow = [\"10.0.0.0/8\"]\n{target}"),
+    );
+    let mut w = Watcher::quiet(&config);
+    w.wait_for("start", Duration::from_secs(10), |v| v["event"] == "start");
+    assert_eq!(status_of(listen, "/metrics", ""), None);
+    assert_eq!(w.stop(), 0);
+
+    // Basic auth, on every path.
+    let password = dir.join("password");
+    std::fs::write(&password, "s3cret: with colon\n").unwrap();
+    let config = write_config(
+        &dir,
+        &format!(
+            "http_listen = \"{listen}\"\nhttp_allow = [\"127.0.0.1\", \"::1\"]\nhttp_user = \"ops\"\nhttp_password_file = {}\n{target}",
+            toml_string(password.to_str().unwrap())
+        ),
+    );
+    let mut w = Watcher::quiet(&config);
+    w.wait_for("start", Duration::from_secs(10), |v| v["event"] == "start");
+    use base64::Engine;
+    let auth = |credentials: &str| {
+        format!(
+            "Authorization: Basic {}\r\n",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        )
+    };
+    for path in ["/", "/metrics", "/report", "/target/t", "/events"] {
+        assert_eq!(status_of(listen, path, ""), Some(401), "{path}");
+        assert_eq!(
+            status_of(listen, path, &auth("ops:wrong")),
+            Some(401),
+            "{path}"
+        );
+    }
+    for path in ["/", "/metrics", "/report", "/target/t"] {
+        assert_eq!(
+            status_of(listen, path, &auth("ops:s3cret: with colon")),
+            Some(200),
+            "{path}"
+        );
+    }
+    let (status, head, _) = get(listen, "/", "text/html");
+    assert_eq!(status, 401);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("www-authenticate: basic realm=\"health-probe watch\""),
+        "{head}"
+    );
+    assert_eq!(w.stop(), 0);
+
+    // Half the settings, or a bad network: config errors.
+    for (bad, says) in [
+        (
+            "http_user = \"ops\"\n",
+            "http_user needs http_password_file",
+        ),
+        ("http_allow = [\"10.0.0.0/33\"]\n", "is not a network"),
+        (
+            "http_user = \"ops\"\nhttp_password_file = \"/nonexistent/pw\"\n",
+            "cannot read",
+        ),
+    ] {
+        let config = write_config(&dir, &format!("http_listen = \"{listen}\"\n{bad}{target}"));
+        let o = check_config(&config);
+        assert_eq!(code(&o), 1, "{bad}");
+        assert!(stderr(&o).contains(says), "{bad}: {}", stderr(&o));
+    }
 }

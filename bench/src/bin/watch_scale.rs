@@ -58,7 +58,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let config = dir.join("watch.toml");
-    std::fs::write(&config, config_text(&dir, args.targets, &ports, health))?;
+    let listen = health_bench::free_port()?;
+    std::fs::write(
+        &config,
+        config_text(&dir, args.targets, &ports, health, listen),
+    )?;
 
     let mut watcher = Command::new(&watcher_bin)
         .args([
@@ -85,6 +89,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
     let result = measure(&args, pid, &stats);
+    // After the measured window: the status page of all these targets,
+    // against a /metrics scrape of the same watcher.
+    let pages = result.as_ref().ok().map(|_| status_page(listen));
     // SAFETY: kill(2) on our own child.
     unsafe {
         libc::kill(pid as i32, libc::SIGTERM);
@@ -161,6 +168,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         m.failed,
         m.raises,
     );
+    if let Some(pages) = pages {
+        println!();
+        println!(
+            "Status page with {} targets (20 requests each, after the measured window):",
+            args.targets
+        );
+        println!();
+        println!("| request | median | max | bytes | median vs `/metrics` |");
+        println!("|---|---:|---:|---:|---:|");
+        let scrape = pages.last().map_or(1, |p| p.1.median());
+        for (path, times, bytes) in &pages {
+            println!(
+                "| `{path}` | {} ms | {} ms | {bytes} | {:.2}x |",
+                health_bench::ms(times.median()),
+                health_bench::ms(times.max()),
+                ratio(times.median() as f64, scrape as f64),
+            );
+        }
+    }
     if m.failed > 0 || m.raises > 0 {
         return Err("checks of healthy targets failed".into());
     }
@@ -173,6 +199,39 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .into());
     }
     Ok(())
+}
+
+/// Each path fetched 20 times: its response times (µs) and size.
+fn status_page(listen: SocketAddr) -> Vec<(&'static str, health_bench::Samples, usize)> {
+    ["/", "/?page=25", "/?fragment=1", "/metrics"]
+        .into_iter()
+        .map(|path| {
+            let mut times = Vec::new();
+            let mut bytes = 0;
+            for _ in 0..20 {
+                let t = Instant::now();
+                let body = http_get(listen, path).unwrap_or_default();
+                times.push(health_bench::micros(t.elapsed()));
+                bytes = body.len();
+            }
+            (path, health_bench::Samples::new(times), bytes)
+        })
+        .collect()
+}
+
+/// One GET on a new connection: the body.
+fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
 }
 
 struct Measured {
@@ -272,9 +331,15 @@ fn exec_cpu(program: &Path, args: &[&str], runs: u32) -> Result<Duration, String
     Ok(total / runs)
 }
 
-fn config_text(dir: &Path, targets: u32, ports: &[SocketAddr], health: SocketAddr) -> String {
+fn config_text(
+    dir: &Path,
+    targets: u32,
+    ports: &[SocketAddr],
+    health: SocketAddr,
+    listen: SocketAddr,
+) -> String {
     let mut s = format!(
-        "database = {:?}\nmax_in_flight = 512\n\n[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\n",
+        "database = {:?}\nmax_in_flight = 512\nhttp_listen = \"{listen}\"\n\n[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\n",
         dir.join("watch.db").display().to_string()
     );
     for i in 0..targets {

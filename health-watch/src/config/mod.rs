@@ -34,12 +34,14 @@ use health_probe::spec::{LandmarkSpec, PingSpec, TcpSpec};
 
 mod alerting;
 mod document;
+mod http;
 mod module;
 mod validate;
 
 #[cfg(test)]
 pub(crate) use alerting::alertmanager_url;
 pub(crate) use alerting::{Alerting, AlertmanagerUrl};
+pub(crate) use http::Access;
 pub(crate) use module::{Module, BUILT_IN as BUILT_IN_MODULES};
 
 /// Where history is kept when the config does not say.
@@ -255,6 +257,9 @@ struct RawSettings {
     max_in_flight: Option<Spanned<u32>>,
     keep_history: Option<Spanned<Dur>>,
     http_listen: Option<Spanned<String>>,
+    http_allow: Option<Spanned<Vec<String>>>,
+    http_user: Option<Spanned<String>>,
+    http_password_file: Option<Spanned<String>>,
     alertmanager_url: Option<Spanned<alerting::OneOrMany>>,
     alertmanager_resend: Option<Spanned<Dur>>,
     alertmanager_labels: Option<Spanned<std::collections::BTreeMap<String, String>>>,
@@ -270,6 +275,8 @@ pub(crate) struct Config {
     pub keep_history: Duration,
     /// Where the exporter listens (`/metrics`); off when `None`.
     pub http_listen: Option<SocketAddr>,
+    /// Who may use it.
+    pub http_access: Access,
     /// Where alarms are sent; off when `None`.
     pub alerting: Option<Alerting>,
     /// `[module.NAME]`: checks `/probe` runs besides the built-in ones.

@@ -16,10 +16,10 @@ use health_probe::spec::{
     TcpSpec, DEFAULT_PING_COUNT, DEFAULT_PING_INTERVAL, MIN_PING_INTERVAL,
 };
 use health_probe::target::Family;
-use health_probe::text::shown;
 
 use super::alerting;
 use super::document::Lines;
+use super::http;
 use super::*;
 
 /// A key some kinds only may set: name, where it is set (if it is), the
@@ -89,13 +89,19 @@ impl<'a> Validator<'a> {
             Duration::from_secs(3600),
             Duration::from_secs(100 * 365 * 86_400),
         );
-        let http_listen = raw.http_listen.as_ref().and_then(|l| {
-            let parsed = listen_addr(l.get_ref());
-            if let Err(e) = &parsed {
-                self.error(l.span(), format!("http_listen {}: {e}", shown(l.get_ref())));
-            }
-            parsed.ok()
-        });
+        let mut found = Vec::new();
+        let (http_listen, http_access) = http::validate(
+            http::RawHttp {
+                listen: raw.http_listen.as_ref(),
+                allow: raw.http_allow.as_ref(),
+                user: raw.http_user.as_ref(),
+                password_file: raw.http_password_file.as_ref(),
+            },
+            |span, message| found.push((span, message)),
+        );
+        for (span, message) in found {
+            self.error(span, message);
+        }
         let resend = self.duration(
             &raw.alertmanager_resend,
             alerting::DEFAULT_RESEND,
@@ -150,6 +156,7 @@ impl<'a> Validator<'a> {
             max_in_flight: max_in_flight as usize,
             keep_history,
             http_listen,
+            http_access,
             alerting,
             modules: std::collections::BTreeMap::new(),
             targets: valid,
@@ -549,27 +556,4 @@ impl<'a> Validator<'a> {
         }
         s.clone()
     }
-}
-
-/// `http_listen`: `IP:PORT` or `[IPv6]:PORT`; with no host (`:9101`, or
-/// `localhost:9101`), loopback: the exporter is for this host unless the
-/// config says otherwise.
-pub(super) fn listen_addr(text: &str) -> Result<SocketAddr, String> {
-    let text = text.trim();
-    let addr = if let Ok(addr) = text.parse::<SocketAddr>() {
-        addr
-    } else {
-        let port = text
-            .strip_prefix("localhost:")
-            .or_else(|| text.strip_prefix(':'))
-            .ok_or("must be IP:PORT, [IPv6]:PORT, localhost:PORT or :PORT")?;
-        let port: u16 = port
-            .parse()
-            .map_err(|_| format!("port {} is not a number from 1 to 65535", shown(port)))?;
-        SocketAddr::from(([127, 0, 0, 1], port))
-    };
-    if addr.port() == 0 {
-        return Err("port 0 would be a different port every start: name one".into());
-    }
-    Ok(addr)
 }

@@ -13,7 +13,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection};
 
+mod alarm_time;
 mod writer;
+
+pub(crate) use alarm_time::alarm_time;
 pub(crate) use writer::{Found, Health, Store};
 
 /// Schema version in `PRAGMA user_version`.

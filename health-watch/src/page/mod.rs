@@ -1,0 +1,242 @@
+//! The status page on `http_listen` (docs/WATCH.md, "Status page"): `/`
+//! lists every target, open alarms first, with its state, why, last check,
+//! round trip, a bar of its last 24 hours and its uptime over 24 hours and
+//! 10 days; complete without JavaScript. `/events` (Server-Sent Events)
+//! tells the page's few lines of script when something it shows changed,
+//! and the script fetches the list again (`/?fragment=1`), rendered and
+//! escaped by the server as the whole page is. `/target/NAME` ([`target`])
+//! shows one target's round trips and events; `/report` ([`report`]) the
+//! history `health-probe report` prints, with its CSV and JSON.
+//!
+//! Read-only. Every text from the network or the config goes through
+//! maud's escaping ([`render`]); pages hold at most [`PAGE_SIZE`] targets
+//! (`?page=N`, `?q=` filters by name or address), and use no asset from
+//! outside.
+
+mod render;
+mod report;
+mod target;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures_util::stream::Stream;
+use serde::Deserialize;
+
+use crate::output::{Output, Status};
+use crate::uptime::{Hour, HOURS};
+
+/// Targets on one page.
+pub(crate) const PAGE_SIZE: usize = 200;
+/// How long uptime read from the history is reused.
+const UPTIME_FRESH: Duration = Duration::from_secs(10);
+/// How often `/events` looks for a change.
+const LOOK_EVERY: Duration = Duration::from_millis(250);
+/// Longest `q` taken, in bytes.
+const MAX_FILTER: usize = 256;
+
+/// What the pages read.
+struct Pages {
+    output: Arc<Output>,
+    database: PathBuf,
+    uptime: Mutex<Option<(Instant, Arc<Uptime>)>>,
+}
+
+/// Time in alarm per target over the last 24 hours and 10 days, from the
+/// history.
+#[derive(Debug, Default)]
+struct Uptime {
+    day: HashMap<String, Duration>,
+    ten_days: HashMap<String, Duration>,
+    at: Option<SystemTime>,
+}
+
+/// The routes, for the exporter's router.
+pub(crate) fn router(output: Arc<Output>, database: PathBuf) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/events", get(events))
+        .route("/target/{name}", get(target::page))
+        .route("/report", get(report::page))
+        .route("/report.csv", get(report::csv))
+        .route("/report.json", get(report::json))
+        .with_state(Arc::new(Pages {
+            output,
+            database,
+            uptime: Mutex::new(None),
+        }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ListQuery {
+    q: Option<String>,
+    page: Option<usize>,
+    fragment: Option<u8>,
+}
+
+/// One target as the list shows it, read under its lock.
+pub(crate) struct Line {
+    pub status: Arc<Status>,
+    pub state: render::Shown,
+    pub class: Option<&'static str>,
+    pub reason: Option<&'static str>,
+    pub detail: String,
+    pub last: Option<SystemTime>,
+    pub rtt: Option<Duration>,
+    pub paused: bool,
+    pub flapping: bool,
+    pub day: [Hour; HOURS],
+}
+
+fn line(status: &Arc<Status>, now: SystemTime) -> Line {
+    let row = status.row();
+    let last = row.last.as_ref();
+    let failed = last.map(|o| o.failed());
+    let state = match (row.alarm.raised, failed) {
+        (true, _) => render::Shown::Alarm,
+        (false, Some(true)) => render::Shown::Failing,
+        (false, Some(false)) => render::Shown::Up,
+        (false, None) => render::Shown::Pending,
+    };
+    Line {
+        status: Arc::clone(status),
+        state,
+        class: last.filter(|o| o.failed()).map(|o| o.class.as_str()),
+        reason: last.filter(|o| o.failed()).and_then(|o| o.reason),
+        detail: last
+            .filter(|o| o.failed())
+            .map(|o| o.detail.clone())
+            .unwrap_or_default(),
+        last: last.map(|o| o.at),
+        rtt: last.and_then(|o| o.rtt),
+        paused: row.alarm.paused,
+        flapping: row.alarm.flapping,
+        day: row.hours.day(now),
+    }
+}
+
+async fn index(State(pages): State<Arc<Pages>>, Query(q): Query<ListQuery>) -> Response {
+    let now = SystemTime::now();
+    let filter =
+        q.q.as_deref()
+            .map(|f| health_probe::text::cut(f.trim(), MAX_FILTER).to_lowercase())
+            .filter(|f| !f.is_empty());
+    let all = pages.output.targets();
+    let mut lines: Vec<Line> = all
+        .iter()
+        .filter(|s| {
+            filter.as_deref().is_none_or(|f| {
+                s.name.to_lowercase().contains(f) || s.addr.to_lowercase().contains(f)
+            })
+        })
+        .map(|s| line(s, now))
+        .collect();
+    lines.sort_by(|a, b| (a.state, &a.status.name).cmp(&(b.state, &b.status.name)));
+    let open = lines
+        .iter()
+        .filter(|l| l.state == render::Shown::Alarm)
+        .count();
+    let pages_count = lines.len().div_ceil(PAGE_SIZE).max(1);
+    let page = q.page.unwrap_or(1).clamp(1, pages_count);
+    let shown: Vec<Line> = lines
+        .into_iter()
+        .skip((page - 1) * PAGE_SIZE)
+        .take(PAGE_SIZE)
+        .collect();
+    let uptime = uptime(&pages).await;
+    let list = render::List {
+        lines: &shown,
+        total: all.len(),
+        open,
+        page,
+        pages: pages_count,
+        filter: filter.as_deref(),
+        now,
+        uptime: |name: &str| {
+            uptime.at.map(|at| {
+                let day = uptime.day.get(name).copied().unwrap_or_default();
+                let ten = uptime.ten_days.get(name).copied().unwrap_or_default();
+                (
+                    crate::uptime::out_of_alarm(day, at - Duration::from_secs(86_400), at),
+                    crate::uptime::out_of_alarm(ten, at - Duration::from_secs(10 * 86_400), at),
+                )
+            })
+        },
+    };
+    let html = if q.fragment.is_some() {
+        render::list(&list).into_string()
+    } else {
+        render::page(&list).into_string()
+    };
+    ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
+}
+
+/// The uptime read from the history, at most [`UPTIME_FRESH`] old; empty
+/// when the history cannot be read.
+async fn uptime(pages: &Arc<Pages>) -> Arc<Uptime> {
+    if let Some((at, u)) = pages
+        .uptime
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+    {
+        if at.elapsed() < UPTIME_FRESH {
+            return Arc::clone(u);
+        }
+    }
+    let path = pages.database.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let conn = crate::store::open_read_only(&path).ok()?;
+        let now = SystemTime::now();
+        let since = |days: u64| now - Duration::from_secs(days * 86_400);
+        Some(Uptime {
+            day: crate::store::alarm_time(&conn, since(1), now).ok()?,
+            ten_days: crate::store::alarm_time(&conn, since(10), now).ok()?,
+            at: Some(now),
+        })
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or_default();
+    let read = Arc::new(read);
+    *pages.uptime.lock().unwrap_or_else(|e| e.into_inner()) =
+        Some((Instant::now(), Arc::clone(&read)));
+    read
+}
+
+/// `event: change` whenever what the list shows changed; the browser
+/// reconnects after a second if the connection ends.
+async fn events(
+    State(pages): State<Arc<Pages>>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let first = Event::default()
+        .retry(Duration::from_secs(1))
+        .event("hello")
+        .data(pages.output.generation().to_string());
+    let seen = pages.output.generation();
+    let changes = futures_util::stream::unfold((pages, seen), |(pages, seen)| async move {
+        loop {
+            tokio::time::sleep(LOOK_EVERY).await;
+            let now = pages.output.generation();
+            if now != seen {
+                let event = Event::default().event("change").data(now.to_string());
+                return Some((Ok(event), (pages, now)));
+            }
+        }
+    });
+    let stream = futures_util::StreamExt::chain(
+        futures_util::stream::once(async move { Ok(first) }),
+        changes,
+    );
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
