@@ -101,6 +101,11 @@ addr = "{flip}"
         "{dom}"
     );
     assert!(dom.contains("<svg class=\"day\""), "{dom}");
+    // Everything is in the page: no stylesheet, script, image or font
+    // from anywhere else.
+    for outside in ["<link", "<script src", "<img", "<iframe", "url(", "@import"] {
+        assert!(!dom.contains(outside), "{outside} in {dom}");
+    }
 
     // With JavaScript: nothing of the detail runs, and a change shows
     // without a reload.
