@@ -146,6 +146,11 @@ addr = "{flip}"
     ))
     .unwrap();
     assert_eq!(events, ["clear", "raise"], "latest first");
+    let dots: Vec<String> = serde_json::from_value(b.run(
+        "return Array.from(document.querySelectorAll('svg.history circle')).map(function (c) { return c.getAttribute('class'); })",
+    ))
+    .unwrap();
+    assert_eq!(dots, ["raise", "clear"], "the events on the time line");
     b.screenshot(&workspace().join("target/test-artifacts/status-target.png"));
     // A name that needs escaping in a path and in the page.
     b.goto(&format!("http://{listen}/target/epg%20%3Cmain%3E%20'one'"));

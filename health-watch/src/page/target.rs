@@ -1,6 +1,8 @@
 //! `/target/NAME`: one target: its state and why, a chart of its last
 //! checks' round trips (kept in memory, [`crate::uptime::Recent`]), and
-//! its events of the last 10 days with their actions, from the history.
+//! its events of the last 10 days from the history: on a time line, with
+//! the round trip of the check behind each, and listed with their
+//! actions.
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -70,6 +72,7 @@ pub(super) async fn page(State(pages): State<Arc<Pages>>, Path(name): Path<Strin
         h2 { "Round trip, last " (samples.len()) " checks" }
         (chart(&samples))
         h2 { "Events, last 10 days" }
+        @if let Ok(rows) = &events { (history_chart(rows, now)) }
         @match &events {
             Err(e) => p { "The history cannot be read: " (e) },
             Ok(rows) if rows.is_empty() => p { "No events." },
@@ -104,8 +107,10 @@ fn chart(samples: &[Sample]) -> Markup {
     let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
         return html! { p { "No check yet." } };
     };
+    // Scaled to the passed checks: a timeout would flatten the line.
     let max_us = samples
         .iter()
+        .filter(|s| !s.failed())
         .filter_map(|s| s.rtt())
         .map(|d| d.as_micros() as f64)
         .fold(1.0, f64::max);
@@ -138,6 +143,42 @@ fn chart(samples: &[Sample]) -> Markup {
             polyline class="rtt" points=(points.join(" ")) {}
             @for (i, _) in samples.iter().enumerate().filter(|(_, s)| s.failed()) {
                 rect class="fail" x=(format!("{:.1}", x(i) - 1.0)) y="0" width="3" height="6" {}
+            }
+        }
+    }
+}
+
+/// The last 10 days from the history: each event at its time, at the
+/// height of its check's round trip, red for a raise, green for a clear.
+fn history_chart(rows: &[crate::store::HistoryRow], now: std::time::SystemTime) -> Markup {
+    let end = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let start = end - EVENTS_SINCE.as_secs_f64() * 1000.0;
+    let max_ms = rows.iter().filter_map(|r| r.rtt_ms).fold(0.001, f64::max);
+    let x = |ms: i64| {
+        LEFT + (CHART_WIDTH - LEFT - 4.0) * ((ms as f64 - start) / (end - start)).clamp(0.0, 1.0)
+    };
+    let y = |ms: f64| 4.0 + (CHART_HEIGHT - 20.0) * (1.0 - ms / max_ms);
+    let day = |days_ago: u64| {
+        humantime::format_rfc3339_seconds(now - Duration::from_secs(days_ago * 86_400))
+            .to_string()
+            .get(..10)
+            .unwrap_or_default()
+            .to_string()
+    };
+    html! {
+        svg class="chart history" width=(CHART_WIDTH) height=(CHART_HEIGHT) viewBox=(format!("0 0 {CHART_WIDTH} {CHART_HEIGHT}"))
+            role="img" aria-label=(format!("{} events over the last 10 days", rows.len())) {
+            line class="axis" x1=(LEFT) y1=(y(0.0)) x2=(CHART_WIDTH) y2=(y(0.0)) {}
+            text x="2" y=(y(max_ms) + 10.0) { (format!("{max_ms:.1} ms")) }
+            text x="2" y=(y(0.0)) { "0 ms" }
+            text x=(LEFT) y=(CHART_HEIGHT - 2.0) { (day(10)) }
+            text x=(CHART_WIDTH - 4.0) y=(CHART_HEIGHT - 2.0) text-anchor="end" { (day(0)) }
+            @for r in rows {
+                circle class=(r.event) cx=(format!("{:.1}", x(r.time_ms))) cy=(format!("{:.1}", y(r.rtt_ms.unwrap_or(0.0)))) r="3" {
+                    title { (r.time) " " (r.event) }
+                }
             }
         }
     }
