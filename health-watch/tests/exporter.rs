@@ -591,3 +591,40 @@ fn the_listener_keeps_out_other_networks_and_asks_for_its_password() {
         assert!(stderr(&o).contains(says), "{bad}: {}", stderr(&o));
     }
 }
+
+#[test]
+fn event_streams_are_bounded_and_scrapes_still_get_through() {
+    let (w, listen, _dir) = exporter("streams");
+    // 16 browsers hold /events open (each has read its first event).
+    let open: Vec<TcpStream> = (0..16)
+        .map(|_| {
+            let mut s = TcpStream::connect(listen).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            write!(s, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let mut head = [0u8; 12];
+            s.read_exact(&mut head).unwrap();
+            assert_eq!(&head, b"HTTP/1.1 200");
+            s
+        })
+        .collect();
+    // The 17th is told to come back; scrapes and pages are served.
+    assert_eq!(status_of(listen, "/events", ""), Some(503));
+    assert_eq!(status_of(listen, "/metrics", ""), Some(200));
+    assert_eq!(status_of(listen, "/", ""), Some(200));
+    // A stream that ends gives its place back.
+    drop(open);
+    let t = std::time::Instant::now();
+    loop {
+        let mut s = TcpStream::connect(listen).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(s, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).unwrap();
+        if &head == b"HTTP/1.1 200" {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "no place came back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(w);
+}

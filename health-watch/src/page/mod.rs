@@ -43,12 +43,18 @@ const UPTIME_FRESH: Duration = Duration::from_secs(10);
 const LOOK_EVERY: Duration = Duration::from_millis(250);
 /// Longest `q` taken, in bytes.
 const MAX_FILTER: usize = 256;
+/// `/events` streams open at once: each holds one of the listener's 64
+/// connections, and Prometheus's scrapes need some. Past it a browser gets
+/// 503, retries in a second, and its page still refreshes every 10 s.
+pub(crate) const MAX_EVENT_STREAMS: usize = 16;
 
 /// What the pages read.
 struct Pages {
     output: Arc<Output>,
     database: PathBuf,
     uptime: Mutex<Option<(Instant, Arc<Uptime>)>>,
+    /// Bounds the `/events` streams.
+    streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// Time in alarm per target over the last 24 hours and 10 days, from the
@@ -73,6 +79,7 @@ pub(crate) fn router(output: Arc<Output>, database: PathBuf) -> Router {
             output,
             database,
             uptime: Mutex::new(None),
+            streams: Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS)),
         }))
 }
 
@@ -215,25 +222,40 @@ async fn uptime(pages: &Arc<Pages>) -> Arc<Uptime> {
 }
 
 /// `event: change` whenever what the list shows changed; the browser
-/// reconnects after a second if the connection ends.
-async fn events(
-    State(pages): State<Arc<Pages>>,
+/// reconnects after a second if the connection ends. At most
+/// [`MAX_EVENT_STREAMS`] at once.
+async fn events(State(pages): State<Arc<Pages>>) -> Response {
+    let Ok(permit) = Arc::clone(&pages.streams).try_acquire_owned() else {
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "too many event streams open; the page still refreshes every 10 s\n",
+        )
+            .into_response();
+    };
+    stream(pages, permit).into_response()
+}
+
+/// The stream behind `/events`; it holds `permit` while it lasts.
+fn stream(
+    pages: Arc<Pages>,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let first = Event::default()
         .retry(Duration::from_secs(1))
         .event("hello")
         .data(pages.output.generation().to_string());
     let seen = pages.output.generation();
-    let changes = futures_util::stream::unfold((pages, seen), |(pages, seen)| async move {
-        loop {
-            tokio::time::sleep(LOOK_EVERY).await;
-            let now = pages.output.generation();
-            if now != seen {
-                let event = Event::default().event("change").data(now.to_string());
-                return Some((Ok(event), (pages, now)));
+    let changes =
+        futures_util::stream::unfold((pages, seen, permit), |(pages, seen, permit)| async move {
+            loop {
+                tokio::time::sleep(LOOK_EVERY).await;
+                let now = pages.output.generation();
+                if now != seen {
+                    let event = Event::default().event("change").data(now.to_string());
+                    return Some((Ok(event), (pages, now, permit)));
+                }
             }
-        }
-    });
+        });
     let stream = futures_util::StreamExt::chain(
         futures_util::stream::once(async move { Ok(first) }),
         changes,
