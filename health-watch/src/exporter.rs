@@ -42,7 +42,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::output::{Output, ACTION_OUTCOMES, CLASSES};
-use crate::prober;
+use crate::prober::{self, gauge};
 
 /// Connections served at once; more wait in the kernel's queue.
 const MAX_CONNECTIONS: usize = 64;
@@ -335,16 +335,6 @@ impl Collector for Targets {
         }
         process(&mut encoder, self.started)
     }
-}
-
-fn gauge(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    value: i64,
-) -> Result<(), std::fmt::Error> {
-    let metric = ConstGauge::new(value);
-    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
 /// The process metrics every Prometheus client library exports, read from

@@ -208,7 +208,10 @@ impl std::fmt::Debug for Finding {
     }
 }
 
-fn gauge<N: prometheus_client::encoding::EncodeGaugeValue + std::fmt::Debug + Send + Sync>(
+/// Encodes one unlabelled gauge: `/probe`'s results and the exporter's own.
+pub(crate) fn gauge<
+    N: prometheus_client::encoding::EncodeGaugeValue + std::fmt::Debug + Send + Sync,
+>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
