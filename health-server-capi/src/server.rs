@@ -55,21 +55,26 @@ pub unsafe extern "C" fn hs_settings_init(s: *mut hs_settings) -> c_int {
             return Err(Failure::null("settings"));
         }
         // SAFETY: `s` is writable (the caller's promise, checked non-NULL).
-        unsafe {
-            s.write(hs_settings {
-                bind: std::ptr::null(),
-                agent_bind: std::ptr::null(),
-                http_bind: std::ptr::null(),
-                answer_deadline_ms: 0,
-                max_connections: 0,
-                max_per_source: 0,
-                allow: std::ptr::null(),
-                publish: 0,
-                stale_after_ms: 0,
-            })
-        };
+        unsafe { s.write(hs_settings::default()) };
         OK
     })
+}
+
+impl Default for hs_settings {
+    /// All NULL and zero: every default.
+    fn default() -> hs_settings {
+        hs_settings {
+            bind: std::ptr::null(),
+            agent_bind: std::ptr::null(),
+            http_bind: std::ptr::null(),
+            answer_deadline_ms: 0,
+            max_connections: 0,
+            max_per_source: 0,
+            allow: std::ptr::null(),
+            publish: 0,
+            stale_after_ms: 0,
+        }
+    }
 }
 
 /// Where the main loop's landmark comes from.
@@ -169,16 +174,8 @@ pub unsafe extern "C" fn hs_server_new(
         if out.is_null() {
             return Err(Failure::null("out"));
         }
-        let mut defaults = std::mem::MaybeUninit::<hs_settings>::uninit();
-        let s = match unsafe { settings.as_ref() } {
-            Some(s) => *s,
-            None => {
-                // SAFETY: a local, writable.
-                unsafe { hs_settings_init(defaults.as_mut_ptr()) };
-                // SAFETY: initialised just above.
-                unsafe { defaults.assume_init() }
-            }
-        };
+        // SAFETY: the caller's promise: NULL or a valid `hs_settings`.
+        let s = unsafe { settings.as_ref() }.copied().unwrap_or_default();
         // SAFETY: the caller's promise about `settings`.
         let builder = unsafe { builder(&s) }?;
         let (source, rx) = if s.publish != 0 {
