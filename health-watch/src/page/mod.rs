@@ -104,19 +104,22 @@ pub(crate) struct Line {
     pub day: [Hour; HOURS],
 }
 
-fn line(status: &Arc<Status>, now: SystemTime) -> Line {
-    let row = status.row();
-    let last = row.last.as_ref();
-    let failed = last.map(|o| o.failed());
-    let state = match (row.alarm.raised, failed) {
+/// What the list says of a target: what it is sorted by.
+fn shown(row: &crate::output::Row) -> render::Shown {
+    match (row.alarm.raised, row.last.as_ref().map(|o| o.failed())) {
         (true, _) => render::Shown::Alarm,
         (false, Some(true)) => render::Shown::Failing,
         (false, Some(false)) => render::Shown::Up,
         (false, None) => render::Shown::Pending,
-    };
+    }
+}
+
+fn line(status: &Arc<Status>, now: SystemTime) -> Line {
+    let row = status.row();
+    let last = row.last.as_ref();
     Line {
         status: Arc::clone(status),
-        state,
+        state: shown(&row),
         class: last.filter(|o| o.failed()).map(|o| o.class.as_str()),
         reason: last.filter(|o| o.failed()).and_then(|o| o.reason),
         detail: last
@@ -138,26 +141,29 @@ async fn index(State(pages): State<Arc<Pages>>, Query(q): Query<ListQuery>) -> R
             .map(|f| health_probe::text::cut(f.trim(), MAX_FILTER).to_lowercase())
             .filter(|f| !f.is_empty());
     let all = pages.output.targets();
-    let mut lines: Vec<Line> = all
+    // Every target is sorted by its state alone; only the page's are read
+    // whole (detail, hours), not 10,000 of them.
+    let mut keys: Vec<(render::Shown, &Arc<Status>)> = all
         .iter()
         .filter(|s| {
             filter.as_deref().is_none_or(|f| {
                 s.name.to_lowercase().contains(f) || s.addr.to_lowercase().contains(f)
             })
         })
-        .map(|s| line(s, now))
+        .map(|s| (shown(&s.row()), s))
         .collect();
-    lines.sort_by(|a, b| (a.state, &a.status.name).cmp(&(b.state, &b.status.name)));
-    let open = lines
+    keys.sort_by(|a, b| (a.0, &a.1.name).cmp(&(b.0, &b.1.name)));
+    let open = keys
         .iter()
-        .filter(|l| l.state == render::Shown::Alarm)
+        .filter(|(state, _)| *state == render::Shown::Alarm)
         .count();
-    let pages_count = lines.len().div_ceil(PAGE_SIZE).max(1);
+    let pages_count = keys.len().div_ceil(PAGE_SIZE).max(1);
     let page = q.page.unwrap_or(1).clamp(1, pages_count);
-    let shown: Vec<Line> = lines
-        .into_iter()
+    let shown: Vec<Line> = keys
+        .iter()
         .skip((page - 1) * PAGE_SIZE)
         .take(PAGE_SIZE)
+        .map(|(_, s)| line(s, now))
         .collect();
     let uptime = uptime(&pages).await;
     let list = render::List {
@@ -205,9 +211,17 @@ async fn uptime(pages: &Arc<Pages>) -> Arc<Uptime> {
         let conn = crate::store::open_read_only(&path).ok()?;
         let now = SystemTime::now();
         let since = |days: u64| now - Duration::from_secs(days * 86_400);
+        // One read of the 10 days; the last day is cut from it.
+        let intervals = crate::store::alarm_intervals(&conn, since(10), now).ok()?;
+        let sum = |from| {
+            intervals
+                .iter()
+                .map(|(t, i)| (t.clone(), crate::store::time_after(i, from)))
+                .collect()
+        };
         Some(Uptime {
-            day: crate::store::alarm_time(&conn, since(1), now).ok()?,
-            ten_days: crate::store::alarm_time(&conn, since(10), now).ok()?,
+            day: sum(since(1)),
+            ten_days: sum(since(10)),
             at: Some(now),
         })
     })

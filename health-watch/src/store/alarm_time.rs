@@ -1,4 +1,4 @@
-//! How long each target spent in alarm within a window, from the history's
+//! When each target was in alarm within a window, from the history's
 //! raises and clears: for the status page's uptime.
 
 use std::collections::HashMap;
@@ -8,14 +8,14 @@ use rusqlite::{params, Connection};
 
 use super::{from_ms, ms, StoreError};
 
-/// Each target's time in alarm within `[since, now]`: alarms open at
-/// `since` count from `since`, alarms still open count to `now`. Targets
-/// never in alarm in the window are absent.
-pub(crate) fn alarm_time(
+/// Each target's alarms within `[since, now]`, as `(from, to)`: alarms
+/// open at `since` start at `since`, alarms still open end at `now`.
+/// Targets never in alarm in the window are absent.
+pub(crate) fn alarm_intervals(
     conn: &Connection,
     since: SystemTime,
     now: SystemTime,
-) -> Result<HashMap<String, Duration>, StoreError> {
+) -> Result<HashMap<String, Vec<(SystemTime, SystemTime)>>, StoreError> {
     let mut open: HashMap<String, SystemTime> = HashMap::new();
     let mut stmt = conn.prepare(
         "SELECT target, event FROM events WHERE id IN (
@@ -32,7 +32,7 @@ pub(crate) fn alarm_time(
             open.insert(target, since);
         }
     }
-    let mut total: HashMap<String, Duration> = HashMap::new();
+    let mut intervals: HashMap<String, Vec<(SystemTime, SystemTime)>> = HashMap::new();
     let mut stmt = conn.prepare(
         "SELECT target, event, time_ms FROM events
          WHERE time_ms >= ?1 AND time_ms <= ?2
@@ -52,13 +52,21 @@ pub(crate) fn alarm_time(
         if event == "raise" || event == "carried" {
             open.entry(target).or_insert(at);
         } else if let Some(start) = open.remove(&target) {
-            *total.entry(target).or_default() += at.duration_since(start).unwrap_or_default();
+            intervals.entry(target).or_default().push((start, at));
         }
     }
     for (target, start) in open {
-        *total.entry(target).or_default() += now.duration_since(start).unwrap_or_default();
+        intervals.entry(target).or_default().push((start, now));
     }
-    Ok(total)
+    Ok(intervals)
+}
+
+/// The time of `intervals` that falls after `from`.
+pub(crate) fn time_after(intervals: &[(SystemTime, SystemTime)], from: SystemTime) -> Duration {
+    intervals
+        .iter()
+        .map(|(a, b)| b.duration_since((*a).max(from)).unwrap_or_default())
+        .sum()
 }
 
 #[cfg(test)]
@@ -104,12 +112,19 @@ mod tests {
         ] {
             insert_event(&conn, &e).unwrap();
         }
-        let t = alarm_time(&conn, h(24), now).unwrap();
-        let hours = |target: &str| t.get(target).map(|d| d.as_secs_f64() / 3600.0);
+        let t = alarm_intervals(&conn, h(24), now).unwrap();
+        let hours = |target: &str| {
+            t.get(target)
+                .map(|i| time_after(i, h(24)).as_secs_f64() / 3600.0)
+        };
         assert!((hours("a").unwrap() - 4.0).abs() < 0.01, "{t:?}");
         assert!((hours("b").unwrap() - 1.0).abs() < 0.01, "{t:?}");
         assert!((hours("c").unwrap() - 2.0).abs() < 0.01, "{t:?}");
         assert_eq!(hours("d"), None);
+        // A shorter window from the same intervals: a's alarm ended before it.
+        let last_5h = |target: &str| time_after(&t[target], h(5)).as_secs_f64() / 3600.0;
+        assert_eq!(last_5h("a"), 0.0);
+        assert!((last_5h("c") - 2.0).abs() < 0.01);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -16,7 +16,7 @@ use rusqlite::{params, Connection};
 mod alarm_time;
 mod writer;
 
-pub(crate) use alarm_time::alarm_time;
+pub(crate) use alarm_time::{alarm_intervals, time_after};
 pub(crate) use writer::{Found, Health, Store};
 
 /// Schema version in `PRAGMA user_version`.
