@@ -2,18 +2,20 @@
 # Builds the workspace in release and runs every benchmark against its peer,
 # printing the Markdown tables docs/BENCHMARKS.md records.
 #
-#   bench/run.sh            # probe cost, server load, watch at scale, watch config at the maximum, /probe against blackbox_exporter, connection snapshot, under attack, codec, a 3-minute soak
+#   bench/run.sh            # probe cost, server load, an isolated check, watch at scale, watch config at the maximum, /probe against blackbox_exporter, connection snapshot, under attack, codec, a 3-minute soak
 #   SOAK_MINUTES=0 bench/run.sh   # skip the soak
 #
 # Peers come from Debian's packages: netcat-openbsd (nc -z) and
 # monitoring-plugins-basic (check_tcp), iproute2 (ss), python3 (tomllib),
-# prometheus-blackbox-exporter; tonic-health is built from crates.io.
+# prometheus-blackbox-exporter, strace (syscalls per isolated check);
+# tonic-health and axum are built from crates.io.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 command -v nc >/dev/null || need+=(netcat-openbsd)
 [ -x /usr/lib/nagios/plugins/check_tcp ] || need+=(monitoring-plugins-basic)
 command -v ss >/dev/null || need+=(iproute2)
+command -v strace >/dev/null || need+=(strace)
 command -v python3 >/dev/null || need+=(python3)
 command -v prometheus-blackbox-exporter >/dev/null || need+=(prometheus-blackbox-exporter)
 if [ ${#need[@]} -gt 0 ]; then
@@ -25,6 +27,8 @@ cargo build --release --workspace --bins --examples
 # dev-dependency of another crate (proptest turns on regex's Unicode tables)
 # is unified into it; a workspace build with --examples would be larger.
 cargo build --release -p health-probe --bins
+# The static probe too, measured beside the dynamic one (probe_cost).
+packaging/static.sh >/dev/null
 echo "## Machine"
 echo
 echo "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), $(rustc --version)"
@@ -36,6 +40,10 @@ echo
 echo "## Server load"
 echo
 target/release/load --clients "${LOAD_CLIENTS:-32}" --seconds "${LOAD_SECONDS:-5}" --rounds "${LOAD_ROUNDS:-3}"
+echo
+echo "## An isolated check"
+echo
+target/release/isolated --checks "${ISOLATED_CHECKS:-1000}" --rounds "${ISOLATED_ROUNDS:-15}" --strace-checks "${ISOLATED_STRACE_CHECKS:-2000}"
 echo
 echo "## Watch at scale"
 echo

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod attack;
+pub mod peer;
 
 /// Sorted samples with the summary statistics the reports print.
 #[derive(Debug, Clone, Default)]
@@ -172,6 +173,23 @@ pub fn process_cpu(pid: u32) -> Duration {
     Duration::from_micros(ticks * 1_000_000 / hz)
 }
 
+/// CPU time process `pid`'s live threads have used so far, to the
+/// nanosecond: the sum of `/proc/PID/task/*/schedstat`'s run time. Finer
+/// than [`process_cpu`]'s clock ticks, for costs of microseconds; threads
+/// that have exited are not counted, so use it over spans in which the
+/// process keeps its threads.
+pub fn process_cpu_precise(pid: u32) -> Duration {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Duration::ZERO;
+    };
+    let ns: u64 = tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(ns)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,5 +211,19 @@ mod tests {
         let (rss, hwm) = rss_kib(pid).expect("own /proc status");
         assert!(rss > 0 && hwm >= rss);
         assert!(open_fds(pid).expect("own fds") >= 3);
+        // Spinning adds CPU time, whatever else the machine runs (bounded:
+        // 10 s of wall time).
+        let spent = process_cpu_precise(pid);
+        assert!(spent > Duration::ZERO);
+        let spin = std::time::Instant::now();
+        while process_cpu_precise(pid) < spent + Duration::from_millis(20) {
+            assert!(
+                spin.elapsed() < Duration::from_secs(10),
+                "CPU time stands still"
+            );
+            for _ in 0..100_000 {
+                std::hint::black_box(0u64);
+            }
+        }
     }
 }

@@ -116,6 +116,9 @@ async fn landmark_exchange(
         .await
         .unwrap_or_else(|_| Err(elapsed()))
         .map_err(|e| io_error(e.into(), "send", timeout))?;
+    // One request on this connection: a half-close says so (as the
+    // blocking probe does).
+    let _ = stream.shutdown().await;
     let mut frames = FramedRead::new(stream, FrameCodec::new(MAX_REPLY));
     let frame = match tokio::time::timeout_at(deadline, frames.next()).await {
         Ok(Some(frame)) => frame,

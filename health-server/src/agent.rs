@@ -15,13 +15,10 @@
 //! configured weight (weight 50 is `50%`); no weight is `100%`. Anything
 //! HAProxy sends first (`agent-send`) is ignored.
 
-use std::net::SocketAddr;
-
 use health_proto::{Landmark, State};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use crate::admission::Slot;
+use crate::conn::Conn;
 use crate::context::{evict, Context};
 
 /// Longest description after `#`: HAProxy shows it on the stats page.
@@ -30,10 +27,11 @@ const MAX_DESCRIPTION: usize = 200;
 /// Answers one agent connection. HAProxy's agent says nothing, so the
 /// connection arrives idle; it is busy (never evicted) from here on, for
 /// at most the answer deadline plus the write timeout.
-pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr, ctx: &Context, mut slot: Slot) {
+pub(crate) async fn serve(mut conn: Conn, ctx: &Context, mut slot: Slot) {
+    let peer = conn.peer();
     if !slot.busy() {
         // Evicted before it could be answered.
-        evict(&stream, peer);
+        evict(&conn);
         return;
     }
     let line = match ctx.check("agent", None).await {
@@ -42,8 +40,8 @@ pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr, ctx: &Context
         Err(e) => format!("down #{}\n", sanitize(&e.message)),
     };
     let write = async {
-        stream.write_all(line.as_bytes()).await?;
-        stream.shutdown().await
+        conn.write_all(line.as_bytes()).await?;
+        conn.shutdown_write()
     };
     match tokio::time::timeout(ctx.conn.write_timeout, write).await {
         Ok(Ok(())) => {}

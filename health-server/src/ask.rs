@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 
 use health_proto::Landmark;
 use tokio::sync::{oneshot, watch};
-use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
-use crate::source::{Ask, Published, SourceKind, WakeUp};
+use crate::source::{Ask, AskTx, Published, SourceKind};
 
 /// What the server learned about the service for one check.
 #[derive(Debug, Clone)]
@@ -51,10 +50,8 @@ pub(crate) enum Observer {
 impl Observer {
     pub(crate) fn new(kind: SourceKind, cfg: ObserveConfig, metrics: Metrics) -> Observer {
         match kind {
-            SourceKind::Ask(tx, gone, wake) => Observer::Ask(Arc::new(Asker {
+            SourceKind::Ask(tx) => Observer::Ask(Arc::new(Asker {
                 tx,
-                gone,
-                wake,
                 cfg,
                 metrics,
                 pending: Mutex::new(None),
@@ -108,11 +105,8 @@ fn read_published(rx: &watch::Receiver<Published>, cfg: &ObserveConfig) -> Obser
 /// checks therefore costs the main thread one answer, and a hung main thread
 /// finds exactly one ask waiting when it recovers.
 pub(crate) struct Asker {
-    tx: flume::Sender<Ask>,
-    /// Cancelled when the main thread drops its `Asks`.
-    gone: CancellationToken,
-    /// Called after each ask is queued ([`crate::channel_with_wakeup`]).
-    wake: Option<WakeUp>,
+    /// The ask channel, with its wake-ups and the main thread's `gone`.
+    tx: AskTx,
     cfg: ObserveConfig,
     metrics: Metrics,
     pending: Mutex<Option<watch::Receiver<Option<Arc<Observation>>>>>,
@@ -159,9 +153,6 @@ impl Asker {
         });
         match sent {
             Ok(()) => {
-                if let Some(wake) = &self.wake {
-                    wake();
-                }
                 self.metrics.asked();
                 *slot = Some(result_rx.clone());
                 let me = Arc::clone(self);
@@ -202,7 +193,7 @@ impl Asker {
         let answer = tokio::select! {
             biased;
             r = &mut reply => r.ok(),
-            _ = self.gone.cancelled() => None,
+            _ = self.tx.gone.cancelled() => None,
             _ = tokio::time::sleep(deadline) => {
                 self.metrics.unanswered();
                 // Logged once per ask, however many checks are waiting on it.
@@ -213,7 +204,7 @@ impl Asker {
                 tokio::select! {
                     biased;
                     r = reply => r.ok(),
-                    _ = self.gone.cancelled() => None,
+                    _ = self.tx.gone.cancelled() => None,
                 }
             }
         };
@@ -238,7 +229,7 @@ impl Asker {
             None => {
                 // The Ask was dropped: by the main thread, or with the whole
                 // `Asks` receiver (then the channel is disconnected).
-                let reason = if self.gone.is_cancelled() || self.tx.is_disconnected() {
+                let reason = if self.tx.gone.is_cancelled() || self.tx.is_disconnected() {
                     "main thread gone"
                 } else {
                     "main thread dropped the ask without answering"

@@ -6,18 +6,17 @@
 //! speak it in their own words.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use health_proto::{ErrorCode, ErrorReply, Landmark, LandmarkReply, State};
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::Slot;
 use crate::ask::Observer;
+use crate::conn::Conn;
 use crate::connections::reports::Reports;
 use crate::connections::Recorder;
 use crate::metrics::Metrics;
@@ -174,7 +173,7 @@ pub(crate) async fn read_while_idle<F: Future>(
 
 /// Closes an evicted connection with a reset: the peer learns at once, and
 /// no TIME_WAIT is left behind for a connection that was hoarding a place.
-pub(crate) fn evict(stream: &TcpStream, peer: SocketAddr) {
-    tracing::trace!(%peer, "idle health connection evicted for a newcomer");
-    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
+pub(crate) fn evict(conn: &Conn) {
+    tracing::trace!(peer = %conn.peer(), "idle health connection evicted for a newcomer");
+    conn.reset_on_close();
 }

@@ -22,6 +22,7 @@ pub struct HealthServer {
     shared: Arc<Shared>,
     metrics: Metrics,
     done: oneshot::Receiver<()>,
+    /// The endpoint's thread; taken when shutting down.
     thread: Option<JoinHandle<()>>,
 }
 
@@ -39,14 +40,14 @@ impl HealthServer {
         shared: Arc<Shared>,
         metrics: Metrics,
         done: oneshot::Receiver<()>,
-        thread: Option<JoinHandle<()>>,
+        thread: JoinHandle<()>,
     ) -> HealthServer {
         HealthServer {
             addrs,
             shared,
             metrics,
             done,
-            thread,
+            thread: Some(thread),
         }
     }
 
@@ -112,19 +113,12 @@ impl HealthServer {
     }
 
     /// [`HealthServer::shutdown`] for callers without an async runtime: blocks
-    /// the calling thread until the endpoint has stopped.
-    ///
-    /// # Panics
-    /// If called from inside an async runtime; use `shutdown().await` there.
+    /// the calling thread until the endpoint's thread has stopped. In async
+    /// code use `shutdown().await`, which does not hold up a runtime thread.
     pub fn shutdown_blocking(mut self) {
         self.shared.token.cancel();
-        match self.thread.take() {
-            Some(thread) => {
-                let _ = thread.join();
-            }
-            None => {
-                let _ = self.done.blocking_recv();
-            }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }

@@ -18,10 +18,9 @@ use std::net::SocketAddr;
 
 use bytes::BytesMut;
 use health_proto::{ErrorCode, State};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::admission::Slot;
+use crate::conn::Conn;
 use crate::context::{evict, read_while_idle, Context, Waited};
 use crate::metrics;
 
@@ -30,20 +29,22 @@ pub(crate) const MAX_HEAD: usize = 8 * 1024;
 /// Most headers parsed; more is a 431.
 const MAX_HEADERS: usize = 32;
 
-/// Serves one HTTP request on `stream`, then closes it.
-pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr, ctx: &Context, mut slot: Slot) {
-    let mut buf = BytesMut::with_capacity(1024);
-    let read = read_head(&mut stream, &mut buf);
+/// Serves one HTTP request on `conn` (`first` is what accept read of it),
+/// then closes it.
+pub(crate) async fn serve(mut conn: Conn, first: BytesMut, ctx: &Context, mut slot: Slot) {
+    let peer = conn.peer();
+    let mut buf = first;
+    let read = read_head(&mut conn, &mut buf);
     let waited = read_while_idle(&mut slot, read, ctx.conn.read_timeout, &ctx.shared.token).await;
     let head = match waited {
         Waited::Ready(Ok(head)) => head,
         Waited::Ready(Err(status)) => {
             let body = error_body(status.1);
-            respond(&mut stream, peer, ctx, status, b"", (JSON, &body)).await;
+            respond(&mut conn, peer, ctx, status, b"", (JSON, &body)).await;
             return;
         }
         Waited::Evicted => {
-            evict(&stream, peer);
+            evict(&conn);
             return;
         }
         Waited::TimedOut => {
@@ -58,7 +59,7 @@ pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr, ctx: &Context
         let _ = ctx.landmark(None).await;
         let (body, content_type) = metrics::expose(&ctx.exposition, head.openmetrics);
         respond(
-            &mut stream,
+            &mut conn,
             peer,
             ctx,
             OK,
@@ -69,7 +70,7 @@ pub(crate) async fn serve(mut stream: TcpStream, peer: SocketAddr, ctx: &Context
         return;
     }
     let (status, body) = answer(&head, ctx).await;
-    respond(&mut stream, peer, ctx, status, &head.method, (JSON, &body)).await;
+    respond(&mut conn, peer, ctx, status, &head.method, (JSON, &body)).await;
 }
 
 const JSON: &str = "application/json";
@@ -95,7 +96,7 @@ pub(crate) struct Head {
 
 /// Reads into `buf` until a complete request head is parsed, within
 /// [`MAX_HEAD`]. Cancel-safe: what was read stays in `buf`.
-async fn read_head(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<Head, Status> {
+async fn read_head(conn: &mut Conn, buf: &mut BytesMut) -> Result<Head, Status> {
     if let Some(head) = parse_head(buf)? {
         return Ok(head);
     }
@@ -103,16 +104,13 @@ async fn read_head(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<Head, S
         if buf.len() >= MAX_HEAD {
             return Err(TOO_LARGE);
         }
-        let mut chunk = [0u8; 1024];
-        let room = (MAX_HEAD - buf.len()).min(chunk.len());
-        let n = stream
-            .read(&mut chunk[..room])
+        let n = conn
+            .read(buf, MAX_HEAD - buf.len())
             .await
             .map_err(|_| BAD_REQUEST)?;
         if n == 0 {
             return Err(BAD_REQUEST);
         }
-        buf.extend_from_slice(&chunk[..n]);
         if let Some(head) = parse_head(buf)? {
             return Ok(head);
         }
@@ -222,7 +220,7 @@ fn error_body(message: &str) -> String {
 }
 
 async fn respond(
-    stream: &mut TcpStream,
+    conn: &mut Conn,
     peer: SocketAddr,
     ctx: &Context,
     (code, reason): Status,
@@ -238,8 +236,8 @@ async fn respond(
         out.extend_from_slice(body.as_bytes());
     }
     let write = async {
-        stream.write_all(&out).await?;
-        stream.shutdown().await
+        conn.write_all(&out).await?;
+        conn.shutdown_write()
     };
     if tokio::time::timeout(ctx.conn.write_timeout, write)
         .await

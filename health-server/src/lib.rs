@@ -24,7 +24,10 @@
 //! thread's landmarks reach the server (asked or published), `ask` bounds and
 //! shares the asking, `context` is the check every protocol shares,
 //! `admission` decides which connections are held when peers try to hold
-//! them all, `server` accepts within its limits, `native` speaks the native
+//! them all, `server` starts the endpoint on its own thread, `accept`
+//! accepts within its limits, `conn` does a connection's I/O with the
+//! fewest syscalls (read at accept, one send per reply, registered with the
+//! reactor only when it must wait), `native` speaks the native
 //! protocol with deadlines, `agent` and `http` speak HAProxy's agent-check
 //! and HTTP from the same landmark, `metrics` is what `GET /metrics` tells
 //! Prometheus ([`Metrics`]), and [`HealthServer`] (`health_server`)
@@ -32,10 +35,12 @@
 //! speaks: a new balancer language is one file beside `agent` and `http`,
 //! a `Protocol` variant in `protocol` and one method on [`Builder`].
 
+mod accept;
 mod admission;
 mod agent;
 mod ask;
 mod config;
+mod conn;
 pub mod connections;
 mod context;
 mod error;
@@ -64,7 +69,8 @@ pub use source::{channel, channel_with_wakeup, publisher, Ask, Asks, LandmarkRx,
 /// them: `0.0.0.0:9100`, 500 ms answer deadline, ...), answering checks from
 /// `state_rx`.
 ///
-/// Works with or without a tokio runtime in the caller.
+/// Works with or without a tokio runtime in the caller: the endpoint runs
+/// on a thread of its own either way.
 pub fn spawn(state_rx: LandmarkRx) -> Result<HealthServer, ServerError> {
     Builder::new().spawn(state_rx)
 }

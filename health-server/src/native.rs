@@ -5,42 +5,44 @@
 
 use std::net::SocketAddr;
 
-use futures_util::{SinkExt, StreamExt};
+use bytes::BytesMut;
 use health_proto::codec::FrameCodec;
 use health_proto::{
     ConnectionReport, ConnectionsRequest, ErrorCode, ErrorReply, Frame, Landmark, LandmarkReply,
     ProtoError, Request, Response,
 };
-use tokio::net::TcpStream;
-use tokio_util::codec::Framed;
+use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::Slot;
+use crate::conn::Conn;
 use crate::context::{evict, read_while_idle, Context, Waited};
 use crate::text::truncate;
 
-/// Serves one native-protocol connection until it ends.
+/// Most bytes one read adds to a connection's buffer. What the buffer holds
+/// is bounded by one frame (its header is checked against the payload
+/// limit before the payload is read) plus one read.
+const READ_MAX: usize = 4096;
+
+/// Serves one native-protocol connection until it ends; `buf` holds what
+/// was read from it at accept.
 pub(crate) async fn serve(
-    stream: TcpStream,
-    peer: SocketAddr,
+    mut conn: Conn,
+    mut buf: BytesMut,
     ctx: &Context,
     mut slot: Slot,
     shutdown: CancellationToken,
 ) {
-    let _ = stream.set_nodelay(true);
+    let peer = conn.peer();
     let cfg = ctx.conn;
-    // Start small: a whole-service check is a 16-byte header, and the
-    // decoder reserves more only when a header announces a payload. Idle
-    // connections then cost little (tokio-util's default is 8 KiB each).
-    let mut framed = Framed::with_capacity(stream, FrameCodec::new(cfg.max_payload), 256);
+    let mut codec = FrameCodec::new(cfg.max_payload);
     loop {
-        let next = match read_while_idle(&mut slot, framed.next(), cfg.read_timeout, &shutdown)
-            .await
-        {
+        let next = next_frame(&mut conn, &mut codec, &mut buf);
+        let next = match read_while_idle(&mut slot, next, cfg.read_timeout, &shutdown).await {
             Waited::Ready(next) => next,
             Waited::Shutdown => break,
             Waited::Evicted => {
-                evict(framed.get_ref(), peer);
+                evict(&conn);
                 break;
             }
             Waited::TimedOut => {
@@ -90,8 +92,9 @@ pub(crate) async fn serve(
                 }
             },
         };
-        let frame = fit(ctx, response, request_id);
-        match tokio::time::timeout(cfg.write_timeout, framed.send(frame)).await {
+        // Header and payload in one buffer: one send.
+        let reply = fit(ctx, response, request_id).to_bytes();
+        match tokio::time::timeout(cfg.write_timeout, conn.write_all(&reply)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "health connection write error");
@@ -104,6 +107,30 @@ pub(crate) async fn serve(
         }
         if !keep_open {
             break;
+        }
+    }
+}
+
+/// The next request: from the bytes already read when they hold one, else
+/// read from the connection (at once when something has arrived, such as
+/// the end of a peer that half-closed after its request). `None` when the
+/// peer has closed between requests. Cancel-safe: what was read stays in
+/// `buf`.
+async fn next_frame(
+    conn: &mut Conn,
+    codec: &mut FrameCodec,
+    buf: &mut BytesMut,
+) -> Option<Result<Frame, ProtoError>> {
+    loop {
+        match codec.decode(buf) {
+            Ok(Some(frame)) => return Some(Ok(frame)),
+            Ok(None) => {}
+            Err(e) => return Some(Err(e)),
+        }
+        match conn.read(buf, READ_MAX).await {
+            Ok(0) => return codec.decode_eof(buf).transpose(),
+            Ok(_) => {}
+            Err(e) => return Some(Err(ProtoError::Io(e))),
         }
     }
 }

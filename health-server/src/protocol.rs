@@ -9,13 +9,12 @@
 //! `listen` (with an accessor on [`crate::HealthServer`] for the port it
 //! bound).
 
-use std::net::SocketAddr;
-
+use bytes::BytesMut;
 use health_proto::{ErrorCode, ErrorReply, Response};
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::Slot;
+use crate::conn::Conn;
 use crate::context::Context;
 use crate::{agent, http, native};
 
@@ -61,20 +60,21 @@ impl Protocol {
         }
     }
 
-    /// Serves one admitted connection until it is done, evicted or the
-    /// server shuts down (`token`).
+    /// Serves one admitted connection, `first` being what was read from
+    /// it at accept, until it is done, evicted or the server shuts down
+    /// (`token`).
     pub(crate) async fn serve(
         self,
-        stream: TcpStream,
-        peer: SocketAddr,
+        conn: Conn,
+        first: BytesMut,
         ctx: &Context,
         slot: Slot,
         token: CancellationToken,
     ) {
         match self {
-            Protocol::Native => native::serve(stream, peer, ctx, slot, token).await,
-            Protocol::Agent => agent::serve(stream, peer, ctx, slot).await,
-            Protocol::Http => http::serve(stream, peer, ctx, slot).await,
+            Protocol::Native => native::serve(conn, first, ctx, slot, token).await,
+            Protocol::Agent => agent::serve(conn, ctx, slot).await,
+            Protocol::Http => http::serve(conn, first, ctx, slot).await,
         }
     }
 }

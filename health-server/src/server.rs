@@ -1,27 +1,24 @@
 //! The listeners: binds the native port and the optional agent and HTTP
-//! ports, accepts within the allow-list and [`crate::admission`]'s limits
-//! (shared by all ports), hands each connection to its protocol
-//! ([`crate::protocol`]), and shuts down gracefully on request.
+//! ports, starts the endpoint on its own thread, runs an accept loop per
+//! listening socket ([`crate::accept`], within the allow-list and
+//! [`crate::admission`]'s limits, shared by all ports), and shuts down
+//! gracefully on request.
 //!
 //! Shaped like mini-redis's `server.rs`, with admission in the place of its
 //! semaphore, and a cancellation token in the place of its shutdown
 //! broadcast.
 
-use std::fs::File;
-use std::net::{IpAddr, SocketAddr, TcpListener as StdListener};
+use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
-use ipnet::IpNet;
 use socket2::{Domain, Socket, Type};
-use tokio::net::TcpListener;
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::admission::{Admission, Limits, Refusal, SUMMARY_EVERY};
+use crate::accept::{accept_loop, Acceptor};
+use crate::admission::{Admission, Limits, SUMMARY_EVERY};
 use crate::ask::{ObserveConfig, Observer};
 use crate::connections::reports::Reports;
 use crate::connections::Recorder;
@@ -53,9 +50,9 @@ const FD_SHARE: u64 = 4;
 impl Builder {
     /// Binds the listener and starts serving checks answered from `state_rx`.
     ///
-    /// Inside a tokio runtime the server runs as tasks on it; without one it
-    /// starts its own single-threaded runtime on a background thread named
-    /// `health-server`. Binding happens before this returns, so an address
+    /// The server runs on its own single-threaded tokio runtime, on a
+    /// background thread named `health-server`, whether or not the caller
+    /// has a runtime. Binding happens before this returns, so an address
     /// in use is reported here.
     pub fn spawn(self, state_rx: LandmarkRx) -> Result<HealthServer, ServerError> {
         spawn(self, state_rx)
@@ -99,25 +96,19 @@ fn spawn(mut cfg: Builder, state_rx: LandmarkRx) -> Result<HealthServer, ServerE
         },
         done_tx,
     );
-    let thread = match tokio::runtime::Handle::try_current() {
-        Ok(handle) => {
-            handle.spawn(serve);
-            None
-        }
-        Err(_) => {
-            // No runtime in the caller (a plain-thread service): run our own
-            // small one, so the service needs no tokio code of its own.
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(ServerError::Runtime)?;
-            let thread = std::thread::Builder::new()
-                .name("health-server".into())
-                .spawn(move || rt.block_on(serve))
-                .map_err(ServerError::Runtime)?;
-            Some(thread)
-        }
-    };
+    // Its own small runtime on its own thread, whatever the caller runs:
+    // a check then costs the service one wake-up of its main loop and
+    // nothing on its runtime's workers (whose idle ones a task spawned
+    // there would wake), and a host runtime that is blocked or busy
+    // cannot hold up a `fail`.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ServerError::Runtime)?;
+    let thread = std::thread::Builder::new()
+        .name("health-server".into())
+        .spawn(move || rt.block_on(serve))
+        .map_err(ServerError::Runtime)?;
     Ok(HealthServer::new(addrs, shared, metrics, done_rx, thread))
 }
 
@@ -155,7 +146,8 @@ fn bind(addr: SocketAddr, defer: bool) -> Result<(SocketAddr, Vec<StdListener>),
 
 /// A non-blocking TCP socket for `addr`'s family with SO_REUSEADDR, so a
 /// restarted service gets its port back while old connections sit in
-/// TIME_WAIT.
+/// TIME_WAIT, and TCP_NODELAY, which the connections it accepts inherit
+/// (no setsockopt per connection): a reply is one write, sent at once.
 fn socket(addr: SocketAddr) -> std::io::Result<Socket> {
     let socket = Socket::new(
         Domain::for_address(addr),
@@ -163,6 +155,7 @@ fn socket(addr: SocketAddr) -> std::io::Result<Socket> {
         Some(socket2::Protocol::TCP),
     )?;
     socket.set_reuse_address(true)?;
+    socket.set_tcp_nodelay(true)?;
     socket.set_nonblocking(true)?;
     Ok(socket)
 }
@@ -213,15 +206,6 @@ fn limits(total: usize, per_source: usize) -> Limits {
         total: total.min(share),
         per_source: per_source.min(total.min(share)),
     }
-}
-
-/// What every accept loop shares.
-struct Acceptor {
-    ctx: Arc<Context>,
-    allow: Vec<IpNet>,
-    admission: Arc<Admission>,
-    tracker: TaskTracker,
-    token: CancellationToken,
 }
 
 /// What `spawn` made for the endpoint before it runs.
@@ -293,16 +277,9 @@ async fn serve(
         acceptor.token.clone(),
     ));
     for (protocol, listener) in listeners {
-        match TcpListener::from_std(listener) {
-            Ok(l) => {
-                acceptor
-                    .tracker
-                    .spawn(accept_loop(Arc::clone(&acceptor), protocol, l));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, ?protocol, "health endpoint cannot register its listener");
-            }
-        }
+        acceptor
+            .tracker
+            .spawn(accept_loop(Arc::clone(&acceptor), protocol, listener));
     }
     acceptor.tracker.close();
     acceptor.tracker.wait().await;
@@ -321,122 +298,4 @@ async fn summaries(admission: Arc<Admission>, token: CancellationToken) {
         }
     }
     admission.summarise(true);
-}
-
-/// A descriptor kept open to be given up when the process runs out: then
-/// the connection waiting in the kernel can still be accepted (and an idle
-/// one evicted in its place) rather than the accept failing again and again.
-fn spare_fd() -> Option<File> {
-    File::open("/dev/null").ok()
-}
-
-/// Whether an accept error means the process or system is out of
-/// descriptors.
-fn out_of_fds(e: &std::io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
-}
-
-async fn accept_loop(a: Arc<Acceptor>, protocol: Protocol, listener: TcpListener) {
-    let mut spare = spare_fd();
-    let mut backoff = Duration::from_millis(5);
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = a.token.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => {
-                    backoff = Duration::from_millis(5);
-                    if spare.is_none() {
-                        spare = spare_fd();
-                    }
-                    conn
-                }
-                Err(e) if out_of_fds(&e) && spare.is_some() => {
-                    // Out of descriptors: give up the spare so the waiting
-                    // connection can be accepted and admitted (admission
-                    // then evicts an idle connection, freeing one).
-                    tracing::warn!(error = %e, "health endpoint out of file descriptors; using its spare");
-                    spare = None;
-                    continue;
-                }
-                Err(e) => {
-                    // Out of descriptors with no spare: give back an idle
-                    // connection's and retry. With nothing to give back,
-                    // or another error, keep serving the connections we
-                    // have and retry after a short pause (5 ms, doubling
-                    // to 100 ms), never a busy loop.
-                    if out_of_fds(&e) && a.admission.shed_one() {
-                        tokio::task::yield_now().await;
-                        continue;
-                    }
-                    tracing::error!(error = %e, "health endpoint cannot accept; retrying");
-                    tokio::select! {
-                        _ = a.token.cancelled() => break,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_millis(100));
-                    continue;
-                }
-            },
-        };
-        if !allowed(&a.allow, peer.ip()) {
-            tracing::info!(%peer, "refused health check: source not in the allow-list");
-            a.ctx.metrics.refused_by_allow_list();
-            drop(stream);
-            continue;
-        }
-        // What arrived with the connection decides its first state: with
-        // bytes to read it is fresh (never evicted before it is read);
-        // with nothing (let in by a SYN cookie, or on the agent port) it
-        // is idle at once.
-        let silent = !matches!(
-            socket2::SockRef::from(&stream).peek(&mut [std::mem::MaybeUninit::uninit(); 1]),
-            Ok(n) if n > 0
-        );
-        let slot = match a.admission.admit(peer.ip(), silent) {
-            Ok(slot) => slot,
-            Err(refusal) => {
-                refuse(stream, protocol, refusal);
-                continue;
-            }
-        };
-        let ctx = Arc::clone(&a.ctx);
-        let token = a.token.clone();
-        a.tracker.spawn(async move {
-            protocol.serve(stream, peer, &ctx, slot, token).await;
-        });
-    }
-}
-
-/// Tells a connection admission refused why (busy), best effort and never
-/// blocking: a fresh socket's send buffer takes these few bytes at once.
-fn refuse(stream: TcpStream, protocol: Protocol, refusal: Refusal) {
-    let _ = stream.try_write(&protocol.busy_reply(&refusal.to_string()));
-}
-
-/// Whether `ip` may connect: no allow-list, or inside one of its networks.
-fn allowed(allow: &[IpNet], ip: IpAddr) -> bool {
-    if allow.is_empty() {
-        return true;
-    }
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
-    allow.iter().any(|net| net.contains(&ip))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::allowed;
-
-    #[test]
-    fn allow_list_matches_mapped_ipv4() {
-        let allow = ["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()];
-        assert!(allowed(&allow, "10.1.2.3".parse().unwrap()));
-        assert!(allowed(&allow, "::ffff:10.1.2.3".parse().unwrap()));
-        assert!(allowed(&allow, "fd00::1".parse().unwrap()));
-        assert!(!allowed(&allow, "11.0.0.1".parse().unwrap()));
-        assert!(!allowed(&allow, "::1".parse().unwrap()));
-        assert!(allowed(&[], "11.0.0.1".parse().unwrap()));
-    }
 }

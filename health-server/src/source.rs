@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use health_proto::Landmark;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{oneshot, watch, Notify};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// The receiving side of the service's landmarks, handed to [`crate::spawn`].
@@ -31,11 +31,59 @@ impl std::fmt::Debug for LandmarkRx {
 }
 
 pub(crate) enum SourceKind {
-    /// Asks go out on the channel; the token is cancelled when the main
-    /// thread's [`Asks`] is dropped, even with an ask still queued; the
-    /// wake-up, if any, is called after each ask is queued.
-    Ask(flume::Sender<Ask>, CancellationToken, Option<WakeUp>),
+    /// Asks go out on the channel ([`AskTx`]).
+    Ask(AskTx),
     Publish(watch::Receiver<Published>),
+}
+
+/// The server's end of the ask channel.
+pub(crate) struct AskTx {
+    /// `None` only while dropping: see the `Drop` impl.
+    tx: Option<flume::Sender<Ask>>,
+    /// Wakes a main loop waiting in [`Asks::recv`].
+    notify: Arc<Notify>,
+    /// Cancelled when the main thread's [`Asks`] is dropped, even with an
+    /// ask still queued.
+    pub(crate) gone: CancellationToken,
+    /// Called after each ask is queued ([`channel_with_wakeup`]).
+    wake: Option<WakeUp>,
+}
+
+impl AskTx {
+    /// Queues `ask` without waiting, then wakes the main loop whichever way
+    /// it waits.
+    pub(crate) fn try_send(&self, ask: Ask) -> Result<(), flume::TrySendError<Ask>> {
+        let Some(tx) = &self.tx else {
+            return Err(flume::TrySendError::Disconnected(ask));
+        };
+        tx.try_send(ask)?;
+        // After the channel's lock is released: a woken async loop takes
+        // the ask at once, with no second wake-up.
+        self.notify.notify_one();
+        if let Some(wake) = &self.wake {
+            wake();
+        }
+        Ok(())
+    }
+
+    /// Asks queued and not yet taken.
+    pub(crate) fn len(&self) -> usize {
+        self.tx.as_ref().map_or(0, flume::Sender::len)
+    }
+
+    /// Whether the main thread's [`Asks`] is gone.
+    pub(crate) fn is_disconnected(&self) -> bool {
+        self.tx.as_ref().is_none_or(flume::Sender::is_disconnected)
+    }
+}
+
+impl Drop for AskTx {
+    fn drop(&mut self) {
+        // Disconnect first, then wake: an async loop waiting in `recv`
+        // looks again and sees the server gone.
+        drop(self.tx.take());
+        self.notify.notify_one();
+    }
 }
 
 #[derive(Clone)]
@@ -82,13 +130,20 @@ fn ask_channel(wake: Option<WakeUp>) -> (Asks, LandmarkRx) {
     // (see `ask::Asker`), so the queue is bounded by construction.
     let (tx, rx) = flume::bounded(1);
     let gone = CancellationToken::new();
+    let notify = Arc::new(Notify::new());
     (
         Asks {
             rx,
+            notify: Arc::clone(&notify),
             _gone: gone.clone().drop_guard(),
         },
         LandmarkRx {
-            kind: SourceKind::Ask(tx, gone, wake),
+            kind: SourceKind::Ask(AskTx {
+                tx: Some(tx),
+                notify,
+                gone,
+                wake,
+            }),
         },
     )
 }
@@ -123,6 +178,11 @@ pub fn publisher(initial: Landmark) -> (Publisher, LandmarkRx) {
 /// fails with "main thread gone".
 pub struct Asks {
     rx: flume::Receiver<Ask>,
+    /// Notified after each ask is queued, and when the server goes: the
+    /// async [`Asks::recv`] waits on it rather than on the channel, whose
+    /// own async wake-up fires under its lock and before the ask is in the
+    /// queue (a second wake-up of the main loop per ask, measured).
+    notify: Arc<Notify>,
     _gone: DropGuard,
 }
 
@@ -138,9 +198,15 @@ impl Asks {
     /// Waits for the next ask. `None` once the health server has shut down.
     pub async fn recv(&self) -> Option<Ask> {
         loop {
-            let ask = self.rx.recv_async().await.ok()?;
-            if !ask.is_abandoned() {
-                return Some(ask);
+            // Waiting before looking, so an ask queued between the look
+            // and the wait is not missed.
+            let mut notified = std::pin::pin!(self.notify.notified());
+            notified.as_mut().enable();
+            match self.rx.try_recv() {
+                Ok(ask) if !ask.is_abandoned() => return Some(ask),
+                Ok(_) => {}
+                Err(flume::TryRecvError::Disconnected) => return None,
+                Err(flume::TryRecvError::Empty) => notified.await,
             }
         }
     }

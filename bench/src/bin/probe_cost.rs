@@ -2,7 +2,8 @@
 //!
 //! Starts `examples/landmark_service`, then runs, in alternating order,
 //! `health-probe ADDR --expect ok --quiet` (a full verdict: connect, ask the
-//! main thread, parse, decide), `health-probe tcp` (connect only), `nc -z`
+//! main thread, parse, decide), the same statically linked when
+//! `packaging/static.sh` has built it, `health-probe tcp` (connect only), `nc -z`
 //! (connect only) and Nagios `check_tcp` on the same port. Each run is timed from spawn to reaping
 //! and its peak RSS read from `wait4`'s rusage. Prints medians, p90s, the
 //! peak RSS and the ratio against `nc -z`.
@@ -127,6 +128,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             failures: 0,
         },
     ];
+    // The same probe linked statically (packaging/static.sh): no dynamic
+    // loader, no relocations of shared libraries at start.
+    match built("../static/health-probe") {
+        Ok(static_probe) => tools.push(Tool {
+            name: "health-probe ADDR --expect ok (static, packaging/static.sh)",
+            proves: "main thread answered ok",
+            program: static_probe,
+            args: tools[0].args.clone(),
+            wall_us: Vec::new(),
+            peak_rss_kib: 0,
+            failures: 0,
+        }),
+        Err(_) => {
+            eprintln!("probe_cost: no target/static/health-probe (packaging/static.sh); skipped")
+        }
+    }
     match find("nc", &["/usr/bin", "/bin"]) {
         Some(nc) => tools.push(Tool {
             name: "nc -z (netcat-openbsd)",
