@@ -459,7 +459,12 @@ impl Request {
                 if frame.payload.is_empty() {
                     Ok(Request::Check(CheckRequest::default()))
                 } else {
-                    parse("check", &frame.payload).map(Request::Check)
+                    // `"component":""` is the whole service (section 5.1):
+                    // parsed as no component, as it encodes, so a parsed
+                    // request is the same value as its own round trip.
+                    let mut check: CheckRequest = parse("check", &frame.payload)?;
+                    check.component = check.component.filter(|c| !c.is_empty());
+                    Ok(Request::Check(check))
                 }
             }
             Some(MessageType::Connections) => {
@@ -566,6 +571,17 @@ mod tests {
             component: Some(String::new()),
         };
         assert_eq!(c.component(), None);
+        // An empty component on the wire parses as the whole service, and
+        // survives its own round trip (found by the frame_decoder fuzzer,
+        // with trailing whitespace after the object).
+        let f = Frame {
+            kind: 1,
+            request_id: 4,
+            payload: Bytes::from_static(b"{\"component\":\"\"}\r\r"),
+        };
+        let parsed = Request::from_frame(&f).unwrap();
+        assert_eq!(parsed, Request::Check(CheckRequest::default()));
+        assert_eq!(Request::from_frame(&parsed.to_frame(4)).unwrap(), parsed);
     }
 
     #[test]
