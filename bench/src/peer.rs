@@ -113,6 +113,26 @@ pub fn announce(addrs: &[SocketAddr]) {
     let _ = out.flush();
 }
 
+/// In a `--serve` child: health-server with `Builder::new()`'s defaults on
+/// a free loopback port (and its HTTP port too with `http`), announced to
+/// the parent. The caller's main loop answers the asks; keep the server.
+pub fn serve_endpoint(
+    http: bool,
+) -> Result<(health_server::Asks, health_server::HealthServer), BoxError> {
+    let (asks, state_rx) = health_server::channel();
+    let mut builder = health_server::Builder::new().bind("127.0.0.1:0".parse()?);
+    if http {
+        builder = builder.http_bind("127.0.0.1:0".parse()?);
+    }
+    let server = builder.spawn(state_rx)?;
+    let addrs: Vec<SocketAddr> = std::iter::once(server.local_addr())
+        .chain(server.http_addr())
+        .collect();
+    announce(&addrs);
+    exit_with_parent();
+    Ok((asks, server))
+}
+
 /// Source addresses the clients rotate over: 127.1.0.1 onwards.
 const SOURCES: u32 = 1000;
 

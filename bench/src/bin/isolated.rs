@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use health_bench::peer::{
-    announce, connect, exit_with_parent, grpc_check, landmark_check, serve_grpc, BoxError,
-    ChildServer,
+    announce, connect, exit_with_parent, grpc_check, landmark_check, serve_endpoint, serve_grpc,
+    BoxError, ChildServer,
 };
 use health_bench::{ms, process_cpu_precise, ratio, Samples};
 use health_proto::{CheckRequest, Landmark, Request};
@@ -135,16 +135,7 @@ fn main() -> Result<(), BoxError> {
 fn serve_native_tokio() -> Result<(), BoxError> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
-        let (asks, state_rx) = health_server::channel();
-        let server = health_server::Builder::new()
-            .bind("127.0.0.1:0".parse()?)
-            .http_bind("127.0.0.1:0".parse()?)
-            .spawn(state_rx)?;
-        announce(&[
-            server.local_addr(),
-            server.http_addr().ok_or("no HTTP port")?,
-        ]);
-        exit_with_parent();
+        let (asks, _server) = serve_endpoint(true)?;
         while let Some(ask) = asks.recv().await {
             ask.answer(Landmark::ok("bench"));
         }
@@ -155,12 +146,7 @@ fn serve_native_tokio() -> Result<(), BoxError> {
 /// The endpoint in a service with no runtime: the library runs its own
 /// thread, and the main thread blocks for asks.
 fn serve_native_thread() -> Result<(), BoxError> {
-    let (asks, state_rx) = health_server::channel();
-    let server = health_server::Builder::new()
-        .bind("127.0.0.1:0".parse()?)
-        .spawn(state_rx)?;
-    announce(&[server.local_addr()]);
-    exit_with_parent();
+    let (asks, _server) = serve_endpoint(false)?;
     while let Some(ask) = asks.recv_blocking() {
         ask.answer(Landmark::ok("bench"));
     }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use health_bench::peer::{
-    announce, exit_with_parent, grpc_check, landmark_check, serve_grpc, BoxError, ChildServer,
+    grpc_check, landmark_check, serve_endpoint, serve_grpc, BoxError, ChildServer,
 };
 use health_bench::{ms, open_fds, ratio, rss_kib, Samples};
 use health_proto::{CheckRequest, Landmark, Request};
@@ -90,12 +90,7 @@ fn thread_cpu() -> Duration {
 /// reports in its landmark how many asks it answered, the wall time spent
 /// answering, and its own CPU time, so the load generator can read them.
 fn serve_landmark() -> Result<(), BoxError> {
-    let (asks, state_rx) = health_server::channel();
-    let server = health_server::Builder::new()
-        .bind("127.0.0.1:0".parse()?)
-        .spawn(state_rx)?;
-    announce(&[server.local_addr()]);
-    exit_with_parent();
+    let (asks, _server) = serve_endpoint(false)?;
     let mut answered: u64 = 0;
     let mut answering = Duration::ZERO;
     while let Some(ask) = asks.recv_blocking() {
