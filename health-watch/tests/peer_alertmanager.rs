@@ -258,3 +258,137 @@ fn a_watcher_keeps_checking_while_alertmanager_is_away_and_delivers_when_it_answ
     );
     assert_eq!(w.stop(), 0);
 }
+
+/// An alarm open for many resend intervals stays firing at Alertmanager:
+/// each resend pushes its `endsAt` on, so the receiver never hears it
+/// resolved until the alarm clears (issue 26, point 1).
+#[test]
+fn an_open_alarm_is_never_reported_resolved_and_its_clear_is() {
+    if !alertmanager::installed() {
+        return;
+    }
+    let hook = Webhook::start();
+    let am: SocketAddr = free_port().parse().unwrap();
+    let route = format!(
+        "route:\n  receiver: hook\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: {}\n        send_resolved: true\n",
+        hook.url("hook")
+    );
+    let _am = Alertmanager::start("resend", &route, am);
+    let closed = free_port();
+    let listen: SocketAddr = free_port().parse().unwrap();
+    let dir = scratch("am-resend");
+    let resend = Duration::from_secs(1);
+    let config = write_config(
+        &dir,
+        &format!(
+            "http_listen = \"{listen}\"\nalertmanager_url = \"http://{am}\"\nalertmanager_resend = \"1s\"\n\n[[target]]\nname = \"down\"\nkind = \"tcp\"\naddr = \"{closed}\"\ninterval = \"200ms\"\ntimeout = \"150ms\"\n"
+        ),
+    );
+    let mut w = Watcher::quiet(&config);
+    w.wait_for("raise", Duration::from_secs(10), is("raise", "down"));
+    hook.wait_for("firing", Duration::from_secs(20), |n| {
+        n.body["status"] == "firing" && alert_of(n, "down").is_some()
+    });
+    // Past four resends (the `endsAt` of any one post) and more: six, plus
+    // Alertmanager's own group interval.
+    let open = Instant::now();
+    std::thread::sleep(resend * 7);
+    let resolved =
+        |n: &Notification| alert_of(n, "down").is_some_and(|a| a["status"] == "resolved");
+    assert!(
+        !hook.received().iter().any(resolved),
+        "reported resolved while the alarm is open: {:?}",
+        hook.received()
+    );
+    let body = metrics(listen);
+    assert_eq!(
+        sample(&body, "watch_alarm_raised{target=\"down\",kind=\"tcp\"}"),
+        Some(1.0)
+    );
+    let am_label = format!("alertmanager=\"http://{am}\"");
+    let sent = sample(
+        &body,
+        &format!("watch_alertmanager_alerts_sent_total{{{am_label}}}"),
+    )
+    .unwrap();
+    let intervals = open.elapsed().as_secs_f64() / resend.as_secs_f64();
+    assert!(
+        sent >= intervals - 2.0,
+        "{sent} sends in {intervals:.1} resends"
+    );
+
+    // The clear is reported resolved.
+    let _open = Accepting::on(&closed, b"");
+    w.wait_for("clear", Duration::from_secs(10), is("clear", "down"));
+    hook.wait_for("resolved", Duration::from_secs(20), resolved);
+    assert_eq!(w.stop(), 0);
+}
+
+/// A receiver that answers 200 and closes the connection (HTTP/1.0, or
+/// 1.1 with `Connection: close`), as small webhook relays and proxies do,
+/// has taken the alerts: every post counts as delivered (point 2).
+#[test]
+fn a_receiver_that_replies_and_closes_has_taken_the_alerts() {
+    use std::io::{Read, Write};
+    let receiver = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let am = receiver.local_addr().unwrap();
+    let posts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = posts.clone();
+    std::thread::spawn(move || {
+        let replies: [&[u8]; 2] = [
+            b"HTTP/1.0 200 OK\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        ];
+        for (i, s) in receiver.incoming().enumerate() {
+            let Ok(mut s) = s else { continue };
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0; 4096];
+            while !got.ends_with(b"]") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = s.write_all(replies[i % 2]);
+        }
+    });
+    let closed = free_port();
+    let listen: SocketAddr = free_port().parse().unwrap();
+    let dir = scratch("am-closes");
+    let config = write_config(
+        &dir,
+        &format!(
+            "http_listen = \"{listen}\"\nalertmanager_url = \"http://{am}\"\nalertmanager_resend = \"1s\"\n\n[[target]]\nname = \"down\"\nkind = \"tcp\"\naddr = \"{closed}\"\ninterval = \"200ms\"\ntimeout = \"150ms\"\n"
+        ),
+    );
+    let mut w = Watcher::quiet(&config);
+    w.wait_for("raise", Duration::from_secs(10), is("raise", "down"));
+    let t = Instant::now();
+    while posts.load(std::sync::atomic::Ordering::SeqCst) < 4 {
+        assert!(t.elapsed() < Duration::from_secs(15), "too few posts");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let body = metrics(listen);
+    let am_label = format!("alertmanager=\"http://{am}\"");
+    let count = |outcome: &str| {
+        sample(
+            &body,
+            &format!("watch_alertmanager_posts_total{{{am_label},outcome=\"{outcome}\"}}"),
+        )
+        .unwrap()
+    };
+    assert!(count("ok") >= 3.0, "{body}");
+    assert_eq!(count("error"), 0.0, "{body}");
+    assert_eq!(
+        sample(
+            &body,
+            &format!("watch_alertmanager_pending_alerts{{{am_label}}}")
+        ),
+        Some(0.0)
+    );
+    w.drain();
+    assert_eq!(w.told("error"), 0, "{:?}", w.seen);
+    assert_eq!(w.stop(), 0);
+}

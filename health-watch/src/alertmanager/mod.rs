@@ -95,11 +95,10 @@ struct Postable {
 }
 
 /// Alerts to send to one Alertmanager: each with the version it carries.
-struct Due {
-    alerts: Vec<(Arc<Labels>, u64, Postable)>,
-    /// When the next alert not due now will be.
-    next: Option<Instant>,
-}
+type Due = Vec<(Arc<Labels>, u64, Postable)>;
+
+/// What one Alertmanager has received: each alert's version, and when.
+type Sent = HashMap<Arc<Labels>, (u64, Instant)>;
 
 /// Counted per Alertmanager, for the metrics.
 #[derive(Debug, Default)]
@@ -225,7 +224,7 @@ impl Alerts {
 
     /// What one sender has to send now; `sent` holds what it delivered
     /// (version, when), and loses the alerts forgotten here.
-    fn due(&self, sent: &mut HashMap<Arc<Labels>, (u64, Instant)>) -> Due {
+    fn due(&self, sent: &mut Sent) -> Due {
         let (now, wall) = (Instant::now(), SystemTime::now());
         let resend = self.settings.resend;
         let mut state = self.lock();
@@ -234,17 +233,11 @@ impl Alerts {
                 .is_none_or(|at| wall.duration_since(at).unwrap_or_default() < RESOLVED_RETENTION)
         });
         sent.retain(|labels, _| state.alerts.contains_key(labels));
-        let mut due = Due {
-            alerts: Vec::new(),
-            next: None,
-        };
+        let mut due = Due::new();
         for (labels, a) in &state.alerts {
             match sent.get(labels) {
-                Some(&(version, at)) if version == a.version && at + resend > now => {
-                    let next = at + resend;
-                    due.next = Some(due.next.map_or(next, |n| n.min(next)));
-                }
-                _ => due.alerts.push((
+                Some(&(version, at)) if version == a.version && at + resend > now => {}
+                _ => due.push((
                     labels.clone(),
                     a.version,
                     Postable {
@@ -257,6 +250,16 @@ impl Alerts {
             }
         }
         due
+    }
+
+    /// When the next of the alerts in `sent` falls due again: each one
+    /// delivered, firing or resolved, is sent again `alertmanager_resend`
+    /// after its last delivery (so a firing alert never reaches the
+    /// `endsAt` it was sent with while its alarm is open).
+    fn next_due(&self, sent: &Sent) -> Option<Instant> {
+        sent.values()
+            .map(|&(_, at)| at + self.settings.resend)
+            .min()
     }
 
     /// The metrics of the alerts and their delivery.

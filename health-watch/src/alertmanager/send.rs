@@ -7,7 +7,6 @@
 //! under [`POST_TIMEOUT`] from name resolution to the last byte of the
 //! reply, whose body is read only up to [`MAX_REPLY`] bytes.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{Alerts, Labels, Postable, BATCH};
+use super::{Alerts, Postable, Sent, BATCH};
 use crate::config::AlertmanagerUrl;
 use crate::output::{Notice, Output};
 use health_probe::text::cut;
@@ -59,7 +58,7 @@ pub(super) struct Sender {
     index: usize,
     output: Arc<Output>,
     /// What this Alertmanager has received: each alert's version, and when.
-    sent: HashMap<Arc<Labels>, (u64, Instant)>,
+    sent: Sent,
     backoff: Duration,
     failing: Option<Failing>,
 }
@@ -78,7 +77,7 @@ impl Sender {
             alerts,
             index,
             output,
-            sent: HashMap::new(),
+            sent: Sent::new(),
             backoff: Duration::ZERO,
             failing: None,
         }
@@ -119,13 +118,12 @@ impl Sender {
     }
 
     /// Posts everything due, batch by batch: `Ok` with when the next alert
-    /// falls due, or `Err` at the first failure (batches before it count
-    /// as delivered).
+    /// falls due (what was just delivered included), or `Err` at the first
+    /// failure (batches before it count as delivered).
     async fn send_due(&mut self) -> Result<Option<Instant>, ()> {
-        let due = self.alerts.due(&mut self.sent);
         let all = Arc::clone(&self.alerts);
+        let mut left = all.due(&mut self.sent);
         let stats = &all.stats[self.index];
-        let mut left = due.alerts;
         stats.pending.store(left.len() as u64, Ordering::Relaxed);
         while !left.is_empty() {
             let rest = left.split_off(left.len().min(BATCH));
@@ -148,7 +146,7 @@ impl Sender {
             self.recovered();
             left = rest;
         }
-        Ok(due.next)
+        Ok(all.next_due(&self.sent))
     }
 
     fn failed(&mut self, e: &PostError, pending: usize) {
@@ -240,11 +238,21 @@ async fn exchange(am: &AlertmanagerUrl, body: Bytes) -> Result<(), PostError> {
             .unwrap_or_default();
         Ok::<_, PostError>((status, body))
     };
+    // The connection is driven beside the exchange. It may end first and
+    // cleanly once the reply is in (HTTP/1.0, or `Connection: close`): the
+    // reply is then read from what it delivered, and only a connection
+    // closed before any reply is an error.
+    tokio::pin!(talk, conn);
     let (status, body) = tokio::select! {
-        r = talk => r?,
-        c = conn => {
+        r = &mut talk => r?,
+        c = &mut conn => {
             c?;
-            return Err(PostError::Closed);
+            talk.await.map_err(|e| match e {
+                PostError::Http(h) if h.is_canceled() || h.is_incomplete_message() => {
+                    PostError::Closed
+                }
+                e => e,
+            })?
         }
     };
     if status.is_success() {

@@ -24,8 +24,8 @@ fn raise<'a>(target: &'a str, reason: &'a str, at: SystemTime) -> Raised<'a> {
 }
 
 /// Marks everything in `due` delivered now.
-fn deliver(sent: &mut HashMap<Arc<Labels>, (u64, Instant)>, due: Due) {
-    for (labels, version, _) in due.alerts {
+fn deliver(sent: &mut Sent, due: Due) {
+    for (labels, version, _) in due {
         sent.insert(labels, (version, Instant::now()));
     }
 }
@@ -37,7 +37,7 @@ fn a_raise_fires_once_then_again_at_the_resend() {
     a.raised(&raise("epg-1", "state", at));
     let mut sent = HashMap::new();
     let due = a.due(&mut sent);
-    let [(_, _, p)] = &due.alerts[..] else {
+    let [(_, _, p)] = &due[..] else {
         panic!("one alert due")
     };
     let json = serde_json::to_value(p).unwrap();
@@ -59,9 +59,20 @@ fn a_raise_fires_once_then_again_at_the_resend() {
     assert!(ahead > Duration::from_secs(230) && ahead <= Duration::from_secs(240));
     deliver(&mut sent, due);
     let due = a.due(&mut sent);
-    assert!(due.alerts.is_empty());
-    let next = due.next.unwrap().duration_since(Instant::now());
+    assert!(due.is_empty());
+    // The one alert delivered falls due again a resend later: a firing
+    // alert is re-sent for as long as its alarm is open.
+    let next = a.next_due(&sent).unwrap().duration_since(Instant::now());
     assert!(next > Duration::from_secs(58) && next <= Duration::from_secs(60));
+    // And it is due then, with its end pushed on.
+    for (_, at) in sent.values_mut() {
+        *at -= Duration::from_secs(61);
+    }
+    let [(_, _, p)] = &a.due(&mut sent)[..] else {
+        panic!("due again after the resend")
+    };
+    let ends = humantime::parse_rfc3339(&p.ends_at).unwrap();
+    assert!(ends.duration_since(SystemTime::now()).unwrap() > Duration::from_secs(230));
 }
 
 #[test]
@@ -75,7 +86,7 @@ fn a_clear_resolves_the_alert_at_the_clear() {
     let cleared = SystemTime::now() - Duration::from_secs(1);
     a.cleared("epg-1", cleared);
     let due = a.due(&mut sent);
-    let [(_, _, p)] = &due.alerts[..] else {
+    let [(_, _, p)] = &due[..] else {
         panic!("the resolved alert is due")
     };
     assert_eq!(p.ends_at, rfc3339(cleared));
@@ -84,7 +95,7 @@ fn a_clear_resolves_the_alert_at_the_clear() {
     deliver(&mut sent, due);
     a.cleared("other", cleared);
     a.cleared("epg-1", cleared);
-    assert!(a.due(&mut sent).alerts.is_empty());
+    assert!(a.due(&mut sent).is_empty());
 }
 
 #[test]
@@ -98,7 +109,6 @@ fn a_raise_with_other_labels_resolves_the_one_before() {
     a.raised(&raise("epg-1", "refused", t));
     let due = a.due(&mut sent);
     let mut seen: Vec<(String, bool)> = due
-        .alerts
         .iter()
         .map(|(l, _, p)| (l["reason"].clone(), p.ends_at == rfc3339(t)))
         .collect();
@@ -116,7 +126,7 @@ fn resolved_alerts_are_forgotten_after_the_retention() {
     let long_ago = SystemTime::now() - RESOLVED_RETENTION - Duration::from_secs(60);
     a.raised(&raise("epg-1", "state", long_ago));
     a.cleared("epg-1", long_ago + Duration::from_secs(1));
-    assert!(a.due(&mut sent).alerts.is_empty());
+    assert!(a.due(&mut sent).is_empty());
     assert!(a.lock().alerts.is_empty());
 }
 
@@ -131,7 +141,59 @@ fn a_long_detail_is_cut_and_empty_labels_are_left_out() {
         ..raise("epg-1", "", SystemTime::now())
     });
     let due = a.due(&mut HashMap::new());
-    let (labels, _, p) = &due.alerts[0];
+    let (labels, _, p) = &due[0];
     assert!(!labels.contains_key("class") && !labels.contains_key("reason"));
     assert!(p.annotations["description"].len() < MAX_DETAIL + 40);
+}
+
+/// A receiver on loopback that reads one request and answers `reply`
+/// (then closes, as the reply says or not).
+fn receiver(reply: &'static [u8]) -> crate::config::AlertmanagerUrl {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // The head and the body: read until the JSON array's end.
+        let mut got = Vec::new();
+        let mut buf = [0; 4096];
+        while !got.ends_with(b"]") {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = s.write_all(reply);
+    });
+    crate::config::alertmanager_url(&url).unwrap()
+}
+
+#[tokio::test]
+async fn a_reply_then_a_close_is_delivered() {
+    for reply in [
+        &b"HTTP/1.0 200 OK\r\n\r\n"[..],
+        b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+    ] {
+        let am = receiver(reply);
+        let r = send::post(&am, bytes::Bytes::from_static(b"[]")).await;
+        assert!(r.is_ok(), "{}: {r:?}", String::from_utf8_lossy(reply));
+    }
+}
+
+#[tokio::test]
+async fn a_close_before_the_reply_and_an_error_status_are_failures() {
+    let am = receiver(b"");
+    let e = send::post(&am, bytes::Bytes::from_static(b"[]"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, send::PostError::Closed), "{e:?}");
+    let am = receiver(b"HTTP/1.0 400 Bad Request\r\n\r\nbad alert\n");
+    let e = send::post(&am, bytes::Bytes::from_static(b"[]"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.to_string(), "answered 400 Bad Request: bad alert");
 }

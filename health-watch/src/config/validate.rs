@@ -106,7 +106,7 @@ impl<'a> Validator<'a> {
             &raw.alertmanager_resend,
             alerting::DEFAULT_RESEND,
             "alertmanager_resend",
-            Duration::from_secs(10),
+            Duration::from_secs(1),
             Duration::from_secs(3600),
         );
         if let (Some(r), None) = (&raw.alertmanager_resend, &raw.alertmanager_url) {
