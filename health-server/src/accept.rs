@@ -10,12 +10,11 @@
 //! `peek` and no wait on the reactor ([`crate::conn`]).
 
 use std::fs::File;
-use std::net::{IpAddr, SocketAddr, TcpListener as StdListener};
+use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use ipnet::IpNet;
 use socket2::{SockRef, Socket};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -23,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admission::{Admission, Refusal};
+use crate::allow::AllowList;
 use crate::conn::Conn;
 use crate::context::Context;
 use crate::protocol::Protocol;
@@ -30,7 +30,7 @@ use crate::protocol::Protocol;
 /// What every accept loop shares.
 pub(crate) struct Acceptor {
     pub(crate) ctx: Arc<Context>,
-    pub(crate) allow: Vec<IpNet>,
+    pub(crate) allow: AllowList,
     pub(crate) admission: Arc<Admission>,
     pub(crate) tracker: TaskTracker,
     pub(crate) token: CancellationToken,
@@ -127,7 +127,7 @@ pub(crate) async fn accept_loop(a: Arc<Acceptor>, protocol: Protocol, listener: 
                 }
             },
         };
-        if !allowed(&a.allow, peer.ip()) {
+        if !a.allow.allows(peer.ip()) {
             tracing::info!(%peer, "refused health check: source not in the allow-list");
             a.ctx.metrics.refused_by_allow_list();
             drop(socket);
@@ -169,32 +169,4 @@ pub(crate) async fn accept_loop(a: Arc<Acceptor>, protocol: Protocol, listener: 
 /// blocking: a fresh socket's send buffer takes these few bytes at once.
 fn refuse(conn: &Conn, protocol: Protocol, refusal: Refusal) {
     let _ = conn.write_now(&protocol.busy_reply(&refusal.to_string()));
-}
-
-/// Whether `ip` may connect: no allow-list, or inside one of its networks.
-fn allowed(allow: &[IpNet], ip: IpAddr) -> bool {
-    if allow.is_empty() {
-        return true;
-    }
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
-    allow.iter().any(|net| net.contains(&ip))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::allowed;
-
-    #[test]
-    fn allow_list_matches_mapped_ipv4() {
-        let allow = ["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()];
-        assert!(allowed(&allow, "10.1.2.3".parse().unwrap()));
-        assert!(allowed(&allow, "::ffff:10.1.2.3".parse().unwrap()));
-        assert!(allowed(&allow, "fd00::1".parse().unwrap()));
-        assert!(!allowed(&allow, "11.0.0.1".parse().unwrap()));
-        assert!(!allowed(&allow, "::1".parse().unwrap()));
-        assert!(allowed(&[], "11.0.0.1".parse().unwrap()));
-    }
 }

@@ -180,7 +180,10 @@ impl Builder {
     /// Adds a network allowed to connect. With no networks added (the
     /// default), everyone may connect; with some, peers outside them are
     /// closed at once, without an answer. IPv4-mapped IPv6 peers
-    /// (`::ffff:10.0.0.5`) are matched as IPv4.
+    /// (`::ffff:10.0.0.5`) are matched as IPv4, and an IPv4-mapped network
+    /// (`::ffff:10.0.0.0/104`) as the IPv4 network it names ([`AllowList`]).
+    ///
+    /// [`AllowList`]: crate::AllowList
     pub fn allow(mut self, net: IpNet) -> Builder {
         self.allow.push(net);
         self

@@ -36,8 +36,9 @@
 //! a `Protocol` variant in `protocol` and one method on [`Builder`].
 
 mod accept;
-mod admission;
+pub mod admission;
 mod agent;
+pub mod allow;
 mod ask;
 mod config;
 mod conn;
@@ -55,6 +56,7 @@ mod server;
 mod source;
 mod text;
 
+pub use allow::AllowList;
 pub use config::Builder;
 pub use error::ServerError;
 pub use health_proto::{Component, Landmark, State, TcpState, Weight};

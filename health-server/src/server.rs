@@ -25,7 +25,7 @@ use crate::connections::Recorder;
 use crate::context::{ConnConfig, Context, Shared};
 use crate::metrics::Metrics;
 use crate::protocol::Protocol;
-use crate::{Builder, HealthServer, LandmarkRx, ServerError};
+use crate::{AllowList, Builder, HealthServer, LandmarkRx, ServerError};
 
 /// Listen backlog: room for a burst of checks arriving at once. The kernel
 /// caps it at `net.core.somaxconn` (4096 on current kernels).
@@ -258,7 +258,11 @@ async fn serve(
             exposition: metrics.registry(),
             metrics,
         }),
-        allow: cfg.allow,
+        allow: if cfg.allow.is_empty() {
+            AllowList::everyone()
+        } else {
+            AllowList::only(cfg.allow)
+        },
         admission,
         tracker: TaskTracker::new(),
         token: shared.token.clone(),

@@ -17,20 +17,18 @@
 //! | `watch_targets` | gauge | |
 //! | `process_*` | | the watcher's CPU, memory, descriptors and start time |
 //!
-//! Served with hyper: every request head has a deadline, connections are
-//! limited, and each connection is closed after a while, whatever the peer
-//! does.
+//! Served with hyper on the connections [`crate::listener`] admits: every
+//! request head has a deadline, idle connections give way to newcomers,
+//! and each connection is closed after a while, whatever the peer does.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -38,25 +36,12 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::output::{Output, ACTION_OUTCOMES, CLASSES};
 use crate::prober::{self, gauge};
 
-/// Connections served at once; more wait in the kernel's queue.
-const MAX_CONNECTIONS: usize = 64;
-/// Time for a request's head to arrive.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest a connection stays open, however busy.
-const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
-
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// Binds `addr` for the exporter: an address in use is a start-up error.
-pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
-}
 
 /// Serves `/metrics`, `/probe` and the status page on `listener` until
 /// `stop` is cancelled, to the clients `access` lets in. `more` adds
@@ -71,6 +56,7 @@ pub(crate) fn spawn(
     access: crate::config::Access,
     stop: CancellationToken,
 ) {
+    let output_for_listener = Arc::clone(&output);
     let pages = crate::page::router(Arc::clone(&output), database);
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Targets {
@@ -85,7 +71,8 @@ pub(crate) fn spawn(
         .route("/probe", get(probe))
         .with_state(Arc::new(Shared {
             registry,
-            probes: Semaphore::new(prober::MAX_PROBES),
+            probes: prober::Limit::new(),
+            probe_max_timeout: access.probe,
             modules,
         }))
         .merge(pages);
@@ -96,68 +83,23 @@ pub(crate) fn spawn(
         )),
         None => app,
     };
-    tokio::spawn(accept(listener, app, access.allow, stop));
-}
-
-async fn accept(
-    listener: TcpListener,
-    app: Router,
-    allow: Vec<ipnet::IpNet>,
-    stop: CancellationToken,
-) {
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut failing = false;
-    loop {
-        let permit = tokio::select! {
-            _ = stop.cancelled() => return,
-            p = Arc::clone(&limit).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            _ = stop.cancelled() => return,
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of descriptors, most likely: said once, then a
-                    // pause rather than a spin until an accept works.
-                    if !failing {
-                        eprintln!("health-probe: http_listen: cannot accept: {e}");
-                        failing = true;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        failing = false;
-        if !crate::access::allowed(&allow, peer.ip()) {
-            drop(stream);
-            continue;
-        }
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEAD_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                _ = tokio::time::timeout(CONNECTION_LIFETIME, conn) => {}
-            }
-            drop(permit);
-        });
-    }
+    tokio::spawn(crate::listener::serve(
+        listener,
+        app,
+        access.allow,
+        output_for_listener,
+        stop,
+    ));
 }
 
 /// What the routes share.
 struct Shared {
     /// The watcher's own metrics.
     registry: Registry,
-    /// Bounds the checks `/probe` runs at once.
-    probes: Semaphore,
+    /// Bounds the checks `/probe` runs at once, and those waiting.
+    probes: prober::Limit,
+    /// `/probe`'s longest check; `None`: `http_probe = false`.
+    probe_max_timeout: Option<std::time::Duration>,
     /// The config's `[module.NAME]` tables.
     modules: prober::Modules,
 }
@@ -168,6 +110,20 @@ async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
 
 /// `/probe?target=ADDR&module=NAME` ([`prober`]).
 async fn probe(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
+    let text = |code, message: String| {
+        (
+            code,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            message,
+        )
+            .into_response()
+    };
+    let Some(max_timeout) = shared.probe_max_timeout else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "/probe is turned off on this watcher (http_probe = false)\n".into(),
+        );
+    };
     let (mut module, mut target) = (None, None);
     for (k, v) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
         match k.as_ref() {
@@ -179,20 +135,25 @@ async fn probe(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) 
     let scrape_timeout = headers
         .get("x-prometheus-scrape-timeout-seconds")
         .and_then(|v| v.to_str().ok());
-    let timeout = prober::timeout_for(scrape_timeout);
+    let timeout = prober::timeout_for(scrape_timeout, max_timeout);
     let modules = shared
         .modules
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     match prober::check_for(module.as_deref(), target.as_deref(), timeout, &modules) {
-        Ok(check) => expose(&prober::probe(&shared.probes, check).await, &headers),
-        Err(bad) => (
-            StatusCode::BAD_REQUEST,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            format!("{bad}\n"),
-        )
-            .into_response(),
+        Ok(check) => match prober::probe(&shared.probes, check).await {
+            Some(registry) => expose(&registry, &headers),
+            None => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "{} probes are running and {} waiting: try again\n",
+                    prober::MAX_PROBES,
+                    prober::MAX_WAITING
+                ),
+            ),
+        },
+        Err(bad) => text(StatusCode::BAD_REQUEST, format!("{bad}\n")),
     }
 }
 

@@ -16,6 +16,9 @@
 //! - `action`: commands run on raise and clear.
 //! - `alertmanager`: alarms as Alertmanager alerts (`alertmanager_url`).
 //! - `output`: log lines, JSON events, the live table.
+//! - `exporter`: `http_listen`'s routes (`/metrics`, `/probe`);
+//!   `listener`: its connections (admission, deferred accept, deadlines);
+//!   `access`: basic auth.
 //! - `page`: the status page on `http_listen`; `uptime`: what it shows of
 //!   the last 24 hours and 10 days.
 //! - `history`: `health-probe report` ([`report`]).
@@ -39,6 +42,7 @@ mod config;
 mod error;
 mod exporter;
 mod history;
+mod listener;
 mod output;
 mod page;
 mod prober;

@@ -15,9 +15,11 @@
 //!
 //! The check's timeout is Prometheus's scrape timeout (its
 //! `X-Prometheus-Scrape-Timeout-Seconds` header) less half a second, or 5 s
-//! without it, within 10 ms to 60 s, and within the module's `timeout` if
-//! it has one. At most [`MAX_PROBES`] checks run at once; more wait for one
-//! to end.
+//! without it, at least 10 ms and at most `http_probe_max_timeout` (10 s
+//! unless set; a client cannot ask for longer), and within the module's
+//! `timeout` if it has one. At most [`MAX_PROBES`] checks run at once and
+//! [`MAX_WAITING`] more wait for one to end; past that a request is
+//! answered 503 at once, so hung probes cannot pile up connections.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -45,6 +47,8 @@ pub(crate) type Modules = Arc<RwLock<Arc<BTreeMap<String, Module>>>>;
 
 /// Checks run at once for `/probe`.
 pub(crate) const MAX_PROBES: usize = 64;
+/// Requests that wait for one of those checks to end.
+pub(crate) const MAX_WAITING: usize = 64;
 /// Longest `target` accepted, in bytes.
 const MAX_TARGET: usize = 512;
 /// The check's timeout without a scrape timeout to go by.
@@ -52,7 +56,6 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Left of the scrape timeout for the reply to reach Prometheus.
 const OFFSET: Duration = Duration::from_millis(500);
 const MIN_TIMEOUT: Duration = Duration::from_millis(10);
-const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why a probe request is refused (HTTP 400), in blackbox's words.
 #[derive(Debug, PartialEq, Eq)]
@@ -80,15 +83,33 @@ impl std::fmt::Display for BadProbe {
     }
 }
 
-/// The check timeout for a scrape timeout Prometheus announced (seconds).
-pub(crate) fn timeout_for(scrape_timeout: Option<&str>) -> Duration {
+/// The check timeout for a scrape timeout Prometheus announced (seconds),
+/// at most `max` (`http_probe_max_timeout`).
+pub(crate) fn timeout_for(scrape_timeout: Option<&str>, max: Duration) -> Duration {
+    let max = max.max(MIN_TIMEOUT);
     let announced = scrape_timeout
         .and_then(|s| s.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
-        .map(|s| Duration::from_secs_f64(s.min(MAX_TIMEOUT.as_secs_f64())));
+        .map(|s| Duration::from_secs_f64(s.min(3600.0)));
     announced
         .map_or(DEFAULT_TIMEOUT, |t| t.saturating_sub(OFFSET))
-        .clamp(MIN_TIMEOUT, MAX_TIMEOUT)
+        .clamp(MIN_TIMEOUT, max)
+}
+
+/// How many `/probe` checks run, and wait, at once.
+#[derive(Debug)]
+pub(crate) struct Limit {
+    running: Semaphore,
+    admitted: Semaphore,
+}
+
+impl Limit {
+    pub(crate) fn new() -> Limit {
+        Limit {
+            running: Semaphore::new(MAX_PROBES),
+            admitted: Semaphore::new(MAX_PROBES + MAX_WAITING),
+        }
+    }
 }
 
 /// The check `module` (built in, or one of `modules`) makes of `target`.
@@ -183,9 +204,11 @@ fn at(
     }
 }
 
-/// Runs `check` within the probe limit; the registry holding its result.
-pub(crate) async fn probe(limit: &Semaphore, check: Check) -> Registry {
-    let _permit = limit.acquire().await;
+/// Runs `check` within the probe limit; the registry holding its result,
+/// or `None` when [`MAX_PROBES`] run and [`MAX_WAITING`] wait already.
+pub(crate) async fn probe(limit: &Limit, check: Check) -> Option<Registry> {
+    let _admitted = limit.admitted.try_acquire().ok()?;
+    let _permit = limit.running.acquire().await;
     let start = Instant::now();
     let probed = check::observe(&check).await;
     let mut registry = Registry::default();
@@ -193,7 +216,7 @@ pub(crate) async fn probe(limit: &Semaphore, check: Check) -> Registry {
         probed,
         took: start.elapsed(),
     }));
-    registry
+    Some(registry)
 }
 
 /// One probe's result, encoded once.
@@ -280,12 +303,23 @@ mod tests {
 
     #[test]
     fn the_timeout_follows_the_scrape_timeout() {
-        assert_eq!(timeout_for(None), DEFAULT_TIMEOUT);
-        assert_eq!(timeout_for(Some("10")), Duration::from_millis(9500));
-        assert_eq!(timeout_for(Some("0.2")), MIN_TIMEOUT);
-        assert_eq!(timeout_for(Some("1e9")), MAX_TIMEOUT - OFFSET);
-        assert_eq!(timeout_for(Some("NaN")), DEFAULT_TIMEOUT);
-        assert_eq!(timeout_for(Some("-3")), DEFAULT_TIMEOUT);
+        let max = Duration::from_secs(10);
+        assert_eq!(timeout_for(None, max), DEFAULT_TIMEOUT);
+        assert_eq!(timeout_for(Some("10"), max), Duration::from_millis(9500));
+        assert_eq!(timeout_for(Some("0.2"), max), MIN_TIMEOUT);
+        // A client cannot ask for more than the config allows.
+        assert_eq!(timeout_for(Some("1e9"), max), max);
+        assert_eq!(timeout_for(Some("60"), max), max);
+        assert_eq!(
+            timeout_for(Some("60"), Duration::from_secs(60)),
+            Duration::from_millis(59_500)
+        );
+        assert_eq!(
+            timeout_for(None, Duration::from_secs(1)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(timeout_for(Some("NaN"), max), DEFAULT_TIMEOUT);
+        assert_eq!(timeout_for(Some("-3"), max), DEFAULT_TIMEOUT);
     }
 
     #[test]

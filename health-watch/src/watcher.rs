@@ -46,6 +46,9 @@ pub fn run(args: &WatchArgs) -> Result<(), Error> {
     if args.check_config {
         signals::release();
         let config = config::load(&args.config).map_err(config_error)?;
+        for w in &config.warnings {
+            eprintln!("health-probe: warning: {}", health_probe::text::shown(w));
+        }
         println!(
             "{}: valid, {} targets, history in {}",
             args.config.display(),
@@ -125,15 +128,17 @@ async fn start(
         })
     })
     .map_err(|e| Error::Database(format!("cannot start the history writer: {e}")))?;
+    for w in std::mem::take(&mut config.warnings) {
+        output.notice(Notice::Warning(w));
+    }
     let alerts = config.alerting.clone().map(Alerts::new);
     let modules: prober::Modules =
         Arc::new(RwLock::new(Arc::new(std::mem::take(&mut config.modules))));
     // Before any target runs: an address in use stops the start.
     let exporter = CancellationToken::new();
     if let Some(addr) = config.http_listen {
-        let listener = exporter::bind(addr)
-            .await
-            .map_err(|source| Error::Listen { addr, source })?;
+        let listener =
+            crate::listener::bind(addr).map_err(|source| Error::Listen { addr, source })?;
         let more = alerts.iter().map(Alerts::collector).collect();
         exporter::spawn(
             listener,

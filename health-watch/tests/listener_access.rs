@@ -99,6 +99,11 @@ fn the_listener_keeps_out_other_networks_and_asks_for_its_password() {
             "{path}"
         );
     }
+    // The scheme's name is case-insensitive (RFC 7617).
+    let lower = auth("ops:s3cret: with colon").replace("Basic", "basic");
+    assert_eq!(status_of(listen, "/metrics", &lower), Some(200));
+    let upper = auth("ops:s3cret: with colon").replace("Basic", "BASIC");
+    assert_eq!(status_of(listen, "/metrics", &upper), Some(200));
     let head = reply_head(listen, "/");
     assert!(head.starts_with("HTTP/1.1 401"), "{head}");
     assert!(
@@ -164,4 +169,119 @@ fn event_streams_are_bounded_and_scrapes_still_get_through() {
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(w);
+}
+
+#[test]
+fn an_empty_allow_list_is_refused_and_mapped_networks_match_their_ipv4_clients() {
+    let dir = scratch("allow-mapped");
+    let listen: SocketAddr = free_port().parse().unwrap();
+    // `[]` would let no one in: refused, never read as "everyone".
+    let config = write_config(
+        &dir,
+        &format!("http_listen = \"{listen}\"\nhttp_allow = []\n{TARGET}"),
+    );
+    let o = check_config(&config);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("http_allow = [] would let no client in"),
+        "{}",
+        stderr(&o)
+    );
+    // A network beyond the mapped range matches no IPv4 client: refused.
+    let config = write_config(
+        &dir,
+        &format!("http_listen = \"{listen}\"\nhttp_allow = [\"::ffff:0.0.0.0/95\"]\n{TARGET}"),
+    );
+    let o = check_config(&config);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("IPv4-mapped"), "{}", stderr(&o));
+    // The IPv4-mapped loopback network lets IPv4 loopback clients in.
+    let w = watcher(
+        &dir,
+        &format!("http_listen = \"{listen}\"\nhttp_allow = [\"::ffff:127.0.0.0/104\"]"),
+    );
+    assert_eq!(status_of(listen, "/metrics", ""), Some(200));
+    assert_eq!(w.stop(), 0);
+    // And a mapped network outside loopback keeps them out.
+    let w = watcher(
+        &dir,
+        &format!("http_listen = \"{listen}\"\nhttp_allow = [\"::ffff:10.0.0.0/104\"]"),
+    );
+    assert_eq!(status_of(listen, "/metrics", ""), None);
+    assert_eq!(w.stop(), 0);
+}
+
+#[test]
+fn probe_can_be_turned_off_and_an_open_listener_is_warned_of() {
+    let dir = scratch("probe-off");
+    let listen: SocketAddr = free_port().parse().unwrap();
+    let w = watcher(
+        &dir,
+        &format!("http_listen = \"{listen}\"\nhttp_probe = false"),
+    );
+    let mut s = TcpStream::connect(listen).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET /probe?module=tcp&target=127.0.0.1:1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    assert!(text.starts_with("HTTP/1.1 404"), "{text}");
+    assert!(text.contains("http_probe = false"), "{text}");
+    assert_eq!(status_of(listen, "/metrics", ""), Some(200));
+    assert_eq!(w.stop(), 0);
+
+    // Start-up warnings (said by --check-config too): a listener open to
+    // all with no access rule, a password file others can read.
+    let warned = |settings: &str| {
+        let config = write_config(&dir, &format!("{settings}\n{TARGET}"));
+        let o = check_config(&config);
+        assert_eq!(code(&o), 0, "{settings}: {}", stderr(&o));
+        stderr(&o)
+    };
+    let port = listen.port();
+    let open = warned(&format!("http_listen = \"0.0.0.0:{port}\""));
+    assert!(
+        open.contains(&format!(
+            "warning: http_listen 0.0.0.0:{port} is open to every host"
+        )) && open.contains("/probe"),
+        "{open}"
+    );
+    let open = warned(&format!(
+        "http_listen = \"[::]:{port}\"\nhttp_probe = false"
+    ));
+    assert!(
+        open.contains("is open to every host") && !open.contains("/probe"),
+        "{open}"
+    );
+    for quiet in [
+        format!("http_listen = \"127.0.0.1:{port}\""),
+        format!("http_listen = \"0.0.0.0:{port}\"\nhttp_allow = [\"10.0.0.0/8\"]"),
+    ] {
+        assert!(!warned(&quiet).contains("warning"), "{quiet}");
+    }
+    let password = dir.join("password");
+    std::fs::write(&password, "s3cret\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let with_auth = format!(
+        "http_listen = \"0.0.0.0:{port}\"\nhttp_user = \"ops\"\nhttp_password_file = {:?}",
+        password.to_str().unwrap()
+    );
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let said = warned(&with_auth);
+    assert!(
+        said.contains("can be read by every user (mode 644)"),
+        "{said}"
+    );
+    assert!(!said.contains("is open to every host"), "{said}");
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(!warned(&with_auth).contains("warning"));
+    // A cap for a /probe that is off is a mistake.
+    let config = write_config(
+        &dir,
+        &format!("http_listen = \"{listen}\"\nhttp_probe = false\nhttp_probe_max_timeout = \"5s\"\n{TARGET}"),
+    );
+    assert_eq!(code(&check_config(&config)), 1);
 }

@@ -1,5 +1,6 @@
 //! Admission: which connections the endpoint holds when peers try to hold
-//! them all (docs/PROTOCOL.md §8.2).
+//! them all (docs/PROTOCOL.md §8.2). Public so that other listeners (the
+//! watcher's HTTP listener) hold their connections by the same rules.
 //!
 //! Every connection on every port holds a [`Slot`]. A slot is *fresh* from
 //! accept until its connection first looks for a request (when it arrived
@@ -33,25 +34,28 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tokio_util::sync::{
+    CancellationToken, WaitForCancellationFuture, WaitForCancellationFutureOwned,
+};
 
 /// Evicted connections whose sockets are not closed yet, at most: each
 /// still holds its descriptor until its task runs. Past it, newcomers are
 /// refused rather than evicting more, so a flood that outruns the
 /// endpoint's tasks cannot pile up descriptors beyond the total plus this.
-pub(crate) const MAX_EVICTING: usize = 1024;
+pub const MAX_EVICTING: usize = 1024;
 
 /// How often evictions and refusals are summarised in the log.
-pub(crate) const SUMMARY_EVERY: Duration = Duration::from_secs(10);
+pub const SUMMARY_EVERY: Duration = Duration::from_secs(10);
 
 /// Where connections come from, for the per-source limit: an IPv4 address
 /// (IPv4-mapped IPv6 included), or an IPv6 /64, the smallest network a
 /// single host is normally given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct Source(IpAddr);
+pub struct Source(IpAddr);
 
 impl Source {
-    pub(crate) fn of(ip: IpAddr) -> Source {
+    /// The source a client at `ip` belongs to.
+    pub fn of(ip: IpAddr) -> Source {
         match ip {
             IpAddr::V4(v4) => Source(IpAddr::V4(v4)),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -76,21 +80,27 @@ impl std::fmt::Display for Source {
 
 /// The limits admission enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Limits {
+pub struct Limits {
     /// Connections held at once, on all ports together.
-    pub(crate) total: usize,
+    pub total: usize,
     /// Connections one source may hold at once.
-    pub(crate) per_source: usize,
+    pub per_source: usize,
 }
 
 /// Why a connection was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
+pub enum Refusal {
     /// Its source holds its limit, and [`MAX_EVICTING`] evicted connections
     /// are still closing.
-    SourceFull { limit: usize },
+    SourceFull {
+        /// The per-source limit.
+        limit: usize,
+    },
     /// The endpoint holds its limit and none of them is idle.
-    Full { limit: usize },
+    Full {
+        /// The total limit.
+        limit: usize,
+    },
 }
 
 impl std::fmt::Display for Refusal {
@@ -110,7 +120,7 @@ impl std::fmt::Display for Refusal {
 
 /// Which limit needed an idle connection's place.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum EvictReason {
+pub enum EvictReason {
     /// The newcomer's source held its most.
     PerSource = 0,
     /// The endpoint held its most.
@@ -120,20 +130,24 @@ pub(crate) enum EvictReason {
 }
 
 impl EvictReason {
-    pub(crate) const ALL: [EvictReason; 3] = [Self::PerSource, Self::Total, Self::Descriptors];
+    /// Every reason, in the order of [`Totals::evicted`].
+    pub const ALL: [EvictReason; 3] = [Self::PerSource, Self::Total, Self::Descriptors];
 
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The reason as a metric label.
+    pub fn as_str(self) -> &'static str {
         ["per_source", "total", "descriptors"][self as usize]
     }
 }
 
 /// Evictions and refusals since the endpoint started (for metrics).
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Totals {
+pub struct Totals {
     /// By [`EvictReason`].
-    pub(crate) evicted: [u64; 3],
-    pub(crate) refused_source_full: u64,
-    pub(crate) refused_full: u64,
+    pub evicted: [u64; 3],
+    /// Refused: [`Refusal::SourceFull`].
+    pub refused_source_full: u64,
+    /// Refused: [`Refusal::Full`].
+    pub refused_full: u64,
 }
 
 impl Totals {
@@ -146,13 +160,27 @@ impl Totals {
     }
 }
 
+/// What admission did over one period ([`Admission::summary`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Idle connections evicted for newcomers.
+    pub evicted: u64,
+    /// Newcomers refused.
+    pub refused: u64,
+    /// The source whose connections were evicted most, with the count.
+    pub most_evicted: String,
+    /// How long the period lasted.
+    pub seconds: u64,
+}
+
 /// The connections held, shared by every accept loop.
-pub(crate) struct Admission {
+#[derive(Debug)]
+pub struct Admission {
     limits: Limits,
     inner: Mutex<Inner>,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Inner {
     next_id: u64,
     held: usize,
@@ -168,7 +196,7 @@ struct Inner {
 
 /// One source's connections: how many, and the idle ones by age (ids grow
 /// with time, so the first is the oldest).
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Held {
     count: usize,
     idle: BTreeMap<u64, CancellationToken>,
@@ -176,7 +204,7 @@ struct Held {
 
 /// The period since the last summary: its evictions and refusals are the
 /// [`Totals`] now less those it began with.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Tally {
     /// The totals when the period's first eviction or refusal came.
     at_start: Totals,
@@ -197,7 +225,8 @@ impl Tally {
 }
 
 impl Admission {
-    pub(crate) fn new(limits: Limits) -> Admission {
+    /// Admission within `limits` (each at least 1).
+    pub fn new(limits: Limits) -> Admission {
         Admission {
             limits: Limits {
                 total: limits.total.max(1),
@@ -207,7 +236,8 @@ impl Admission {
         }
     }
 
-    pub(crate) fn limits(&self) -> Limits {
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
         self.limits
     }
 
@@ -221,7 +251,7 @@ impl Admission {
     /// would be passed. A `silent` connection (nothing received yet) starts
     /// idle; one that has sent something starts fresh, and its connection
     /// marks it idle or busy when it first looks for a request.
-    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr, silent: bool) -> Result<Slot, Refusal> {
+    pub fn admit(self: &Arc<Self>, ip: IpAddr, silent: bool) -> Result<Slot, Refusal> {
         let source = Source::of(ip);
         let mut inner = self.lock();
         let (count, idle) = inner
@@ -279,45 +309,56 @@ impl Admission {
 
     /// Evicts one idle connection (of the source holding the most) to give
     /// its descriptor back; false if none is idle.
-    pub(crate) fn shed_one(&self) -> bool {
+    pub fn shed_one(&self) -> bool {
         self.lock().evict_from_heaviest(EvictReason::Descriptors)
     }
 
     /// Evictions and refusals since the start.
-    pub(crate) fn totals(&self) -> Totals {
+    pub fn totals(&self) -> Totals {
         self.lock().totals
     }
 
-    /// Logs the evictions and refusals counted since the last summary, if
-    /// any and if [`SUMMARY_EVERY`] has passed (or `force`).
-    pub(crate) fn summarise(&self, force: bool) {
+    /// The evictions and refusals counted since the last summary, if any
+    /// and if [`SUMMARY_EVERY`] has passed (or `force`); a new period
+    /// starts.
+    pub fn summary(&self, force: bool) -> Option<Summary> {
         let mut inner = self.lock();
         let totals = inner.totals;
         let t = &mut inner.tally;
-        let Some(since) = t.since else { return };
+        let since = t.since?;
         if !force && since.elapsed() < SUMMARY_EVERY {
-            return;
+            return None;
         }
         let evicted = totals.evicted() - t.at_start.evicted();
         let refused = totals.refused() - t.at_start.refused();
-        if evicted > 0 || refused > 0 {
-            let heaviest = t
-                .by_source
-                .iter()
-                .max_by_key(|(s, n)| (**n, std::cmp::Reverse(**s)))
-                .map(|(s, n)| format!("{s} ({n})"))
-                .unwrap_or_default();
+        let most_evicted = t
+            .by_source
+            .iter()
+            .max_by_key(|(s, n)| (**n, std::cmp::Reverse(**s)))
+            .map(|(s, n)| format!("{s} ({n})"))
+            .unwrap_or_default();
+        *t = Tally::default();
+        (evicted > 0 || refused > 0).then(|| Summary {
+            evicted,
+            refused,
+            most_evicted,
+            seconds: since.elapsed().as_secs(),
+        })
+    }
+
+    /// Logs [`Admission::summary`], if there is one.
+    pub(crate) fn summarise(&self, force: bool) {
+        if let Some(s) = self.summary(force) {
             tracing::warn!(
-                evicted,
-                refused,
-                most_evicted = %heaviest,
-                seconds = since.elapsed().as_secs(),
+                evicted = s.evicted,
+                refused = s.refused,
+                most_evicted = %s.most_evicted,
+                seconds = s.seconds,
                 limit = self.limits.total,
                 per_source = self.limits.per_source,
                 "health endpoint full: idle connections evicted, busy ones refused"
             );
         }
-        *t = Tally::default();
     }
 
     /// Connections held now, and by the busiest source.
@@ -392,7 +433,8 @@ impl Inner {
 }
 
 /// A connection's place in the endpoint; dropping it gives the place back.
-pub(crate) struct Slot {
+#[derive(Debug)]
+pub struct Slot {
     admission: Arc<Admission>,
     source: Source,
     id: u64,
@@ -403,14 +445,14 @@ pub(crate) struct Slot {
 
 impl Slot {
     /// Marks the connection idle: it may now be evicted for a newcomer.
-    pub(crate) fn idle(&mut self) {
+    pub fn idle(&mut self) {
         self.mark(true);
     }
 
     /// Marks the connection busy: a request is being answered, and it cannot
     /// be evicted. False if it was evicted while idle (the caller closes it).
     #[must_use]
-    pub(crate) fn busy(&mut self) -> bool {
+    pub fn busy(&mut self) -> bool {
         self.mark(false)
     }
 
@@ -419,7 +461,7 @@ impl Slot {
     /// in over its limit is trimmed back here too (one that pipelines its
     /// requests would otherwise never be). A fresh connection's first
     /// request is never put at stake.
-    pub(crate) fn pass_through_idle(&mut self) {
+    pub fn pass_through_idle(&mut self) {
         if !self.fresh {
             self.mark(true);
         }
@@ -452,8 +494,14 @@ impl Slot {
     }
 
     /// Completes when the connection has been evicted for a newcomer.
-    pub(crate) fn evicted(&self) -> WaitForCancellationFuture<'_> {
+    pub fn evicted(&self) -> WaitForCancellationFuture<'_> {
         self.token.cancelled()
+    }
+
+    /// Completes when the connection has been evicted for a newcomer (or
+    /// the slot is dropped), without borrowing the slot.
+    pub fn evicted_owned(&self) -> WaitForCancellationFutureOwned {
+        self.token.clone().cancelled_owned()
     }
 
     /// Whether the connection has been evicted.

@@ -260,6 +260,8 @@ struct RawSettings {
     http_allow: Option<Spanned<Vec<String>>>,
     http_user: Option<Spanned<String>>,
     http_password_file: Option<Spanned<String>>,
+    http_probe: Option<Spanned<bool>>,
+    http_probe_max_timeout: Option<Spanned<Dur>>,
     alertmanager_url: Option<Spanned<alerting::OneOrMany>>,
     alertmanager_resend: Option<Spanned<Dur>>,
     alertmanager_labels: Option<Spanned<std::collections::BTreeMap<String, String>>>,
@@ -282,6 +284,9 @@ pub(crate) struct Config {
     /// `[module.NAME]`: checks `/probe` runs besides the built-in ones.
     pub modules: std::collections::BTreeMap<String, Module>,
     pub targets: Vec<Target>,
+    /// What is allowed but unwise (a listener open to all, a password
+    /// file others can read): said at start and by `--check-config`.
+    pub warnings: Vec<String>,
 }
 
 /// Flapping: more than `changes` raises and clears within `window`.

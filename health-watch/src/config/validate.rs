@@ -89,16 +89,33 @@ impl<'a> Validator<'a> {
             Duration::from_secs(3600),
             Duration::from_secs(100 * 365 * 86_400),
         );
+        let probe_max_timeout = self.duration(
+            &raw.http_probe_max_timeout,
+            http::DEFAULT_PROBE_MAX_TIMEOUT,
+            "http_probe_max_timeout",
+            Duration::from_millis(10),
+            Duration::from_secs(60),
+        );
         let mut found = Vec::new();
+        let mut warnings = Vec::new();
         let (http_listen, http_access) = http::validate(
             http::RawHttp {
                 listen: raw.http_listen.as_ref(),
                 allow: raw.http_allow.as_ref(),
                 user: raw.http_user.as_ref(),
                 password_file: raw.http_password_file.as_ref(),
+                probe: raw.http_probe.as_ref(),
+                probe_max_timeout,
             },
             |span, message| found.push((span, message)),
+            |message| warnings.push(message),
         );
+        if let (Some(t), Some(false)) = (
+            &raw.http_probe_max_timeout,
+            raw.http_probe.as_ref().map(|p| *p.get_ref()),
+        ) {
+            self.error(t.span(), "http_probe_max_timeout with http_probe = false");
+        }
         for (span, message) in found {
             self.error(span, message);
         }
@@ -160,6 +177,7 @@ impl<'a> Validator<'a> {
             alerting,
             modules: std::collections::BTreeMap::new(),
             targets: valid,
+            warnings,
         }
     }
 

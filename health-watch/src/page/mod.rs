@@ -43,9 +43,10 @@ const UPTIME_FRESH: Duration = Duration::from_secs(10);
 const LOOK_EVERY: Duration = Duration::from_millis(250);
 /// Longest `q` taken, in bytes.
 const MAX_FILTER: usize = 256;
-/// `/events` streams open at once: each holds one of the listener's 64
-/// connections, and Prometheus's scrapes need some. Past it a browser gets
-/// 503, retries in a second, and its page still refreshes every 10 s.
+/// `/events` streams open at once: each is a busy connection of the
+/// listener for up to its lifetime, which idle ones cannot take over. Past
+/// it a browser gets 503, retries in a second, and its page still
+/// refreshes every 10 s.
 pub(crate) const MAX_EVENT_STREAMS: usize = 16;
 
 /// What the pages read.
