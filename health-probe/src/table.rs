@@ -34,19 +34,58 @@ impl<'a> Column<'a> {
 
 /// Writes the header row and `rows` (each as many cells as `columns`).
 pub fn write(out: &mut impl Write, columns: &[Column<'_>], rows: &[Vec<String>]) -> io::Result<()> {
-    let rows: Vec<Vec<std::borrow::Cow<'_, str>>> = rows
-        .iter()
-        .map(|r| r.iter().map(|c| crate::text::shown(c)).collect())
-        .collect();
-    let mut widths: Vec<usize> = columns.iter().map(|c| c.header.len()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+    let mut layout = Layout::new(columns);
+    for row in rows {
+        layout.measure(row);
+    }
+    layout.header(out)?;
+    for row in rows {
+        layout.row(out, row)?;
+    }
+    Ok(())
+}
+
+/// A table written in two passes, for rows too many to hold: every row is
+/// [`measure`](Layout::measure)d, then the [`header`](Layout::header) and
+/// each [`row`](Layout::row) are written as they come again. Only the
+/// columns' widths are kept between the passes.
+#[derive(Debug, Clone)]
+pub struct Layout<'a> {
+    columns: &'a [Column<'a>],
+    widths: Vec<usize>,
+}
+
+impl<'a> Layout<'a> {
+    /// A layout as wide as the headers.
+    pub fn new(columns: &'a [Column<'a>]) -> Layout<'a> {
+        Layout {
+            columns,
+            widths: columns.iter().map(|c| c.header.len()).collect(),
         }
     }
-    let mut line = |cells: &mut dyn Iterator<Item = &str>| -> io::Result<()> {
+
+    /// Widens the columns for `row`'s cells, as they will be shown.
+    pub fn measure(&mut self, row: &[String]) {
+        for (w, cell) in self.widths.iter_mut().zip(row) {
+            *w = (*w).max(crate::text::shown(cell).chars().count());
+        }
+    }
+
+    /// Writes the header row.
+    pub fn header(&self, out: &mut impl Write) -> io::Result<()> {
+        self.line(out, &mut self.columns.iter().map(|c| c.header))
+    }
+
+    /// Writes one row, escaped and aligned to the widths measured.
+    pub fn row(&self, out: &mut impl Write, row: &[String]) -> io::Result<()> {
+        let shown: Vec<std::borrow::Cow<'_, str>> =
+            row.iter().map(|c| crate::text::shown(c)).collect();
+        self.line(out, &mut shown.iter().map(|c| c.as_ref()))
+    }
+
+    fn line(&self, out: &mut impl Write, cells: &mut dyn Iterator<Item = &str>) -> io::Result<()> {
         let mut text = String::new();
-        for (i, ((cell, w), col)) in cells.zip(&widths).zip(columns).enumerate() {
+        for (i, ((cell, w), col)) in cells.zip(&self.widths).zip(self.columns).enumerate() {
             if i > 0 {
                 text.push_str("  ");
             }
@@ -56,18 +95,13 @@ pub fn write(out: &mut impl Write, columns: &[Column<'_>], rows: &[Vec<String>])
                 text.push_str(cell);
             } else {
                 text.push_str(cell);
-                if i + 1 < columns.len() {
+                if i + 1 < self.columns.len() {
                     text.extend(std::iter::repeat_n(' ', pad));
                 }
             }
         }
         writeln!(out, "{text}")
-    };
-    line(&mut columns.iter().map(|c| c.header))?;
-    for row in &rows {
-        line(&mut row.iter().map(|c| c.as_ref()))?;
     }
-    Ok(())
 }
 
 #[cfg(test)]

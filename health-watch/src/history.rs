@@ -4,7 +4,9 @@
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+use rusqlite::Connection;
 
 use health_probe::cli::{ReportArgs, ReportFormat};
 
@@ -14,9 +16,15 @@ use crate::store::{self, HistoryRow};
 /// Prints the history; an error when the database cannot be read or the
 /// history cannot be written out.
 pub fn run(args: &ReportArgs) -> Result<(), Error> {
-    let rows = read(args).map_err(Error::Report)?;
-    let mut out = io::stdout().lock();
-    let written = write(&rows, args.format, &mut out);
+    let conn = open(args).map_err(Error::Report)?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let written = write(
+        &conn,
+        args.since,
+        args.target.as_deref(),
+        args.format,
+        &mut out,
+    );
     match written.and_then(|_| out.flush()) {
         Ok(()) => Ok(()),
         // A closed pipe (`| head`) is not worth a message.
@@ -25,23 +33,77 @@ pub fn run(args: &ReportArgs) -> Result<(), Error> {
     }
 }
 
-/// `rows` as `--format` asks: what `health-probe report` prints, and what
-/// the status page's `/report.csv` and `/report.json` serve.
+/// The events of the last `since` (of `target` alone, if given) in
+/// `conn`, as `--format` asks, written as they are read: what `health-probe
+/// report` prints, and what the status page's `/report.csv` and
+/// `/report.json` serve. Memory does not grow with the history: CSV and
+/// JSON are written row by row, and the aligned table reads the rows
+/// twice, once for its columns' widths and once to write them, from one
+/// snapshot of the database.
 pub(crate) fn write(
-    rows: &[HistoryRow],
+    conn: &Connection,
+    since: Duration,
+    target: Option<&str>,
     format: ReportFormat,
     out: &mut impl Write,
 ) -> io::Result<()> {
+    let since = SystemTime::now()
+        .checked_sub(since)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let each = |f: &mut dyn FnMut(HistoryRow) -> io::Result<()>| {
+        store::history_each(conn, since, target, f)
+    };
     match format {
-        ReportFormat::Table => table(rows, out),
-        ReportFormat::Csv => csv(rows, out),
-        ReportFormat::Json => serde_json::to_writer_pretty(&mut *out, rows)
-            .map_err(io::Error::from)
-            .and_then(|_| writeln!(out)),
+        ReportFormat::Csv => {
+            let mut w = ::csv::Writer::from_writer(out);
+            w.write_record(CSV_HEADER)?;
+            each(&mut |r| Ok(w.write_record(csv_record(&r))?))?;
+            w.flush()
+        }
+        ReportFormat::Json => {
+            // The same text as serde_json's pretty array of every row, one
+            // row at a time: each row's own pretty text, indented a level
+            // (no string in it holds a raw newline: JSON escapes them).
+            let mut first = true;
+            each(&mut |r| {
+                out.write_all(if first { b"[\n" } else { b",\n" })?;
+                first = false;
+                let text = serde_json::to_string_pretty(&r).map_err(io::Error::from)?;
+                for (i, line) in text.lines().enumerate() {
+                    if i > 0 {
+                        out.write_all(b"\n")?;
+                    }
+                    write!(out, "  {line}")?;
+                }
+                Ok(())
+            })?;
+            out.write_all(if first { b"[]\n" } else { b"\n]\n" })
+        }
+        ReportFormat::Table => {
+            // One read transaction: both passes see the same rows, however
+            // many the watcher records meanwhile.
+            conn.execute_batch("BEGIN").map_err(io::Error::other)?;
+            let columns = TABLE_HEADER.map(health_probe::table::Column::left);
+            let mut layout = health_probe::table::Layout::new(&columns);
+            let mut any = false;
+            each(&mut |r| {
+                any = true;
+                layout.measure(&table_cells(&r));
+                Ok(())
+            })?;
+            if any {
+                layout.header(out)?;
+                each(&mut |r| layout.row(out, &table_cells(&r)))?;
+            } else {
+                writeln!(out, "no events in this period")?;
+            }
+            conn.execute_batch("COMMIT").map_err(io::Error::other)
+        }
     }
 }
 
-fn read(args: &ReportArgs) -> Result<Vec<HistoryRow>, String> {
+/// The database `args` name, opened read-only.
+fn open(args: &ReportArgs) -> Result<Connection, String> {
     let path = database_for(args.database.as_deref(), args.config.as_deref())?;
     if !path.exists() {
         return Err(format!(
@@ -49,11 +111,11 @@ fn read(args: &ReportArgs) -> Result<Vec<HistoryRow>, String> {
             path.display()
         ));
     }
-    rows(&path, args.since, args.target.as_deref())
+    store::open_read_only(&path).map_err(|e| e.to_string())
 }
 
 /// The events of the last `since` (of `target` alone, if given), from the
-/// database at `path`, read-only.
+/// database at `path`, read-only, all in memory: for the few a page shows.
 pub(crate) fn rows(
     path: &Path,
     since: std::time::Duration,
@@ -90,72 +152,54 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map(ToString::to_string).unwrap_or_default()
 }
 
-fn csv(rows: &[HistoryRow], out: &mut impl Write) -> io::Result<()> {
-    let mut w = ::csv::Writer::from_writer(out);
-    w.write_record(CSV_HEADER)?;
-    for r in rows {
-        w.write_record([
-            r.id.to_string(),
-            r.time.clone(),
-            r.target.clone(),
-            r.kind.clone(),
-            r.addr.clone(),
-            r.event.clone(),
-            opt(&r.class),
-            opt(&r.reason),
-            r.detail.clone(),
-            opt(&r.rtt_ms),
-            r.count.to_string(),
-            opt(&r.alarm_secs),
-            opt(&r.action_command),
-            opt(&r.action_outcome),
-            opt(&r.action_exit_code),
-            opt(&r.action_ms),
-            r.time_ms.to_string(),
-        ])?;
-    }
-    w.flush()
+fn csv_record(r: &HistoryRow) -> [String; 17] {
+    [
+        r.id.to_string(),
+        r.time.clone(),
+        r.target.clone(),
+        r.kind.clone(),
+        r.addr.clone(),
+        r.event.clone(),
+        opt(&r.class),
+        opt(&r.reason),
+        r.detail.clone(),
+        opt(&r.rtt_ms),
+        r.count.to_string(),
+        opt(&r.alarm_secs),
+        opt(&r.action_command),
+        opt(&r.action_outcome),
+        opt(&r.action_exit_code),
+        opt(&r.action_ms),
+        r.time_ms.to_string(),
+    ]
 }
 
-fn table(rows: &[HistoryRow], out: &mut impl Write) -> io::Result<()> {
-    if rows.is_empty() {
-        return writeln!(out, "no events in this period");
-    }
-    let header = [
-        "TIME", "TARGET", "EVENT", "CLASS", "LASTED", "ACTION", "DETAIL",
-    ];
-    let cells: Vec<[String; 7]> = rows
-        .iter()
-        .map(|r| {
-            let class = match (&r.class, &r.reason) {
-                (Some(c), Some(x)) => format!("{c} {x}"),
-                (Some(c), None) => c.clone(),
-                _ => String::new(),
-            };
-            let action = match (&r.action_outcome, r.action_exit_code) {
-                (Some(o), Some(c)) if o != "ok" => format!("{o} ({c})"),
-                (Some(o), _) => o.clone(),
-                (None, _) => String::new(),
-            };
-            [
-                r.time.clone(),
-                r.target.clone(),
-                r.event.clone(),
-                class,
-                r.alarm_secs
-                    .map(|s| {
-                        humantime::format_duration(std::time::Duration::from_secs(s as u64))
-                            .to_string()
-                    })
-                    .unwrap_or_default(),
-                action,
-                r.detail.clone(),
-            ]
-        })
-        .collect();
-    let columns = header.map(health_probe::table::Column::left);
-    let rows: Vec<Vec<String>> = cells.into_iter().map(Vec::from).collect();
-    health_probe::table::write(out, &columns, &rows)
+const TABLE_HEADER: [&str; 7] = [
+    "TIME", "TARGET", "EVENT", "CLASS", "LASTED", "ACTION", "DETAIL",
+];
+
+fn table_cells(r: &HistoryRow) -> [String; 7] {
+    let class = match (&r.class, &r.reason) {
+        (Some(c), Some(x)) => format!("{c} {x}"),
+        (Some(c), None) => c.clone(),
+        _ => String::new(),
+    };
+    let action = match (&r.action_outcome, r.action_exit_code) {
+        (Some(o), Some(c)) if o != "ok" => format!("{o} ({c})"),
+        (Some(o), _) => o.clone(),
+        (None, _) => String::new(),
+    };
+    [
+        r.time.clone(),
+        r.target.clone(),
+        r.event.clone(),
+        class,
+        r.alarm_secs
+            .map(|s| humantime::format_duration(Duration::from_secs(s as u64)).to_string())
+            .unwrap_or_default(),
+        action,
+        r.detail.clone(),
+    ]
 }
 
 /// The database a `health-probe report` reads: `--database`, or the one

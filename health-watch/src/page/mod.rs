@@ -56,6 +56,8 @@ struct Pages {
     uptime: Mutex<Option<(Instant, Arc<Uptime>)>>,
     /// Bounds the `/events` streams.
     streams: Arc<tokio::sync::Semaphore>,
+    /// Bounds the reports read at once ([`report::MAX_EXPORTS`]).
+    exports: Arc<tokio::sync::Semaphore>,
 }
 
 /// Time in alarm per target over the last 24 hours and 10 days, from the
@@ -81,6 +83,7 @@ pub(crate) fn router(output: Arc<Output>, database: PathBuf) -> Router {
             database,
             uptime: Mutex::new(None),
             streams: Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS)),
+            exports: Arc::new(tokio::sync::Semaphore::new(report::MAX_EXPORTS)),
         }))
 }
 

@@ -1,24 +1,45 @@
 //! `/report?since=10d[&target=NAME]`: the history `health-probe report`
 //! prints, as an HTML table, with `/report.csv` and `/report.json` giving
 //! exactly the CLI's `--format csv` and `--format json` output.
+//!
+//! However long the history, a request holds little: the downloads are
+//! written as the rows are read, in pieces of [`CHUNK`] bytes of which at
+//! most [`CHUNKS_AHEAD`] wait for a slow client, and the page keeps only
+//! the [`MAX_ROWS`] it shows, each detail cut at [`PAGE_DETAIL`] bytes. At most [`MAX_EXPORTS`] read at once (each
+//! holds a database connection and a blocking thread); more are answered
+//! 503.
 
+use std::collections::VecDeque;
+use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use bytes::Bytes;
 use health_probe::cli::ReportFormat;
 use maud::html;
 use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::render::layout;
 use super::Pages;
 use crate::history;
-use crate::store::HistoryRow;
+use crate::store::{self, HistoryRow};
 
 /// Most rows the HTML table shows (the downloads have them all).
 const MAX_ROWS: usize = 2000;
+/// Most bytes of a detail the HTML table shows (the downloads, and the
+/// target's page, have it whole).
+const PAGE_DETAIL: usize = 512;
+/// Reports (pages and downloads) read at once.
+pub(super) const MAX_EXPORTS: usize = 4;
+/// Bytes of a download sent as one piece.
+const CHUNK: usize = 64 * 1024;
+/// Pieces written ahead of a slow client.
+const CHUNKS_AHEAD: usize = 4;
 
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct ReportQuery {
@@ -45,22 +66,67 @@ impl ReportQuery {
     }
 }
 
-async fn rows(pages: &Arc<Pages>, q: &ReportQuery) -> Result<(String, Vec<HistoryRow>), Response> {
+/// A place among the [`MAX_EXPORTS`] reads, if one is free.
+fn export_place(pages: &Pages) -> Option<OwnedSemaphorePermit> {
+    Arc::clone(&pages.exports).try_acquire_owned().ok()
+}
+
+/// The answer when no place is free.
+fn exports_busy() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "5")],
+        format!("{MAX_EXPORTS} reports are being read already: try again in a few seconds\n"),
+    )
+        .into_response()
+}
+
+fn unreadable(e: impl std::fmt::Display) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("the history cannot be read: {e}"),
+    )
+        .into_response()
+}
+
+/// The page's rows: how many events there are, and the last
+/// [`MAX_ROWS`] of them.
+async fn rows(
+    pages: &Arc<Pages>,
+    q: &ReportQuery,
+) -> Result<(String, usize, VecDeque<HistoryRow>), Response> {
     let (text, since) = q
         .since()
         .map_err(|e| (StatusCode::BAD_REQUEST, e).into_response())?;
+    let place = export_place(pages).ok_or_else(exports_busy)?;
     let path = pages.database.clone();
     let target = q.target.clone();
-    let read = tokio::task::spawn_blocking(move || history::rows(&path, since, target.as_deref()))
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()));
+    let read = tokio::task::spawn_blocking(move || {
+        let _place = place;
+        let conn = store::open_read_only(&path)?;
+        let since = std::time::SystemTime::now()
+            .checked_sub(since)
+            .unwrap_or(std::time::UNIX_EPOCH);
+        let (mut count, mut last) = (0, VecDeque::new());
+        store::history_each(&conn, since, target.as_deref(), |mut r| {
+            count += 1;
+            if r.detail.len() > PAGE_DETAIL {
+                let cut = health_probe::text::cut(&r.detail, PAGE_DETAIL);
+                r.detail = format!("{cut}…");
+            }
+            if last.len() == MAX_ROWS {
+                last.pop_front();
+            }
+            last.push_back(r);
+            Ok::<_, store::StoreError>(())
+        })?;
+        Ok::<_, store::StoreError>((count, last))
+    })
+    .await;
     match read {
-        Ok(rows) => Ok((text, rows)),
-        Err(e) => Err((
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the history cannot be read: {e}"),
-        )
-            .into_response()),
+        Ok(Ok((count, last))) => Ok((text, count, last)),
+        Ok(Err(e)) => Err(unreadable(e)),
+        Err(e) => Err(unreadable(e)),
     }
 }
 
@@ -68,20 +134,19 @@ pub(super) async fn page(
     State(pages): State<Arc<Pages>>,
     Query(q): Query<ReportQuery>,
 ) -> Response {
-    let (since, rows) = match rows(&pages, &q).await {
+    let (since, count, shown) = match rows(&pages, &q).await {
         Ok(r) => r,
         Err(response) => return response,
     };
     let links = q.query(&since);
-    let shown = &rows[rows.len().saturating_sub(MAX_ROWS)..];
     let title = match &q.target {
         Some(t) => format!("Report: {t}, last {since}"),
         None => format!("Report: last {since}"),
     };
     let body = html! {
         p class="summary" {
-            (rows.len()) " events"
-            @if rows.len() > shown.len() { " (the last " (shown.len()) " shown)" }
+            (count) " events"
+            @if count > shown.len() { " (the last " (shown.len()) " shown)" }
             " · download as "
             a href=(format!("/report.csv?{links}")) download="report.csv" { "CSV" } " or "
             a href=(format!("/report.json?{links}")) download="report.json" { "JSON" }
@@ -98,7 +163,7 @@ pub(super) async fn page(
                 th { "action" } th { "detail" }
             } }
             tbody {
-                @for r in shown {
+                @for r in &shown {
                     tr class=(r.event) {
                         td { time datetime=(r.time) { (r.time) } }
                         td { a href=(super::target::link(&r.target)) { (r.target) } }
@@ -119,26 +184,103 @@ pub(super) async fn page(
                 }
             }
         }
-        @if rows.is_empty() { p { "No events in this period." } }
+        @if count == 0 { p { "No events in this period." } }
     };
     Html(layout(&title, body).into_string()).into_response()
 }
 
+/// `/report.csv` or `/report.json`: the CLI's output, streamed as it is
+/// read from the database on a blocking thread.
 async fn download(pages: Arc<Pages>, q: ReportQuery, format: ReportFormat) -> Response {
-    let rows = match rows(&pages, &q).await {
-        Ok((_, rows)) => rows,
-        Err(response) => return response,
+    let since = match q.since() {
+        Ok((_, since)) => since,
+        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
-    let mut out = Vec::new();
-    if let Err(e) = history::write(&rows, format, &mut out) {
-        return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+    let Some(place) = export_place(&pages) else {
+        return exports_busy();
+    };
+    let (chunks, receiver) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_AHEAD);
+    let (opened, open_result) = oneshot::channel();
+    let path = pages.database.clone();
+    let target = q.target;
+    tokio::task::spawn_blocking(move || {
+        let _place = place;
+        let conn = match store::open_read_only(&path) {
+            Ok(c) => {
+                let _ = opened.send(Ok(()));
+                c
+            }
+            Err(e) => {
+                let _ = opened.send(Err(e));
+                return;
+            }
+        };
+        let mut out = Chunks {
+            sender: chunks.clone(),
+            piece: Vec::with_capacity(CHUNK),
+        };
+        let written = history::write(&conn, since, target.as_deref(), format, &mut out)
+            .and_then(|()| out.flush());
+        match written {
+            // The client went away: nothing to tell.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+            // Past the head: the body ends with an error, so the client
+            // sees a cut reply, never a short one that looks whole.
+            Err(e) => {
+                let _ = chunks.blocking_send(Err(e));
+            }
+            Ok(()) => {}
+        }
+    });
+    match open_result.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return unreadable(e),
+        Err(e) => return unreadable(e),
     }
     let kind = match format {
         ReportFormat::Csv => "text/csv; charset=utf-8",
         ReportFormat::Json => "application/json",
         ReportFormat::Table => "text/plain; charset=utf-8",
     };
-    ([(header::CONTENT_TYPE, kind)], out).into_response()
+    let stream = futures_util::stream::unfold(receiver, |mut r| async move {
+        r.recv().await.map(|piece| (piece, r))
+    });
+    ([(header::CONTENT_TYPE, kind)], Body::from_stream(stream)).into_response()
+}
+
+/// What a download writes, sent on in pieces of [`CHUNK`] bytes; a send
+/// waits while [`CHUNKS_AHEAD`] pieces wait for the client, and fails
+/// (`BrokenPipe`) once the client is gone.
+struct Chunks {
+    sender: mpsc::Sender<io::Result<Bytes>>,
+    piece: Vec<u8>,
+}
+
+impl Chunks {
+    fn send(&mut self) -> io::Result<()> {
+        let piece = std::mem::replace(&mut self.piece, Vec::with_capacity(CHUNK));
+        self.sender
+            .blocking_send(Ok(Bytes::from(piece)))
+            .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))
+    }
+}
+
+impl Write for Chunks {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.piece.extend_from_slice(buf);
+        if self.piece.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.piece.is_empty() {
+            Ok(())
+        } else {
+            self.send()
+        }
+    }
 }
 
 pub(super) async fn csv(State(pages): State<Arc<Pages>>, Query(q): Query<ReportQuery>) -> Response {

@@ -429,6 +429,13 @@ pub(crate) fn insert_action(conn: &Connection, a: &ActionRecord) -> Result<(), r
     Ok(())
 }
 
+/// For writers that read the history as they write (`history::write`).
+impl From<StoreError> for std::io::Error {
+    fn from(e: StoreError) -> std::io::Error {
+        std::io::Error::other(e)
+    }
+}
+
 /// History for `health-probe report`: events since `since`, oldest first,
 /// optionally of one target, each with its action's outcome.
 pub(crate) fn history(
@@ -436,8 +443,26 @@ pub(crate) fn history(
     since: SystemTime,
     target: Option<&str>,
 ) -> Result<Vec<HistoryRow>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT e.id, e.time_ms, e.target, e.kind, e.addr, e.event, e.class, e.reason,
+    let mut rows = Vec::new();
+    history_each(conn, since, target, |r| {
+        rows.push(r);
+        Ok::<_, StoreError>(())
+    })?;
+    Ok(rows)
+}
+
+/// The same events as [`history`], each handed to `each` as it is read,
+/// none kept: memory does not grow with the history. Stops at the first
+/// error `each` returns.
+pub(crate) fn history_each<E: From<StoreError>>(
+    conn: &Connection,
+    since: SystemTime,
+    target: Option<&str>,
+    mut each: impl FnMut(HistoryRow) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT e.id, e.time_ms, e.target, e.kind, e.addr, e.event, e.class, e.reason,
                 e.detail, e.rtt_us, e.count,
                 CASE WHEN e.event = 'clear' THEN
                     (SELECT r.time_ms FROM events r
@@ -449,8 +474,19 @@ pub(crate) fn history(
          LEFT JOIN actions a ON a.id = (SELECT max(id) FROM actions WHERE event_id = e.id)
          WHERE e.time_ms >= ?1 AND (?2 IS NULL OR e.target = ?2)
          ORDER BY e.time_ms, e.id",
-    )?;
-    let rows = stmt.query_map(params![ms(since), target], |r| {
+        )
+        .map_err(StoreError::from)?;
+    let mut rows = stmt
+        .query(params![ms(since), target])
+        .map_err(StoreError::from)?;
+    while let Some(r) = rows.next().map_err(StoreError::from)? {
+        each(history_row(r).map_err(StoreError::from)?)?;
+    }
+    Ok(())
+}
+
+fn history_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryRow> {
+    {
         let time_ms: i64 = r.get(1)?;
         let raised_ms: Option<i64> = r.get(11)?;
         Ok(HistoryRow {
@@ -472,8 +508,7 @@ pub(crate) fn history(
             action_exit_code: r.get(14)?,
             action_ms: r.get(15)?,
         })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    }
 }
 
 #[cfg(test)]
