@@ -116,7 +116,8 @@ impl Drop for Judging<'_> {
 }
 
 /// Records an event, then tells it (and Alertmanager, of a raise, clear or
-/// removal); the id links its action.
+/// removal); the id (provisional, below zero, while the event waits for
+/// the database) links its action.
 pub(crate) async fn record(shared: &Shared, event: EventRecord) -> Option<i64> {
     let id = shared.store.event(event.clone()).await;
     if let Some(alerts) = &shared.alerts {
@@ -134,7 +135,12 @@ pub(crate) async fn record(shared: &Shared, event: EventRecord) -> Option<i64> {
             _ => {}
         }
     }
-    shared.output.notice(Notice::Event { id, event });
+    // A provisional id (the event waits for the database) is no row of
+    // the history yet: told without one; its action still links by it.
+    shared.output.notice(Notice::Event {
+        id: id.filter(|id| *id > 0),
+        event,
+    });
     id
 }
 

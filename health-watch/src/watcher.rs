@@ -122,9 +122,21 @@ async fn start(
             store::Health::Failing(e) => Notice::Error(format!(
                 "{e}; events are still printed and acted on, not recorded"
             )),
-            store::Health::Recovered => {
-                Notice::Warning("the history database can be written again".into())
-            }
+            store::Health::Recovered { written, lost } => Notice::Warning(format!(
+                "the history database can be written again{}{}",
+                match written {
+                    0 => String::new(),
+                    1 => ": the 1 event kept meanwhile is written".into(),
+                    n => format!(": the {n} events kept meanwhile are written, in order"),
+                },
+                match lost {
+                    0 => String::new(),
+                    n => format!(
+                        "; {n} older ones gave way to them (at most {} are kept)",
+                        store::MAX_BACKLOG
+                    ),
+                }
+            )),
         })
     })
     .map_err(|e| Error::Database(format!("cannot start the history writer: {e}")))?;

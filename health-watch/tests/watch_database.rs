@@ -343,3 +343,127 @@ fn a_target_gone_from_the_config_closes_its_open_alarm_at_start() {
         .contains("not in the config"));
     assert_eq!(w.stop(), 0);
 }
+
+/// While the disk is full a flapping target's raises and clears are
+/// printed and kept; when space returns they are written, in order, and
+/// that is said once (issue 26, point 8).
+#[test]
+fn a_full_disk_loses_no_event_and_says_once_when_writing_works_again() {
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        eprintln!("SKIPPED: a mount namespace needs root");
+        return;
+    }
+    let flappy = common::watcher::Flapping::new(Duration::from_millis(300));
+    let free_addr = free_port();
+    let listen = free_port();
+    let (dir, config) = watch_config("db-full-kept", "");
+    let db_dir = dir.join("db");
+    std::fs::create_dir_all(&db_dir).unwrap();
+    let fill = db_dir.join("fill").display().to_string();
+    std::fs::write(
+        &config,
+        format!(
+            "database = \"{db}/watch.db\"\nhttp_listen = \"{listen}\"\n\
+             [[target]]\nname = \"filler\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\ninterval = \"100ms\"\nfall = 1\n\
+             on_raise = \"dd if=/dev/zero of={fill} bs=4k count=1000 2>/dev/null; true\"\n\
+             [[target]]\nname = \"flappy\"\nkind = \"tcp\"\naddr = \"{flap}\"\nexpect_banner = \"UP\"\ninterval = \"100ms\"\nfall = 1\nrise = 1\nflap_changes = 0\non_raise = \"true\"\n\
+             [[target]]\nname = \"freer\"\nkind = \"tcp\"\naddr = \"{free_addr}\"\ninterval = \"100ms\"\nfall = 1\nrise = 1\n\
+             on_clear = \"rm -f {fill}\"\n",
+            db = db_dir.display(),
+            flap = flappy.addr,
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new("unshare");
+    command
+        .args(["--mount", "sh", "-c"])
+        .arg("mount -t tmpfs -o size=256k tmpfs \"$0\" && exec \"$@\"")
+        .arg(&db_dir)
+        .arg(PROBE)
+        .arg("watch")
+        .arg(&config);
+    let mut w = Watcher::spawn(command);
+    w.wait_for("error", Duration::from_secs(30), |v| {
+        v["event"] == "error"
+            && v["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("cannot write the history")
+    });
+    // Full for a while: the flapping target goes on raising and clearing.
+    std::thread::sleep(Duration::from_secs(4));
+    w.drain();
+    let while_full = w.count("raise", "flappy") + w.count("clear", "flappy");
+    assert!(while_full >= 7, "{while_full} events while full");
+    // Space returns (the freer's action); then the flapping stops.
+    let _listening = TcpListener::bind(&free_addr).unwrap();
+    let back = w.wait_for("warning", Duration::from_secs(30), |v| {
+        v["event"] == "warning"
+            && v["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("can be written again")
+    });
+    assert!(
+        back["message"]
+            .as_str()
+            .unwrap()
+            .contains("events kept meanwhile are written"),
+        "{back}"
+    );
+    flappy
+        .down
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    std::thread::sleep(Duration::from_secs(2));
+    w.drain();
+    let printed: Vec<(String, String)> = w
+        .seen
+        .iter()
+        .filter(|v| v["target"] == "flappy" && (v["event"] == "raise" || v["event"] == "clear"))
+        .map(|v| (v["event"].to_string(), v["time"].to_string()))
+        .collect();
+    // The history, read over the watcher's own listener (the database is
+    // on its namespace's tmpfs).
+    let (status, body) = test_support::prometheus::get(
+        listen.parse().unwrap(),
+        "/report.json?since=1h&target=flappy",
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let rows: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let recorded: Vec<(String, String)> = rows
+        .iter()
+        .filter(|v| v["event"] == "raise" || v["event"] == "clear")
+        .map(|v| (v["event"].to_string(), v["time"].to_string()))
+        .collect();
+    assert_eq!(
+        recorded, printed,
+        "every event printed is recorded, in order"
+    );
+    // Each raise's action, run while its event waited, is linked to it.
+    for raise in rows.iter().filter(|v| v["event"] == "raise") {
+        assert!(raise["action_outcome"].is_string(), "{raise}");
+    }
+    // Ids follow the order of the events.
+    let ids: Vec<i64> = rows.iter().map(|v| v["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|p| p[0] < p[1]), "{ids:?}");
+    w.signal(libc::SIGTERM);
+    let (code, _, err) = w.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, 0, "{err}");
+    // Each said once: not alternating while the disk was full.
+    let said = |event: &str, text: &str| {
+        w.seen
+            .iter()
+            .filter(|v| v["event"] == event && v["message"].as_str().unwrap_or("").contains(text))
+            .count()
+    };
+    assert_eq!(
+        said("error", "cannot write the history"),
+        1,
+        "{:#?}",
+        w.seen
+    );
+    assert_eq!(said("warning", "can be written again"), 1, "{:#?}", w.seen);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -17,7 +17,7 @@ mod alarm_time;
 mod writer;
 
 pub(crate) use alarm_time::{alarm_intervals, time_after};
-pub(crate) use writer::{Found, Health, Store};
+pub(crate) use writer::{Found, Health, Store, MAX_BACKLOG};
 
 /// Schema version in `PRAGMA user_version`.
 const SCHEMA_VERSION: i64 = 1;

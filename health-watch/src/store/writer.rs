@@ -7,8 +7,18 @@
 //! heartbeat row, so a database that cannot be written (disk full, a
 //! read-only remount) is noticed even when nothing happens. Write failures
 //! are told as [`Health::Failing`] at once and then at most once a minute,
-//! and [`Health::Recovered`] once writes succeed again.
+//! and [`Health::Recovered`] once, when what waited is written.
+//!
+//! Nothing is lost while the database cannot be written: the events and
+//! actions that could not be are kept in order (at most [`MAX_BACKLOG`]
+//! events; past that the oldest give way, and that is told), and written
+//! first, in that order, when a write succeeds again: tried at the next
+//! event (at most once per [`RETRY_EVERY`]) or the next check. An event
+//! kept so has a provisional id below zero until then (what `event` gives
+//! back, and its action's `event_id`); its action is linked to its real
+//! id when written.
 
+use std::collections::{HashMap, VecDeque};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -27,13 +37,31 @@ const BATCH: usize = 1024;
 /// How often a write failure that goes on is told again.
 const RETELL: Duration = Duration::from_secs(60);
 
+/// Events kept, with their actions, while the database cannot be written.
+pub(crate) const MAX_BACKLOG: usize = 10_000;
+
+/// While events wait, how often a new one tries to write them.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// Provisional ids remembered once their events are written, for the
+/// actions still to come (an action ends within its `action_timeout`).
+const MAX_PROVISIONAL: usize = 2 * MAX_BACKLOG;
+
 /// What the writer tells about the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Health {
-    /// Writes fail: events are printed and acted on, not recorded.
+    /// Writes fail: events are printed, acted on and kept to be written.
     Failing(String),
-    /// Writes succeed again.
-    Recovered,
+    /// Writes succeed again: `written` events that waited were written,
+    /// and `lost` gave way to newer ones while the backlog was full.
+    Recovered { written: usize, lost: u64 },
+}
+
+/// A row that waits for the database.
+enum Queued {
+    /// An event, with its provisional id.
+    Event(EventRecord, i64),
+    Action(ActionRecord),
 }
 
 /// What [`Store::check`] found.
@@ -76,15 +104,36 @@ struct Writer {
     /// Since when writes fail, and when that was last told.
     failing: Option<Instant>,
     told: Option<Instant>,
+    /// What waits to be written, in order.
+    backlog: VecDeque<Queued>,
+    /// Events in `backlog`.
+    backlog_events: usize,
+    /// Events that gave way while the backlog was full, since the last
+    /// recovery.
+    lost: u64,
+    /// Events written from the backlog since the last recovery.
+    written_since: usize,
+    /// The last provisional id given.
+    provisional: i64,
+    /// Provisional ids of written events, to their real ids (oldest first).
+    linked: HashMap<i64, i64>,
+    linked_order: VecDeque<i64>,
+    /// No try at the backlog before this, but at a check.
+    retry_at: Option<Instant>,
 }
 
 impl Writer {
     fn wrote(&mut self, result: Result<(), rusqlite::Error>) {
         match result {
             Ok(()) => {
-                if self.failing.take().is_some() {
+                // Recovered only once nothing waits any more.
+                if self.backlog.is_empty() && self.failing.take().is_some() {
                     self.told = None;
-                    (self.tell)(Health::Recovered);
+                    let lost = std::mem::take(&mut self.lost);
+                    (self.tell)(Health::Recovered {
+                        written: std::mem::take(&mut self.written_since),
+                        lost,
+                    });
                 }
             }
             Err(e) => {
@@ -96,15 +145,58 @@ impl Writer {
                 if due {
                     self.told = Some(Instant::now());
                     (self.tell)(Health::Failing(format!(
-                        "cannot write the history to {}: {e}",
-                        self.path.display()
+                        "cannot write the history to {}: {e}; {} events are kept to be written when it can be (at most {MAX_BACKLOG})",
+                        self.path.display(),
+                        self.backlog_events
                     )));
                 }
             }
         }
     }
 
+    /// Keeps `q` to be written later; the oldest event (with the actions
+    /// queued before the next event) gives way past [`MAX_BACKLOG`].
+    fn keep(&mut self, q: Queued) {
+        if let Queued::Event(..) = q {
+            self.backlog_events += 1;
+        }
+        self.backlog.push_back(q);
+        while self.backlog_events > MAX_BACKLOG {
+            if let Some(Queued::Event(..)) = self.backlog.pop_front() {
+                self.backlog_events -= 1;
+                self.lost += 1;
+            }
+        }
+    }
+
+    /// A provisional id for an event that waits.
+    fn provisional(&mut self) -> i64 {
+        self.provisional -= 1;
+        self.provisional
+    }
+
+    /// Remembers that the event with provisional id `p` was written as `id`.
+    fn link(&mut self, p: i64, id: i64) {
+        self.linked.insert(p, id);
+        self.linked_order.push_back(p);
+        while self.linked_order.len() > MAX_PROVISIONAL {
+            if let Some(old) = self.linked_order.pop_front() {
+                self.linked.remove(&old);
+            }
+        }
+    }
+
     fn check(&mut self) -> Found {
+        if !self.backlog.is_empty() {
+            // What waits first: a heartbeat may fit where events do not.
+            self.retry_at = None;
+            let result = write_batch(self, &mut Vec::new());
+            let ok = result.is_ok() && self.backlog.is_empty();
+            self.wrote(result);
+            if !ok {
+                return Found::Unwritable;
+            }
+        }
         let now = identity(&self.path);
         if now.is_none() || now != self.opened {
             let what = if now.is_none() {
@@ -153,6 +245,14 @@ impl Store {
             tell: Box::new(tell),
             failing: None,
             told: None,
+            backlog: VecDeque::new(),
+            backlog_events: 0,
+            lost: 0,
+            written_since: 0,
+            provisional: 0,
+            linked: HashMap::new(),
+            linked_order: VecDeque::new(),
+            retry_at: None,
         };
         std::thread::Builder::new()
             .name("history".into())
@@ -169,11 +269,25 @@ impl Store {
                     let result = write_batch(&mut writer, &mut batch);
                     writer.wrote(result);
                 }
+                // The watcher stops: one last try at what waits.
+                if !writer.backlog.is_empty() {
+                    writer.retry_at = None;
+                    let result = write_batch(&mut writer, &mut Vec::new());
+                    writer.wrote(result);
+                }
+                if writer.backlog_events > 0 {
+                    (writer.tell)(Health::Failing(format!(
+                        "{} events were never written: {} could not be written until the watcher stopped",
+                        writer.backlog_events,
+                        writer.path.display()
+                    )));
+                }
             })?;
         Ok(Store { tx })
     }
 
-    /// Records an event; its id once written, `None` if writing failed.
+    /// Records an event; its id once written, or a provisional id below
+    /// zero if it waits for the database (`None`: the writer is gone).
     pub(crate) async fn event(&self, e: EventRecord) -> Option<i64> {
         let (tx, rx) = oneshot::channel();
         self.tx.send(Op::Event(e, tx)).await.ok()?;
@@ -218,45 +332,121 @@ impl Store {
     }
 }
 
-/// Writes `batch` in one transaction; each event learns its id. Checks and
-/// reopenings are answered after it.
+/// Writes what waits, then `batch`, in one transaction; each event learns
+/// its id (or a provisional one, if the transaction fails and it is kept).
+/// Checks and reopenings are answered after it.
 fn write_batch(writer: &mut Writer, batch: &mut Vec<Op>) -> Result<(), rusqlite::Error> {
-    let mut ids = Vec::new();
     let mut flushed = Vec::new();
     let mut checks = Vec::new();
     let mut reopens = Vec::new();
-    let mut result = Ok(());
-    let tx = writer.conn.unchecked_transaction();
+    // The rows to write, in order: what waits, then what came.
+    let mut rows: Vec<(Queued, Option<oneshot::Sender<Option<i64>>>)> =
+        writer.backlog.drain(..).map(|q| (q, None)).collect();
+    let waited = writer.backlog_events;
+    writer.backlog_events = 0;
+    let mut prunes = Vec::new();
     for op in batch.drain(..) {
-        match (op, &tx) {
-            (Op::Event(e, reply), Ok(tx)) => match insert_event(tx, &e) {
-                Ok(id) => ids.push((reply, Some(id))),
-                Err(err) => {
-                    ids.push((reply, None));
-                    result = Err(err);
-                }
-            },
-            (Op::Action(a), Ok(tx)) => {
-                if let Err(err) = insert_action(tx, &a) {
-                    result = Err(err);
-                }
-            }
-            (Op::Prune(before), Ok(tx)) => {
-                if let Err(StoreError::Sql(err)) = prune(tx, before) {
-                    result = Err(err);
-                }
-            }
-            // No transaction: nothing is written, every caller is answered.
-            (Op::Event(_, reply), Err(_)) => ids.push((reply, None)),
-            (Op::Action(_) | Op::Prune(_), Err(_)) => {}
-            (Op::Flush(done), _) => flushed.push(done),
-            (Op::Check(reply), _) => checks.push(reply),
-            (Op::Reopen(reply), _) => reopens.push(reply),
+        match op {
+            Op::Event(e, reply) => rows.push((Queued::Event(e, 0), Some(reply))),
+            Op::Action(a) => rows.push((Queued::Action(a), None)),
+            Op::Prune(before) => prunes.push(before),
+            Op::Flush(done) => flushed.push(done),
+            Op::Check(reply) => checks.push(reply),
+            Op::Reopen(reply) => reopens.push(reply),
         }
     }
-    let committed = tx.and_then(|tx| tx.commit());
-    for (reply, id) in ids {
-        let _ = reply.send(id.filter(|_| committed.is_ok()));
+    let now = Instant::now();
+    let attempt = waited == 0 || writer.retry_at.is_none_or(|at| now >= at);
+    let mut result = Ok(());
+    let mut ids: Vec<i64> = Vec::new();
+    let committed = if rows.is_empty() && prunes.is_empty() {
+        Ok(())
+    } else if attempt || !prunes.is_empty() {
+        let outcome = (|| {
+            let tx = writer.conn.unchecked_transaction()?;
+            // Provisional ids written in this transaction, to link the
+            // actions after them.
+            let mut here: HashMap<i64, i64> = HashMap::new();
+            for (q, _) in &rows {
+                match q {
+                    Queued::Event(e, p) => {
+                        let id = insert_event(&tx, e)?;
+                        if *p != 0 {
+                            here.insert(*p, id);
+                        }
+                        ids.push(id);
+                    }
+                    Queued::Action(a) if a.event_id < 0 => {
+                        let real = here
+                            .get(&a.event_id)
+                            .or_else(|| writer.linked.get(&a.event_id))
+                            .copied()
+                            .unwrap_or(0);
+                        insert_action(
+                            &tx,
+                            &ActionRecord {
+                                event_id: real,
+                                ..a.clone()
+                            },
+                        )?;
+                    }
+                    Queued::Action(a) => insert_action(&tx, a)?,
+                }
+            }
+            for before in &prunes {
+                if let Err(StoreError::Sql(err)) = prune(&tx, *before) {
+                    return Err(err);
+                }
+            }
+            tx.commit()
+        })();
+        outcome
+    } else {
+        Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            Some("waiting to retry".into()),
+        ))
+    };
+    match committed {
+        Ok(()) => {
+            // Every row written: events learn their ids, provisional ones
+            // are linked for the actions still to come.
+            let mut real_ids = ids.into_iter();
+            for (q, reply) in rows {
+                if let Queued::Event(_, p) = q {
+                    let id = real_ids.next().unwrap_or(0);
+                    if p != 0 {
+                        writer.link(p, id);
+                        writer.written_since += 1;
+                    }
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Some(id));
+                    }
+                }
+            }
+            writer.retry_at = None;
+        }
+        Err(e) => {
+            // Nothing of it was written: all of it waits, in order, and a
+            // new event learns its provisional id.
+            for (q, reply) in rows {
+                let q = match q {
+                    Queued::Event(e, 0) => {
+                        let p = writer.provisional();
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Some(p));
+                        }
+                        Queued::Event(e, p)
+                    }
+                    q => q,
+                };
+                writer.keep(q);
+            }
+            if attempt {
+                writer.retry_at = Some(now + RETRY_EVERY);
+                result = Err(e);
+            }
+        }
     }
     for done in flushed {
         let _ = done.send(());
@@ -267,5 +457,5 @@ fn write_batch(writer: &mut Writer, batch: &mut Vec<Op>) -> Result<(), rusqlite:
     for reply in checks {
         let _ = reply.send(writer.check());
     }
-    committed.and(result)
+    result
 }
