@@ -43,6 +43,16 @@ pub(crate) struct Row {
     pub hours: crate::uptime::Hours,
     /// The last checks' round trips (the status page's chart).
     pub recent: crate::uptime::Recent,
+    /// Whether this run has marked the target checked, and passing, in
+    /// the history (where its uptime counts from).
+    pub marked: Marked,
+}
+
+/// What [`Row::marked`] has marked.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Marked {
+    pub checked: bool,
+    pub passed: bool,
 }
 
 /// The classes of a check's outcome, in the order [`Row::checks`] counts
@@ -563,6 +573,7 @@ mod tests {
                 checks: [0; 4],
                 hours: Default::default(),
                 recent: Default::default(),
+                marked: Default::default(),
             }),
         })
     }

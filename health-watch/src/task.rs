@@ -267,7 +267,7 @@ async fn judge(
         pause_after_errors: target.pause_after_errors,
         flap: target.flap,
     };
-    let (changes, alarm) = {
+    let (changes, alarm, mark) = {
         let mut row = status.row();
         let shown = |row: &crate::output::Row| {
             let last = row.last.as_ref().map(|o| (o.failed(), o.class, o.reason));
@@ -288,8 +288,19 @@ async fn judge(
         if let Some(i) = CLASSES.iter().position(|c| *c == class) {
             row.checks[i] += 1;
         }
-        (changes, row.alarm.clone())
+        // Where uptime counts from: the first check, and the first pass.
+        let passed = !observation.failed();
+        let mark = !row.marked.checked || (passed && !row.marked.passed);
+        row.marked.checked = true;
+        row.marked.passed |= passed;
+        (changes, row.alarm.clone(), mark.then_some(passed))
     };
+    if let Some(passed) = mark {
+        shared
+            .store
+            .observed(&target.name, observation.at, passed)
+            .await;
+    }
     for change in &changes {
         let mut event = event_of(target, *change, observation, alarm.run_length(*change));
         if let (Some(flap), Transition::Flapping | Transition::FlappingStopped) =

@@ -1,8 +1,8 @@
 //! Uptime as the status page shows it: each target's checks over the last
 //! 24 hours by hour ([`Hours`]) and its last checks' round trips
-//! ([`Recent`]), kept in memory with its status row; and the share of a
-//! window a target spent out of alarm ([`out_of_alarm`], from the
-//! history's raises and clears).
+//! ([`Recent`]), kept in memory with its status row. The uptime figures
+//! over 24 hours and 10 days come from the history
+//! ([`crate::store::uptime`]).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -169,16 +169,6 @@ impl Recent {
     }
 }
 
-/// The share of `[since, now]` spent out of alarm, given the alarm's
-/// intervals within it (each clipped to the window), as a percentage.
-pub(crate) fn out_of_alarm(alarm: Duration, since: SystemTime, now: SystemTime) -> f64 {
-    let window = now.duration_since(since).unwrap_or_default();
-    if window.is_zero() {
-        return 100.0;
-    }
-    100.0 * (1.0 - (alarm.as_secs_f64() / window.as_secs_f64()).clamp(0.0, 1.0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,15 +236,5 @@ mod tests {
         o.rtt = Some(Duration::from_secs(1 << 40));
         r.record(&o);
         assert!(r.samples().last().unwrap().rtt().is_some());
-    }
-
-    #[test]
-    fn uptime_is_the_share_out_of_alarm() {
-        let now = SystemTime::now();
-        let day = now - Duration::from_secs(86_400);
-        assert_eq!(out_of_alarm(Duration::ZERO, day, now), 100.0);
-        let half = out_of_alarm(Duration::from_secs(43_200), day, now);
-        assert!((half - 50.0).abs() < 1e-6);
-        assert_eq!(out_of_alarm(Duration::from_secs(1 << 30), day, now), 0.0);
     }
 }

@@ -334,6 +334,7 @@ impl Watcher {
                 checks: [0; 4],
                 hours: Default::default(),
                 recent: Default::default(),
+                marked: Default::default(),
             }),
         });
         let resume = Arc::new(Notify::new());
@@ -458,6 +459,11 @@ impl Watcher {
     /// written into it as `carried` (and `flapping`) events, so that a
     /// restart still knows them and raises nothing twice.
     async fn recreate(&mut self, what: String) {
+        // The new database knows no target: uptime counts from the next
+        // checks.
+        for r in self.running.values() {
+            r.status.row().marked = Default::default();
+        }
         let carried: Vec<(Arc<Target>, Alarm)> = self
             .running
             .values()

@@ -60,13 +60,12 @@ struct Pages {
     exports: Arc<tokio::sync::Semaphore>,
 }
 
-/// Time in alarm per target over the last 24 hours and 10 days, from the
-/// history.
+/// Each target's uptime over the last 24 hours and 10 days, in percent,
+/// from the history ([`crate::store::uptime`]): counted from its first
+/// check; absent before it.
 #[derive(Debug, Default)]
 struct Uptime {
-    day: HashMap<String, Duration>,
-    ten_days: HashMap<String, Duration>,
-    at: Option<SystemTime>,
+    shares: HashMap<String, (f64, f64)>,
 }
 
 /// The routes, for the exporter's router.
@@ -178,16 +177,7 @@ async fn index(State(pages): State<Arc<Pages>>, Query(q): Query<ListQuery>) -> R
         pages: pages_count,
         filter: filter.as_deref(),
         now,
-        uptime: |name: &str| {
-            uptime.at.map(|at| {
-                let day = uptime.day.get(name).copied().unwrap_or_default();
-                let ten = uptime.ten_days.get(name).copied().unwrap_or_default();
-                (
-                    crate::uptime::out_of_alarm(day, at - Duration::from_secs(86_400), at),
-                    crate::uptime::out_of_alarm(ten, at - Duration::from_secs(10 * 86_400), at),
-                )
-            })
-        },
+        uptime: |name: &str| uptime.shares.get(name).copied(),
     };
     let html = if q.fragment.is_some() {
         render::list(&list).into_string()
@@ -217,17 +207,17 @@ async fn uptime(pages: &Arc<Pages>) -> Arc<Uptime> {
         let since = |days: u64| now - Duration::from_secs(days * 86_400);
         // One read of the 10 days; the last day is cut from it.
         let intervals = crate::store::alarm_intervals(&conn, since(10), now).ok()?;
-        let sum = |from| {
-            intervals
-                .iter()
-                .map(|(t, i)| (t.clone(), crate::store::time_after(i, from)))
-                .collect()
-        };
-        Some(Uptime {
-            day: sum(since(1)),
-            ten_days: sum(since(10)),
-            at: Some(now),
-        })
+        let observed = crate::store::observed(&conn).ok()?;
+        let shares = observed
+            .iter()
+            .filter_map(|(target, o)| {
+                let alarms = intervals.get(target).map_or(&[][..], |i| &i[..]);
+                let day = crate::store::uptime(o, alarms, since(1), now)?;
+                let ten = crate::store::uptime(o, alarms, since(10), now)?;
+                Some((target.clone(), (day, ten)))
+            })
+            .collect();
+        Some(Uptime { shares })
     })
     .await
     .ok()

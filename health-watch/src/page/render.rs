@@ -97,6 +97,9 @@ pub(crate) fn page<U: Fn(&str) -> Option<(f64, f64)>>(l: &List<'_, U>) -> Markup
     )
 }
 
+/// What the uptime columns count, said under the list.
+const UPTIME_NOTE: &str = "Uptime: the share of the last 24 hours or 10 days out of alarm, counted from the target's first check (time before it is not counted); until its first passing check a target counts as down. — before its first check.";
+
 /// The list: what `/?fragment=1` returns for the script to put in place.
 pub(crate) fn list<U: Fn(&str) -> Option<(f64, f64)>>(l: &List<'_, U>) -> Markup {
     html! {
@@ -112,7 +115,8 @@ pub(crate) fn list<U: Fn(&str) -> Option<(f64, f64)>>(l: &List<'_, U>) -> Markup
                 tr {
                     th { "target" } th { "kind" } th { "address" } th { "state" } th { "why" }
                     th { "last check" } th class="num" { "RTT" } th { "last 24 h" }
-                    th class="num" { "24 h" } th class="num" { "10 d" }
+                    th class="num" title=(UPTIME_NOTE) { "24 h*" }
+                    th class="num" title=(UPTIME_NOTE) { "10 d*" }
                 }
             }
             tbody {
@@ -120,6 +124,7 @@ pub(crate) fn list<U: Fn(&str) -> Option<(f64, f64)>>(l: &List<'_, U>) -> Markup
             }
         }
         @if l.lines.is_empty() { p { "No target matches." } }
+        p class="note" { "* " (UPTIME_NOTE) }
         @if l.pages > 1 { (pager(l)) }
     }
 }

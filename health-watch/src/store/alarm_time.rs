@@ -1,5 +1,11 @@
 //! When each target was in alarm within a window, from the history's
-//! raises and clears: for the status page's uptime.
+//! raises and clears, and since when it is watched (the `observed`
+//! table): for the status page's uptime.
+//!
+//! Uptime is counted over the time observed: from a target's first check
+//! (the first ever: kept in `observed`, so a restart keeps it), never
+//! before. Time in alarm is down, and so is the time from the first check
+//! to the first passing one: a target never seen up is 0% up.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -61,12 +67,90 @@ pub(crate) fn alarm_intervals(
     Ok(intervals)
 }
 
-/// The time of `intervals` that falls after `from`.
-pub(crate) fn time_after(intervals: &[(SystemTime, SystemTime)], from: SystemTime) -> Duration {
-    intervals
+/// Since when a target is watched: its first check, and its first
+/// passing check (`None`: never seen up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Observed {
+    pub first_check: SystemTime,
+    pub first_ok: Option<SystemTime>,
+}
+
+/// Marks `target` checked at `at` (and passing, if `ok`): the first such
+/// marks stay. A target with events from before this table (an older
+/// watcher's history) is taken as watched, and up, since its first event.
+pub(crate) fn insert_observed(
+    conn: &Connection,
+    target: &str,
+    at: SystemTime,
+    ok: bool,
+) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO observed (target, first_check_ms, first_ok_ms)
+         SELECT ?1, coalesce(min(time_ms), ?2),
+                CASE WHEN min(time_ms) IS NOT NULL THEN min(time_ms) WHEN ?3 THEN ?2 END
+         FROM events WHERE target = ?1",
+    )?
+    .execute(params![target, ms(at), ok])?;
+    if ok {
+        conn.prepare_cached(
+            "UPDATE observed SET first_ok_ms = ?2 WHERE target = ?1 AND first_ok_ms IS NULL",
+        )?
+        .execute(params![target, ms(at)])?;
+    }
+    Ok(())
+}
+
+/// Every target's [`Observed`]; empty for a history from before the table.
+pub(crate) fn observed(conn: &Connection) -> Result<HashMap<String, Observed>, StoreError> {
+    let mut stmt = match conn.prepare("SELECT target, first_check_ms, first_ok_ms FROM observed") {
+        Ok(s) => s,
+        Err(_) => return Ok(HashMap::new()),
+    };
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            Observed {
+                first_check: from_ms(r.get(1)?),
+                first_ok: r.get::<_, Option<i64>>(2)?.map(from_ms),
+            },
+        ))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The share of `[since, now]` a target was up, in percent, over the part
+/// of it observed: `None` before its first check. Down is every alarm
+/// interval (`alarms`, as [`alarm_intervals`] gives them) and the time
+/// before its first passing check.
+pub(crate) fn uptime(
+    observed: &Observed,
+    alarms: &[(SystemTime, SystemTime)],
+    since: SystemTime,
+    now: SystemTime,
+) -> Option<f64> {
+    let from = since.max(observed.first_check);
+    let window = now.duration_since(from).ok()?;
+    if window.is_zero() {
+        return None;
+    }
+    let mut down: Vec<(SystemTime, SystemTime)> = alarms
         .iter()
-        .map(|(a, b)| b.duration_since((*a).max(from)).unwrap_or_default())
-        .sum()
+        .chain([(observed.first_check, observed.first_ok.unwrap_or(now))].iter())
+        .map(|&(a, b)| (a.max(from), b.min(now)))
+        .filter(|(a, b)| a < b)
+        .collect();
+    down.sort();
+    // The union's length: intervals may overlap (an alarm raised before
+    // the first pass).
+    let (mut total, mut reach) = (Duration::ZERO, from);
+    for (a, b) in down {
+        let a = a.max(reach);
+        if b > a {
+            total += b.duration_since(a).unwrap_or_default();
+            reach = b;
+        }
+    }
+    Some(100.0 * (1.0 - (total.as_secs_f64() / window.as_secs_f64()).clamp(0.0, 1.0)))
 }
 
 #[cfg(test)]
@@ -113,18 +197,100 @@ mod tests {
             insert_event(&conn, &e).unwrap();
         }
         let t = alarm_intervals(&conn, h(24), now).unwrap();
-        let hours = |target: &str| {
-            t.get(target)
-                .map(|i| time_after(i, h(24)).as_secs_f64() / 3600.0)
+        // Watched, and up, since long before the window.
+        let always = Observed {
+            first_check: h(100),
+            first_ok: Some(h(100)),
         };
-        assert!((hours("a").unwrap() - 4.0).abs() < 0.01, "{t:?}");
-        assert!((hours("b").unwrap() - 1.0).abs() < 0.01, "{t:?}");
-        assert!((hours("c").unwrap() - 2.0).abs() < 0.01, "{t:?}");
-        assert_eq!(hours("d"), None);
+        let up = |target: &str, since: SystemTime| {
+            uptime(
+                &always,
+                t.get(target).map_or(&[][..], |i| &i[..]),
+                since,
+                now,
+            )
+            .unwrap()
+        };
+        let near = |a: f64, b: f64| (a - b).abs() < 0.01;
+        assert!(near(up("a", h(24)), 100.0 * (1.0 - 4.0 / 24.0)), "{t:?}");
+        assert!(near(up("b", h(24)), 100.0 * (1.0 - 1.0 / 24.0)), "{t:?}");
+        assert!(near(up("c", h(24)), 100.0 * (1.0 - 2.0 / 24.0)), "{t:?}");
+        assert_eq!(up("d", h(24)), 100.0);
         // A shorter window from the same intervals: a's alarm ended before it.
-        let last_5h = |target: &str| time_after(&t[target], h(5)).as_secs_f64() / 3600.0;
-        assert_eq!(last_5h("a"), 0.0);
-        assert!((last_5h("c") - 2.0).abs() < 0.01);
+        assert_eq!(up("a", h(5)), 100.0);
+        assert!(near(up("c", h(5)), 100.0 * (1.0 - 2.0 / 5.0)));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn uptime_counts_from_the_first_check_and_down_until_the_first_pass() {
+        let now = SystemTime::now();
+        let s = |n: u64| now - Duration::from_secs(n);
+        let day = s(86_400);
+        // Never up, watched for ten minutes, raised after its second check.
+        let never = Observed {
+            first_check: s(600),
+            first_ok: None,
+        };
+        assert_eq!(uptime(&never, &[(s(595), now)], day, now), Some(0.0));
+        // Not checked yet in the window: nothing to say.
+        let later = Observed {
+            first_check: now + Duration::from_secs(1),
+            first_ok: None,
+        };
+        assert_eq!(uptime(&later, &[], day, now), None);
+        // Up from its first check, then an alarm of a quarter of the time
+        // observed.
+        let watched = Observed {
+            first_check: s(400),
+            first_ok: Some(s(400)),
+        };
+        assert_eq!(uptime(&watched, &[(s(100), now)], day, now), Some(75.0));
+        // Failing for its first 100 s (before the first pass), with an
+        // alarm inside that: counted once.
+        let slow = Observed {
+            first_check: s(400),
+            first_ok: Some(s(300)),
+        };
+        assert_eq!(uptime(&slow, &[(s(395), s(300))], day, now), Some(75.0));
+        // Watched long before the window: the window counts whole.
+        let old = Observed {
+            first_check: s(10 * 86_400),
+            first_ok: Some(s(10 * 86_400)),
+        };
+        let up = uptime(&old, &[(s(8640), now)], day, now).unwrap();
+        assert!((up - 90.0).abs() < 0.01, "{up}");
+    }
+
+    #[test]
+    fn the_first_marks_stay_and_an_older_history_counts_from_its_first_event() {
+        let dir = std::env::temp_dir().join(format!("observed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = open(&dir.join("w.db")).unwrap();
+        let now = SystemTime::now();
+        let s = |n: u64| from_ms(ms(now - Duration::from_secs(n)));
+        insert_observed(&conn, "new", s(50), false).unwrap();
+        insert_observed(&conn, "new", s(40), false).unwrap();
+        insert_observed(&conn, "new", s(30), true).unwrap();
+        insert_observed(&conn, "new", s(20), true).unwrap();
+        insert_event(&conn, &event("old", "raise", s(900))).unwrap();
+        insert_observed(&conn, "old", s(10), false).unwrap();
+        let o = observed(&conn).unwrap();
+        assert_eq!(
+            o["new"],
+            Observed {
+                first_check: s(50),
+                first_ok: Some(s(30))
+            }
+        );
+        assert_eq!(
+            o["old"],
+            Observed {
+                first_check: s(900),
+                first_ok: Some(s(900))
+            }
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

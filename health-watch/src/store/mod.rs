@@ -16,7 +16,7 @@ use rusqlite::{params, Connection};
 mod alarm_time;
 mod writer;
 
-pub(crate) use alarm_time::{alarm_intervals, time_after};
+pub(crate) use alarm_time::{alarm_intervals, insert_observed, observed, uptime};
 pub(crate) use writer::{Found, Health, Store, MAX_BACKLOG};
 
 /// Schema version in `PRAGMA user_version`.
@@ -226,6 +226,11 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
              output TEXT NOT NULL
          );
          CREATE INDEX IF NOT EXISTS actions_by_event ON actions(event_id);
+         CREATE TABLE IF NOT EXISTS observed (
+             target TEXT PRIMARY KEY,
+             first_check_ms INTEGER NOT NULL,
+             first_ok_ms INTEGER
+         );
          CREATE TABLE IF NOT EXISTS watcher (
              id INTEGER PRIMARY KEY CHECK (id = 1),
              pid INTEGER NOT NULL,

@@ -26,7 +26,10 @@ use std::time::{Duration, Instant, SystemTime};
 use rusqlite::{params, Connection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{insert_action, insert_event, ms, open, prune, ActionRecord, EventRecord, StoreError};
+use super::{
+    insert_action, insert_event, insert_observed, ms, open, prune, ActionRecord, EventRecord,
+    StoreError,
+};
 
 /// Most operations queued for the writer thread; senders wait beyond it.
 const QUEUE: usize = 4096;
@@ -62,6 +65,7 @@ enum Queued {
     /// An event, with its provisional id.
     Event(EventRecord, i64),
     Action(ActionRecord),
+    Observed(String, SystemTime, bool),
 }
 
 /// What [`Store::check`] found.
@@ -78,6 +82,8 @@ pub(crate) enum Found {
 enum Op {
     Event(EventRecord, oneshot::Sender<Option<i64>>),
     Action(ActionRecord),
+    /// A target checked (first in this run), or passing (first in it).
+    Observed(String, SystemTime, bool),
     Prune(SystemTime),
     Flush(oneshot::Sender<()>),
     Check(oneshot::Sender<Found>),
@@ -298,6 +304,12 @@ impl Store {
         let _ = self.tx.send(Op::Action(a)).await;
     }
 
+    /// `target` was checked at `at` (`ok`: and passed): the first check of
+    /// a run, and its first pass, mark where its uptime is counted from.
+    pub(crate) async fn observed(&self, target: &str, at: SystemTime, ok: bool) {
+        let _ = self.tx.send(Op::Observed(target.to_string(), at, ok)).await;
+    }
+
     pub(crate) async fn prune(&self, before: SystemTime) {
         let _ = self.tx.send(Op::Prune(before)).await;
     }
@@ -349,6 +361,7 @@ fn write_batch(writer: &mut Writer, batch: &mut Vec<Op>) -> Result<(), rusqlite:
         match op {
             Op::Event(e, reply) => rows.push((Queued::Event(e, 0), Some(reply))),
             Op::Action(a) => rows.push((Queued::Action(a), None)),
+            Op::Observed(t, at, ok) => rows.push((Queued::Observed(t, at, ok), None)),
             Op::Prune(before) => prunes.push(before),
             Op::Flush(done) => flushed.push(done),
             Op::Check(reply) => checks.push(reply),
@@ -391,6 +404,7 @@ fn write_batch(writer: &mut Writer, batch: &mut Vec<Op>) -> Result<(), rusqlite:
                         )?;
                     }
                     Queued::Action(a) => insert_action(&tx, a)?,
+                    Queued::Observed(target, at, ok) => insert_observed(&tx, target, *at, *ok)?,
                 }
             }
             for before in &prunes {
