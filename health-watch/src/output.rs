@@ -55,6 +55,11 @@ pub(crate) struct Marked {
     pub passed: bool,
 }
 
+/// `1 target`, `5 targets`.
+pub(crate) fn targets_counted(n: usize) -> String {
+    format!("{n} target{}", if n == 1 { "" } else { "s" })
+}
+
 /// The classes of a check's outcome, in the order [`Row::checks`] counts
 /// them.
 pub(crate) const CLASSES: [&str; 4] = ["OK", "WR", "NG", "ERR"];
@@ -288,8 +293,8 @@ impl Output {
         let stats = *self.stats.lock().unwrap_or_else(|e| e.into_inner());
         let count = |p: Phase| rows.iter().filter(|r| r.0 == p).count();
         let mut lines = vec![format!(
-            "health-probe watch: {} targets, {} in alarm, {} flapping, {} paused, {} failing; {} checks, {} in flight",
-            rows.len(),
+            "health-probe watch: {}, {} in alarm, {} flapping, {} paused, {} failing; {} checks, {} in flight",
+            targets_counted(rows.len()),
             count(Phase::Alarm) + count(Phase::Recovering),
             count(Phase::Flapping),
             count(Phase::Paused),
@@ -386,7 +391,8 @@ pub(crate) fn text(n: &Notice) -> String {
             database,
             max_in_flight,
         } => format!(
-            "start watching {targets} targets, at most {max_in_flight} checks at once, history in {database}"
+            "start watching {}, at most {max_in_flight} checks at once, history in {database}",
+            targets_counted(*targets)
         ),
         Notice::Event { event: e, .. } => {
             let class = match (e.class, e.reason) {

@@ -49,10 +49,11 @@ pub fn run(args: &WatchArgs) -> Result<(), Error> {
         for w in &config.warnings {
             eprintln!("health-probe: warning: {}", health_probe::text::shown(w));
         }
+        config::writable(&config.database).map_err(|e| Error::Config(vec![e]))?;
         println!(
-            "{}: valid, {} targets, history in {}",
+            "{}: valid, {}, history in {}",
             args.config.display(),
-            config.targets.len(),
+            output::targets_counted(config.targets.len()),
             config.database.display()
         );
         return Ok(());

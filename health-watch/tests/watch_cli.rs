@@ -38,18 +38,62 @@ fn config_errors_are_line_numbered_and_check_config_validates() {
         ],
         "{err}"
     );
+    let target = "[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\n";
+    // A database in a folder still to be made, under one that can be
+    // written: valid (the watcher makes the folder).
+    let db = dir.join("made/later/watch.db");
     std::fs::write(
         &path,
-        "[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\n",
+        format!("database = {:?}\n{target}", db.display().to_string()),
     )
     .unwrap();
-    let o = Command::new(PROBE)
-        .args(["watch", "--check-config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let check = |path: &Path| {
+        Command::new(PROBE)
+            .args(["watch", "--check-config"])
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+    let o = check(&path);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(stdout(&o).contains("valid, 1 targets"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("valid, 1 target, history in"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        !db.parent().unwrap().exists(),
+        "--check-config makes nothing"
+    );
+    // A database the watcher could not write is an error, said at once.
+    std::fs::write(
+        &path,
+        format!("database = \"/proc/health-probe/watch.db\"\n{target}"),
+    )
+    .unwrap();
+    let o = check(&path);
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    assert!(
+        stderr(&o)
+            .contains("database /proc/health-probe/watch.db: the folder /proc cannot be written"),
+        "{}",
+        stderr(&o)
+    );
+    // `.` and `..` are no target names: their pages would be lost.
+    for name in [".", ".."] {
+        std::fs::write(
+            &path,
+            format!("[[target]]\nname = \"{name}\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\n"),
+        )
+        .unwrap();
+        let o = check(&path);
+        assert_eq!(code(&o), 1);
+        assert!(
+            stderr(&o).contains(&format!("name \"{name}\" is not a target name")),
+            "{}",
+            stderr(&o)
+        );
+    }
     let o = Command::new(PROBE)
         .args(["watch", "/nonexistent/watch.toml"])
         .output()
@@ -72,7 +116,7 @@ fn plain_log_lines_when_not_a_terminal() {
     let lines: Vec<&str> = text.lines().collect();
     assert!(
         lines[0].ends_with(&format!(
-            "start watching 1 targets, at most 256 checks at once, history in {}",
+            "start watching 1 target, at most 256 checks at once, history in {}",
             dir.join("watch.db").display()
         )),
         "{text}"

@@ -24,8 +24,9 @@ pub struct WatchArgs {
     #[arg(value_name = "CONFIG")]
     pub config: std::path::PathBuf,
 
-    /// Validate CONFIG, print a summary and exit: 0 valid, 1 not (for
-    /// systemd's ExecStartPre and before a reload).
+    /// Validate CONFIG and that its database can be written (making
+    /// nothing), print a summary and any warnings, and exit: 0 valid, 1
+    /// not (for systemd's ExecStartPre and before a reload).
     #[arg(long)]
     pub check_config: bool,
 

@@ -50,6 +50,38 @@ pub(crate) const DEFAULT_DATABASE: &str = "/var/lib/health-probe/watch.db";
 /// Most targets one watcher runs; each costs a task and a status row.
 pub(crate) const MAX_TARGETS: usize = 100_000;
 
+/// Whether the watcher can write its history at `database`: the file if
+/// it exists, else the folder it would be made in (or the nearest folder
+/// above that exists, where the missing ones would be made). For
+/// `--check-config`, which otherwise touches nothing: a file made and
+/// removed at once in that folder is the only sure test (permissions,
+/// ACLs, read-only mounts alike).
+pub(crate) fn writable(database: &Path) -> Result<(), String> {
+    let shown = database.display();
+    if database.exists() {
+        return std::fs::OpenOptions::new()
+            .append(true)
+            .open(database)
+            .map(drop)
+            .map_err(|e| format!("database {shown} cannot be written: {e}"));
+    }
+    let mut folder = database.parent().filter(|p| !p.as_os_str().is_empty());
+    while let Some(f) = folder.filter(|f| !f.exists()) {
+        folder = f.parent().filter(|p| !p.as_os_str().is_empty());
+    }
+    let folder = folder.unwrap_or(Path::new("."));
+    tempfile::Builder::new()
+        .prefix(".health-probe-check")
+        .tempfile_in(folder)
+        .map(drop)
+        .map_err(|e| {
+            format!(
+                "database {shown}: the folder {} cannot be written: {e}",
+                folder.display()
+            )
+        })
+}
+
 /// A config problem, located in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ConfigError {

@@ -224,6 +224,10 @@ impl<'a> Validator<'a> {
                 t.name.span(),
                 "name must be 1 to 128 characters, without control characters",
             );
+        } else if name == "." || name == ".." {
+            // Its page, /target/NAME, would be a path clients normalise
+            // away (/target/.. is /).
+            self.error(t.name.span(), format!("name {name:?} is not a target name"));
         }
         let kind = *t.kind.get_ref();
         let common = t.common().or(defaults);
