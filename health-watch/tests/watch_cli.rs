@@ -314,6 +314,29 @@ fn contrib_example_config_and_systemd_unit_are_valid() {
     };
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(stderr(&o), "", "systemd-analyze verify complained");
+
+    // Sandboxed: systemd's exposure score (0 safe to 10 unsafe) at 6.5 or
+    // less ("MEDIUM" at worst), as the unit's comments promise.
+    let o = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let said = stdout(&o);
+    let score: f64 = said
+        .lines()
+        .find_map(|l| l.split("exposure level for health-probe-watch.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in: {said}{}", stderr(&o)));
+    assert!(score <= 6.5, "exposure {score}:\n{said}");
+    // What the documented `sudo -n` actions need is not taken away.
+    for kept in ["NoNewPrivileges", "PrivateUsers", "CapabilityBoundingSet"] {
+        assert!(
+            !unit.lines().any(|l| l.starts_with(&format!("{kept}="))),
+            "{kept} would break sudo -n actions"
+        );
+    }
 }
 
 #[test]
