@@ -48,6 +48,11 @@ struct Args {
     /// connections sit in CLOSE_WAIT (clients gone, sockets not closed).
     #[arg(long, value_name = "N")]
     close_wait_over: Option<u32>,
+    /// Who may read the connection reports besides this host: a network
+    /// (`10.0.0.0/8`) or an address, repeated. Without it, only loopback
+    /// clients may (a report names the service's clients).
+    #[arg(long, value_name = "CIDR", value_parser = health_server::allow::parse_network)]
+    connections_allow: Vec<health_server::allow::IpNet>,
 }
 
 /// A client command on its way to the main loop, with where to send the reply.
@@ -69,6 +74,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .period(Duration::from_millis(args.connections_period));
     if let Some(n) = args.close_wait_over {
         recorded = recorded.state_over(TcpState::CloseWait, n);
+    }
+    if !args.connections_allow.is_empty() {
+        let mut readers = health_server::AllowList::loopback()
+            .networks()
+            .unwrap_or_default()
+            .to_vec();
+        readers.extend(&args.connections_allow);
+        recorded = recorded.readers(health_server::AllowList::only(readers));
     }
     let mut builder = health_server::Builder::new()
         .bind(args.health)

@@ -320,11 +320,14 @@ pub enum ErrorCode {
     Busy = 7,
     /// A `connections` request to a server that does not collect them.
     NotCollecting = 8,
+    /// A `connections` request from a source the server does not let read
+    /// its connection reports.
+    NotAllowed = 9,
 }
 
 impl ErrorCode {
     /// All codes, in numeric order.
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 9] = [
         ErrorCode::BadMagic,
         ErrorCode::UnsupportedVersion,
         ErrorCode::UnknownType,
@@ -333,6 +336,7 @@ impl ErrorCode {
         ErrorCode::UnknownComponent,
         ErrorCode::Busy,
         ErrorCode::NotCollecting,
+        ErrorCode::NotAllowed,
     ];
 
     /// The code for a wire number, if known.
@@ -351,6 +355,7 @@ impl ErrorCode {
             ErrorCode::UnknownComponent => "unknown_component",
             ErrorCode::Busy => "busy",
             ErrorCode::NotCollecting => "not_collecting",
+            ErrorCode::NotAllowed => "not_allowed",
         }
     }
 }

@@ -11,7 +11,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use ipnet::{Ipv4Net, Ipv6Net};
+
+/// The network type the lists hold (the `ipnet` crate's), for callers
+/// that parse their own.
+pub use ipnet::IpNet;
 
 /// Which client addresses may connect: everyone, or the clients inside a
 /// list of networks (none, if the list is empty).

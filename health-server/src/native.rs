@@ -145,6 +145,13 @@ async fn connections(ctx: &Context, peer: SocketAddr, request: ConnectionsReques
             "this server does not collect connections",
         ));
     };
+    if !recorder.cfg.readers.allows(peer.ip()) {
+        tracing::info!(%peer, "refused a connection report: source not allowed to read them");
+        return Response::Error(ErrorReply::new(
+            ErrorCode::NotAllowed,
+            "this server does not let this source read its connection reports",
+        ));
+    }
     let max = ctx.conn.max_payload as usize;
     ctx.reports.answer(peer.ip(), recorder, request, max).await
 }

@@ -325,7 +325,10 @@ fn contrib_example_config_and_systemd_unit_are_valid() {
     let said = stdout(&o);
     let score: f64 = said
         .lines()
-        .find_map(|l| l.split("exposure level for health-probe-watch.service: ").nth(1))
+        .find_map(|l| {
+            l.split("exposure level for health-probe-watch.service: ")
+                .nth(1)
+        })
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no exposure level in: {said}{}", stderr(&o)));

@@ -18,9 +18,9 @@ use super::{parse_span, parse_timeout, FamilyArgs};
 /// --top/--limit).
 ///
 /// Exit codes: 0 a report was printed (also when no connection matched);
-/// 1 no report: the server does not record connections, kept no snapshot
-/// for that moment, cannot be reached or answered an error, or bad
-/// arguments.
+/// 1 no report: the server does not record connections, does not let this
+/// host read them (by default only its own host may), kept no snapshot for
+/// that moment, cannot be reached or answered an error, or bad arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConnectionsArgs {
     /// The service's health endpoint: IPv4:PORT, [IPv6]:PORT or HOST:PORT.

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::history::{per_state, present, History, PerState, Snapshot};
 use super::{collect, Connection, TcpState};
+use crate::AllowList;
 
 /// Name of the landmark component the recorder adds.
 pub const COMPONENT: &str = "connections";
@@ -63,6 +64,7 @@ pub struct Config {
     pub(crate) max_per_snapshot: usize,
     pub(crate) subnet_prefix: u8,
     pub(crate) thresholds: Thresholds,
+    pub(crate) readers: AllowList,
 }
 
 impl Default for Config {
@@ -75,6 +77,7 @@ impl Default for Config {
             max_per_snapshot: DEFAULT_MAX_PER_SNAPSHOT,
             subnet_prefix: DEFAULT_SUBNET_PREFIX,
             thresholds: Thresholds::default(),
+            readers: AllowList::loopback(),
         }
     }
 }
@@ -91,6 +94,18 @@ impl Config {
     pub fn port(mut self, port: u16, service: impl Into<String>) -> Config {
         self.ports.retain(|(p, _)| *p != port);
         self.ports.push((port, service.into()));
+        self
+    }
+
+    /// Who may read the connection reports (`connections` requests):
+    /// by default only this host ([`AllowList::loopback`]), since a
+    /// report names the service's clients. Others are answered error 9,
+    /// `not_allowed`; landmark checks are not affected. For a remote
+    /// `health-probe connections`, allow the operators' networks:
+    /// `AllowList::only(["10.0.0.0/8".parse()?])`, or
+    /// [`AllowList::everyone`].
+    pub fn readers(mut self, readers: AllowList) -> Config {
+        self.readers = readers;
         self
     }
 
