@@ -153,7 +153,7 @@ pub(crate) async fn accept_loop(a: Arc<Acceptor>, protocol: Protocol, listener: 
         let slot = match a.admission.admit(peer.ip(), silent) {
             Ok(slot) => slot,
             Err(refusal) => {
-                refuse(&conn, protocol, refusal);
+                refuse(&conn, protocol, refusal, &a.ctx, &first);
                 continue;
             }
         };
@@ -165,8 +165,16 @@ pub(crate) async fn accept_loop(a: Arc<Acceptor>, protocol: Protocol, listener: 
     }
 }
 
-/// Tells a connection admission refused why (busy), best effort and never
-/// blocking: a fresh socket's send buffer takes these few bytes at once.
-fn refuse(conn: &Conn, protocol: Protocol, refusal: Refusal) {
-    let _ = conn.write_now(&protocol.busy_reply(&refusal.to_string()));
+/// Tells a connection admission refused why, best effort and never
+/// blocking (a fresh socket's send buffer takes these few bytes at once):
+/// the service's `fail` when the server already knows it (a hung or gone
+/// main thread, a stale landmark), so that a balancer hears the service is
+/// down even while the endpoint is flooded; else that it is busy. `first`
+/// is what the connection sent at accept.
+fn refuse(conn: &Conn, protocol: Protocol, refusal: Refusal, ctx: &Context, first: &[u8]) {
+    let reply = match ctx.observer.known_failure() {
+        Some(fail) => protocol.failed_reply(&fail, first),
+        None => protocol.busy_reply(&refusal.to_string()),
+    };
+    let _ = conn.write_now(&reply);
 }

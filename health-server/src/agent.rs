@@ -30,8 +30,15 @@ const MAX_DESCRIPTION: usize = 200;
 pub(crate) async fn serve(mut conn: Conn, ctx: &Context, mut slot: Slot) {
     let peer = conn.peer();
     if !slot.busy() {
-        // Evicted before it could be answered.
-        evict(&conn);
+        // Evicted before it could be answered. A service known to be down
+        // (hung, gone, stale) is still said to be, so a flood cannot keep
+        // HAProxy from hearing it; the line goes out before a plain close.
+        match ctx.observer.known_failure() {
+            Some(fail) => {
+                let _ = conn.write_now(agent_line(&fail).as_bytes());
+            }
+            None => evict(&conn),
+        }
         return;
     }
     let line = match ctx.check("agent", None).await {

@@ -66,6 +66,47 @@ impl Observer {
             Observer::Publish(rx, cfg) => Arc::new(read_published(rx, cfg)),
         }
     }
+
+    /// The `fail` a check would get now, when the server already knows it
+    /// without waiting: the outstanding ask is past its deadline (the main
+    /// thread is hung), the main thread is gone, or the published landmark
+    /// is stale. `None` when a check could still pass. Costs a lock, no
+    /// wait: for connections the server cannot serve (section 8.1 of
+    /// PROTOCOL.md), which must still hear that the service is down.
+    pub(crate) fn known_failure(&self) -> Option<Landmark> {
+        match self {
+            Observer::Ask(asker) => asker.known_failure(),
+            Observer::Publish(rx, cfg) => {
+                let obs = read_published_quietly(rx, cfg);
+                (!obs.from_service).then(|| Landmark::clone(&obs.landmark))
+            }
+        }
+    }
+}
+
+/// [`read_published`] without its warning: a refusal under load must not
+/// log per connection.
+fn read_published_quietly(rx: &watch::Receiver<Published>, cfg: &ObserveConfig) -> Observation {
+    if rx.has_changed().is_err() {
+        return Observation::failed("main thread gone".into(), 0);
+    }
+    let age = rx.borrow().at.elapsed();
+    if age > cfg.stale_after {
+        return Observation::failed(
+            format!(
+                "landmark is stale: last published {} ago (limit {})",
+                fmt_duration(age),
+                fmt_duration(cfg.stale_after)
+            ),
+            0,
+        );
+    }
+    Observation {
+        landmark: Arc::new(Landmark::ok("")),
+        from_service: true,
+        answer_us: 0,
+        age_us: None,
+    }
 }
 
 fn read_published(rx: &watch::Receiver<Published>, cfg: &ObserveConfig) -> Observation {
@@ -109,8 +150,12 @@ pub(crate) struct Asker {
     tx: AskTx,
     cfg: ObserveConfig,
     metrics: Metrics,
-    pending: Mutex<Option<watch::Receiver<Option<Arc<Observation>>>>>,
+    /// The outstanding ask's result, and when it was asked.
+    pending: Mutex<Option<(AskResult, Instant)>>,
 }
+
+/// Where the outstanding ask's observation appears.
+type AskResult = watch::Receiver<Option<Arc<Observation>>>;
 
 impl Asker {
     async fn observe(self: &Arc<Self>) -> Arc<Observation> {
@@ -137,11 +182,27 @@ impl Asker {
         }
     }
 
+    /// See [`Observer::known_failure`].
+    fn known_failure(&self) -> Option<Landmark> {
+        if self.tx.gone.is_cancelled() || self.tx.is_disconnected() {
+            return Some(Landmark::fail("main thread gone"));
+        }
+        let deadline = self.cfg.answer_deadline;
+        let slot = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let (_, asked_at) = slot.as_ref()?;
+        (asked_at.elapsed() >= deadline).then(|| {
+            Landmark::fail(format!(
+                "main thread did not answer within {}",
+                fmt_duration(deadline)
+            ))
+        })
+    }
+
     /// The result channel of the outstanding ask, sending a new ask if there
     /// is none.
-    fn pending_or_new_ask(self: &Arc<Self>) -> watch::Receiver<Option<Arc<Observation>>> {
+    fn pending_or_new_ask(self: &Arc<Self>) -> AskResult {
         let mut slot = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(rx) = slot.as_ref() {
+        if let Some((rx, _)) = slot.as_ref() {
             return rx.clone();
         }
         let (result_tx, result_rx) = watch::channel(None);
@@ -154,7 +215,7 @@ impl Asker {
         match sent {
             Ok(()) => {
                 self.metrics.asked();
-                *slot = Some(result_rx.clone());
+                *slot = Some((result_rx.clone(), asked_at));
                 let me = Arc::clone(self);
                 tokio::spawn(async move {
                     let obs = me.await_answer(reply_rx, asked_at).await;

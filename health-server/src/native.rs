@@ -135,6 +135,24 @@ async fn next_frame(
     }
 }
 
+/// The `fail` reply to the check in `first` (what a refused connection
+/// sent at once), for [`crate::protocol::Protocol::failed_reply`]; `None`
+/// when `first` holds no whole check request.
+pub(crate) fn failed_reply(fail: &Landmark, first: &[u8]) -> Option<Vec<u8>> {
+    let mut buf = BytesMut::from(first);
+    let frame = FrameCodec::new(u32::MAX).decode(&mut buf).ok()??;
+    let Ok(Request::Check(check)) = Request::from_frame(&frame) else {
+        return None;
+    };
+    let reply = Response::Landmark(LandmarkReply {
+        component: check.component().map(str::to_string),
+        landmark: fail.clone(),
+        answer_us: 0,
+        age_us: None,
+    });
+    Some(reply.to_frame(frame.request_id).to_bytes())
+}
+
 /// Answers a `connections` request from the recorder's history, on the
 /// blocking pool (a report over 100k connections takes milliseconds,
 /// too long to hold the runtime's thread), within [`Reports`]' limits.

@@ -10,7 +10,7 @@
 //! bound).
 
 use bytes::BytesMut;
-use health_proto::{ErrorCode, ErrorReply, Response};
+use health_proto::{ErrorCode, ErrorReply, Landmark, Response};
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::Slot;
@@ -60,6 +60,23 @@ impl Protocol {
         }
     }
 
+    /// What a connection over the limit is told while the server already
+    /// knows the service is down (`fail`, see
+    /// [`crate::ask::Observer::known_failure`]): the failure itself, in the
+    /// port's language, so a balancer hears it even when the endpoint is
+    /// flooded. An agent gets `down #...`; a native check already read
+    /// (`first`) gets its `fail` landmark, anything else `busy`; HTTP a
+    /// 503 that says why.
+    pub(crate) fn failed_reply(self, fail: &Landmark, first: &[u8]) -> Vec<u8> {
+        match self {
+            Protocol::Agent => agent::agent_line(fail).into_bytes(),
+            Protocol::Http => self.busy_reply(&fail.detail),
+            Protocol::Native => {
+                native::failed_reply(fail, first).unwrap_or_else(|| self.busy_reply(&fail.detail))
+            }
+        }
+    }
+
     /// Serves one admitted connection, `first` being what was read from
     /// it at accept, until it is done, evicted or the server shuts down
     /// (`token`).
@@ -76,5 +93,46 @@ impl Protocol {
             Protocol::Agent => agent::serve(conn, ctx, slot).await,
             Protocol::Http => http::serve(conn, first, ctx, slot).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use health_proto::{CheckRequest, Request, State};
+
+    #[test]
+    fn a_known_failure_is_told_in_each_language() {
+        let fail = Landmark::fail("main thread did not answer within 500ms");
+        // Native: the check read at accept gets its fail, with its id and
+        // component.
+        let check = Request::Check(CheckRequest {
+            component: Some("db".into()),
+        })
+        .to_frame(42)
+        .to_bytes();
+        let reply = Protocol::Native.failed_reply(&fail, &check);
+        let frame = health_proto::blocking::read_frame(&mut &reply[..], 1 << 20).unwrap();
+        assert_eq!(frame.request_id, 42);
+        match Response::from_frame(&frame).unwrap() {
+            Response::Landmark(l) => {
+                assert_eq!(l.landmark.state, State::Fail);
+                assert_eq!(l.component.as_deref(), Some("db"));
+                assert!(l.landmark.detail.contains("did not answer"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Half a frame, or none: busy, as before.
+        for first in [&check[..10], b"", b"garbage that is no frame"] {
+            let reply = Protocol::Native.failed_reply(&fail, first);
+            assert_eq!(reply, Protocol::Native.busy_reply(&fail.detail));
+        }
+        assert_eq!(
+            Protocol::Agent.failed_reply(&fail, b""),
+            b"down #main thread did not answer within 500ms\n"
+        );
+        let http = String::from_utf8(Protocol::Http.failed_reply(&fail, b"GET /")).unwrap();
+        assert!(http.starts_with("HTTP/1.1 503 "), "{http}");
+        assert!(http.contains("did not answer"), "{http}");
     }
 }

@@ -6,81 +6,15 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use health_server::{Landmark, Weight};
-
-struct Haproxy {
-    child: Child,
-    socket: std::path::PathBuf,
-    _dir: tempdir::Dir,
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One row of `show stat` for a server.
-#[derive(Debug, Clone)]
-struct ServerStat {
-    status: String,
-    weight: String,
-    last_agent: String,
-}
-
-impl Haproxy {
-    fn stat(&self, backend: &str, server: &str) -> Option<ServerStat> {
-        let mut s = UnixStream::connect(&self.socket).ok()?;
-        s.set_read_timeout(Some(IO_TIMEOUT)).ok()?;
-        s.write_all(b"show stat\n").ok()?;
-        let mut csv = String::new();
-        s.read_to_string(&mut csv).ok()?;
-        let mut lines = csv.lines();
-        let header: Vec<&str> = lines.next()?.trim_start_matches("# ").split(',').collect();
-        let col = |name: &str| header.iter().position(|h| *h == name);
-        let (status, weight, last_agt) = (col("status")?, col("weight")?, col("last_agt")?);
-        lines
-            .map(|l| l.split(',').collect::<Vec<_>>())
-            .find_map(|f| {
-                (f.first() == Some(&backend) && f.get(1) == Some(&server)).then(|| ServerStat {
-                    status: f.get(status).unwrap_or(&"").to_string(),
-                    weight: f.get(weight).unwrap_or(&"").to_string(),
-                    last_agent: f.get(last_agt).unwrap_or(&"").to_string(),
-                })
-            })
-    }
-
-    /// Waits (at most 10 s) until `backend/web1` satisfies `want`.
-    fn wait_for(
-        &self,
-        backend: &str,
-        what: &str,
-        want: impl Fn(&ServerStat) -> bool,
-    ) -> ServerStat {
-        let t = Instant::now();
-        let mut last = None;
-        while t.elapsed() < Duration::from_secs(10) {
-            if let Some(s) = self.stat(backend, "web1") {
-                if want(&s) {
-                    return s;
-                }
-                last = Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("{backend}/web1 never became {what}; last seen {last:?}");
-    }
-}
+use test_support::haproxy::{Haproxy, Ports, ServerStat};
 
 #[test]
 fn documented_configs_pass_haproxy_check() {
@@ -144,49 +78,15 @@ fn haproxy_follows_the_landmark_both_ways() {
     let service_addr = service.local_addr().unwrap();
     std::thread::spawn(move || for _ in service.incoming() {});
 
-    let dir = tempdir::Dir::new("haproxy");
-    let socket = dir.0.join("admin.sock");
-    let mut cfg = format!(
-        "global\n    stats socket {} mode 600 level admin\n",
-        socket.display()
+    let cfg = test_support::haproxy::documented_config(
+        Ports {
+            service: service_addr.port(),
+            health: server.local_addr().port(),
+            agent: server.agent_addr().unwrap().port(),
+        },
+        "200ms",
     );
-    for block in doc_blocks("HAPROXY.md", "haproxy") {
-        let block: String = block
-            .lines()
-            .map(|l| match l.trim_start().strip_prefix("bind :") {
-                Some(_) => format!("    bind 127.0.0.1:{}\n", free_port()),
-                None => format!("{l}\n"),
-            })
-            .collect();
-        cfg.push_str(
-            &block
-                .replace("10.0.0.5:7000", &service_addr.to_string())
-                .replace(
-                    "connect port 9100",
-                    &format!("connect port {}", server.local_addr().port()),
-                )
-                .replace(
-                    "agent-port 9101",
-                    &format!("agent-port {}", server.agent_addr().unwrap().port()),
-                )
-                .replace("inter 2s", "inter 200ms"),
-        );
-    }
-    let cfg_path = dir.0.join("haproxy.cfg");
-    std::fs::write(&cfg_path, &cfg).unwrap();
-    let child = Command::new("haproxy")
-        .arg("-db")
-        .arg("-f")
-        .arg(&cfg_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let haproxy = Haproxy {
-        child,
-        socket,
-        _dir: dir,
-    };
+    let haproxy = Haproxy::start("follows", &cfg);
 
     let set = |l: Landmark| *state.lock().unwrap() = l;
     let up = |s: &ServerStat| s.status == "UP";

@@ -2,11 +2,12 @@
 //! loopback ports and peers that never answer, network namespaces, an
 //! endpoint answering a fixed landmark, and the hostile text the escaping
 //! tests send, Prometheus exposition checks, and a real Prometheus
-//! ([`prometheus`]) and Alertmanager ([`alertmanager`]), and a headless
-//! browser ([`browser`]). A dev-dependency only; never published.
+//! ([`prometheus`]) and Alertmanager ([`alertmanager`]), HAProxy
+//! ([`haproxy`]), and a headless browser ([`browser`]). A dev-dependency only; never published.
 
 pub mod alertmanager;
 pub mod browser;
+pub mod haproxy;
 pub mod prometheus;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
