@@ -9,21 +9,9 @@
 //! The attackers run in `attacker` processes of at most 12,000 sockets
 //! each, within the machine's default open-file limit.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use health_bench::attack::{self, Attack, Outcome, Target};
-
-/// A binary built by `cargo test --workspace` (the README's command),
-/// beside this test's `deps/` directory.
-fn built(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    [dir.join(name), dir.join("examples").join(name)]
-        .into_iter()
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("{name} not built: run cargo test --workspace"))
-}
 
 fn assert_held(o: &Outcome) {
     let what = format!("{:?}", o.attacks);
@@ -76,8 +64,8 @@ fn assert_held(o: &Outcome) {
 
 #[test]
 fn a_healthy_server_stays_healthy_under_every_attack() {
-    let probe = built("health-probe");
-    let (server, health) = attack::start_service(&built("landmark_service"), &probe);
+    let probe = test_support::built("health-probe");
+    let (server, health) = attack::start_service(&test_support::built("landmark_service"), &probe);
     let target = Target {
         pid: server.0.id(),
         health,

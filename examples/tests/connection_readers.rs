@@ -5,17 +5,6 @@
 //! `not_allowed`, while the landmark check from there passes; with
 //! `--connections-allow 192.0.2.0/24` that source reads them too.
 
-use std::path::PathBuf;
-
-fn built(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    [dir.join(name), dir.join("examples").join(name)]
-        .into_iter()
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("{name} not built: run cargo test --workspace"))
-}
-
 /// Runs the service (with `extra` flags) and the probes in a fresh
 /// network namespace; what the script printed.
 fn in_namespace(extra: &str) -> Option<String> {
@@ -38,8 +27,8 @@ sleep 0.3
 kill $svc
 "#
     );
-    let service = built("landmark_service");
-    let probe = built("health-probe");
+    let service = test_support::built("landmark_service");
+    let probe = test_support::built("health-probe");
     let out = test_support::in_new_netns(
         "sh",
         &[

@@ -11,22 +11,12 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use test_support::haproxy::{documented_config, Haproxy, Ports};
-
-fn built(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    [dir.join(name), dir.join("examples").join(name)]
-        .into_iter()
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("{name} not built: run cargo test --workspace"))
-}
 
 struct Service(Child);
 
@@ -87,18 +77,7 @@ fn flood(
 
 #[test]
 fn a_hung_main_loop_reaches_haproxy_under_flood() {
-    let found = ["haproxy", "prlimit"].iter().all(|p| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {p}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "haproxy and prlimit are required in CI (.ci/run installs them)"
-        );
-        eprintln!("SKIPPED: haproxy or prlimit is not installed");
+    if !test_support::require("haproxy") || !test_support::require("prlimit") {
         return;
     }
     let (listen, health, agent, http) = (
@@ -110,7 +89,7 @@ fn a_hung_main_loop_reaches_haproxy_under_flood() {
     // systemd's default soft limit for a service's descriptors.
     let child = Command::new("prlimit")
         .args(["--nofile=1024:1024", "--"])
-        .arg(built("landmark_service"))
+        .arg(test_support::built("landmark_service"))
         .args([
             "--listen", &listen, "--health", &health, "--agent", &agent, "--http", &http,
         ])

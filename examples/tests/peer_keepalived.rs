@@ -129,7 +129,7 @@ impl SafeDir {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let probe = dir.join("health-probe");
-        std::fs::copy(built("health-probe"), &probe).unwrap();
+        std::fs::copy(test_support::built("health-probe"), &probe).unwrap();
         std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o755)).unwrap();
         SafeDir(dir)
     }
@@ -143,18 +143,6 @@ impl Drop for SafeDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// A binary built by `cargo test --workspace` (the README's command), found
-/// beside this test's `deps/` directory.
-fn built(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let path = [dir.join(name), dir.join("examples").join(name)]
-        .into_iter()
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("{name} not built: run cargo test --workspace"));
-    path
 }
 
 /// The `keepalived` blocks of docs/KEEPALIVED.md, with the probe's path
@@ -368,7 +356,7 @@ impl Drop for Control {
 #[test]
 fn keepalived_vrrp_follows_the_landmark() {
     if runnable() {
-        vrrp_follows(&built("landmark_service"), "vrrp");
+        vrrp_follows(&test_support::built("landmark_service"), "vrrp");
     }
 }
 

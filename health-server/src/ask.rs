@@ -63,7 +63,7 @@ impl Observer {
     pub(crate) async fn observe(&self) -> Arc<Observation> {
         match self {
             Observer::Ask(asker) => asker.observe().await,
-            Observer::Publish(rx, cfg) => Arc::new(read_published(rx, cfg)),
+            Observer::Publish(rx, cfg) => Arc::new(read_published(rx, cfg, true)),
         }
     }
 
@@ -77,50 +77,30 @@ impl Observer {
         match self {
             Observer::Ask(asker) => asker.known_failure(),
             Observer::Publish(rx, cfg) => {
-                let obs = read_published_quietly(rx, cfg);
+                // Quietly: a refusal under load must not log per connection.
+                let obs = read_published(rx, cfg, false);
                 (!obs.from_service).then(|| Landmark::clone(&obs.landmark))
             }
         }
     }
 }
 
-/// [`read_published`] without its warning: a refusal under load must not
-/// log per connection.
-fn read_published_quietly(rx: &watch::Receiver<Published>, cfg: &ObserveConfig) -> Observation {
-    if rx.has_changed().is_err() {
-        return Observation::failed("main thread gone".into(), 0);
-    }
-    let age = rx.borrow().at.elapsed();
-    if age > cfg.stale_after {
-        return Observation::failed(
-            format!(
-                "landmark is stale: last published {} ago (limit {})",
-                fmt_duration(age),
-                fmt_duration(cfg.stale_after)
-            ),
-            0,
-        );
-    }
-    Observation {
-        landmark: Arc::new(Landmark::ok("")),
-        from_service: true,
-        answer_us: 0,
-        age_us: None,
-    }
-}
-
-fn read_published(rx: &watch::Receiver<Published>, cfg: &ObserveConfig) -> Observation {
+/// The published landmark, or a `fail` when it is stale or its publisher
+/// gone (with a warning, if `warn`).
+fn read_published(rx: &watch::Receiver<Published>, cfg: &ObserveConfig, warn: bool) -> Observation {
     if rx.has_changed().is_err() {
         return Observation::failed("main thread gone".into(), 0);
     }
     let published = rx.borrow().clone();
     let age = published.at.elapsed();
     if age > cfg.stale_after {
-        tracing::warn!(
-            age_ms = age.as_millis() as u64,
-            limit_ms = cfg.stale_after.as_millis() as u64,
-            "check failed: published landmark is stale"
-        );
+        if warn {
+            tracing::warn!(
+                age_ms = age.as_millis() as u64,
+                limit_ms = cfg.stale_after.as_millis() as u64,
+                "check failed: published landmark is stale"
+            );
+        }
         return Observation::failed(
             format!(
                 "landmark is stale: last published {} ago (limit {})",

@@ -134,8 +134,7 @@ fn bind(addr: SocketAddr, defer: bool) -> Result<(SocketAddr, Vec<StdListener>),
             let s = socket(local)?;
             s.set_reuse_port(true)?;
             s.bind(&local.into())?;
-            // socket2 has no setter for TCP_DEFER_ACCEPT (Linux-only).
-            set_defer_accept(&s, DEFER_ACCEPT_SECS)?;
+            crate::admission::defer_accept(&s, DEFER_ACCEPT_SECS)?;
             s.listen(BACKLOG)?;
             Ok(StdListener::from(s))
         })
@@ -165,25 +164,6 @@ fn local_addr(socket: &Socket) -> std::io::Result<SocketAddr> {
         .local_addr()?
         .as_socket()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an IP socket"))
-}
-
-fn set_defer_accept(socket: &Socket, secs: libc::c_int) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a valid socket descriptor, and an int option of the size given.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            (&secs as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
 }
 
 /// The limits in force: the configured ones, with the total within a

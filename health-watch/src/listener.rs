@@ -70,29 +70,9 @@ pub(crate) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.set_tcp_nodelay(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    set_defer_accept(&socket, DEFER_ACCEPT_SECS)?;
+    health_server::admission::defer_accept(&socket, DEFER_ACCEPT_SECS)?;
     socket.listen(BACKLOG)?;
     TcpListener::from_std(socket.into())
-}
-
-/// socket2 has no setter for `TCP_DEFER_ACCEPT` (Linux-only).
-fn set_defer_accept(socket: &Socket, secs: libc::c_int) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a valid socket descriptor, and an int option of the size given.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            (&secs as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 /// Accepts on `listener` until `stop`, serving `app` to the clients

@@ -32,6 +32,25 @@ fn documented_route(hook: &Webhook) -> String {
     config
 }
 
+/// A config with `http_listen`, alerts to `am` (`extra` keys after), and
+/// one tcp target `down` on a closed port checked every 200 ms; the
+/// closed port's address too.
+fn one_down_target(
+    tag: &str,
+    listen: SocketAddr,
+    am: &str,
+    extra: &str,
+) -> (std::path::PathBuf, String) {
+    let closed = free_port();
+    let config = write_config(
+        &scratch(tag),
+        &format!(
+            "http_listen = \"{listen}\"\nalertmanager_url = \"{am}\"\n{extra}\n[[target]]\nname = \"down\"\nkind = \"tcp\"\naddr = \"{closed}\"\ninterval = \"200ms\"\ntimeout = \"150ms\"\n"
+        ),
+    );
+    (config, closed)
+}
+
 /// The one alert of a webhook notification for `target`, if it is one.
 fn alert_of<'a>(n: &'a Notification, target: &str) -> Option<&'a Value> {
     n.body["alerts"]
@@ -190,15 +209,8 @@ fn a_watcher_keeps_checking_while_alertmanager_is_away_and_delivers_when_it_answ
         return;
     }
     let am: SocketAddr = free_port().parse().unwrap();
-    let closed = free_port();
     let listen: SocketAddr = free_port().parse().unwrap();
-    let dir = scratch("am-away");
-    let config = write_config(
-        &dir,
-        &format!(
-            "http_listen = \"{listen}\"\nalertmanager_url = \"http://{am}/\"\n\n[[target]]\nname = \"down\"\nkind = \"tcp\"\naddr = \"{closed}\"\ninterval = \"200ms\"\ntimeout = \"150ms\"\n"
-        ),
-    );
+    let (config, _) = one_down_target("am-away", listen, &format!("http://{am}/"), "");
     let mut w = Watcher::quiet(&config);
     w.wait_for("raise", Duration::from_secs(10), is("raise", "down"));
     let e = w.wait_for("error", Duration::from_secs(10), |v| {
@@ -274,15 +286,13 @@ fn an_open_alarm_is_never_reported_resolved_and_its_clear_is() {
         hook.url("hook")
     );
     let _am = Alertmanager::start("resend", &route, am);
-    let closed = free_port();
     let listen: SocketAddr = free_port().parse().unwrap();
-    let dir = scratch("am-resend");
     let resend = Duration::from_secs(1);
-    let config = write_config(
-        &dir,
-        &format!(
-            "http_listen = \"{listen}\"\nalertmanager_url = \"http://{am}\"\nalertmanager_resend = \"1s\"\n\n[[target]]\nname = \"down\"\nkind = \"tcp\"\naddr = \"{closed}\"\ninterval = \"200ms\"\ntimeout = \"150ms\"\n"
-        ),
+    let (config, closed) = one_down_target(
+        "am-resend",
+        listen,
+        &format!("http://{am}"),
+        "alertmanager_resend = \"1s\"",
     );
     let mut w = Watcher::quiet(&config);
     w.wait_for("raise", Duration::from_secs(10), is("raise", "down"));
@@ -329,39 +339,16 @@ fn an_open_alarm_is_never_reported_resolved_and_its_clear_is() {
 /// has taken the alerts: every post counts as delivered (point 2).
 #[test]
 fn a_receiver_that_replies_and_closes_has_taken_the_alerts() {
-    use std::io::{Read, Write};
-    let receiver = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let am = receiver.local_addr().unwrap();
-    let posts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = posts.clone();
-    std::thread::spawn(move || {
-        let replies: [&[u8]; 2] = [
-            b"HTTP/1.0 200 OK\r\n\r\n",
-            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-        ];
-        for (i, s) in receiver.incoming().enumerate() {
-            let Ok(mut s) = s else { continue };
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let mut got = Vec::new();
-            let mut buf = [0; 4096];
-            while !got.ends_with(b"]") {
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => got.extend_from_slice(&buf[..n]),
-                }
-            }
-            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let _ = s.write_all(replies[i % 2]);
-        }
-    });
-    let closed = free_port();
+    let (am, posts) = test_support::replying_receiver(vec![
+        b"HTTP/1.0 200 OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+    ]);
     let listen: SocketAddr = free_port().parse().unwrap();
-    let dir = scratch("am-closes");
-    let config = write_config(
-        &dir,
-        &format!(
-            "http_listen = \"{listen}\"\nalertmanager_url = \"http://{am}\"\nalertmanager_resend = \"1s\"\n\n[[target]]\nname = \"down\"\nkind = \"tcp\"\naddr = \"{closed}\"\ninterval = \"200ms\"\ntimeout = \"150ms\"\n"
-        ),
+    let (config, _) = one_down_target(
+        "am-closes",
+        listen,
+        &format!("http://{am}"),
+        "alertmanager_resend = \"1s\"",
     );
     let mut w = Watcher::quiet(&config);
     w.wait_for("raise", Duration::from_secs(10), is("raise", "down"));

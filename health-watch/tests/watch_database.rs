@@ -149,6 +149,21 @@ fn a_deleted_database_is_noticed_and_recreated_with_its_open_alarms() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `health-probe watch CONFIG` in a mount namespace of its own, with a
+/// 256 KiB tmpfs on `db_dir` (where its database is): its actions (same
+/// namespace) can fill it and free it. Needs root.
+fn on_a_small_disk(db_dir: &std::path::Path, config: &std::path::Path) -> Command {
+    let mut command = Command::new("unshare");
+    command
+        .args(["--mount", "sh", "-c"])
+        .arg("mount -t tmpfs -o size=256k tmpfs \"$0\" && exec \"$@\"")
+        .arg(db_dir)
+        .arg(PROBE)
+        .arg("watch")
+        .arg(config);
+    command
+}
+
 #[test]
 fn a_full_disk_is_an_error_the_watch_goes_on_and_recovery_is_told() {
     // A 256 KiB tmpfs for the database, in a mount namespace of the
@@ -177,15 +192,7 @@ fn a_full_disk_is_an_error_the_watch_goes_on_and_recovery_is_told() {
         ),
     )
     .unwrap();
-    let mut command = Command::new("unshare");
-    command
-        .args(["--mount", "sh", "-c"])
-        .arg("mount -t tmpfs -o size=256k tmpfs \"$0\" && exec \"$@\"")
-        .arg(&db_dir)
-        .arg(PROBE)
-        .arg("watch")
-        .arg(&config);
-    let mut w = Watcher::spawn(command);
+    let mut w = Watcher::spawn(on_a_small_disk(&db_dir, &config));
     w.wait_for("event", Duration::from_secs(30), |v| {
         v["event"] == "error"
             && v["message"]
@@ -375,15 +382,7 @@ fn a_full_disk_loses_no_event_and_says_once_when_writing_works_again() {
         ),
     )
     .unwrap();
-    let mut command = Command::new("unshare");
-    command
-        .args(["--mount", "sh", "-c"])
-        .arg("mount -t tmpfs -o size=256k tmpfs \"$0\" && exec \"$@\"")
-        .arg(&db_dir)
-        .arg(PROBE)
-        .arg("watch")
-        .arg(&config);
-    let mut w = Watcher::spawn(command);
+    let mut w = Watcher::spawn(on_a_small_disk(&db_dir, &config));
     w.wait_for("error", Duration::from_secs(30), |v| {
         v["event"] == "error"
             && v["message"]

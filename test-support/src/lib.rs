@@ -172,6 +172,81 @@ pub fn doc_blocks(doc: &str, lang: &str) -> Vec<String> {
     blocks
 }
 
+/// An HTTP receiver on loopback that reads each request (head and
+/// `Content-Length` body) and answers it with the next of `replies` (in
+/// turn), then closes: a webhook relay that speaks HTTP/1.0 or closes
+/// after each reply. Its address, and how many requests it has read.
+pub fn replying_receiver(
+    replies: Vec<&'static [u8]>,
+) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    std::thread::spawn(move || {
+        for (i, s) in listener.incoming().enumerate() {
+            let Ok(mut s) = s else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut got = Vec::new();
+            let mut buf = [0; 4096];
+            let whole = |got: &[u8]| {
+                let text = String::from_utf8_lossy(got);
+                text.split_once("\r\n\r\n").is_some_and(|(head, body)| {
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
+                        })
+                        .unwrap_or(0usize);
+                    body.len() >= length
+                })
+            };
+            while !whole(&got) {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            counted.fetch_add(1, Ordering::SeqCst);
+            let _ = s.write_all(replies[i % replies.len()]);
+        }
+    });
+    (addr, count)
+}
+
+/// A binary or example built by `cargo test --workspace` (the README's
+/// command), beside the running test's `deps/` directory.
+pub fn built(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    [dir.join(name), dir.join("examples").join(name)]
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("{name} not built: run cargo test --workspace"))
+}
+
+/// Whether `program` is on the PATH; in CI (which installs it) its
+/// absence fails the test, elsewhere the test says `SKIPPED` and returns.
+pub fn require(program: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{program} is required in CI (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: {program} is not installed");
+    }
+    found
+}
+
 /// Whether every program of a peer's package answers `--version`; in CI
 /// (which installs them) their absence fails the test, elsewhere the test
 /// says `SKIPPED` and returns.

@@ -47,6 +47,29 @@ pub const MAX_EVICTING: usize = 1024;
 /// How often evictions and refusals are summarised in the log.
 pub const SUMMARY_EVERY: Duration = Duration::from_secs(10);
 
+/// Turns on `TCP_DEFER_ACCEPT` for a listening socket: a connection is
+/// accepted when its first bytes arrive, or after `secs` (a silent one
+/// meanwhile costs no descriptor and no place). Written here because
+/// socket2 has no setter for it (Linux-only).
+pub fn defer_accept(socket: &socket2::Socket, secs: libc::c_int) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket descriptor, and an int option of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Where connections come from, for the per-source limit: an IPv4 address
 /// (IPv4-mapped IPv6 included), or an IPv6 /64, the smallest network a
 /// single host is normally given.

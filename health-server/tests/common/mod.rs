@@ -163,24 +163,8 @@ pub(crate) fn connect_from(src: &str, addr: SocketAddr) -> TcpStream {
     s
 }
 
-/// Whether `program` (a real peer such as haproxy or curl) is installed. In
-/// CI (`CI` set) a missing peer fails the test: `.ci/run` installs them.
-/// Elsewhere the test says it was skipped.
-pub(crate) fn require(program: &str) -> bool {
-    let found = std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{program} is required in CI (.ci/run installs it)"
-        );
-        eprintln!("SKIPPED: {program} is not installed");
-    }
-    found
-}
+#[allow(unused_imports)] // not every test crate needs a peer
+pub(crate) use test_support::require;
 
 /// A tiny temporary directory, removed on drop.
 pub(crate) mod tempdir {

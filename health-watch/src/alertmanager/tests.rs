@@ -146,27 +146,10 @@ fn a_long_detail_is_cut_and_empty_labels_are_left_out() {
     assert!(p.annotations["description"].len() < MAX_DETAIL + 40);
 }
 
-/// A receiver on loopback that reads one request and answers `reply`
-/// (then closes, as the reply says or not).
+/// A receiver on loopback that answers `reply`, then closes.
 fn receiver(reply: &'static [u8]) -> crate::config::AlertmanagerUrl {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        // The head and the body: read until the JSON array's end.
-        let mut got = Vec::new();
-        let mut buf = [0; 4096];
-        while !got.ends_with(b"]") {
-            match s.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        }
-        let _ = s.write_all(reply);
-    });
-    crate::config::alertmanager_url(&url).unwrap()
+    let (addr, _) = test_support::replying_receiver(vec![reply]);
+    crate::config::alertmanager_url(&format!("http://{addr}")).unwrap()
 }
 
 #[tokio::test]
