@@ -15,8 +15,9 @@
 //!   number of them, from any address (the scraper's own included), cannot
 //!   keep a scrape out; only a listener whose every connection is busy
 //!   refuses one, with a 503.
-//! - **Everything ends.** A request head must arrive within
-//!   [`HEAD_TIMEOUT`]; a connection lives at most [`CONNECTION_LIFETIME`].
+//! - **Everything ends, and is bounded.** A request head must arrive within
+//!   [`HEAD_TIMEOUT`] and fit in [`MAX_HEAD`] bytes; a connection lives at
+//!   most [`CONNECTION_LIFETIME`].
 //!
 //! Evictions and refusals are said as one warning per ten seconds at most,
 //! never a line per connection.
@@ -57,6 +58,10 @@ const BACKLOG: i32 = 4096;
 pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a connection stays open, however busy.
 pub(crate) const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+/// Most bytes buffered for a connection's request head (hyper's default
+/// is about 400 KiB): every route takes a short URL and a few headers, and
+/// [`TOTAL`] connections trickling heads in hold at most 8 MiB.
+const MAX_HEAD: usize = 16 * 1024;
 
 /// Binds `addr` for the listener (an address in use is a start-up error),
 /// with deferred accept and `TCP_NODELAY` for the connections it accepts.
@@ -190,6 +195,7 @@ async fn connection(stream: TcpStream, slot: Slot, app: Router, stop: Cancellati
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEAD_TIMEOUT)
+        .max_buf_size(MAX_HEAD)
         .serve_connection(io, service);
     tokio::select! {
         _ = stop.cancelled() => {}

@@ -108,6 +108,21 @@ fn idle_slow_and_hung_clients_do_not_delay_scrapes() {
         assert!(took < Duration::from_secs(15), "a probe took {took:?}");
     }
     assert!(hung_at.elapsed() < Duration::from_secs(20));
+    // A head larger than the listener buffers is refused, not stored.
+    let mut big = TcpStream::connect(listen).unwrap();
+    big.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "GET /metrics HTTP/1.1\r\nX-Filler: {}\r\n\r\n",
+        "a".repeat(100_000)
+    );
+    let _ = big.write_all(head.as_bytes());
+    let mut text = String::new();
+    let _ = big.read_to_string(&mut text);
+    assert!(
+        !text.starts_with("HTTP/1.1 200"),
+        "{}",
+        &text[..text.len().min(200)]
+    );
     // The pressure is said, once per period, not per connection.
     drop(held);
     drop(slow);
