@@ -8,6 +8,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::check::Observation;
 
+/// Whether this run has marked a target checked, and passing, in the
+/// history: where its uptime counts from ([`crate::store::uptime`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Marked {
+    pub checked: bool,
+    pub passed: bool,
+}
+
 /// Hours kept per target.
 pub(crate) const HOURS: usize = 24;
 

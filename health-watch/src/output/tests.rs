@@ -1,0 +1,43 @@
+use super::*;
+
+fn status(name: &str, alarm: Alarm) -> Arc<Status> {
+    Arc::new(Status {
+        name: name.into(),
+        kind: "tcp",
+        addr: "127.0.0.1:1".into(),
+        row: Mutex::new(Row {
+            alarm,
+            last: None,
+            alarms: 0,
+            checks: [0; 4],
+            hours: Default::default(),
+            recent: Default::default(),
+            marked: Default::default(),
+        }),
+    })
+}
+
+#[test]
+fn the_live_table_shows_flapping_targets_after_alarms() {
+    let now = SystemTime::now();
+    let output = Output::new(Mode::Live);
+    output.set_targets(vec![
+        status("calm", Alarm::new(None)),
+        status("flappy", Alarm::new(None).still_flapping(now)),
+        status("down", Alarm::new(Some(now))),
+    ]);
+    let mut screen = Vec::new();
+    output.draw(&mut screen).unwrap();
+    let screen = String::from_utf8_lossy(&screen);
+    assert!(
+        screen.contains("1 in alarm, 1 flapping, 0 paused"),
+        "{screen}"
+    );
+    let at = |name: &str| screen.find(name).unwrap();
+    assert!(
+        at("down") < at("flappy") && at("flappy") < at("calm"),
+        "{screen}"
+    );
+    let row = screen[at("flappy")..].split('\x1b').next().unwrap();
+    assert!(row.contains("flapping"), "{row}");
+}
