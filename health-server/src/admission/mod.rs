@@ -153,7 +153,7 @@ pub enum EvictReason {
 }
 
 impl EvictReason {
-    /// Every reason, in the order of [`Totals::evicted`].
+    /// Every reason, in the order of [`Totals`]'s `evicted` counts.
     pub const ALL: [EvictReason; 3] = [Self::PerSource, Self::Total, Self::Descriptors];
 
     /// The reason as a metric label.
