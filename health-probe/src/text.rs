@@ -88,14 +88,7 @@ fn push_escaped(out: &mut String, c: char) {
 
 /// The largest index `<= max` on a character boundary of `s`.
 fn floor_boundary(s: &str, max: usize) -> usize {
-    if max >= s.len() {
-        return s.len();
-    }
-    let mut i = max;
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
+    health_proto::text::truncate(s, max).len()
 }
 
 #[cfg(test)]

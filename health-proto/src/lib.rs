@@ -21,6 +21,7 @@
 //!   for async servers.
 //! - [`blocking`]: deadline-friendly read/write helpers over `std::io` for
 //!   clients without an async runtime.
+//! - [`text`]: text cut to a byte bound on a character boundary.
 
 pub mod blocking;
 #[cfg(feature = "codec")]
@@ -29,6 +30,7 @@ pub mod connections;
 mod error;
 pub mod frame;
 pub mod message;
+pub mod text;
 
 pub use connections::{
     ConnectionReport, ConnectionRow, ConnectionsRequest, GroupRow, Grouping, SnapshotReport,

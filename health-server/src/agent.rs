@@ -83,13 +83,8 @@ fn sanitize(s: &str) -> String {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    if out.len() > MAX_DESCRIPTION {
-        let mut end = MAX_DESCRIPTION;
-        while !out.is_char_boundary(end) {
-            end -= 1;
-        }
-        out.truncate(end);
-    }
+    let kept = health_proto::text::truncate(&out, MAX_DESCRIPTION).len();
+    out.truncate(kept);
     out.trim().to_string()
 }
 

@@ -20,7 +20,7 @@ use crate::conn::Conn;
 use crate::connections::reports::Reports;
 use crate::connections::Recorder;
 use crate::metrics::Metrics;
-use crate::text::truncate;
+use health_proto::text::truncate;
 
 /// State shared between the handle and the server's tasks.
 pub(crate) struct Shared {

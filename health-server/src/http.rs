@@ -22,7 +22,6 @@ use health_proto::{ErrorCode, State};
 use crate::admission::Slot;
 use crate::conn::Conn;
 use crate::context::{evict, read_while_idle, Context, Waited};
-use crate::metrics;
 
 /// Largest request head accepted (request line and headers).
 pub(crate) const MAX_HEAD: usize = 8 * 1024;
@@ -57,7 +56,7 @@ pub(crate) async fn serve(mut conn: Conn, first: BytesMut, ctx: &Context, mut sl
         // A scrape asks the main thread like a check (shared with any
         // check in flight), so a hung main loop shows on the next scrape.
         let _ = ctx.landmark(None).await;
-        let (body, content_type) = metrics::expose(&ctx.exposition, head.openmetrics);
+        let (body, content_type) = crate::exposition::expose(&ctx.exposition, head.openmetrics);
         respond(
             &mut conn,
             peer,
@@ -128,7 +127,7 @@ pub(crate) fn parse_head(buf: &[u8]) -> Result<Option<Head>, Status> {
             path: req.path.unwrap_or("/").to_string(),
             openmetrics: req.headers.iter().any(|h| {
                 h.name.eq_ignore_ascii_case("accept")
-                    && std::str::from_utf8(h.value).is_ok_and(metrics::wants_openmetrics)
+                    && std::str::from_utf8(h.value).is_ok_and(crate::exposition::wants_openmetrics)
             }),
         })),
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => Err(TOO_LARGE),

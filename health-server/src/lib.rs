@@ -45,6 +45,7 @@ mod conn;
 pub mod connections;
 mod context;
 mod error;
+pub mod exposition;
 #[doc(hidden)]
 pub mod fuzz;
 mod health_server;
@@ -54,7 +55,6 @@ mod native;
 mod protocol;
 mod server;
 mod source;
-mod text;
 
 pub use allow::AllowList;
 pub use config::Builder;

@@ -34,10 +34,7 @@ use prometheus_client::registry::Registry;
 
 use crate::admission::{Admission, EvictReason};
 use crate::connections::{Recorder, TcpState};
-use crate::text::truncate;
-
-/// The `Content-Type` of an OpenMetrics exposition.
-pub(crate) const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+use health_proto::text::truncate;
 
 /// Components given series of their own; more are left out (a service's
 /// components are few; this bounds a scrape whatever it reports).
@@ -307,31 +304,4 @@ fn encode_tcp_connections(
         }
     }
     Ok(())
-}
-
-/// Encodes `registry` as OpenMetrics (`openmetrics`) or the Prometheus text
-/// format 0.0.4; returns the body and its `Content-Type`.
-pub(crate) fn expose(registry: &Registry, openmetrics: bool) -> (String, &'static str) {
-    let mut body = String::new();
-    let encoded = if openmetrics {
-        prometheus_client::encoding::text::encode(&mut body, registry).map(|()| OPENMETRICS)
-    } else {
-        prometheus_client::encoding::prometheus_text::encode(&mut body, registry)
-            .map(|()| prometheus_client::encoding::prometheus_text::CONTENT_TYPE)
-    };
-    match encoded {
-        Ok(content_type) => (body, content_type),
-        // Writing into a String cannot fail; say so rather than serve half.
-        Err(_) => (
-            String::new(),
-            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
-        ),
-    }
-}
-
-/// Whether an `Accept` header asks for OpenMetrics.
-pub(crate) fn wants_openmetrics(accept: &str) -> bool {
-    accept
-        .split(',')
-        .any(|part| part.trim().starts_with("application/openmetrics-text"))
 }

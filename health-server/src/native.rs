@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admission::Slot;
 use crate::conn::Conn;
 use crate::context::{evict, read_while_idle, Context, Waited};
-use crate::text::truncate;
+use health_proto::text::truncate;
 
 /// Most bytes one read adds to a connection's buffer. What the buffer holds
 /// is bounded by one frame (its header is checked against the payload

@@ -41,8 +41,6 @@ use tokio_util::sync::CancellationToken;
 use crate::output::{Output, ACTION_OUTCOMES, CLASSES};
 use crate::prober::{self, gauge};
 
-const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
 /// Serves `/metrics`, `/probe` and the status page on `listener` until
 /// `stop` is cancelled, to the clients `access` lets in. `more` adds
 /// metrics of the watcher's other parts; `modules` are the config's, for
@@ -157,31 +155,16 @@ async fn probe(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) 
     }
 }
 
-/// `registry` in the text format 0.0.4, or OpenMetrics when `Accept` asks.
+/// `registry` in the text format 0.0.4, or OpenMetrics when `Accept` asks
+/// (negotiated as the health endpoint does).
 fn expose(registry: &Registry, headers: &HeaderMap) -> Response {
     let openmetrics = headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|part| part.trim().starts_with("application/openmetrics-text"));
-    let mut body = String::new();
-    let encoded = if openmetrics {
-        prometheus_client::encoding::text::encode(&mut body, registry).map(|()| OPENMETRICS)
-    } else {
-        prometheus_client::encoding::prometheus_text::encode(&mut body, registry)
-            .map(|()| prometheus_client::encoding::prometheus_text::CONTENT_TYPE)
-    };
-    match encoded {
-        Ok(content_type) => (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body),
-        // Writing into a String does not fail; never serve half a page.
-        Err(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            [(header::CONTENT_TYPE, "text/plain")],
-            String::new(),
-        ),
-    }
-    .into_response()
+        .any(health_server::exposition::wants_openmetrics);
+    let (body, content_type) = health_server::exposition::expose(registry, openmetrics);
+    (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 /// The metrics read from the targets' status at each scrape.

@@ -34,10 +34,7 @@ impl<'a> Lines<'a> {
 
     /// 1-based line and column of byte offset `at`.
     pub(super) fn error(&self, at: usize, message: impl Into<String>) -> ConfigError {
-        let mut at = at.min(self.text.len());
-        while !self.text.is_char_boundary(at) {
-            at -= 1;
-        }
+        let at = health_proto::text::truncate(self.text, at).len();
         let line = self.starts.partition_point(|&s| s <= at);
         let start = self.starts[line - 1];
         ConfigError {
