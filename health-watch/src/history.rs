@@ -114,20 +114,36 @@ fn open(args: &ReportArgs) -> Result<Connection, String> {
     store::open_read_only(&path).map_err(|e| e.to_string())
 }
 
-/// The events of the last `since` (of `target` alone, if given), from the
-/// database at `path`, read-only, all in memory: for the few a page shows.
-pub(crate) fn rows(
+/// For the pages: how many events the last `since` holds (of `target`
+/// alone, if given), from the database at `path`, read-only, and the last
+/// `keep` of them, oldest first, each detail cut at `detail` bytes (with
+/// `…`). Memory is bounded by `keep`, however long the history.
+pub(crate) fn last_rows(
     path: &Path,
-    since: std::time::Duration,
+    since: Duration,
     target: Option<&str>,
-) -> Result<Vec<HistoryRow>, String> {
+    keep: usize,
+    detail: usize,
+) -> Result<(usize, Vec<HistoryRow>), String> {
     let conn = store::open_read_only(path).map_err(|e| e.to_string())?;
     let since = SystemTime::now()
         .checked_sub(since)
         .unwrap_or(SystemTime::UNIX_EPOCH);
-    store::history(&conn, since, target).map_err(|e| e.to_string())
+    let (mut count, mut last) = (0, std::collections::VecDeque::new());
+    store::history_each(&conn, since, target, |mut r| {
+        count += 1;
+        if r.detail.len() > detail {
+            r.detail = format!("{}…", health_probe::text::cut(&r.detail, detail));
+        }
+        if last.len() == keep {
+            last.pop_front();
+        }
+        last.push_back(r);
+        Ok::<_, store::StoreError>(())
+    })
+    .map_err(|e| e.to_string())?;
+    Ok((count, last.into()))
 }
-
 const CSV_HEADER: [&str; 17] = [
     "id",
     "time",

@@ -9,7 +9,6 @@
 //! holds a database connection and a blocking thread); more are answered
 //! 503.
 
-use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,7 +93,7 @@ fn unreadable(e: impl std::fmt::Display) -> Response {
 async fn rows(
     pages: &Arc<Pages>,
     q: &ReportQuery,
-) -> Result<(String, usize, VecDeque<HistoryRow>), Response> {
+) -> Result<(String, usize, Vec<HistoryRow>), Response> {
     let (text, since) = q
         .since()
         .map_err(|e| (StatusCode::BAD_REQUEST, e).into_response())?;
@@ -103,24 +102,7 @@ async fn rows(
     let target = q.target.clone();
     let read = tokio::task::spawn_blocking(move || {
         let _place = place;
-        let conn = store::open_read_only(&path)?;
-        let since = std::time::SystemTime::now()
-            .checked_sub(since)
-            .unwrap_or(std::time::UNIX_EPOCH);
-        let (mut count, mut last) = (0, VecDeque::new());
-        store::history_each(&conn, since, target.as_deref(), |mut r| {
-            count += 1;
-            if r.detail.len() > PAGE_DETAIL {
-                let cut = health_probe::text::cut(&r.detail, PAGE_DETAIL);
-                r.detail = format!("{cut}…");
-            }
-            if last.len() == MAX_ROWS {
-                last.pop_front();
-            }
-            last.push_back(r);
-            Ok::<_, store::StoreError>(())
-        })?;
-        Ok::<_, store::StoreError>((count, last))
+        history::last_rows(&path, since, target.as_deref(), MAX_ROWS, PAGE_DETAIL)
     })
     .await;
     match read {

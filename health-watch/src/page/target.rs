@@ -19,6 +19,11 @@ use crate::uptime::Sample;
 
 /// Events listed, the latest first.
 const EVENTS: usize = 100;
+/// Events on the time line at most (the latest): a target that flaps for
+/// 10 days cannot make a page, or its memory, grow without bound.
+const CHART_EVENTS: usize = 2000;
+/// Most bytes of an event's detail shown.
+const DETAIL: usize = 512;
 /// How far back the events go.
 const EVENTS_SINCE: Duration = Duration::from_secs(10 * 86_400);
 const CHART_WIDTH: f64 = 720.0;
@@ -50,10 +55,12 @@ pub(super) async fn page(State(pages): State<Arc<Pages>>, Path(name): Path<Strin
     };
     let path = pages.database.clone();
     let target = name.clone();
-    let events =
-        tokio::task::spawn_blocking(move || history::rows(&path, EVENTS_SINCE, Some(&target)))
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
+    let events = tokio::task::spawn_blocking(move || {
+        history::last_rows(&path, EVENTS_SINCE, Some(&target), CHART_EVENTS, DETAIL)
+            .map(|(_, rows)| rows)
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
     let body = html! {
         table class="facts" {
             tr { th { "kind" } td { (status.kind) } }

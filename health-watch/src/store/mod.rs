@@ -441,24 +441,10 @@ impl From<StoreError> for std::io::Error {
     }
 }
 
-/// History for `health-probe report`: events since `since`, oldest first,
-/// optionally of one target, each with its action's outcome.
-pub(crate) fn history(
-    conn: &Connection,
-    since: SystemTime,
-    target: Option<&str>,
-) -> Result<Vec<HistoryRow>, StoreError> {
-    let mut rows = Vec::new();
-    history_each(conn, since, target, |r| {
-        rows.push(r);
-        Ok::<_, StoreError>(())
-    })?;
-    Ok(rows)
-}
-
-/// The same events as [`history`], each handed to `each` as it is read,
-/// none kept: memory does not grow with the history. Stops at the first
-/// error `each` returns.
+/// History for `health-probe report` and the pages: events since `since`,
+/// oldest first, optionally of one target, each with its action's outcome,
+/// handed to `each` as it is read, none kept: memory does not grow with the
+/// history. Stops at the first error `each` returns.
 pub(crate) fn history_each<E: From<StoreError>>(
     conn: &Connection,
     since: SystemTime,
@@ -519,6 +505,20 @@ fn history_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every event [`history_each`] gives, collected.
+    fn history(
+        conn: &Connection,
+        since: SystemTime,
+        target: Option<&str>,
+    ) -> Result<Vec<HistoryRow>, StoreError> {
+        let mut rows = Vec::new();
+        history_each(conn, since, target, |r| {
+            rows.push(r);
+            Ok::<_, StoreError>(())
+        })?;
+        Ok(rows)
+    }
     use rusqlite::OptionalExtension;
 
     fn last_event(conn: &Connection, target: &str) -> Result<Option<String>, StoreError> {
