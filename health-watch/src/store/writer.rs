@@ -370,15 +370,17 @@ fn write_batch(writer: &mut Writer, batch: &mut Vec<Op>) -> Result<(), rusqlite:
     }
     let now = Instant::now();
     let attempt = waited == 0 || writer.retry_at.is_none_or(|at| now >= at);
-    let mut result = Ok(());
     let mut ids: Vec<i64> = Vec::new();
+    // `None`: not tried (the backlog's next try is not due, and nothing
+    // forces one); then everything waits.
     let committed = if rows.is_empty() && prunes.is_empty() {
-        Ok(())
+        Some(Ok(()))
     } else if attempt || !prunes.is_empty() {
-        let outcome = (|| {
+        Some((|| {
             let tx = writer.conn.unchecked_transaction()?;
             // Provisional ids written in this transaction, to link the
-            // actions after them.
+            // actions after them (`writer.linked` learns them only once
+            // the transaction is committed).
             let mut here: HashMap<i64, i64> = HashMap::new();
             for (q, _) in &rows {
                 match q {
@@ -413,16 +415,12 @@ fn write_batch(writer: &mut Writer, batch: &mut Vec<Op>) -> Result<(), rusqlite:
                 }
             }
             tx.commit()
-        })();
-        outcome
+        })())
     } else {
-        Err(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
-            Some("waiting to retry".into()),
-        ))
+        None
     };
-    match committed {
-        Ok(()) => {
+    let result = match committed {
+        Some(Ok(())) => {
             // Every row written: events learn their ids, provisional ones
             // are linked for the actions still to come.
             let mut real_ids = ids.into_iter();
@@ -439,8 +437,9 @@ fn write_batch(writer: &mut Writer, batch: &mut Vec<Op>) -> Result<(), rusqlite:
                 }
             }
             writer.retry_at = None;
+            Ok(())
         }
-        Err(e) => {
+        failed_or_not_tried => {
             // Nothing of it was written: all of it waits, in order, and a
             // new event learns its provisional id.
             for (q, reply) in rows {
@@ -456,12 +455,15 @@ fn write_batch(writer: &mut Writer, batch: &mut Vec<Op>) -> Result<(), rusqlite:
                 };
                 writer.keep(q);
             }
-            if attempt {
-                writer.retry_at = Some(now + RETRY_EVERY);
-                result = Err(e);
+            match failed_or_not_tried {
+                Some(Err(e)) => {
+                    writer.retry_at = Some(now + RETRY_EVERY);
+                    Err(e)
+                }
+                _ => Ok(()),
             }
         }
-    }
+    };
     for done in flushed {
         let _ = done.send(());
     }
