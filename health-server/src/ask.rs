@@ -152,13 +152,7 @@ impl Asker {
                 "health server is shutting down".into(),
                 micros(started.elapsed()),
             )),
-            Err(_) => Arc::new(Observation::failed(
-                format!(
-                    "main thread did not answer within {}",
-                    fmt_duration(deadline)
-                ),
-                micros(deadline),
-            )),
+            Err(_) => Arc::new(Observation::failed(unanswered(deadline), micros(deadline))),
         }
     }
 
@@ -170,12 +164,7 @@ impl Asker {
         let deadline = self.cfg.answer_deadline;
         let slot = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let (_, asked_at) = slot.as_ref()?;
-        (asked_at.elapsed() >= deadline).then(|| {
-            Landmark::fail(format!(
-                "main thread did not answer within {}",
-                fmt_duration(deadline)
-            ))
-        })
+        (asked_at.elapsed() >= deadline).then(|| Landmark::fail(unanswered(deadline)))
     }
 
     /// The result channel of the outstanding ask, sending a new ask if there
@@ -280,6 +269,14 @@ impl Asker {
             }
         }
     }
+}
+
+/// Why a check failed when the main thread did not answer in time.
+fn unanswered(deadline: Duration) -> String {
+    format!(
+        "main thread did not answer within {}",
+        fmt_duration(deadline)
+    )
 }
 
 fn unreachable_observation() -> Arc<Observation> {

@@ -54,11 +54,10 @@ pub(crate) fn spawn(
     access: crate::config::Access,
     stop: CancellationToken,
 ) {
-    let output_for_listener = Arc::clone(&output);
     let pages = crate::page::router(Arc::clone(&output), database);
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Targets {
-        output,
+        output: Arc::clone(&output),
         started: SystemTime::now(),
     }));
     for collector in more {
@@ -85,7 +84,7 @@ pub(crate) fn spawn(
         listener,
         app,
         access.allow,
-        output_for_listener,
+        output,
         stop,
     ));
 }

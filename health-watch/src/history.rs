@@ -47,9 +47,7 @@ pub(crate) fn write(
     format: ReportFormat,
     out: &mut impl Write,
 ) -> io::Result<()> {
-    let since = SystemTime::now()
-        .checked_sub(since)
-        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let since = ago(since);
     let each = |f: &mut dyn FnMut(HistoryRow) -> io::Result<()>| {
         store::history_each(conn, since, target, f)
     };
@@ -102,6 +100,13 @@ pub(crate) fn write(
     }
 }
 
+/// The moment `d` ago (the epoch at the latest).
+fn ago(d: Duration) -> SystemTime {
+    SystemTime::now()
+        .checked_sub(d)
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
 /// The database `args` name, opened read-only.
 fn open(args: &ReportArgs) -> Result<Connection, String> {
     let path = database_for(args.database.as_deref(), args.config.as_deref())?;
@@ -126,9 +131,7 @@ pub(crate) fn last_rows(
     detail: usize,
 ) -> Result<(usize, Vec<HistoryRow>), String> {
     let conn = store::open_read_only(path).map_err(|e| e.to_string())?;
-    let since = SystemTime::now()
-        .checked_sub(since)
-        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let since = ago(since);
     let (mut count, mut last) = (0, std::collections::VecDeque::new());
     store::history_each(&conn, since, target, |mut r| {
         count += 1;
