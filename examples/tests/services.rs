@@ -5,7 +5,7 @@
 //! under valgrind, which must find no invalid access and no leak.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,13 +18,6 @@ fn example(name: &str) -> PathBuf {
     let path = example_dir().join(name);
     assert!(path.exists(), "{} not built", path.display());
     path
-}
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 struct Service {
@@ -52,7 +45,7 @@ fn start(name: &str) -> Service {
 /// `--health` on free ports, as [`start`].
 fn start_with(name: &str, command: &[String]) -> Service {
     for _ in 0..3 {
-        let (listen, health) = (free_addr(), free_addr());
+        let (listen, health) = (test_support::free_addr(), test_support::free_addr());
         let child = Command::new(&command[0])
             .args(&command[1..])
             .args([
@@ -268,7 +261,7 @@ fn c_landmark_service_under_valgrind() {
 #[test]
 fn the_cpp_wrappers_answer_an_ask() {
     let program = test_support::cpp_answer_once();
-    let health = free_addr();
+    let health = test_support::free_addr();
     let mut child = Command::new(&program)
         .arg(health.to_string())
         .stdout(Stdio::piped())

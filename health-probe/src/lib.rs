@@ -4,8 +4,9 @@
 //!
 //! `health-probe` checks a service's landmark health endpoint and exits 0
 //! (healthy) or 1 (anything else), for keepalived's MISC_CHECK, scripts and
-//! operators; `health-probe tcp` checks a plain TCP port ([`tcp`]) and
-//! `health-probe ping` a host ([`ping`]), and `health-probe connections`
+//! operators; `health-probe tcp` checks a plain TCP port ([`tcp`]),
+//! `health-probe ping` a host ([`ping`]), `health-probe tls` a TLS
+//! handshake and its certificates ([`tls`]), and `health-probe connections`
 //! asks a service who is connected to it (`connections`).
 //! `health-probe watch` runs many checks with alarms and `health-probe
 //! report` exports their history; those two live in the `health-watch`
@@ -14,16 +15,18 @@
 //! no async runtime, SQLite, TOML or terminal library.
 //!
 //! The one-shot flow is one-way, as in ripgrep: parse the command line
-//! into a [`cli::Job`] of validated [`spec`]s ([`cli`]), run one check
-//! under one deadline ([`probe`], [`tcp`], [`ping`]), judge the outcome
-//! ([`verdict`]), and print it and pick the exit code in one place
-//! (`report`, through [`run_check`]). The watcher runs the same specs on
-//! tokio through `nonblocking` (feature `async`). Shared by every check
-//! kind: the outcome classes ([`outcome`]), why a check got no answer
-//! ([`error`]), the one address a check tests ([`target`]), bytes written
-//! with escapes ([`payload`]) and untrusted text on its way to a terminal
-//! ([`text`]).
+//! into a [`cli::Job`] holding a [`check::Check`] of a validated [`spec`]
+//! ([`cli`]), run it under one deadline ([`check::Check::run`], which calls
+//! [`probe`], [`tcp`], [`ping`] or [`tls`]) into a [`check::Finding`],
+//! judge it ([`verdict`]), and print it and pick the exit code in one
+//! place (`report`, through [`run_check`]). The watcher runs the same
+//! checks on tokio through [`check::Check::run_async`] (feature `async`,
+//! `nonblocking`). Shared by every check kind: the outcome classes
+//! ([`outcome`]), why a check got no answer ([`error`]), the one address a
+//! check tests ([`target`]), bytes written with escapes ([`payload`]) and
+//! untrusted text on its way to a terminal ([`text`]).
 
+pub mod check;
 pub mod cli;
 mod connections;
 pub mod duration;
@@ -41,30 +44,20 @@ pub mod table;
 pub mod target;
 pub mod tcp;
 pub mod text;
+pub mod tls;
 pub mod verdict;
 
 use std::process::ExitCode;
 
-/// Runs a one-shot check (landmark, `tcp`, `ping`, `connections`), prints
-/// its verdict and picks its exit code. `watch` and `report` are the
-/// caller's to run.
+/// Runs a one-shot check (landmark, `tcp`, `ping`, `tls`, `connections`),
+/// prints its verdict and picks its exit code. `watch` and `report` are
+/// the caller's to run.
 pub fn run_check(job: &cli::Job) -> ExitCode {
     match job {
-        cli::Job::Landmark(spec, mode) => {
-            let verdict = verdict::Verdict::judge(spec, mode, probe::run(spec));
-            report::print(spec, mode, &verdict);
-            ExitCode::from(verdict.exit_code)
-        }
-        cli::Job::Tcp(spec, mode) => {
-            let o = tcp::run(spec);
-            let code = verdict::class_exit_code(mode.nagios, o.class, o.reason, o.speed(spec));
-            report::print_tcp(spec, mode, &o, code);
-            ExitCode::from(code)
-        }
-        cli::Job::Ping(spec, mode) => {
-            let o = ping::run(spec);
-            let code = verdict::class_exit_code(mode.nagios, o.class, o.reason, o.speed(spec));
-            report::print_ping(spec, mode, &o, code);
+        cli::Job::Check(check, mode) => {
+            let found = check.run();
+            let code = verdict::exit_code(&found, mode);
+            report::print(mode, &found, code);
             ExitCode::from(code)
         }
         cli::Job::Connections(args) => match connections::run(args) {

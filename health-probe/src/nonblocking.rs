@@ -1,6 +1,7 @@
 //! The checks on a tokio runtime (the `async` feature), for the watcher:
 //! the same specs in, the same outcomes out as the blocking
-//! [`probe::run`], [`tcp::run`] and [`ping::run`], with the same classes,
+//! [`probe::run`], [`tcp::run`], [`ping::run`] and [`tls::run`], with the
+//! same classes,
 //! reasons and details through the helpers those share, so thousands of
 //! checks run on a few threads.
 //!
@@ -21,9 +22,10 @@ use crate::error::{io_error, ProbeError};
 use crate::outcome::Class;
 use crate::ping::{self, PingOutcome};
 use crate::probe::{self, Outcome, MAX_REPLY};
-use crate::spec::{LandmarkSpec, PingSpec, TcpSpec};
+use crate::spec::{LandmarkSpec, PingSpec, TcpSpec, TlsSpec};
 use crate::target::{self, Family};
 use crate::tcp::{self, Failure, Matcher, TcpOutcome, MAX_ANSWER};
+use crate::tls::{self, Dialog, Handshake, Next, Prepared, TlsOutcome};
 
 /// Runs the landmark check `spec` asks for.
 pub async fn landmark(spec: &LandmarkSpec) -> Outcome {
@@ -57,6 +59,75 @@ pub async fn ping(spec: &PingSpec) -> PingOutcome {
         Ok(outcome) => outcome,
         Err(e) => ping::failed(Class::Err, "internal", format!("ping task failed: {e}")),
     }
+}
+
+/// Runs the tls check `spec` asks for (tokio-rustls for the handshake).
+pub async fn tls(spec: &TlsSpec) -> TlsOutcome {
+    let start = Instant::now();
+    let deadline = tokio::time::Instant::from_std(start + spec.timeout);
+    let timeout = humantime::format_duration(spec.timeout).to_string();
+    let mut addr = None;
+    let prepared = Prepared::new(spec);
+    let result = match &prepared {
+        Ok(p) => tls_handshake(spec, p, deadline, &timeout, &mut addr).await,
+        Err(failure) => Err(failure.clone()),
+    };
+    TlsOutcome::new(spec, addr, result, prepared.ok(), start)
+}
+
+/// Connect, the STARTTLS dialog if any, the handshake.
+async fn tls_handshake(
+    spec: &TlsSpec,
+    prepared: &Prepared,
+    deadline: tokio::time::Instant,
+    timeout: &str,
+    tried: &mut Option<SocketAddr>,
+) -> Result<Handshake, Failure> {
+    let addr = resolve(&spec.addr, spec.family, deadline)
+        .await
+        .map_err(tcp::classify)?;
+    let mut stream = connect(addr, deadline, timeout, tried)
+        .await
+        .map_err(tcp::classify)?;
+    if let Some(protocol) = spec.starttls {
+        let mut dialog = Dialog::new(protocol, &prepared.host);
+        let mut next = dialog.start();
+        let mut chunk = [0u8; 2048];
+        loop {
+            next = match next {
+                Next::Send(bytes) => {
+                    tokio::time::timeout_at(deadline, stream.write_all(&bytes))
+                        .await
+                        .unwrap_or_else(|_| Err(elapsed()))
+                        .map_err(|e| tcp::io_failure(e, "STARTTLS", timeout))?;
+                    dialog.sent()
+                }
+                Next::Read => {
+                    let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
+                        .await
+                        .unwrap_or_else(|_| Err(elapsed()))
+                        .map_err(|e| tcp::io_failure(e, "STARTTLS answer", timeout))?;
+                    dialog.received(&chunk[..n])
+                }
+                Next::Ready => break,
+                Next::Refused(why) => return Err((Class::Ng, "starttls", why)),
+            }
+        }
+    }
+    let connector = tokio_rustls::TlsConnector::from(prepared.config.clone());
+    let mut session =
+        tokio::time::timeout_at(deadline, connector.connect(prepared.name.clone(), stream))
+            .await
+            .unwrap_or_else(|_| Err(elapsed()))
+            .map_err(|e| tls::handshake_failure(e, timeout))?;
+    let version = session
+        .get_ref()
+        .1
+        .protocol_version()
+        .map(tls::version_name);
+    // A polite end, within what is left of the deadline.
+    let _ = tokio::time::timeout_at(deadline, session.shutdown()).await;
+    Ok(Handshake { version })
 }
 
 /// Connects to `addr` (recorded in `tried`) before the deadline, like the

@@ -29,7 +29,15 @@ impl Class {
     }
 }
 
-/// Response-time status against `--warn` / `--crit`, for OK outcomes.
+/// Whether a check of `class` with `mark` fails: anything but OK, or OK
+/// past its crit mark.
+pub fn fails(class: Class, mark: Speed) -> bool {
+    !matches!((class, mark), (Class::Ok, Speed::Fine | Speed::OverWarn))
+}
+
+/// How an OK outcome stands against its warn and crit marks: its time
+/// against `--warn` / `--crit` (tcp, ping), or the time left on its
+/// certificates against `--cert-warn` (tls).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Speed {
     /// Within `--warn` (or no threshold).

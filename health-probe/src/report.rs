@@ -1,21 +1,36 @@
-//! Printing a verdict: one line on stdout (or one JSON object), and on
-//! failure one line on stderr naming the failure class.
+//! Printing a verdict: one line on stdout (or one JSON object, or a Nagios
+//! status line), and on failure one line on stderr naming the failure
+//! class. [`print`] picks the printer of the finding's kind.
 
 use std::io::Write;
 
 use serde_json::json;
 
+use crate::check::{Facts, Finding};
 use crate::cli::ModeArgs;
 use crate::outcome::{Class, Speed};
 use crate::ping::PingOutcome;
-use crate::spec::{LandmarkSpec, PingSpec, TcpSpec};
+use crate::spec::{LandmarkSpec, PingSpec, TcpSpec, TlsSpec};
 use crate::tcp::TcpOutcome;
 use crate::text::{quoted, shown};
+use crate::tls::TlsOutcome;
 use crate::verdict::Verdict;
+
+/// Prints what a check found, as `mode` asks, with its exit code.
+pub(crate) fn print(mode: &ModeArgs, found: &Finding<'_>, exit_code: u8) {
+    match &found.facts {
+        Facts::Landmark(spec, outcome) => {
+            print_landmark(spec, mode, &Verdict::judge(spec, mode, outcome))
+        }
+        Facts::Tcp(spec, o) => print_tcp(spec, mode, o, exit_code),
+        Facts::Ping(spec, o) => print_ping(spec, mode, o, exit_code),
+        Facts::Tls(spec, o) => print_tls(spec, mode, o, exit_code),
+    }
+}
 
 /// Prints a landmark check's verdict: one line (or JSON, or a Nagios
 /// line) on stdout, and on failure one line on stderr naming its class.
-pub(crate) fn print(spec: &LandmarkSpec, mode: &ModeArgs, v: &Verdict) {
+fn print_landmark(spec: &LandmarkSpec, mode: &ModeArgs, v: &Verdict) {
     if mode.quiet {
         return;
     }
@@ -106,7 +121,7 @@ fn problem(spec: &LandmarkSpec, v: &Verdict) -> String {
 /// `LANDMARK OK - 127.0.0.1:9100 is ok: serving|time=0.000280s;;;0.000000;1.000000 ...`,
 /// shaped like check_tcp's status line and perfdata.
 fn nagios_line(spec: &LandmarkSpec, v: &Verdict) -> String {
-    let status = crate::verdict::nagios_status(&v.outcome, v.healthy);
+    let status = crate::verdict::nagios_status(v.outcome, v.healthy);
     let summary = match (v.reply(), v.error()) {
         (Some(r), _) => format!("{} is {}: {}", target(spec, v), r.state, shown(&r.detail)),
         (None, Some(e)) => format!(
@@ -167,7 +182,7 @@ fn json_ms(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-/// The stderr line of a failed `tcp` or `ping` check.
+/// The stderr line of a failed `tcp`, `ping` or `tls` check.
 fn print_class_failure(class: Class, reason: &str, target: &str, detail: &str) {
     eprintln!(
         "health-probe: {} ({reason}): {target}: {}",
@@ -178,7 +193,7 @@ fn print_class_failure(class: Class, reason: &str, target: &str, detail: &str) {
 
 /// Prints a `tcp` check: one line (or JSON, or a Nagios line) on stdout,
 /// and on failure one line on stderr naming the class and reason.
-pub(crate) fn print_tcp(args: &TcpSpec, mode: &ModeArgs, o: &TcpOutcome, exit_code: u8) {
+fn print_tcp(args: &TcpSpec, mode: &ModeArgs, o: &TcpOutcome, exit_code: u8) {
     if mode.quiet {
         return;
     }
@@ -276,7 +291,7 @@ fn tcp_json(args: &TcpSpec, o: &TcpOutcome, exit_code: u8, speed: Speed) -> serd
 
 /// Prints a `ping` check: one line (or JSON, or a Nagios line) on stdout,
 /// and on failure one line on stderr naming the class and reason.
-pub(crate) fn print_ping(args: &PingSpec, mode: &ModeArgs, o: &PingOutcome, exit_code: u8) {
+fn print_ping(args: &PingSpec, mode: &ModeArgs, o: &PingOutcome, exit_code: u8) {
     if mode.quiet {
         return;
     }
@@ -366,6 +381,121 @@ fn ping_json(args: &PingSpec, o: &PingOutcome, exit_code: u8, speed: Speed) -> s
         "slow": speed.label(),
         "warn_ms": args.warn.map(ms),
         "crit_ms": args.crit.map(ms),
+        "detail": o.detail,
+    })
+}
+
+/// Prints a `tls` check: one line (or JSON, or a Nagios line) on stdout,
+/// and on failure one line on stderr naming the class and reason.
+fn print_tls(spec: &TlsSpec, mode: &ModeArgs, o: &TlsOutcome, exit_code: u8) {
+    if mode.quiet {
+        return;
+    }
+    let target = named(&spec.addr, o.addr);
+    let now = std::time::SystemTime::now();
+    let mut out = std::io::stdout().lock();
+    let _ = if mode.json {
+        writeln!(out, "{}", tls_json(spec, o, exit_code, now))
+    } else if mode.nagios {
+        writeln!(out, "{}", tls_nagios_line(spec, o, &target, now))
+    } else {
+        let mut line = format!("{} {target} rtt={}", o.class.as_str(), ms(o.elapsed));
+        if let Some(r) = o.reason {
+            line.push_str(&format!(" reason={r}"));
+        }
+        if let Some(v) = o.version {
+            line.push_str(&format!(" version={v}"));
+        }
+        if let Some(c) = &o.cert {
+            line.push_str(&format!(
+                " days_left={} expires={}",
+                c.days_left(now),
+                humantime::format_rfc3339_seconds(c.earliest_not_after)
+            ));
+        }
+        if let Some(mark) = o.mark.label() {
+            line.push_str(&format!(" cert={mark}"));
+        }
+        if let Some(c) = &o.cert {
+            line.push_str(&format!(
+                " subject={} issuer={}",
+                quoted(&c.subject),
+                quoted(&c.issuer)
+            ));
+        }
+        line.push_str(&format!(" detail={}", quoted(&o.detail)));
+        writeln!(out, "{line}")
+    };
+    if let Some(reason) = o.reason {
+        print_class_failure(o.class, reason, &target, &o.detail);
+    }
+}
+
+/// `TLS OK - 127.0.0.1:8443: TLSv1.3, subject ... expires in 42 days|days_left=42;14;3;; time=...`,
+/// with check_tcp -D's thresholds as perfdata.
+fn tls_nagios_line(
+    spec: &TlsSpec,
+    o: &TlsOutcome,
+    target: &str,
+    now: std::time::SystemTime,
+) -> String {
+    let status = crate::verdict::class_nagios_status(o.class, o.reason, o.mark);
+    let summary = match o.class {
+        Class::Ok => format!("{target}: {}", shown(&o.detail)),
+        _ => format!("{} {target}: {}", o.class.as_str(), shown(&o.detail)),
+    };
+    let days = |d: std::time::Duration| d.as_secs() / 86_400;
+    let mut perf = String::new();
+    if let Some(c) = &o.cert {
+        perf.push_str(&format!(
+            "days_left={};{};{};; ",
+            c.days_left(now),
+            days(spec.cert_warn),
+            days(spec.cert_crit)
+        ));
+    }
+    perf.push_str(&format!(
+        "time={:.6}s;;;0.000000;{:.6}",
+        o.elapsed.as_secs_f64(),
+        spec.timeout.as_secs_f64()
+    ));
+    format!(
+        "TLS {} - {}|{perf}",
+        status.label(),
+        summary.replace('|', "/")
+    )
+}
+
+fn tls_json(
+    spec: &TlsSpec,
+    o: &TlsOutcome,
+    exit_code: u8,
+    now: std::time::SystemTime,
+) -> serde_json::Value {
+    let rfc3339 = |t| humantime::format_rfc3339_seconds(t).to_string();
+    json!({
+        "check": "tls",
+        "class": o.class.as_str(),
+        "reason": o.reason,
+        "exit_code": exit_code,
+        "target": spec.addr,
+        "addr": o.addr.map(|a| a.to_string()),
+        "sni": spec.sni,
+        "starttls": spec.starttls.map(|p| p.as_str()),
+        "rtt_ms": json_ms(o.elapsed),
+        "version": o.version,
+        "cert": o.cert.as_ref().map(|c| json!({
+            "subject": c.subject,
+            "issuer": c.issuer,
+            "not_after": rfc3339(c.leaf_not_after),
+            "earliest_not_after": rfc3339(c.earliest_not_after),
+            "days_left": c.days_left(now),
+            "chain": c.chain,
+        })),
+        "cert_mark": o.mark.label(),
+        "cert_warn_days": spec.cert_warn.as_secs() / 86_400,
+        "cert_crit_days": spec.cert_crit.as_secs() / 86_400,
+        "insecure": spec.insecure,
         "detail": o.detail,
     })
 }

@@ -233,7 +233,8 @@ pub(crate) fn io_failure(e: io::Error, stage: &str, timeout: &str) -> Failure {
 }
 
 /// Maps the shared resolve/connect errors onto the four classes.
-pub(crate) fn classify(e: ProbeError) -> Failure {
+pub(crate) fn classify(e: impl std::borrow::Borrow<ProbeError>) -> Failure {
+    let e = e.borrow();
     let detail = e.to_string();
     match e {
         ProbeError::Usage(_) => (Class::Err, "bad-address", detail),
@@ -241,7 +242,7 @@ pub(crate) fn classify(e: ProbeError) -> Failure {
         ProbeError::Refused => (Class::Ng, "refused", detail),
         ProbeError::Reset(_) => (Class::Ng, "reset", detail),
         ProbeError::Timeout { .. } => (Class::Wr, "timeout", detail),
-        ProbeError::Network(ref io) if is_unreachable(io) => (Class::Err, "no-route", detail),
+        ProbeError::Network(io) if is_unreachable(io) => (Class::Err, "no-route", detail),
         ProbeError::Network(_) | ProbeError::Protocol(_) | ProbeError::Server { .. } => {
             (Class::Err, "network", detail)
         }

@@ -2,27 +2,28 @@
 
 use health_proto::LandmarkReply;
 
+use crate::check::{Facts, Finding};
 use crate::cli::ModeArgs;
 use crate::outcome::{Class, Speed};
 use crate::probe::{Outcome, ProbeError};
 use crate::spec::LandmarkSpec;
 
 /// The probe's decision.
-pub(crate) struct Verdict {
-    pub outcome: Outcome,
+pub(crate) struct Verdict<'a> {
+    pub outcome: &'a Outcome,
     /// The landmark's state is one of `--expect`.
     pub healthy: bool,
     /// 0 or 1; with `--dynamic`, 2+weight when healthy with a weight.
     pub exit_code: u8,
 }
 
-impl Verdict {
+impl<'a> Verdict<'a> {
     /// Healthy or not by `spec`'s expected states, and the exit code for
     /// `mode`.
-    pub(crate) fn judge(spec: &LandmarkSpec, mode: &ModeArgs, outcome: Outcome) -> Verdict {
+    pub(crate) fn judge(spec: &LandmarkSpec, mode: &ModeArgs, outcome: &'a Outcome) -> Verdict<'a> {
         let healthy = matches!(&outcome.result, Ok(r) if spec.expect.contains(&r.state));
         let exit_code = if mode.nagios {
-            nagios_status(&outcome, healthy) as u8
+            nagios_status(outcome, healthy) as u8
         } else {
             match (&outcome.result, healthy) {
                 (Ok(reply), true) => success_code(mode.dynamic, reply),
@@ -103,9 +104,16 @@ pub fn class_exit_code(nagios: bool, class: Class, reason: Option<&str>, speed: 
     if nagios {
         return class_nagios_status(class, reason, speed) as u8;
     }
-    match (class, speed) {
-        (Class::Ok, Speed::Fine | Speed::OverWarn) => 0,
-        _ => 1,
+    u8::from(crate::outcome::fails(class, speed))
+}
+
+/// The exit code of what a check found, for `mode`: the landmark check's
+/// by its state and weight ([`Verdict`]), every other kind's by its class
+/// and mark ([`class_exit_code`]).
+pub(crate) fn exit_code(found: &Finding<'_>, mode: &ModeArgs) -> u8 {
+    match &found.facts {
+        Facts::Landmark(spec, outcome) => Verdict::judge(spec, mode, outcome).exit_code,
+        _ => class_exit_code(mode.nagios, found.class, found.reason, found.mark),
     }
 }
 
@@ -121,40 +129,11 @@ pub(crate) fn class_nagios_status(
     match (class, speed) {
         (Class::Ok, Speed::Fine) => NagiosStatus::Ok,
         (Class::Ok, Speed::OverWarn) => NagiosStatus::Warning,
-        (Class::Err, _) if matches!(reason, Some("bad-address" | "not-permitted")) => {
+        (Class::Err, _) if matches!(reason, Some("bad-address" | "not-permitted" | "ca")) => {
             NagiosStatus::Unknown
         }
         (Class::Ok, Speed::OverCrit) | (Class::Ng | Class::Wr | Class::Err, _) => {
             NagiosStatus::Critical
         }
-    }
-}
-
-/// A landmark check's outcome in the `tcp`/`ping` classes, for the
-/// watcher: OK (state expected), ERR (could not start: name, address,
-/// route), NG (refused, reset, malformed reply, server error, or a state
-/// not expected: reason `unexpected-state`), WR (timeout).
-pub fn landmark_class(
-    result: Result<LandmarkReply, ProbeError>,
-    expect: &[health_proto::State],
-) -> (Class, Option<&'static str>, String) {
-    match result {
-        Ok(r) if expect.contains(&r.state) => (Class::Ok, None, landmark_detail(&r)),
-        Ok(r) => (Class::Ng, Some("unexpected-state"), landmark_detail(&r)),
-        Err(e @ ProbeError::Protocol(_)) => (Class::Ng, Some("protocol"), e.to_string()),
-        Err(e @ ProbeError::Server { .. }) => (Class::Ng, Some("server-error"), e.to_string()),
-        Err(e) => {
-            let (class, reason, detail) = crate::tcp::classify(e);
-            (class, Some(reason), detail)
-        }
-    }
-}
-
-/// `state: detail` of a landmark, as the watcher shows and records it.
-fn landmark_detail(r: &LandmarkReply) -> String {
-    if r.detail.is_empty() {
-        r.state.to_string()
-    } else {
-        format!("{}: {}", r.state, r.detail)
     }
 }

@@ -21,9 +21,9 @@ fn documented_configs_pass_haproxy_check() {
     if !require("haproxy") {
         return;
     }
-    let dir = tempdir::Dir::new("haproxy-c");
+    let dir = test_support::scratch("haproxy-c");
     for (i, block) in doc_blocks("HAPROXY.md", "haproxy").iter().enumerate() {
-        let path = dir.0.join(format!("block{i}.cfg"));
+        let path = dir.join(format!("block{i}.cfg"));
         std::fs::write(&path, block).unwrap();
         let out = Command::new("haproxy")
             .arg("-c")
@@ -39,7 +39,7 @@ fn documented_configs_pass_haproxy_check() {
         );
     }
     // The check is not a formality: a broken line is refused.
-    let path = dir.0.join("broken.cfg");
+    let path = dir.join("broken.cfg");
     std::fs::write(&path, "backend b\n    tcp-check expect nonsense\n").unwrap();
     let out = Command::new("haproxy")
         .arg("-c")
@@ -48,6 +48,7 @@ fn documented_configs_pass_haproxy_check() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -20,7 +20,7 @@ use test_support::prometheus::{self, Prometheus};
 /// configuration and rules.
 fn start(target: SocketAddr) -> Prometheus {
     // No watcher here: its jobs go to closed loopback ports.
-    let closed = || format!("127.0.0.1:{}", free_port());
+    let closed = || test_support::free_port();
     let (config, rules) = prometheus::documented(&[
         (
             "['10.0.0.5:9101', '10.0.0.6:9101']",

@@ -1,12 +1,10 @@
 //! One check of one target, on the watcher's runtime: the same specs and
-//! outcomes as the one-shot checks, run by `health_probe::nonblocking`,
+//! outcomes as the one-shot checks, run by `Check::run_async`,
 //! seen as the watcher keeps, shows and records them.
 
 use std::time::{Duration, SystemTime};
 
-use health_probe::nonblocking;
 use health_probe::outcome::{Class, Speed};
-use health_probe::verdict;
 use health_proto::State;
 
 use crate::config::{Check, Target};
@@ -33,7 +31,7 @@ impl Observation {
     /// Counts toward `fall`: anything but OK within `crit`, as the one-shot
     /// check's exit code would say.
     pub(crate) fn failed(&self) -> bool {
-        verdict::class_exit_code(false, self.class, self.reason, self.speed) != 0
+        health_probe::outcome::fails(self.class, self.speed)
     }
 }
 
@@ -42,50 +40,41 @@ pub(crate) async fn run(target: &Target) -> Observation {
     observe(&target.check).await.observation
 }
 
-/// One check's observation, and the landmark's state and weight when a
-/// landmark came back (for `/probe`).
+/// One check's observation, and what `/probe` shows besides: the
+/// landmark's state and weight when a landmark came back, the
+/// certificates' earliest expiry (Unix seconds) and the TLS version when a
+/// tls check read them.
 pub(crate) struct Probed {
     pub observation: Observation,
     pub landmark: Option<(State, Option<u8>)>,
+    pub cert_expiry: Option<i64>,
+    pub tls_version: Option<&'static str>,
 }
 
 /// Runs `check` once.
 pub(crate) async fn observe(check: &Check) -> Probed {
     let at = SystemTime::now();
-    let mut landmark = None;
-    let ((class, reason, detail), rtt, speed) = match check {
-        Check::Landmark(spec) => {
-            let o = nonblocking::landmark(spec).await;
-            if let Ok(reply) = &o.result {
-                landmark = Some((reply.landmark.state, reply.landmark.weight.map(|w| w.get())));
-            }
-            let judged = verdict::landmark_class(o.result, &spec.expect);
-            (judged, Some(o.elapsed), Speed::Fine)
-        }
-        Check::Tcp(spec) => {
-            let o = nonblocking::tcp(spec).await;
-            let speed = o.speed(spec);
-            ((o.class, o.reason, o.detail), Some(o.elapsed), speed)
-        }
-        Check::Ping(spec) => {
-            let o = nonblocking::ping(spec).await;
-            let (speed, avg) = (o.speed(spec), o.avg());
-            ((o.class, o.reason, o.detail), avg, speed)
-        }
-    };
-    let observation = Observation {
-        at,
-        class,
-        reason,
-        detail: match health_probe::text::cut(&detail, MAX_DETAIL) {
-            std::borrow::Cow::Borrowed(_) => detail,
-            std::borrow::Cow::Owned(cut) => cut,
-        },
-        rtt,
-        speed,
+    let found = check.run_async().await;
+    let landmark = found
+        .landmark()
+        .map(|r| (r.landmark.state, r.landmark.weight.map(|w| w.get())));
+    let cert_expiry = found.cert().map(|c| c.earliest_unix());
+    let tls_version = found.tls_version();
+    let detail = match health_probe::text::cut(&found.detail, MAX_DETAIL) {
+        std::borrow::Cow::Borrowed(_) => found.detail,
+        std::borrow::Cow::Owned(cut) => cut,
     };
     Probed {
-        observation,
+        observation: Observation {
+            at,
+            class: found.class,
+            reason: found.reason,
+            detail,
+            rtt: found.rtt,
+            speed: found.mark,
+        },
         landmark,
+        cert_expiry,
+        tls_version,
     }
 }

@@ -24,8 +24,8 @@
 //! - `history`: `health-probe report` ([`report`]).
 //! - `task`: one target's life.
 //! - `signals`: SIGHUP, SIGTERM and SIGINT from the first instant.
-//! - `watcher`: start-up and the running watcher ([`run`]); `reload`:
-//!   SIGHUP; `terminal`: the screen under the live table.
+//! - `watcher/`: start-up and the running watcher ([`run`]), and its
+//!   `reload` on SIGHUP; `terminal`: the screen under the live table.
 //!
 //! Each target is one task (`task::watch`). SIGHUP reloads the config:
 //! unchanged targets keep running with their state (and paused ones
@@ -46,7 +46,6 @@ mod listener;
 mod output;
 mod page;
 mod prober;
-mod reload;
 mod signals;
 mod store;
 mod task;

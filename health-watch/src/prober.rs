@@ -2,7 +2,8 @@
 //! way blackbox_exporter answers, so that Prometheus can schedule checks
 //! across a fleet of watchers. The built-in modules are the watcher's
 //! check kinds with their defaults: `landmark` (expect `ok`; the default
-//! module), `tcp` (connect) and `ping` (one echo request); the config's
+//! module), `tcp` (connect), `ping` (one echo request) and `tls` (verified
+//! with the system's roots; fails under 3 days left); the config's
 //! `[module.NAME]` tables add others ([`Modules`]), replaced by a reload.
 //!
 //! | metric | what |
@@ -11,6 +12,8 @@
 //! | `probe_duration_seconds` | how long the check took |
 //! | `probe_landmark_state{state}` | landmark: one-hot, when a landmark came back |
 //! | `probe_landmark_weight` | landmark: when the landmark has a weight |
+//! | `probe_ssl_earliest_cert_expiry` | tls: when the first certificate of the chain expires (Unix seconds), also when it failed verification |
+//! | `probe_tls_version_info{version}` | tls: the version agreed (`TLS 1.3`), once the handshake is done |
 //! | `probe_failure_info{class,reason}` | 1 when the check failed: why |
 //!
 //! The check's timeout is Prometheus's scrape timeout (its
@@ -25,11 +28,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use health_probe::spec::{
-    LandmarkSettings, LandmarkSpec, PingSettings, PingSpec, TcpSettings, TcpSpec,
-    DEFAULT_PING_INTERVAL,
-};
-use health_probe::target::Family;
 use health_proto::State;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -39,7 +37,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::Semaphore;
 
 use crate::check::{self, Probed};
-use crate::config::{Check, Module, BUILT_IN_MODULES};
+use crate::config::{Check, Kind, Module, BUILT_IN_MODULES};
 
 /// The config's modules, shared by the watcher (which replaces them on a
 /// reload) and `/probe`.
@@ -128,79 +126,23 @@ pub(crate) fn check_for(
         BadProbe::BadTarget(said.join("; "))
     };
     let addr = target.to_string();
-    match module.unwrap_or(BUILT_IN_MODULES[0]) {
-        "landmark" => LandmarkSpec::new(LandmarkSettings {
-            addr,
-            component: None,
-            expect: vec![State::Ok],
-            timeout,
-            family: Family::Any,
-        })
-        .map(Check::Landmark)
-        .map_err(broken),
-        "tcp" => TcpSpec::new(TcpSettings {
-            addr,
-            send: None,
-            expect_banner: None,
-            expect_regex: None,
-            timeout,
-            warn: None,
-            crit: None,
-            family: Family::Any,
-        })
-        .map(Check::Tcp)
-        .map_err(broken),
-        "ping" => PingSpec::new(PingSettings {
-            host: addr,
-            count: 1,
-            interval: DEFAULT_PING_INTERVAL,
-            timeout,
-            min_replies: 1,
-            warn: None,
-            crit: None,
-            family: Family::Any,
-        })
-        .map(Check::Ping)
-        .map_err(broken),
-        name => match modules.get(name) {
-            Some(m) => at(m, addr, m.timeout.map_or(timeout, |t| t.min(timeout))).map_err(broken),
-            None => {
-                let mut known: Vec<&str> = BUILT_IN_MODULES.to_vec();
-                known.extend(modules.keys().take(20).map(String::as_str));
-                if modules.len() > 20 {
-                    known.push("...");
-                }
-                Err(BadProbe::UnknownModule(name.to_string(), known.join(", ")))
-            }
-        },
+    let name = module.unwrap_or(BUILT_IN_MODULES[0]);
+    if let Ok(kind) = name.parse::<Kind>() {
+        return Check::built_in(kind, addr, timeout).map_err(broken);
     }
-}
-
-/// A configured module's check of `addr`, within `timeout`.
-fn at(
-    module: &Module,
-    addr: String,
-    timeout: Duration,
-) -> Result<Check, Vec<health_probe::spec::SpecError>> {
-    match &module.check {
-        Check::Landmark(spec) => LandmarkSpec::new(LandmarkSettings {
-            addr,
-            timeout,
-            ..(**spec).clone()
-        })
-        .map(Check::Landmark),
-        Check::Tcp(spec) => TcpSpec::new(TcpSettings {
-            addr,
-            timeout,
-            ..(**spec).clone()
-        })
-        .map(Check::Tcp),
-        Check::Ping(spec) => PingSpec::new(PingSettings {
-            host: addr,
-            timeout,
-            ..(**spec).clone()
-        })
-        .map(Check::Ping),
+    match modules.get(name) {
+        Some(m) => {
+            let timeout = m.timeout.map_or(timeout, |t| t.min(timeout));
+            m.check.at(addr, timeout).map_err(broken)
+        }
+        None => {
+            let mut known: Vec<&str> = BUILT_IN_MODULES.to_vec();
+            known.extend(modules.keys().take(20).map(String::as_str));
+            if modules.len() > 20 {
+                known.push("...");
+            }
+            Err(BadProbe::UnknownModule(name.to_string(), known.join(", ")))
+        }
     }
 }
 
@@ -279,6 +221,25 @@ impl Collector for Finding {
                     i64::from(w),
                 )?;
             }
+        }
+        if let Some(expiry) = self.probed.cert_expiry {
+            gauge(
+                &mut encoder,
+                "probe_ssl_earliest_cert_expiry",
+                "When the first certificate of the chain the server sent expires, in Unix seconds",
+                expiry,
+            )?;
+        }
+        if let Some(version) = self.probed.tls_version {
+            let mut family = encoder.encode_descriptor(
+                "probe_tls_version_info",
+                "The TLS version agreed",
+                None,
+                MetricType::Gauge,
+            )?;
+            // blackbox_exporter's spelling: "TLS 1.3".
+            let version = version.replace("TLSv", "TLS ");
+            ConstGauge::new(1).encode(family.encode_family(&[("version", version.as_str())])?)?;
         }
         if failed {
             let mut family = encoder.encode_descriptor(

@@ -431,7 +431,7 @@ timeout = "300ms"
     let (code, body) = probe(listen, "target=x:1&module=nope", "");
     assert_eq!(code, 400);
     assert!(
-        body.contains("(modules: landmark, tcp, ping, serving, smtp)"),
+        body.contains("(modules: landmark, tcp, ping, tls, serving, smtp)"),
         "{body}"
     );
 

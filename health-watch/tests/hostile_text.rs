@@ -188,8 +188,5 @@ fn a_hostile_detail_never_stops_an_action() {
 
 /// Where `common::watch_config(tag, ..)` puts `name`.
 fn dir_file(tag: &str, name: &str) -> String {
-    common::watcher::scratch_path(tag)
-        .join(name)
-        .display()
-        .to_string()
+    common::scratch_path(tag).join(name).display().to_string()
 }

@@ -9,6 +9,7 @@ pub mod alertmanager;
 pub mod browser;
 pub mod haproxy;
 pub mod prometheus;
+pub mod tls;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Output};
@@ -44,10 +45,31 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// A loopback address nothing listens on right now.
+/// A loopback address nothing listens on right now, as text
+/// (`127.0.0.1:PORT`, what configs and command lines take).
 pub fn free_port() -> String {
+    free_addr().to_string()
+}
+
+/// A loopback address nothing listens on right now.
+pub fn free_addr() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
+    l.local_addr().unwrap()
+}
+
+/// Where [`scratch`] makes the folder for `tag`: one per tag and test
+/// process, so a test can name a file in it before it is made.
+pub fn scratch_path(tag: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("hp-{tag}-{}", std::process::id()))
+}
+
+/// A fresh, empty folder for `tag` (what was there before is removed).
+/// Tests of one process run at once: give each its own tag.
+pub fn scratch(tag: &str) -> std::path::PathBuf {
+    let dir = scratch_path(tag);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// A listener that never accepts, with its accept queue filled: the kernel

@@ -11,6 +11,9 @@
 //! ```text
 //! cargo build --release --workspace --bins --examples && target/release/probe_cost --runs 500
 //! ```
+//!
+//! `--compare PROGRAM` adds another health-probe binary's landmark check to
+//! the rotation: an A/B of two builds in one run.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -26,6 +29,11 @@ struct Args {
     /// Runs of each tool (alternating).
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(10..=100_000))]
     runs: u32,
+
+    /// Another health-probe binary (say, one built from an earlier commit)
+    /// to run beside this one's landmark check, as an A/B in one run.
+    #[arg(long, value_name = "PROGRAM")]
+    compare: Option<PathBuf>,
 }
 
 /// One tool under measurement.
@@ -128,6 +136,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             failures: 0,
         },
     ];
+    if let Some(other) = &args.compare {
+        tools.push(Tool {
+            name: "health-probe ADDR --expect ok (--compare)",
+            proves: "main thread answered ok",
+            program: other.clone(),
+            args: tools[0].args.clone(),
+            wall_us: Vec::new(),
+            peak_rss_kib: 0,
+            failures: 0,
+        });
+    }
     // The same probe linked statically (packaging/static.sh): no dynamic
     // loader, no relocations of shared libraries at start.
     match built("../static/health-probe") {

@@ -1,9 +1,14 @@
-//! `health-probe tcp` and `health-probe ping`: their flags and parsers.
+//! `health-probe tcp`, `health-probe ping` and `health-probe tls`: their
+//! flags and parsers.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{parse_timeout, FamilyArgs, ModeArgs, Payload, DEFAULT_TIMEOUT};
-use crate::spec::{PingSettings, PingSpec, SpecError, TcpSettings, TcpSpec, DEFAULT_PING_COUNT};
+use crate::spec::{
+    PingSettings, PingSpec, SpecError, Starttls, TcpSettings, TcpSpec, TlsSettings, TlsSpec,
+    DEFAULT_PING_COUNT,
+};
 
 /// Ping a host with ICMP echo: --count requests --interval apart, all
 /// within --timeout.
@@ -149,6 +154,101 @@ impl TcpArgs {
             timeout: self.timeout,
             warn: self.warn,
             crit: self.crit,
+            family: self.family.family(),
+        })
+    }
+}
+
+/// Check a TLS service: connect, run the STARTTLS dialog if asked, finish
+/// the TLS handshake, and judge the certificate chain, the name and the
+/// time left on the certificates, all within --timeout.
+///
+/// The verdict names the leaf certificate's subject, issuer and the days
+/// left until the first certificate of the chain expires, also when the
+/// chain fails verification.
+///
+/// Outcome classes: OK (verified, more than --cert-crit left; marked
+/// cert=warn under --cert-warn), ERR (could not start: name, bad address,
+/// no route, no trusted roots), NG (refused, reset, STARTTLS refused,
+/// handshake failed, certificate expired, expiring within --cert-crit,
+/// for another name, untrusted or invalid), WR (no answer within the
+/// timeout).
+///
+/// Exit codes: 0 for OK, 1 otherwise. With --nagios (like check_tcp -S -D
+/// WARN,CRIT): 0 OK, 1 WARNING (under --cert-warn), 2 CRITICAL (NG, WR,
+/// ERR from the network), 3 UNKNOWN (malformed address, bad arguments, no
+/// trusted roots).
+#[derive(Debug, clap::Args)]
+pub struct TlsArgs {
+    /// TLS port to check: IPv4:PORT, [IPv6]:PORT or HOST:PORT.
+    // The doc comment is --help text, where `[IPv6]` is literal.
+    #[allow(rustdoc::broken_intra_doc_links)]
+    #[arg(value_name = "HOST:PORT")]
+    pub addr: String,
+
+    /// Name to send (SNI) and to verify the certificate for. Without it:
+    /// the host of HOST:PORT (an IP address is verified as one, and no SNI
+    /// is sent).
+    #[arg(long, value_name = "NAME")]
+    pub sni: Option<String>,
+
+    /// Upgrade a plain connection first: smtp, imap, pop3, ftp, xmpp or
+    /// postgres.
+    #[arg(long, value_name = "PROTO")]
+    pub starttls: Option<Starttls>,
+
+    /// Time left on the certificates under which an OK check is marked
+    /// cert=warn (a WARNING with --nagios), like 14d.
+    #[arg(long, value_name = "DUR", default_value = "14d", value_parser = parse_mark)]
+    pub cert_warn: Duration,
+
+    /// Time left under which the check fails (NG, reason cert-expiring),
+    /// like 3d; 0s fails only expired certificates.
+    #[arg(long, value_name = "DUR", default_value = "3d", value_parser = parse_mark)]
+    pub cert_crit: Duration,
+
+    /// Trust only the certificates in this PEM file instead of the
+    /// system's roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+
+    /// Do not verify the chain or the name (the handshake, its signature
+    /// and the time left are still checked).
+    #[arg(long, conflicts_with = "ca")]
+    pub insecure: bool,
+
+    /// Deadline for the whole check (resolve, connect, STARTTLS,
+    /// handshake).
+    #[arg(long, value_name = "DUR", default_value = DEFAULT_TIMEOUT, value_parser = parse_timeout)]
+    pub timeout: Duration,
+
+    /// Which address of a name to test.
+    #[command(flatten)]
+    pub family: FamilyArgs,
+
+    /// How to print the verdict and pick the exit code.
+    #[command(flatten)]
+    pub mode: ModeArgs,
+}
+
+/// A certificate mark: a duration up to 3650d, `0s` allowed.
+fn parse_mark(s: &str) -> Result<Duration, String> {
+    crate::duration::within(s, crate::spec::MAX_CERT_MARK, "3650d")
+}
+
+impl TlsArgs {
+    /// The check these flags ask for, if they keep its rules (the --ca
+    /// file is read here).
+    pub fn spec(&self) -> Result<TlsSpec, Vec<SpecError>> {
+        TlsSpec::new(TlsSettings {
+            addr: self.addr.clone(),
+            sni: self.sni.clone(),
+            starttls: self.starttls,
+            cert_warn: self.cert_warn,
+            cert_crit: self.cert_crit,
+            ca: self.ca.clone(),
+            insecure: self.insecure,
+            timeout: self.timeout,
             family: self.family.family(),
         })
     }

@@ -10,13 +10,14 @@ pub use crate::payload::Payload;
 use clap::{Parser, Subcommand};
 use health_proto::State;
 
-use crate::spec::{LandmarkSettings, LandmarkSpec, PingSpec, SpecError, TcpSpec};
+use crate::check::Check;
+use crate::spec::{LandmarkSettings, LandmarkSpec, SpecError};
 
 mod checks;
 mod connections;
 mod watch;
 
-pub use checks::{PingArgs, TcpArgs};
+pub use checks::{PingArgs, TcpArgs, TlsArgs};
 pub use connections::{ConnectionsArgs, PortOrService};
 pub use watch::{ReportArgs, ReportFormat, WatchArgs};
 
@@ -25,7 +26,8 @@ pub const DEFAULT_TIMEOUT: &str = "1s";
 
 /// Check a service's landmark health endpoint and exit 0 if its state is
 /// expected, 1 otherwise. `health-probe tcp` checks a plain TCP port,
-/// `health-probe ping` a host, `health-probe watch` runs many checks with
+/// `health-probe ping` a host, `health-probe tls` a TLS handshake and its
+/// certificates, `health-probe watch` runs many checks with
 /// alarms, `health-probe report` exports their history, and `health-probe
 /// connections` shows who is connected to a service.
 ///
@@ -103,12 +105,9 @@ pub struct Cli {
 /// What one run does, from arguments that keep every rule.
 #[derive(Debug)]
 pub enum Job {
-    /// The landmark check (`health-probe ADDR`).
-    Landmark(LandmarkSpec, ModeArgs),
-    /// `health-probe tcp`.
-    Tcp(TcpSpec, ModeArgs),
-    /// `health-probe ping`.
-    Ping(PingSpec, ModeArgs),
+    /// One check: the landmark check (`health-probe ADDR`), `health-probe
+    /// tcp`, `ping` or `tls`.
+    Check(Check, ModeArgs),
     /// `health-probe connections`.
     Connections(ConnectionsArgs),
     /// For `health-probe-watch`.
@@ -125,6 +124,7 @@ pub enum Job {
 pub enum Command {
     Tcp(TcpArgs),
     Ping(PingArgs),
+    Tls(TlsArgs),
     Watch(WatchArgs),
     Report(ReportArgs),
     Connections(ConnectionsArgs),
@@ -155,7 +155,7 @@ impl FamilyArgs {
     }
 }
 
-/// Output and exit-code modes of the `tcp` and `ping` checks.
+/// Output and exit-code modes of the `tcp`, `ping` and `tls` checks.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ModeArgs {
     /// keepalived misc_dynamic mode: a port or host has no weight, so OK
@@ -186,6 +186,7 @@ fn usage_error(msg: &str) -> ExitCode {
         let label = match std::env::args_os().nth(1) {
             Some(a) if a == "tcp" => "TCP",
             Some(a) if a == "ping" => "PING",
+            Some(a) if a == "tls" => "TLS",
             _ => "LANDMARK",
         };
         println!("{label} UNKNOWN - usage: {msg}");
@@ -245,8 +246,9 @@ impl Cli {
     /// The job these arguments ask for, if its check keeps every rule.
     pub fn job(self) -> Result<Job, Vec<SpecError>> {
         Ok(match self.command {
-            Some(Command::Tcp(args)) => Job::Tcp(args.spec()?, args.mode),
-            Some(Command::Ping(args)) => Job::Ping(args.spec()?, args.mode),
+            Some(Command::Tcp(args)) => Job::Check(Check::Tcp(args.spec()?), args.mode),
+            Some(Command::Ping(args)) => Job::Check(Check::Ping(args.spec()?), args.mode),
+            Some(Command::Tls(args)) => Job::Check(Check::Tls(args.spec()?), args.mode),
             Some(Command::Connections(args)) => Job::Connections(args),
             Some(Command::Watch(args)) => Job::Watch(args),
             Some(Command::Report(args)) => Job::Report(args),
@@ -265,7 +267,7 @@ impl Cli {
                     json: self.json,
                     quiet: self.quiet,
                 };
-                Job::Landmark(spec, mode)
+                Job::Check(Check::Landmark(spec), mode)
             }
         })
     }
@@ -281,9 +283,10 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
-        let Ok(Job::Ping(spec, _)) = Cli::try_parse_from(["health-probe", "ping", "::1"])
-            .unwrap()
-            .job()
+        let Ok(Job::Check(Check::Ping(spec), _)) =
+            Cli::try_parse_from(["health-probe", "ping", "::1"])
+                .unwrap()
+                .job()
         else {
             panic!("not a ping job");
         };

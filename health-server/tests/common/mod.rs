@@ -166,33 +166,6 @@ pub(crate) fn connect_from(src: &str, addr: SocketAddr) -> TcpStream {
 #[allow(unused_imports)] // not every test crate needs a peer
 pub(crate) use test_support::require;
 
-/// A tiny temporary directory, removed on drop.
-pub(crate) mod tempdir {
-    pub(crate) struct Dir(pub std::path::PathBuf);
-    impl Dir {
-        pub(crate) fn new(tag: &str) -> Dir {
-            let p = std::env::temp_dir().join(format!("lm-{tag}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            Dir(p)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// A loopback port free a moment ago.
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Sends `send` on a fresh connection and reads until the server closes.
 pub(crate) fn read_all(addr: SocketAddr, send: &[u8]) -> String {
     let mut s = TcpStream::connect(addr).unwrap();

@@ -14,7 +14,7 @@
 //!
 //! [[target]]
 //! name = "epg-1"
-//! kind = "landmark"       # landmark | tcp | ping
+//! kind = "landmark"       # landmark | tcp | ping | tls
 //! addr = "10.0.0.5:9100"
 //! on_raise = "systemctl restart epg"
 //! ```
@@ -30,11 +30,12 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use health_probe::spec::{LandmarkSpec, PingSpec, TcpSpec};
+pub(crate) use health_probe::check::{Check, Kind};
 
 mod alerting;
 mod document;
 mod http;
+mod kinds;
 mod module;
 mod validate;
 
@@ -126,22 +127,16 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-/// What kind of check a target runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Kind {
-    Landmark,
-    Tcp,
-    Ping,
-}
+/// A target's `kind`, read by its name (`health_probe::check::Kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KindName(pub Kind);
 
-impl Kind {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Kind::Landmark => "landmark",
-            Kind::Tcp => "tcp",
-            Kind::Ping => "ping",
-        }
+impl<'de> Deserialize<'de> for KindName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<KindName, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse()
+            .map(KindName)
+            .map_err(|_| serde::de::Error::unknown_variant(&s, &Kind::NAMES))
     }
 }
 
@@ -211,8 +206,8 @@ impl Common {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTarget {
     pub name: Spanned<String>,
-    pub kind: Spanned<Kind>,
-    /// landmark and tcp: `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT`.
+    pub kind: Spanned<KindName>,
+    /// landmark, tcp and tls: `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT`.
     pub addr: Option<Spanned<String>>,
     /// ping: an IP address or a host name.
     pub host: Option<Spanned<String>>,
@@ -228,6 +223,13 @@ pub(crate) struct RawTarget {
     pub expect_regex: Option<Spanned<String>>,
     pub warn: Option<Spanned<Dur>>,
     pub crit: Option<Spanned<Dur>>,
+    // tls
+    pub sni: Option<Spanned<String>>,
+    pub starttls: Option<Spanned<String>>,
+    pub cert_warn: Option<Spanned<Dur>>,
+    pub cert_crit: Option<Spanned<Dur>>,
+    pub ca: Option<Spanned<String>>,
+    pub insecure: Option<Spanned<bool>>,
     // ping
     pub count: Option<Spanned<u16>>,
     pub ping_interval: Option<Spanned<Dur>>,
@@ -375,15 +377,6 @@ impl Target {
     }
 }
 
-/// The check a target runs: the same specs as the one-shot
-/// `health-probe`, `health-probe tcp` and `health-probe ping` run.
-#[derive(Debug)]
-pub(crate) enum Check {
-    Landmark(LandmarkSpec),
-    Tcp(TcpSpec),
-    Ping(PingSpec),
-}
-
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(2);
@@ -445,7 +438,7 @@ pub(crate) fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
         count,
         targets,
     );
-    config.modules = v.modules(modules);
+    config.modules = module::validate(&mut v, modules);
     v.finish(config)
 }
 

@@ -1,44 +1,41 @@
 //! `[module.NAME]` tables: the checks `/probe?module=NAME` runs besides
-//! the built-in `landmark`, `tcp` and `ping`, as blackbox_exporter's
+//! the built-in `landmark`, `tcp`, `ping` and `tls`, as blackbox_exporter's
 //! modules are. A module is a target's check keys without the address:
 //! it is validated as a target would be (same keys, same rules, same
 //! messages), with the address `/probe` is given put in at each probe.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::Duration;
 
-use serde::Deserialize;
-use toml::de::DeTable;
+use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::document::{self, Lines};
 use super::validate::Validator;
 use super::{Check, Common, ConfigError, Dur, Kind, RawTarget};
 
-/// The modules every watcher has; a `[module.NAME]` cannot take these.
-pub(crate) const BUILT_IN: [&str; 3] = ["landmark", "tcp", "ping"];
+/// The modules every watcher has, one per check kind; a `[module.NAME]`
+/// cannot take these.
+pub(crate) const BUILT_IN: [&str; 4] = Kind::NAMES;
 /// Most modules in one config.
 const MAX_MODULES: usize = 1000;
-
-/// One `[module.NAME]` table as written: a target's check keys.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawModule {
-    kind: Spanned<Kind>,
-    family: Option<Spanned<String>>,
-    expect: Option<Spanned<Vec<String>>>,
-    component: Option<Spanned<String>>,
-    send: Option<Spanned<String>>,
-    expect_banner: Option<Spanned<String>>,
-    expect_regex: Option<Spanned<String>>,
-    warn: Option<Spanned<Dur>>,
-    crit: Option<Spanned<Dur>>,
-    count: Option<Spanned<u16>>,
-    ping_interval: Option<Spanned<Dur>>,
-    min_replies: Option<Spanned<u16>>,
-    timeout: Option<Spanned<Dur>>,
-}
+/// A target's keys that are not its check's: a module cannot set them.
+const TARGET_ONLY: [&str; 12] = [
+    "name",
+    "addr",
+    "host",
+    "interval",
+    "fall",
+    "rise",
+    "pause_after_errors",
+    "on_raise",
+    "on_clear",
+    "action_timeout",
+    "flap_changes",
+    "flap_window",
+];
 
 /// A validated module.
 #[derive(Debug)]
@@ -56,7 +53,7 @@ pub(super) fn take(
     top: &mut DeTable<'_>,
     lines: &Lines<'_>,
     errors: &mut Vec<ConfigError>,
-) -> Vec<(Spanned<String>, Option<RawModule>)> {
+) -> Vec<(Spanned<String>, Option<RawTarget>)> {
     let Some(value) = top.remove("module") else {
         return Vec::new();
     };
@@ -70,7 +67,24 @@ pub(super) fn take(
         let name = Spanned::new(name.span(), name.into_inner().into_owned());
         let span = value.span();
         let raw = match value.into_inner() {
-            toml::de::DeValue::Table(t) => document::read(Spanned::new(span, t), lines, errors),
+            toml::de::DeValue::Table(mut t) => {
+                for key in TARGET_ONLY {
+                    if let Some((at, _)) = t.remove_entry(key) {
+                        let msg = format!("{key} is a target's key, not a module's");
+                        errors.push(lines.error(at.span().start, msg));
+                    }
+                }
+                // Read as a target's check keys: the name is the module's.
+                let named = |s: &str| Spanned::new(name.span(), Cow::Owned(s.to_string()));
+                t.insert(
+                    named("name"),
+                    Spanned::new(
+                        name.span(),
+                        DeValue::String(Cow::Owned(name.get_ref().clone())),
+                    ),
+                );
+                document::read(Spanned::new(span, t), lines, errors)
+            }
             other => {
                 errors.push(lines.error(
                     span.start,
@@ -88,88 +102,63 @@ pub(super) fn take(
     modules
 }
 
-impl Validator<'_> {
-    /// Every module that keeps the rules, by name.
-    pub(super) fn modules(
-        &mut self,
-        modules: Vec<(Spanned<String>, Option<RawModule>)>,
-    ) -> BTreeMap<String, Module> {
-        if let Some((name, _)) = modules.get(MAX_MODULES) {
-            self.error(name.span(), format!("more than {MAX_MODULES} modules"));
-        }
-        let mut valid = BTreeMap::new();
-        for (name, raw) in modules {
-            let n = name.get_ref();
-            let well_named = !n.is_empty()
-                && n.len() <= 64
-                && n.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-            if !well_named {
-                self.error(
-                    name.span(),
-                    format!(
-                        "module name {} must be 1 to 64 letters, digits, _ or -",
-                        health_probe::text::quoted(n)
-                    ),
-                );
-                continue;
-            }
-            if BUILT_IN.contains(&n.as_str()) {
-                self.error(
-                    name.span(),
-                    format!("module {n} is built in: give yours another name"),
-                );
-                continue;
-            }
-            let Some(raw) = raw else { continue };
-            if let Some(m) = self.module(&name, raw) {
-                valid.insert(name.into_inner(), m);
-            }
-        }
-        valid
+/// Every module that keeps the rules, by name; the others' problems told
+/// to `v`.
+pub(super) fn validate(
+    v: &mut Validator<'_>,
+    modules: Vec<(Spanned<String>, Option<RawTarget>)>,
+) -> BTreeMap<String, Module> {
+    if let Some((name, _)) = modules.get(MAX_MODULES) {
+        v.error(name.span(), format!("more than {MAX_MODULES} modules"));
     }
+    let mut valid = BTreeMap::new();
+    for (name, raw) in modules {
+        let n = name.get_ref();
+        let well_named = !n.is_empty()
+            && n.len() <= 64
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !well_named {
+            v.error(
+                name.span(),
+                format!(
+                    "module name {} must be 1 to 64 letters, digits, _ or -",
+                    health_probe::text::quoted(n)
+                ),
+            );
+            continue;
+        }
+        if BUILT_IN.contains(&n.as_str()) {
+            v.error(
+                name.span(),
+                format!("module {n} is built in: give yours another name"),
+            );
+            continue;
+        }
+        let Some(raw) = raw else { continue };
+        if let Some(m) = module(v, &name, raw) {
+            valid.insert(name.into_inner(), m);
+        }
+    }
+    valid
+}
 
-    fn module(&mut self, name: &Spanned<String>, m: RawModule) -> Option<Module> {
-        let span: Range<usize> = name.span();
-        let stand_in = |s: &str| Some(Spanned::new(span.clone(), s.to_string()));
-        let (addr, host) = match m.kind.get_ref() {
-            Kind::Ping => (None, stand_in("127.0.0.1")),
-            Kind::Landmark | Kind::Tcp => (stand_in("127.0.0.1:1"), None),
-        };
-        let timeout = m.timeout.as_ref().map(|t| t.get_ref().0);
-        let target = RawTarget {
-            name: name.clone(),
-            kind: m.kind,
-            addr,
-            host,
-            family: m.family,
-            expect: m.expect,
-            component: m.component,
-            send: m.send,
-            expect_banner: m.expect_banner,
-            expect_regex: m.expect_regex,
-            warn: m.warn,
-            crit: m.crit,
-            count: m.count,
-            ping_interval: m.ping_interval,
-            min_replies: m.min_replies,
-            // The longest interval, so that no timeout is "longer than
-            // the interval": a module has none.
-            interval: Some(Spanned::new(span.clone(), Dur(Duration::from_secs(86_400)))),
-            timeout: m.timeout,
-            fall: None,
-            rise: None,
-            pause_after_errors: None,
-            on_raise: None,
-            on_clear: None,
-            action_timeout: None,
-            flap_changes: None,
-            flap_window: None,
-        };
-        let target = self.target(target, &Common::default(), span)?;
-        Some(Module {
-            check: target.check,
-            timeout,
-        })
+fn module(v: &mut Validator<'_>, name: &Spanned<String>, mut m: RawTarget) -> Option<Module> {
+    let span: Range<usize> = name.span();
+    // A stand-in address, replaced by the one each probe is given.
+    let stand_in = |s: &str| Some(Spanned::new(span.clone(), s.to_string()));
+    if m.kind.get_ref().0.takes_host() {
+        m.host = stand_in("127.0.0.1");
+    } else {
+        m.addr = stand_in("127.0.0.1:1");
     }
+    let timeout = m.timeout.as_ref().map(|t| t.get_ref().0);
+    // The longest interval, so that no timeout is "longer than the
+    // interval": a module has none.
+    m.interval = Some(Spanned::new(span.clone(), Dur(Duration::from_secs(86_400))));
+    let target = v.target(m, &Common::default(), span)?;
+    Some(Module {
+        check: target.check,
+        timeout,
+    })
 }

@@ -183,3 +183,58 @@ fn written_form_decides_sameness() {
     assert!(a.targets[0].same_as(&b.targets[0]));
     assert!(!a.targets[0].same_as(&c.targets[0]));
 }
+
+#[test]
+fn tls_targets_take_their_keys_and_keep_their_rules() {
+    let config = parse(
+        "[[target]]\nname = \"mail\"\nkind = \"tls\"\naddr = \"127.0.0.1:587\"\nstarttls = \"smtp\"\nsni = \"mail.example\"\ncert_warn = \"30d\"\ncert_crit = \"7d\"\ninsecure = true\n",
+    )
+    .unwrap();
+    let Check::Tls(spec) = &config.targets[0].check else {
+        panic!("not a tls check");
+    };
+    assert_eq!(spec.starttls, Some(health_probe::spec::Starttls::Smtp));
+    assert_eq!(spec.sni.as_deref(), Some("mail.example"));
+    assert_eq!(spec.cert_warn, Duration::from_secs(30 * 86_400));
+    assert!(spec.insecure);
+    assert_eq!(config.targets[0].kind, Kind::Tls);
+    let e = errors(
+        r#"[[target]]
+name = "a"
+kind = "tls"
+addr = "127.0.0.1:443"
+cert_warn = "2d"
+cert_crit = "3d"
+starttls = "gopher"
+ca = "/nonexistent/ca.pem"
+insecure = true
+
+[[target]]
+name = "b"
+kind = "tcp"
+addr = "127.0.0.1:443"
+sni = "x.example"
+
+[[target]]
+name = "c"
+kind = "tls"
+host = "127.0.0.1"
+"#,
+    );
+    let says = |line: usize, text: &str| {
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with(&format!("line {line},")) && m.contains(text)),
+            "line {line}: {text}\n{e:#?}"
+        );
+    };
+    says(6, "cert_crit must not be longer than cert_warn");
+    says(7, "starttls: unknown STARTTLS protocol \"gopher\"");
+    says(8, "give ca or insecure, not both");
+    says(15, "sni applies to tls targets, not tcp");
+    says(20, "host applies to ping targets, not tls");
+    assert!(
+        e.iter().any(|m| m.contains("tls target needs addr")),
+        "{e:#?}"
+    );
+}

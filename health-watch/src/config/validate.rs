@@ -7,33 +7,13 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use health_proto::State;
 use toml::Spanned;
-
-use health_probe::payload::Payload;
-use health_probe::spec::{
-    LandmarkSettings, LandmarkSpec, PingSettings, PingSpec, Setting, SpecError, TcpSettings,
-    TcpSpec, DEFAULT_PING_COUNT, DEFAULT_PING_INTERVAL, MIN_PING_INTERVAL,
-};
-use health_probe::target::Family;
 
 use super::alerting;
 use super::document::Lines;
 use super::http;
+use super::kinds;
 use super::*;
-
-/// A key some kinds only may set: name, where it is set (if it is), the
-/// kinds, and how the message names them.
-type OwnedKey = (
-    &'static str,
-    Option<Range<usize>>,
-    &'static [Kind],
-    &'static str,
-);
-
-fn span_of<T>(v: &Option<Spanned<T>>) -> Option<Range<usize>> {
-    v.as_ref().map(Spanned::span)
-}
 
 pub(super) struct Validator<'a> {
     lines: Lines<'a>,
@@ -229,7 +209,7 @@ impl<'a> Validator<'a> {
             // away (/target/.. is /).
             self.error(t.name.span(), format!("name {name:?} is not a target name"));
         }
-        let kind = *t.kind.get_ref();
+        let kind = t.kind.get_ref().0;
         let common = t.common().or(defaults);
         let interval = self.duration(
             &common.interval,
@@ -317,184 +297,18 @@ impl<'a> Validator<'a> {
             }
         }
 
-        // Keys that belong to some kinds only.
-        const LANDMARK: &[Kind] = &[Kind::Landmark];
-        const TCP: &[Kind] = &[Kind::Tcp];
-        const PING: &[Kind] = &[Kind::Ping];
-        let owned: [OwnedKey; 12] = [
-            ("expect", span_of(&t.expect), LANDMARK, "landmark"),
-            ("component", span_of(&t.component), LANDMARK, "landmark"),
-            ("send", span_of(&t.send), TCP, "tcp"),
-            ("expect_banner", span_of(&t.expect_banner), TCP, "tcp"),
-            ("expect_regex", span_of(&t.expect_regex), TCP, "tcp"),
-            (
-                "warn",
-                span_of(&t.warn),
-                &[Kind::Tcp, Kind::Ping],
-                "tcp and ping",
-            ),
-            (
-                "crit",
-                span_of(&t.crit),
-                &[Kind::Tcp, Kind::Ping],
-                "tcp and ping",
-            ),
-            ("count", span_of(&t.count), PING, "ping"),
-            ("ping_interval", span_of(&t.ping_interval), PING, "ping"),
-            ("min_replies", span_of(&t.min_replies), PING, "ping"),
-            ("host", span_of(&t.host), PING, "ping"),
-            (
-                "addr",
-                span_of(&t.addr),
-                &[Kind::Landmark, Kind::Tcp],
-                "landmark and tcp",
-            ),
-        ];
-        for (key, place, kinds, names) in owned {
-            if let Some(place) = place.filter(|_| !kinds.contains(&kind)) {
-                let msg = format!("{key} applies to {names} targets, not {}", kind.as_str());
-                self.error(place, msg);
-            }
+        let mut found = Vec::new();
+        let check = kinds::check(
+            &t,
+            timeout,
+            common.timeout.as_ref().map(Spanned::span),
+            span,
+            &mut |at, message| found.push((at, message)),
+        );
+        for (at, message) in found {
+            self.error(at, message);
         }
-
-        let addr = match (kind, &t.addr, &t.host) {
-            (Kind::Ping, _, Some(h)) => self.host(h),
-            (Kind::Ping, _, None) => {
-                self.error(span.clone(), "ping target needs host = \"IP or NAME\"");
-                String::new()
-            }
-            (_, Some(a), _) => self.addr(a),
-            (_, None, _) => {
-                self.error(
-                    span.clone(),
-                    format!("{} target needs addr = \"HOST:PORT\"", kind.as_str()),
-                );
-                String::new()
-            }
-        };
-        let warn = t.warn.as_ref().map(|w| w.get_ref().0);
-        let crit = t.crit.as_ref().map(|c| c.get_ref().0);
-        let family = match t.family.as_ref().map(|f| (f, f.get_ref().as_str())) {
-            None => Family::Any,
-            Some((_, "ipv4")) => Family::V4,
-            Some((_, "ipv6")) => Family::V6,
-            Some((f, other)) => {
-                self.error(
-                    f.span(),
-                    format!("family must be \"ipv4\" or \"ipv6\", not {other:?}"),
-                );
-                Family::Any
-            }
-        };
-        // The check's own rules are the spec's (the same as the command
-        // line's); each broken one is shown at the key it is about.
-        let rules_broken = |this: &mut Self, errors: Vec<SpecError>| {
-            for e in errors {
-                let at = match e.setting() {
-                    Setting::Timeout => span_of(&common.timeout),
-                    Setting::Warn => span_of(&t.warn),
-                    Setting::Crit => span_of(&t.crit),
-                    Setting::Expect => span_of(&t.expect),
-                    Setting::ExpectBanner | Setting::ExpectRegex => span_of(&t.expect_banner),
-                    Setting::Count => span_of(&t.count),
-                    Setting::MinReplies => span_of(&t.min_replies),
-                    Setting::Interval => span_of(&t.ping_interval),
-                    _ => None,
-                };
-                this.error(at.unwrap_or(span.clone()), e.to_string());
-            }
-        };
-        let check = match kind {
-            Kind::Landmark => {
-                let mut expect = Vec::new();
-                match &t.expect {
-                    None => expect.push(State::Ok),
-                    Some(list) => {
-                        for s in list.get_ref() {
-                            match s.parse::<State>() {
-                                Ok(st) => expect.push(st),
-                                Err(_) => self.error(list.span(), format!("expect: unknown state {s:?} (use ok, degraded, drain, fail)")),
-                            }
-                        }
-                        if expect.is_empty() && !list.get_ref().is_empty() {
-                            // Each state is reported unknown already.
-                            return None;
-                        }
-                    }
-                }
-                LandmarkSpec::new(LandmarkSettings {
-                    addr: addr.clone(),
-                    component: t.component.as_ref().map(|c| c.get_ref().clone()),
-                    expect,
-                    timeout,
-                    family,
-                })
-                .map(Check::Landmark)
-            }
-            Kind::Tcp => {
-                let payload = |this: &mut Self, s: &Option<Spanned<String>>, key: &str| {
-                    s.as_ref().and_then(|s| match Payload::parse(s.get_ref()) {
-                        Ok(b) => Some(b),
-                        Err(e) => {
-                            this.error(s.span(), format!("{key}: {e}"));
-                            None
-                        }
-                    })
-                };
-                let send = payload(self, &t.send, "send");
-                let expect_banner = payload(self, &t.expect_banner, "expect_banner");
-                let expect_regex = t.expect_regex.as_ref().and_then(|r| {
-                    match health_probe::payload::regex(r.get_ref()) {
-                        Ok(re) => Some(re),
-                        Err(e) => {
-                            self.error(r.span(), format!("expect_regex: {e}"));
-                            None
-                        }
-                    }
-                });
-                TcpSpec::new(TcpSettings {
-                    addr: addr.clone(),
-                    send,
-                    expect_banner,
-                    expect_regex,
-                    timeout,
-                    warn,
-                    crit,
-                    family,
-                })
-                .map(Check::Tcp)
-            }
-            Kind::Ping => {
-                let interval = self.duration(
-                    &t.ping_interval,
-                    DEFAULT_PING_INTERVAL,
-                    "ping_interval",
-                    MIN_PING_INTERVAL,
-                    Duration::from_secs(60),
-                );
-                PingSpec::new(PingSettings {
-                    host: addr.clone(),
-                    count: t
-                        .count
-                        .as_ref()
-                        .map_or(DEFAULT_PING_COUNT, |c| *c.get_ref()),
-                    interval,
-                    timeout,
-                    min_replies: t.min_replies.as_ref().map_or(1, |m| *m.get_ref()),
-                    warn,
-                    crit,
-                    family,
-                })
-                .map(Check::Ping)
-            }
-        };
-        let check = match check {
-            Ok(check) => check,
-            Err(errors) => {
-                rules_broken(self, errors);
-                return None;
-            }
-        };
+        let check = check?;
         if self.errors.len() > errors_before {
             return None;
         }
@@ -502,7 +316,7 @@ impl<'a> Validator<'a> {
         Some(Target {
             name: t.name.into_inner(),
             kind,
-            addr,
+            addr: check.target().to_string(),
             check,
             interval,
             timeout,
@@ -555,27 +369,5 @@ impl<'a> Validator<'a> {
             }
             Some(n) => *n.get_ref(),
         }
-    }
-
-    fn addr(&mut self, a: &Spanned<String>) -> String {
-        let s = a.get_ref();
-        if health_probe::target::endpoint(s).is_err() {
-            self.error(
-                a.span(),
-                format!("addr {s:?} is not IP:PORT, [IPv6]:PORT or HOST:PORT"),
-            );
-        }
-        s.clone()
-    }
-
-    fn host(&mut self, h: &Spanned<String>) -> String {
-        let s = h.get_ref();
-        if health_probe::target::host(s).is_err() {
-            self.error(
-                h.span(),
-                format!("host {s:?} is not an IP address or a host name (no port)"),
-            );
-        }
-        s.clone()
     }
 }

@@ -57,6 +57,13 @@ pub(crate) struct List<'a, U: Fn(&str) -> Option<(f64, f64)>> {
     pub uptime: U,
 }
 
+/// The address of target `name`'s page (`/target/NAME`).
+pub(crate) fn target_link(name: &str) -> String {
+    let encoded: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
+    // The path form of `name`: `+` is a space only in queries.
+    format!("/target/{}", encoded.replace('+', "%20"))
+}
+
 /// The frame every page shares: its title, the style, links to the list
 /// and the report.
 pub(crate) fn layout(title: &str, body: Markup) -> Markup {
@@ -140,7 +147,7 @@ fn row<U: Fn(&str) -> Option<(f64, f64)>>(line: &Line, l: &List<'_, U>) -> Marku
     html! {
         tr class=(line.state.word()) data-target=(s.name) {
             td class="name" {
-                a href=(super::target::link(&s.name)) { (s.name) }
+                a href=(target_link(&s.name)) { (s.name) }
                 @if line.paused { " " span class="mark" title="paused after errors in a row; a reload resumes it" { "paused" } }
                 @if line.flapping { " " span class="mark" title="raising and clearing too often: actions held" { "flapping" } }
             }

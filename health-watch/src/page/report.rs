@@ -23,7 +23,7 @@ use maud::html;
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
-use super::render::layout;
+use super::render::{layout, target_link};
 use super::Pages;
 use crate::history;
 use crate::store::{self, HistoryRow};
@@ -148,7 +148,7 @@ pub(super) async fn page(
                 @for r in &shown {
                     tr class=(r.event) {
                         td { time datetime=(r.time) { (r.time) } }
-                        td { a href=(super::target::link(&r.target)) { (r.target) } }
+                        td { a href=(target_link(&r.target)) { (r.target) } }
                         td { (r.event) }
                         td { (r.class.as_deref().unwrap_or("")) " " (r.reason.as_deref().unwrap_or("")) }
                         td class="num" {

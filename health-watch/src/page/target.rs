@@ -31,13 +31,6 @@ const CHART_HEIGHT: f64 = 160.0;
 /// Room on the left for the axis labels.
 const LEFT: f64 = 56.0;
 
-/// The page's address for target `name`.
-pub(super) fn link(name: &str) -> String {
-    let encoded: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
-    // The path form of `name`: `+` is a space only in queries.
-    format!("/target/{}", encoded.replace('+', "%20"))
-}
-
 pub(super) async fn page(State(pages): State<Arc<Pages>>, Path(name): Path<String>) -> Response {
     let Some(status) = pages.output.targets().into_iter().find(|s| s.name == name) else {
         let body = html! { p { "No target named “" (name) "” is watched." } p { a href="/" { "All targets" } } };

@@ -292,18 +292,7 @@ pub(crate) fn targets(n: usize, ports: &[String], settings: &str) -> String {
         .collect()
 }
 
-/// A scratch folder for one test's config and database.
-pub(crate) fn scratch(name: &str) -> PathBuf {
-    let dir = scratch_path(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Where [`scratch`] makes the folder named `name`.
-pub(crate) fn scratch_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("hp-watch-{name}-{}", std::process::id()))
-}
+pub(crate) use test_support::scratch;
 
 /// Writes `targets` (TOML) after a `database` line into `dir/watch.toml`.
 pub(crate) fn write_config(dir: &Path, targets: &str) -> PathBuf {

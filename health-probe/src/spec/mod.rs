@@ -1,9 +1,10 @@
-//! What a check tests, validated once: [`LandmarkSpec`], [`TcpSpec`] and
-//! [`PingSpec`].
+//! What a check tests, validated once: [`LandmarkSpec`], [`TcpSpec`],
+//! [`PingSpec`] and [`TlsSpec`].
 //!
 //! The command line (`cli`, which adds the output mode) and the watcher's
 //! config (the `health-watch` crate) both write a check's settings as a
-//! plain struct ([`LandmarkSettings`], [`TcpSettings`], [`PingSettings`])
+//! plain struct ([`LandmarkSettings`], [`TcpSettings`], [`PingSettings`],
+//! [`TlsSettings`])
 //! and turn it into a spec through `new`, which holds every rule those
 //! settings must keep and reports every one they break. The checks
 //! (`probe`, `tcp`, `ping`, and `nonblocking` with the `async` feature)
@@ -25,6 +26,11 @@ use crate::duration::MAX_WAIT;
 use crate::payload::Payload;
 use crate::target::Family;
 
+mod tls;
+
+pub(crate) use tls::server_name;
+pub use tls::{Starttls, TlsSettings, TlsSpec};
+
 /// Echo requests a ping check sends unless told otherwise.
 pub const DEFAULT_PING_COUNT: u16 = 3;
 /// The most echo requests one ping check sends.
@@ -34,6 +40,12 @@ pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_millis(200);
 /// The shortest time between echo requests (what unprivileged `ping`
 /// allows).
 pub const MIN_PING_INTERVAL: Duration = Duration::from_millis(10);
+/// A tls check's `--cert-warn` unless told otherwise: 14 days.
+pub const DEFAULT_CERT_WARN: Duration = Duration::from_secs(14 * 86_400);
+/// A tls check's `--cert-crit` unless told otherwise: 3 days.
+pub const DEFAULT_CERT_CRIT: Duration = Duration::from_secs(3 * 86_400);
+/// The longest `--cert-warn` or `--cert-crit`: 10 years.
+pub const MAX_CERT_MARK: Duration = Duration::from_secs(3650 * 86_400);
 
 /// A setting of a check, as the command line and the watcher's config
 /// spell it.
@@ -58,6 +70,16 @@ pub enum Setting {
     MinReplies,
     /// Time between echo requests.
     Interval,
+    /// The name a tls check sends and verifies.
+    Sni,
+    /// Time left on the certificate under which a tls check warns.
+    CertWarn,
+    /// Time left on the certificate under which a tls check fails.
+    CertCrit,
+    /// The file of trusted roots.
+    Ca,
+    /// No verification of the chain or the name.
+    Insecure,
 }
 
 impl Setting {
@@ -73,6 +95,11 @@ impl Setting {
             Setting::Count => "--count",
             Setting::MinReplies => "--min-replies",
             Setting::Interval => "--interval",
+            Setting::Sni => "--sni",
+            Setting::CertWarn => "--cert-warn",
+            Setting::CertCrit => "--cert-crit",
+            Setting::Ca => "--ca",
+            Setting::Insecure => "--insecure",
         }
     }
 
@@ -88,6 +115,11 @@ impl Setting {
             Setting::Count => "count",
             Setting::MinReplies => "min_replies",
             Setting::Interval => "ping_interval",
+            Setting::Sni => "sni",
+            Setting::CertWarn => "cert_warn",
+            Setting::CertCrit => "cert_crit",
+            Setting::Ca => "ca",
+            Setting::Insecure => "insecure",
         }
     }
 }
@@ -125,6 +157,19 @@ pub enum SpecError {
     NoState,
     /// Both a banner and a regular expression to match the answer.
     TwoAnswers,
+    /// A certificate mark over [`MAX_CERT_MARK`].
+    CertMark {
+        /// The setting.
+        setting: Setting,
+    },
+    /// `cert_crit` longer than `cert_warn`: it would never warn.
+    CritOverWarn,
+    /// Not a name a certificate can be issued for.
+    BadSni(String),
+    /// The roots file cannot be used (why).
+    Ca(String),
+    /// Both a roots file and no verification.
+    CaAndInsecure,
 }
 
 impl SpecError {
@@ -136,6 +181,10 @@ impl SpecError {
             SpecError::MoreRepliesThanRequests { .. } => Setting::MinReplies,
             SpecError::NoState => Setting::Expect,
             SpecError::TwoAnswers => Setting::ExpectBanner,
+            SpecError::CertMark { setting } => *setting,
+            SpecError::CritOverWarn => Setting::CertCrit,
+            SpecError::BadSni(_) => Setting::Sni,
+            SpecError::Ca(_) | SpecError::CaAndInsecure => Setting::Ca,
         }
     }
 
@@ -170,6 +219,21 @@ impl SpecError {
                 "give {} or {}, not both",
                 name(Setting::ExpectBanner),
                 name(Setting::ExpectRegex)
+            ),
+            SpecError::CertMark { setting } => {
+                format!("{} must be at most 3650d", name(*setting))
+            }
+            SpecError::CritOverWarn => format!(
+                "{} must not be longer than {}",
+                name(Setting::CertCrit),
+                name(Setting::CertWarn)
+            ),
+            SpecError::BadSni(why) => format!("{}: {why}", name(Setting::Sni)),
+            SpecError::Ca(why) => format!("{}: {why}", name(Setting::Ca)),
+            SpecError::CaAndInsecure => format!(
+                "give {} or {}, not both",
+                name(Setting::Ca),
+                name(Setting::Insecure)
             ),
         }
     }

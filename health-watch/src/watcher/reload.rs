@@ -12,7 +12,7 @@ use crate::config;
 use crate::output::{Mode, Notice};
 use crate::task::record;
 
-use crate::watcher::{removed, Running, Stopped, Watcher};
+use super::{removed, Running, Stopped, Watcher};
 
 impl Watcher {
     /// SIGHUP: reads the config again (off the runtime's threads). An

@@ -1,7 +1,7 @@
 //! The running watcher: start-up (config, lock, database, history), one
 //! task per target, and the loop that serves signals, counters, pruning,
 //! the database's health and the live view until it stops. Reloading is
-//! in [`crate::reload`].
+//! in [`reload`].
 
 use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal;
@@ -28,6 +28,8 @@ use crate::output::{self, Mode, Notice, Output, Row, Stats, Status};
 use crate::prober;
 use crate::signals::{self, Signals};
 use crate::store::{self, EventRecord, Store};
+
+mod reload;
 use crate::task::{self, record, Shared};
 use crate::terminal::Screen;
 
