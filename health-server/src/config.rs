@@ -72,6 +72,7 @@ pub struct Builder {
     pub(crate) allow: Vec<IpNet>,
     pub(crate) stale_after: Duration,
     pub(crate) slow_answer: Duration,
+    #[cfg(feature = "connections")]
     pub(crate) connections: Option<crate::connections::Config>,
 }
 
@@ -89,6 +90,7 @@ impl Default for Builder {
             allow: Vec::new(),
             stale_after: DEFAULT_STALE_AFTER,
             slow_answer: DEFAULT_SLOW_ANSWER,
+            #[cfg(feature = "connections")]
             connections: None,
         }
     }
@@ -210,6 +212,7 @@ impl Builder {
     /// that flag the landmark's `connections` component. See
     /// [`crate::connections::Config`] for what is kept and its memory
     /// bound.
+    #[cfg(feature = "connections")]
     pub fn connections(mut self, cfg: crate::connections::Config) -> Builder {
         self.connections = Some(cfg);
         self

@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use crate::admission::Slot;
 use crate::ask::Observer;
 use crate::conn::Conn;
-use crate::connections::reports::Reports;
-use crate::connections::Recorder;
+#[cfg(feature = "connections")]
+use crate::connections::{reports::Reports, Recorder};
 use crate::metrics::Metrics;
 use health_proto::text::truncate;
 
@@ -40,8 +40,10 @@ pub(crate) struct ConnConfig {
 pub(crate) struct Context {
     pub(crate) observer: Observer,
     /// The connection report, when the service turned it on.
+    #[cfg(feature = "connections")]
     pub(crate) recorder: Option<Arc<Recorder>>,
     /// Bounds and shares the connection reports computed.
+    #[cfg(feature = "connections")]
     pub(crate) reports: Reports,
     pub(crate) shared: Arc<Shared>,
     pub(crate) conn: ConnConfig,
@@ -71,6 +73,7 @@ impl Context {
         component: Option<&str>,
     ) -> Result<LandmarkReply, ErrorReply> {
         let obs = self.observer.observe().await;
+        #[cfg(feature = "connections")]
         let landmark = match (&self.recorder, obs.from_service) {
             (Some(recorder), true) => {
                 let mut l = Landmark::clone(&obs.landmark);
@@ -79,6 +82,8 @@ impl Context {
             }
             _ => Arc::clone(&obs.landmark),
         };
+        #[cfg(not(feature = "connections"))]
+        let landmark = Arc::clone(&obs.landmark);
         let draining = self.shared.draining.load(Ordering::Relaxed);
         self.metrics.landmark(Arc::clone(&landmark), draining);
         let landmark = &*landmark;

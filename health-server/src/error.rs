@@ -16,6 +16,7 @@ pub enum ServerError {
         source: std::io::Error,
     },
     /// The connection report was asked for with no port to collect.
+    #[cfg(feature = "connections")]
     #[error("the connection report needs at least one port (connections::Config::port)")]
     NoConnectionPorts,
     /// There was no tokio runtime and one could not be started.

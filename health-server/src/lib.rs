@@ -42,6 +42,7 @@ pub mod allow;
 mod ask;
 mod config;
 mod conn;
+#[cfg(feature = "connections")]
 pub mod connections;
 mod context;
 mod error;

@@ -33,6 +33,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::admission::{Admission, EvictReason};
+#[cfg(feature = "connections")]
 use crate::connections::{Recorder, TcpState};
 use health_proto::text::truncate;
 
@@ -63,6 +64,7 @@ struct Inner {
     checks: Family<Labels2, Counter>,
     refused_allow_list: AtomicU64,
     admission: Arc<Admission>,
+    #[cfg(feature = "connections")]
     recorder: Option<Arc<Recorder>>,
 }
 
@@ -89,7 +91,10 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn new(admission: Arc<Admission>, recorder: Option<Arc<Recorder>>) -> Metrics {
+    pub(crate) fn new(
+        admission: Arc<Admission>,
+        #[cfg(feature = "connections")] recorder: Option<Arc<Recorder>>,
+    ) -> Metrics {
         Metrics {
             inner: Arc::new(Inner {
                 last: Mutex::new(None),
@@ -99,6 +104,7 @@ impl Metrics {
                 checks: Family::default(),
                 refused_allow_list: AtomicU64::new(0),
                 admission,
+                #[cfg(feature = "connections")]
                 recorder,
             }),
         }
@@ -255,6 +261,7 @@ impl Collector for Live {
             ConstCounter::new(n).encode(family.encode_family(&[("reason", reason.as_str())])?)?;
         }
 
+        #[cfg(feature = "connections")]
         if let Some(recorder) = &i.recorder {
             encode_tcp_connections(recorder, &mut encoder)?;
         }
@@ -264,6 +271,7 @@ impl Collector for Live {
 
 /// `tcp_connections{port,service,state}` from the latest snapshot: every
 /// state of every recorded port, zeros included.
+#[cfg(feature = "connections")]
 fn encode_tcp_connections(
     recorder: &Recorder,
     encoder: &mut DescriptorEncoder,

@@ -156,6 +156,16 @@ pub(crate) fn failed_reply(fail: &Landmark, first: &[u8]) -> Option<Vec<u8>> {
 /// Answers a `connections` request from the recorder's history, on the
 /// blocking pool (a report over 100k connections takes milliseconds,
 /// too long to hold the runtime's thread), within [`Reports`]' limits.
+/// Without the `connections` feature, every request is told so.
+#[cfg(not(feature = "connections"))]
+async fn connections(_: &Context, _: SocketAddr, _: ConnectionsRequest) -> Response {
+    Response::Error(ErrorReply::new(
+        ErrorCode::NotCollecting,
+        "this server was built without connection reports (feature connections)",
+    ))
+}
+
+#[cfg(feature = "connections")]
 async fn connections(ctx: &Context, peer: SocketAddr, request: ConnectionsRequest) -> Response {
     let Some(recorder) = &ctx.recorder else {
         return Response::Error(ErrorReply::new(

@@ -20,8 +20,8 @@ use tokio_util::task::TaskTracker;
 use crate::accept::{accept_loop, Acceptor};
 use crate::admission::{Admission, Limits, SUMMARY_EVERY};
 use crate::ask::{ObserveConfig, Observer};
-use crate::connections::reports::Reports;
-use crate::connections::Recorder;
+#[cfg(feature = "connections")]
+use crate::connections::{reports::Reports, Recorder};
 use crate::context::{ConnConfig, Context, Shared};
 use crate::metrics::Metrics;
 use crate::protocol::Protocol;
@@ -59,7 +59,8 @@ impl Builder {
     }
 }
 
-fn spawn(mut cfg: Builder, state_rx: LandmarkRx) -> Result<HealthServer, ServerError> {
+fn spawn(cfg: Builder, state_rx: LandmarkRx) -> Result<HealthServer, ServerError> {
+    #[cfg(feature = "connections")]
     if cfg.connections.as_ref().is_some_and(|c| c.ports.is_empty()) {
         return Err(ServerError::NoConnectionPorts);
     }
@@ -81,8 +82,16 @@ fn spawn(mut cfg: Builder, state_rx: LandmarkRx) -> Result<HealthServer, ServerE
         cfg.max_per_source,
     )));
     // Taken: the recorder owns its config from here; `serve` needs the rest.
-    let recorder = cfg.connections.take().map(|c| Arc::new(Recorder::new(c)));
+    #[cfg(feature = "connections")]
+    let (cfg, recorder) = {
+        let mut cfg = cfg;
+        let recorder = cfg.connections.take().map(|c| Arc::new(Recorder::new(c)));
+        (cfg, recorder)
+    };
+    #[cfg(feature = "connections")]
     let metrics = Metrics::new(Arc::clone(&admission), recorder.clone());
+    #[cfg(not(feature = "connections"))]
+    let metrics = Metrics::new(Arc::clone(&admission));
     let (done_tx, done_rx) = oneshot::channel();
     let serve = serve(
         listeners,
@@ -91,6 +100,7 @@ fn spawn(mut cfg: Builder, state_rx: LandmarkRx) -> Result<HealthServer, ServerE
         Endpoint {
             shared: Arc::clone(&shared),
             admission,
+            #[cfg(feature = "connections")]
             recorder,
             metrics: metrics.clone(),
         },
@@ -192,6 +202,7 @@ fn limits(total: usize, per_source: usize) -> Limits {
 struct Endpoint {
     shared: Arc<Shared>,
     admission: Arc<Admission>,
+    #[cfg(feature = "connections")]
     recorder: Option<Arc<Recorder>>,
     metrics: Metrics,
 }
@@ -206,6 +217,7 @@ async fn serve(
     let Endpoint {
         shared,
         admission,
+        #[cfg(feature = "connections")]
         recorder,
         metrics,
     } = endpoint;
@@ -218,6 +230,7 @@ async fn serve(
         },
         metrics.clone(),
     );
+    #[cfg(feature = "connections")]
     if let Some(recorder) = &recorder {
         // The first snapshot before anyone can ask: a report right after
         // start is not empty, and the landmark has its component.
@@ -227,7 +240,9 @@ async fn serve(
     let acceptor = Arc::new(Acceptor {
         ctx: Arc::new(Context {
             observer,
+            #[cfg(feature = "connections")]
             recorder: recorder.clone(),
+            #[cfg(feature = "connections")]
             reports: Reports::new(),
             shared: Arc::clone(&shared),
             conn: ConnConfig {
@@ -253,6 +268,7 @@ async fn serve(
         per_source = l.per_source,
         "health endpoint admission limits"
     );
+    #[cfg(feature = "connections")]
     if let Some(recorder) = recorder {
         acceptor.tracker.spawn(recorder.run(acceptor.token.clone()));
     }

@@ -2,6 +2,7 @@
 //! connections: states (ESTABLISHED, CLOSE_WAIT, TIME_WAIT), filters,
 //! grouping, past moments and ranges, thresholds on the landmark, the
 //! frame limit with 10,000 connections, and the errors.
+#![cfg(feature = "connections")]
 
 mod common;
 

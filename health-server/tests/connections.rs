@@ -1,6 +1,7 @@
 //! The sock_diag collector against real loopback connections in known TCP
 //! states: ESTABLISHED, CLOSE_WAIT, TIME_WAIT and LISTEN, IPv4 and IPv6,
 //! with the kernel's state and port filters and the `max` cap.
+#![cfg(feature = "connections")]
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -8,13 +8,15 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use health_server::{connections, HealthServer, Landmark, State};
+#[cfg(feature = "connections")]
+use health_server::connections;
+use health_server::{HealthServer, Landmark, State};
 use test_support::{promtool_accepts, sample};
 
 struct Endpoint {
@@ -247,12 +249,13 @@ fn openmetrics_when_the_scraper_asks_for_it() {
 }
 
 #[test]
+#[cfg(feature = "connections")]
 fn the_recorder_counts_connections_per_port_and_state() {
-    let svc = TcpListener::bind("127.0.0.1:0").unwrap();
+    let svc = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = svc.local_addr().unwrap().port();
     let _clients: Vec<_> = (0..3)
         .map(|_| {
-            let c = TcpStream::connect(svc.local_addr().unwrap()).unwrap();
+            let c = std::net::TcpStream::connect(svc.local_addr().unwrap()).unwrap();
             (c, svc.accept().unwrap().0)
         })
         .collect();

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::*;
-use health_server::{connections, Landmark, State, TcpState};
+#[cfg(feature = "connections")]
+use health_server::{connections, TcpState};
+use health_server::{Landmark, State};
 
 /// A `MakeWriter` collecting tracing output for assertions.
 #[derive(Clone, Default)]
@@ -94,6 +96,7 @@ fn failed_slow_and_refused_checks_emit_tracing_events() {
 }
 
 #[test]
+#[cfg(feature = "connections")]
 fn crossing_and_clearing_a_connection_threshold_emit_tracing_events() {
     let logs = logs();
     let svc = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
