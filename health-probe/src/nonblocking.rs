@@ -83,12 +83,7 @@ async fn tls_handshake(
     timeout: &str,
     tried: &mut Option<SocketAddr>,
 ) -> Result<Handshake, Failure> {
-    let addr = resolve(&spec.addr, spec.family, deadline)
-        .await
-        .map_err(tcp::classify)?;
-    let mut stream = connect(addr, deadline, timeout, tried)
-        .await
-        .map_err(tcp::classify)?;
+    let mut stream = open(&spec.addr, spec.family, deadline, timeout, tried).await?;
     if let Some(protocol) = spec.starttls {
         let mut dialog = Dialog::new(protocol, &prepared.host);
         let mut next = dialog.start();
@@ -156,6 +151,24 @@ fn elapsed() -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::TimedOut, "deadline passed")
 }
 
+/// `addr`'s one address, connected before `deadline`, failures in the
+/// four classes: where the tcp and tls checks begin (as the blocking
+/// [`tcp::open`]).
+async fn open(
+    addr: &str,
+    family: Family,
+    deadline: tokio::time::Instant,
+    timeout: &str,
+    tried: &mut Option<SocketAddr>,
+) -> Result<TcpStream, Failure> {
+    let addr = resolve(addr, family, deadline)
+        .await
+        .map_err(tcp::classify)?;
+    connect(addr, deadline, timeout, tried)
+        .await
+        .map_err(tcp::classify)
+}
+
 /// `addr`'s one address, names resolved by tokio's resolver before
 /// `deadline`.
 async fn resolve(
@@ -208,12 +221,7 @@ async fn tcp_exchange(
     tried: &mut Option<SocketAddr>,
     answer: &mut Vec<u8>,
 ) -> Result<String, Failure> {
-    let addr = resolve(&spec.addr, spec.family, deadline)
-        .await
-        .map_err(tcp::classify)?;
-    let mut stream = connect(addr, deadline, timeout, tried)
-        .await
-        .map_err(tcp::classify)?;
+    let mut stream = open(&spec.addr, spec.family, deadline, timeout, tried).await?;
     if let Some(send) = &spec.send {
         tokio::time::timeout_at(deadline, stream.write_all(&send.0))
             .await

@@ -93,9 +93,7 @@ fn check(
     answer: &mut Vec<u8>,
 ) -> Result<String, Failure> {
     let timeout = humantime::format_duration(args.timeout).to_string();
-    let addr = target::resolve(&args.addr, args.family, deadline).map_err(classify)?;
-    let mut stream = probe::connect(addr, deadline, &timeout, tried).map_err(classify)?;
-    let _ = stream.get_ref().set_nodelay(true);
+    let mut stream = open(&args.addr, args.family, deadline, &timeout, tried)?;
     if let Some(send) = &args.send {
         stream
             .write_all(&send.0)
@@ -115,6 +113,21 @@ fn check(
             return done;
         }
     }
+}
+
+/// `addr`'s one address, connected before `deadline` (no Nagle delay),
+/// failures in the four classes: where the tcp and tls checks begin.
+pub(crate) fn open(
+    addr: &str,
+    family: target::Family,
+    deadline: Instant,
+    timeout: &str,
+    tried: &mut Option<SocketAddr>,
+) -> Result<probe::DeadlineStream, Failure> {
+    let addr = target::resolve(addr, family, deadline).map_err(classify)?;
+    let stream = probe::connect(addr, deadline, timeout, tried).map_err(classify)?;
+    let _ = stream.get_ref().set_nodelay(true);
+    Ok(stream)
 }
 
 /// The detail of an OK check that expects no answer.

@@ -5,31 +5,19 @@
 //! `promtool check metrics` (Debian's prometheus package) finds nothing to
 //! say. An address in use stops the start; a bad one is a config error.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::process::Command;
 use std::time::Duration;
 
 use health_server::{Builder, Landmark};
 
 mod common;
-use common::watcher::{check_config, is, scratch, write_config, Accepting, Watcher};
+use common::watcher::{check_config, http_get, is, scratch, write_config, Accepting, Watcher};
 use common::{code, free_port, promtool_accepts, sample, stderr, PROBE};
 
 /// One GET on a fresh connection: status, head and body.
 fn get(addr: SocketAddr, path: &str, accept: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
-    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (code, head.to_string(), body.to_string())
+    http_get(addr, path, &format!("Accept: {accept}\r\n"))
 }
 
 fn scrape(addr: SocketAddr) -> String {
@@ -275,20 +263,8 @@ fn exporter(tag: &str) -> (Watcher, SocketAddr, std::path::PathBuf) {
 }
 
 fn probe(listen: SocketAddr, query: &str, extra: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(listen).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET /probe?{query} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    (
-        head.split(' ').nth(1).unwrap().parse().unwrap(),
-        body.to_string(),
-    )
+    let (code, _, body) = http_get(listen, &format!("/probe?{query}"), extra);
+    (code, body)
 }
 
 #[test]

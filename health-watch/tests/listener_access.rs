@@ -9,28 +9,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 mod common;
-use common::watcher::{check_config, scratch, write_config, Watcher};
+use common::watcher::{check_config, http_get, scratch, write_config, Watcher};
 use common::{code, free_port, stderr};
 
 const TARGET: &str =
     "[[target]]\nname = \"t\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\ninterval = \"1h\"\n";
-
-/// The head of a GET's reply.
-fn reply_head(listen: SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect(listen).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    text.split("\r\n\r\n")
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
 
 /// A watcher started with `settings` (TOML before its one quiet target).
 fn watcher(dir: &std::path::Path, settings: &str) -> Watcher {
@@ -104,7 +87,7 @@ fn the_listener_keeps_out_other_networks_and_asks_for_its_password() {
     assert_eq!(status_of(listen, "/metrics", &lower), Some(200));
     let upper = auth("ops:s3cret: with colon").replace("Basic", "BASIC");
     assert_eq!(status_of(listen, "/metrics", &upper), Some(200));
-    let head = reply_head(listen, "/");
+    let (_, head, _) = http_get(listen, "/", "");
     assert!(head.starts_with("HTTP/1.1 401"), "{head}");
     assert!(
         head.to_ascii_lowercase()

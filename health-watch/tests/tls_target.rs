@@ -5,28 +5,18 @@
 //! `probe_ssl_earliest_cert_expiry` for a chain that verifies and for one
 //! that does not (the built-in module trusts the system's roots only).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod common;
 use common::tls::{Pki, SServer};
-use common::watcher::{is, scratch, write_config, Watcher};
+use common::watcher::{http_get, is, scratch, write_config, Watcher};
 use common::{free_port, require, sample};
 
 fn probe(listen: SocketAddr, query: &str) -> String {
-    let mut s = TcpStream::connect(listen).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET /probe?{query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
-    body.to_string()
+    let (code, head, body) = http_get(listen, &format!("/probe?{query}"), "");
+    assert_eq!(code, 200, "{head}\n{body}");
+    body
 }
 
 /// Days from now until the Unix time `at`.

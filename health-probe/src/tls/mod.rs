@@ -27,7 +27,6 @@ pub use cert::CertFacts;
 pub(crate) use starttls::{Dialog, Next};
 
 use crate::outcome::{Class, Speed};
-use crate::probe;
 use crate::spec::TlsSpec;
 use crate::target::{self, Endpoint};
 use crate::tcp::{self, Failure};
@@ -80,9 +79,7 @@ fn handshake(
     timeout: &str,
     tried: &mut Option<SocketAddr>,
 ) -> Result<Handshake, Failure> {
-    let addr = target::resolve(&spec.addr, spec.family, deadline).map_err(tcp::classify)?;
-    let mut stream = probe::connect(addr, deadline, timeout, tried).map_err(tcp::classify)?;
-    let _ = stream.get_ref().set_nodelay(true);
+    let mut stream = tcp::open(&spec.addr, spec.family, deadline, timeout, tried)?;
     if let Some(protocol) = spec.starttls {
         let mut dialog = Dialog::new(protocol, &prepared.host);
         let mut next = dialog.start();

@@ -2,8 +2,8 @@
 //! integration tests.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -293,6 +293,28 @@ pub(crate) fn targets(n: usize, ports: &[String], settings: &str) -> String {
 }
 
 pub(crate) use test_support::scratch;
+
+/// One GET of `path` on a fresh connection, with `headers` (each line
+/// ending in `\r\n`): the status, the head and the body, read until the
+/// listener closes (at most 10 s without a byte).
+pub(crate) fn http_get(addr: SocketAddr, path: &str, headers: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    // A listener that refuses may reset once its reply is out.
+    let _ = s.read_to_string(&mut text);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP response: {text:?}"));
+    let code = head.split(' ').nth(1).and_then(|c| c.parse().ok());
+    let code = code.unwrap_or_else(|| panic!("no status: {head}"));
+    (code, head.to_string(), body.to_string())
+}
 
 /// Writes `targets` (TOML) after a `database` line into `dir/watch.toml`.
 pub(crate) fn write_config(dir: &Path, targets: &str) -> PathBuf {
