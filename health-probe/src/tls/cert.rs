@@ -1,5 +1,5 @@
 //! The certificates a server presented, kept whether or not they verify:
-//! [`Recorder`] wraps rustls's verifier (or none, with `--insecure`) and
+//! `Recorder` wraps rustls's verifier (or none, with `--insecure`) and
 //! keeps the chain before judging it, so a check that fails verification
 //! still reports when the certificate expires (blackbox_exporter loses it
 //! then: its issue 1119). [`CertFacts`] is what the verdict names.
