@@ -22,7 +22,9 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::event::ActionOutcome;
 use crate::output::{Notice, Output};
+use crate::registry::Registry;
 use crate::store::{ActionRecord, EventRecord, Store};
 
 /// Most bytes of an action's output (stdout and stderr together) kept in
@@ -63,16 +65,19 @@ pub(crate) struct Actions {
     closing: CancellationToken,
     store: Store,
     output: Arc<Output>,
+    /// Counts each action by its outcome.
+    registry: Arc<Registry>,
 }
 
 impl Actions {
-    pub(crate) fn new(store: Store, output: Arc<Output>) -> Arc<Actions> {
+    pub(crate) fn new(store: Store, output: Arc<Output>, registry: Arc<Registry>) -> Arc<Actions> {
         Arc::new(Actions {
             slots: Mutex::new(HashMap::new()),
             runners: Mutex::new(Vec::new()),
             closing: CancellationToken::new(),
             store,
             output,
+            registry,
         })
     }
 
@@ -104,7 +109,7 @@ impl Actions {
             .replace(p);
         slot.wake.notify_one();
         if let Some(old) = replaced {
-            let record = not_run(&old, "superseded", "");
+            let record = not_run(&old, ActionOutcome::Superseded, "");
             let me = self.clone();
             tokio::spawn(async move { me.finish(&old, record).await });
         }
@@ -121,7 +126,11 @@ impl Actions {
                 .take();
             match next {
                 Some(p) if self.closing.is_cancelled() => {
-                    let record = not_run(&p, "stopped", "the watcher stopped before it ran");
+                    let record = not_run(
+                        &p,
+                        ActionOutcome::Stopped,
+                        "the watcher stopped before it ran",
+                    );
                     self.finish(&p, record).await;
                 }
                 Some(p) => {
@@ -152,7 +161,8 @@ impl Actions {
     }
 
     async fn finish(&self, p: &Pending, record: ActionRecord) {
-        if record.outcome == "spawn-error" {
+        self.registry.count_action(record.outcome);
+        if record.outcome == ActionOutcome::SpawnError {
             self.output.notice(Notice::Error(format!(
                 "the {} action of {} could not start: {}",
                 p.event.event, p.event.target, record.output
@@ -198,7 +208,7 @@ pub(crate) fn environment(p: &Pending) -> Vec<(&'static str, String)> {
 }
 
 /// The record of an action that never started.
-fn not_run(p: &Pending, outcome: &'static str, why: &str) -> ActionRecord {
+fn not_run(p: &Pending, outcome: ActionOutcome, why: &str) -> ActionRecord {
     ActionRecord {
         event_id: p.event_id,
         command: p.command.clone(),
@@ -238,7 +248,7 @@ async fn run(p: &Pending, closing: &CancellationToken) -> ActionRecord {
         Ok(x) => x,
         Err(e) => {
             return record(
-                "spawn-error",
+                ActionOutcome::SpawnError,
                 None,
                 format!(
                     "cannot start /bin/sh ({} tries): {e}",
@@ -249,10 +259,10 @@ async fn run(p: &Pending, closing: &CancellationToken) -> ActionRecord {
     };
     let deadline = tokio::time::Instant::now() + p.timeout;
     let ended = tokio::select! {
-        s = tokio::time::timeout_at(deadline, child.wait()) => s.map_err(|_| "timeout"),
+        s = tokio::time::timeout_at(deadline, child.wait()) => s.map_err(|_| ActionOutcome::Timeout),
         _ = closing.cancelled() => {
             let grace = deadline.min(tokio::time::Instant::now() + STOP_GRACE);
-            tokio::time::timeout_at(grace, child.wait()).await.map_err(|_| "stopped")
+            tokio::time::timeout_at(grace, child.wait()).await.map_err(|_| ActionOutcome::Stopped)
         }
     };
     let status = match ended {
@@ -272,13 +282,13 @@ async fn run(p: &Pending, closing: &CancellationToken) -> ActionRecord {
     };
     let output = read_output(&mut file);
     match status {
-        Ok(s) if s.success() => record("ok", Some(0), output),
+        Ok(s) if s.success() => record(ActionOutcome::Ok, Some(0), output),
         Ok(s) => {
             use std::os::unix::process::ExitStatusExt;
             let code = s.code().or_else(|| s.signal().map(|sig| 128 + sig));
-            record("failed", code, output)
+            record(ActionOutcome::Failed, code, output)
         }
-        Err(e) => record("failed", None, e.to_string()),
+        Err(e) => record(ActionOutcome::Failed, None, e.to_string()),
     }
 }
 

@@ -36,18 +36,6 @@ pub(crate) enum Transition {
     FlappingStopped,
 }
 
-impl Transition {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Transition::Raise => "raise",
-            Transition::Clear => "clear",
-            Transition::Pause => "pause",
-            Transition::Flapping => "flapping",
-            Transition::FlappingStopped => "flapping-stopped",
-        }
-    }
-}
-
 /// The thresholds of one target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Thresholds {

@@ -38,26 +38,44 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::output::{Output, ACTION_OUTCOMES, CLASSES};
+use crate::event::ActionOutcome;
+use crate::output::Output;
 use crate::prober::{self, gauge};
+use crate::registry::{self as state, CLASSES};
 
-/// Serves `/metrics`, `/probe` and the status page on `listener` until
-/// `stop` is cancelled, to the clients `access` lets in. `more` adds
-/// metrics of the watcher's other parts; `modules` are the config's, for
-/// `/probe`; `database` is the history the pages read.
+/// What the listener serves from.
+pub(crate) struct Sources {
+    /// Where its warnings go (`http_listen full`).
+    pub output: Arc<Output>,
+    /// The targets' state: `/metrics` and the pages read it.
+    pub watched: Arc<state::Registry>,
+    /// Metrics of the watcher's other parts.
+    pub more: Vec<Box<dyn Collector>>,
+    /// The config's modules, for `/probe`.
+    pub modules: prober::Modules,
+    /// The history the pages read.
+    pub database: std::path::PathBuf,
+}
+
+/// Serves `/metrics`, `/probe` and the status page on `listener` from
+/// `sources` until `stop` is cancelled, to the clients `access` lets in.
 pub(crate) fn spawn(
     listener: TcpListener,
-    output: Arc<Output>,
-    more: Vec<Box<dyn Collector>>,
-    modules: prober::Modules,
-    database: std::path::PathBuf,
+    sources: Sources,
     access: crate::config::Access,
     stop: CancellationToken,
 ) {
-    let pages = crate::page::router(Arc::clone(&output), database);
+    let Sources {
+        output,
+        watched,
+        more,
+        modules,
+        database,
+    } = sources;
+    let pages = crate::page::router(Arc::clone(&watched), database);
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Targets {
-        output: Arc::clone(&output),
+        watched,
         started: SystemTime::now(),
     }));
     for collector in more {
@@ -169,7 +187,7 @@ fn expose(registry: &Registry, headers: &HeaderMap) -> Response {
 /// The metrics read from the targets' status at each scrape.
 #[derive(Debug)]
 struct Targets {
-    output: Arc<Output>,
+    watched: Arc<state::Registry>,
     started: SystemTime,
 }
 
@@ -184,7 +202,7 @@ struct Reading {
 
 impl Collector for Targets {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let targets = self.output.targets();
+        let targets = self.watched.targets();
         let readings: Vec<Reading> = targets
             .iter()
             .map(|t| {
@@ -273,8 +291,8 @@ impl Collector for Targets {
             None,
             MetricType::Counter,
         )?;
-        for (outcome, n) in ACTION_OUTCOMES.iter().zip(self.output.actions()) {
-            ConstCounter::new(n).encode(family.encode_family(&[("outcome", *outcome)])?)?;
+        for (outcome, n) in ActionOutcome::ALL.iter().zip(self.watched.actions()) {
+            ConstCounter::new(n).encode(family.encode_family(&[("outcome", outcome.as_str())])?)?;
         }
         process(&mut encoder, self.started)
     }

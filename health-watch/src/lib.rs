@@ -10,8 +10,12 @@
 //! [`report`]; the modules are the crate's own:
 //!
 //! - `config`: the TOML file and its validation.
-//! - `check`: one check of one target (landmark, tcp, ping).
+//! - `check`: one check of one target (landmark, tcp, ping, tls).
 //! - `alarm`: fall/rise/pause rules, pure state.
+//! - `registry`: the state of every target and of the run, apart from
+//!   how it is shown.
+//! - `event`: the words of the history (`Event`, `ActionOutcome`).
+//! - `publish`: where each recorded event goes, once.
 //! - `store`: the history database.
 //! - `action`: commands run on raise and clear.
 //! - `alertmanager`: alarms as Alertmanager alerts (`alertmanager_url`).
@@ -40,12 +44,15 @@ mod alertmanager;
 mod check;
 mod config;
 mod error;
+mod event;
 mod exporter;
 mod history;
 mod listener;
 mod output;
 mod page;
 mod prober;
+mod publish;
+mod registry;
 mod signals;
 mod store;
 mod task;

@@ -20,13 +20,14 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::action::{Actions, Pending};
 use crate::alarm::{Thresholds, Transition};
-use crate::alertmanager::{Alerts, Raised};
 use crate::check::{self, Observation};
 use crate::config::Target;
-use crate::output::{Notice, Output, Status, CLASSES};
-use crate::store::{EventRecord, Store};
+use crate::event::Event;
+use crate::output::Notice;
+use crate::publish::{Action, Publisher};
+use crate::registry::{Row, Status, CLASSES};
+use crate::store::EventRecord;
 
 /// Checks, failures, lag: shared by every target task.
 #[derive(Default)]
@@ -39,11 +40,8 @@ pub(crate) struct Counters {
 
 /// What every target task shares.
 pub(crate) struct Shared {
-    pub output: Arc<Output>,
-    pub store: Store,
-    pub actions: Arc<Actions>,
-    /// Where alarms go as alerts (`alertmanager_url`), if anywhere.
-    pub alerts: Option<Arc<Alerts>>,
+    /// Where events go, and the parts they go to.
+    pub events: Publisher,
     pub limit: Arc<Semaphore>,
     pub counters: Counters,
     pub log_checks: bool,
@@ -55,19 +53,9 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(
-        output: Arc<Output>,
-        store: Store,
-        actions: Arc<Actions>,
-        alerts: Option<Arc<Alerts>>,
-        max_in_flight: usize,
-        log_checks: bool,
-    ) -> Shared {
+    pub(crate) fn new(events: Publisher, max_in_flight: usize, log_checks: bool) -> Shared {
         Shared {
-            output,
-            store,
-            actions,
-            alerts,
+            events,
             limit: Arc::new(Semaphore::new(max_in_flight)),
             counters: Counters::default(),
             log_checks,
@@ -113,35 +101,6 @@ impl Drop for Judging<'_> {
         self.0.judging.fetch_sub(1, Ordering::SeqCst);
         self.0.judged.notify_waiters();
     }
-}
-
-/// Records an event, then tells it (and Alertmanager, of a raise, clear or
-/// removal); the id (provisional, below zero, while the event waits for
-/// the database) links its action.
-pub(crate) async fn record(shared: &Shared, event: EventRecord) -> Option<i64> {
-    let id = shared.store.event(event.clone()).await;
-    if let Some(alerts) = &shared.alerts {
-        match event.event {
-            "raise" => alerts.raised(&Raised {
-                target: &event.target,
-                kind: event.kind,
-                addr: &event.addr,
-                class: event.class,
-                reason: event.reason,
-                detail: &event.detail,
-                at: event.time,
-            }),
-            "clear" | "removed" => alerts.cleared(&event.target, event.time),
-            _ => {}
-        }
-    }
-    // A provisional id (the event waits for the database) is no row of
-    // the history yet: told without one; its action still links by it.
-    shared.output.notice(Notice::Event {
-        id: id.filter(|id| *id > 0),
-        event,
-    });
-    id
 }
 
 /// Where in its interval a target first runs: spread by its name, so
@@ -190,13 +149,13 @@ pub(crate) async fn watch(
             };
             status.row().alarm.resume();
             let mut event = event_of(&target, Transition::Pause, &observation, 0);
-            event.event = "resume";
+            event.event = Event::Resume;
             event.class = None;
             event.reason = None;
             event.detail = "config reloaded".into();
             event.rtt = None;
             event.time = SystemTime::now();
-            record(&shared, event).await;
+            shared.events.publish(event, None).await;
             next = Instant::now();
             continue;
         }
@@ -254,7 +213,7 @@ async fn judge(
     observation: &Observation,
 ) -> bool {
     if shared.log_checks {
-        shared.output.notice(Notice::Check {
+        shared.events.output.notice(Notice::Check {
             target: target.name.clone(),
             kind: target.kind.as_str(),
             addr: target.addr.clone(),
@@ -269,7 +228,7 @@ async fn judge(
     };
     let (changes, alarm, mark) = {
         let mut row = status.row();
-        let shown = |row: &crate::output::Row| {
+        let shown = |row: &Row| {
             let last = row.last.as_ref().map(|o| (o.failed(), o.class, o.reason));
             (last, row.alarm.raised, row.alarm.paused, row.alarm.flapping)
         };
@@ -282,7 +241,7 @@ async fn judge(
         row.hours.record(observation);
         row.recent.record(observation);
         if shown(&row) != before {
-            shared.output.changed();
+            shared.events.registry.changed();
         }
         let class = observation.class.as_str();
         if let Some(i) = CLASSES.iter().position(|c| *c == class) {
@@ -297,6 +256,7 @@ async fn judge(
     };
     if let Some(passed) = mark {
         shared
+            .events
             .store
             .observed(&target.name, observation.at, passed)
             .await;
@@ -321,20 +281,16 @@ async fn judge(
                 )
             };
         }
-        let id = record(shared, event.clone()).await;
         let command = match change {
             Transition::Raise => target.on_raise.as_ref(),
             Transition::Clear => target.on_clear.as_ref(),
             Transition::Pause | Transition::Flapping | Transition::FlappingStopped => None,
         };
-        if let Some(command) = command {
-            shared.actions.submit(Pending {
-                event_id: id.unwrap_or(0),
-                event,
-                command: command.clone(),
-                timeout: target.action_timeout,
-            });
-        }
+        let action = command.map(|command| Action {
+            command: command.clone(),
+            timeout: target.action_timeout,
+        });
+        shared.events.publish(event, action).await;
     }
     changes.contains(&Transition::Pause)
 }
@@ -345,7 +301,7 @@ fn event_of(target: &Target, change: Transition, o: &Observation, count: u32) ->
         target: target.name.clone(),
         kind: target.kind.as_str(),
         addr: target.addr.clone(),
-        event: change.as_str(),
+        event: Event::from(change),
         class: Some(o.class.as_str()),
         reason: o.reason,
         detail: o.detail.clone(),

@@ -10,8 +10,10 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 
-use crate::alarm::{Alarm, Phase};
+use crate::alarm::Phase;
 use crate::check::Observation;
+use crate::event::Event;
+use crate::registry::{Registry, Stats};
 use crate::store::{ActionRecord, EventRecord};
 use health_probe::text::shown;
 
@@ -23,67 +25,9 @@ pub(crate) enum Mode {
     Live,
 }
 
-/// What a target shows in the live view: kept by its task, read by the
-/// view.
-pub(crate) struct Status {
-    pub name: String,
-    pub kind: &'static str,
-    pub addr: String,
-    pub row: Mutex<Row>,
-}
-
-pub(crate) struct Row {
-    pub alarm: Alarm,
-    pub last: Option<Observation>,
-    /// Alarms raised, over the whole history.
-    pub alarms: u64,
-    /// Checks since the target started, by class ([`CLASSES`] order).
-    pub checks: [u64; 4],
-    /// The last 24 hours of checks, by hour (the status page's bars).
-    pub hours: crate::uptime::Hours,
-    /// The last checks' round trips (the status page's chart).
-    pub recent: crate::uptime::Recent,
-    /// What this run has marked in the history (uptime counts from it).
-    pub marked: crate::uptime::Marked,
-}
-
 /// `1 target`, `5 targets`.
 pub(crate) fn targets_counted(n: usize) -> String {
     format!("{n} target{}", if n == 1 { "" } else { "s" })
-}
-
-/// The classes of a check's outcome, in the order [`Row::checks`] counts
-/// them.
-pub(crate) const CLASSES: [&str; 4] = ["OK", "WR", "NG", "ERR"];
-
-/// The outcomes an action's record can have, in the order
-/// [`Output::actions`] counts them.
-pub(crate) const ACTION_OUTCOMES: [&str; 6] = [
-    "ok",
-    "failed",
-    "timeout",
-    "spawn-error",
-    "superseded",
-    "stopped",
-];
-
-impl Status {
-    pub(crate) fn row(&self) -> std::sync::MutexGuard<'_, Row> {
-        self.row.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Counters over the whole run, for `--stats` and the live header.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Stats {
-    pub checks: u64,
-    pub failed: u64,
-    pub in_flight: usize,
-    /// Worst delay of a check behind its schedule in the period.
-    pub max_lag: Duration,
-    pub targets: usize,
-    pub alarms: usize,
-    pub paused: usize,
 }
 
 /// Something to tell.
@@ -130,12 +74,8 @@ const RECENT: usize = 8;
 pub(crate) struct Output {
     mode: Mode,
     recent: Mutex<VecDeque<String>>,
-    targets: Mutex<Vec<Arc<Status>>>,
-    stats: Mutex<Stats>,
-    /// Actions run (or not) since the start, by [`ACTION_OUTCOMES`].
-    actions: Mutex<[u64; ACTION_OUTCOMES.len()]>,
-    /// Moves when what the status page shows of a target changes.
-    generation: std::sync::atomic::AtomicU64,
+    /// What the live table shows.
+    registry: Arc<Registry>,
 }
 
 impl std::fmt::Debug for Output {
@@ -145,61 +85,19 @@ impl std::fmt::Debug for Output {
 }
 
 impl Output {
-    pub(crate) fn new(mode: Mode) -> Arc<Output> {
+    pub(crate) fn new(mode: Mode, registry: Arc<Registry>) -> Arc<Output> {
         Arc::new(Output {
             mode,
             recent: Mutex::new(VecDeque::with_capacity(RECENT)),
-            targets: Mutex::new(Vec::new()),
-            stats: Mutex::new(Stats::default()),
-            actions: Mutex::new([0; ACTION_OUTCOMES.len()]),
-            generation: std::sync::atomic::AtomicU64::new(0),
+            registry,
         })
-    }
-
-    /// A target's state, alarm or listing changed (the status page's
-    /// `/events` tells its browsers).
-    pub(crate) fn changed(&self) {
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// How many changes so far.
-    pub(crate) fn generation(&self) -> u64 {
-        self.generation.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn mode(&self) -> Mode {
         self.mode
     }
 
-    /// The targets the live view lists.
-    pub(crate) fn set_targets(&self, targets: Vec<Arc<Status>>) {
-        *self.targets.lock().unwrap_or_else(|e| e.into_inner()) = targets;
-        self.changed();
-    }
-
-    /// Every running target's status (what `/metrics` reads).
-    pub(crate) fn targets(&self) -> Vec<Arc<Status>> {
-        self.targets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Actions since the start, by [`ACTION_OUTCOMES`].
-    pub(crate) fn actions(&self) -> [u64; ACTION_OUTCOMES.len()] {
-        *self.actions.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     pub(crate) fn notice(&self, n: Notice) {
-        if let Notice::Action { record, .. } = &n {
-            if let Some(i) = ACTION_OUTCOMES.iter().position(|o| *o == record.outcome) {
-                self.actions.lock().unwrap_or_else(|e| e.into_inner())[i] += 1;
-            }
-        }
-        if let Notice::Stats(s) = &n {
-            *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = *s;
-        }
         if let (Notice::Error(e), Mode::Json) = (&n, self.mode) {
             // The JSON stream is for programs; a person reads stderr.
             eprintln!("health-probe: error: {}", shown(e));
@@ -238,11 +136,7 @@ impl Output {
             .filter(|(w, h)| *w > 0 && *h > 0)
             .unwrap_or((120, 40));
         let (width, height) = (width as usize, height as usize);
-        let targets = self
-            .targets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let targets = self.registry.targets();
         let now = SystemTime::now();
         let mut rows: Vec<(Phase, String, [String; 7], String)> = targets
             .iter()
@@ -282,7 +176,7 @@ impl Output {
             })
             .collect();
         rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        let stats = *self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let stats = self.registry.stats();
         let count = |p: Phase| rows.iter().filter(|r| r.0 == p).count();
         let mut lines = vec![format!(
             "health-probe watch: {}, {} in alarm, {} flapping, {} paused, {} failing; {} checks, {} in flight",
@@ -393,9 +287,9 @@ pub(crate) fn text(n: &Notice) -> String {
                 _ => String::new(),
             };
             let why = match e.event {
-                "raise" => format!(" after {} failures in a row", e.count),
-                "clear" => format!(" after {} successes in a row", e.count),
-                "pause" => format!(
+                Event::Raise => format!(" after {} failures in a row", e.count),
+                Event::Clear => format!(" after {} successes in a row", e.count),
+                Event::Pause => format!(
                     " after {} errors in a row; checks resume on reload (SIGHUP)",
                     e.count
                 ),
@@ -505,7 +399,7 @@ pub(crate) fn json_line(n: &Notice) -> serde_json::Value {
                     "database": database, "max_in_flight": max_in_flight}),
         Notice::Event { id, event } => {
             let mut m = event_json(event);
-            m.insert("event".into(), json!(event.event));
+            m.insert("event".into(), json!(event.event.as_str()));
             m.insert(
                 "time".into(),
                 json!(humantime::format_rfc3339_millis(event.time).to_string()),
@@ -515,8 +409,8 @@ pub(crate) fn json_line(n: &Notice) -> serde_json::Value {
         }
         Notice::Action { event, record } => json!({
             "event": "action", "time": time, "target": event.target,
-            "for": event.event, "event_id": record.event_id,
-            "command": record.command, "outcome": record.outcome,
+            "for": event.event.as_str(), "event_id": record.event_id,
+            "command": record.command, "outcome": record.outcome.as_str(),
             "exit_code": record.exit_code,
             "duration_ms": record.duration.as_secs_f64() * 1000.0,
             "output": record.output,

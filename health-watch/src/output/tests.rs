@@ -1,4 +1,6 @@
 use super::*;
+use crate::alarm::Alarm;
+use crate::registry::{Row, Status};
 
 fn status(name: &str, alarm: Alarm) -> Arc<Status> {
     Arc::new(Status {
@@ -20,8 +22,9 @@ fn status(name: &str, alarm: Alarm) -> Arc<Status> {
 #[test]
 fn the_live_table_shows_flapping_targets_after_alarms() {
     let now = SystemTime::now();
-    let output = Output::new(Mode::Live);
-    output.set_targets(vec![
+    let registry = Registry::new();
+    let output = Output::new(Mode::Live, registry.clone());
+    registry.set_targets(vec![
         status("calm", Alarm::new(None)),
         status("flappy", Alarm::new(None).still_flapping(now)),
         status("down", Alarm::new(Some(now))),

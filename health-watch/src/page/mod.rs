@@ -32,7 +32,7 @@ use axum::Router;
 use futures_util::stream::Stream;
 use serde::Deserialize;
 
-use crate::output::{Output, Status};
+use crate::registry::{Registry, Row, Status};
 use crate::uptime::{Hour, HOURS};
 
 /// Targets on one page.
@@ -51,7 +51,7 @@ pub(crate) const MAX_EVENT_STREAMS: usize = 16;
 
 /// What the pages read.
 struct Pages {
-    output: Arc<Output>,
+    watched: Arc<Registry>,
     database: PathBuf,
     uptime: Mutex<Option<(Instant, Arc<Uptime>)>>,
     /// Bounds the `/events` streams.
@@ -69,7 +69,7 @@ struct Uptime {
 }
 
 /// The routes, for the exporter's router.
-pub(crate) fn router(output: Arc<Output>, database: PathBuf) -> Router {
+pub(crate) fn router(watched: Arc<Registry>, database: PathBuf) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/events", get(events))
@@ -78,7 +78,7 @@ pub(crate) fn router(output: Arc<Output>, database: PathBuf) -> Router {
         .route("/report.csv", get(report::csv))
         .route("/report.json", get(report::json))
         .with_state(Arc::new(Pages {
-            output,
+            watched,
             database,
             uptime: Mutex::new(None),
             streams: Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS)),
@@ -108,7 +108,7 @@ pub(crate) struct Line {
 }
 
 /// What the list says of a target: what it is sorted by.
-fn shown(row: &crate::output::Row) -> render::Shown {
+fn shown(row: &Row) -> render::Shown {
     match (row.alarm.raised, row.last.as_ref().map(|o| o.failed())) {
         (true, _) => render::Shown::Alarm,
         (false, Some(true)) => render::Shown::Failing,
@@ -143,7 +143,7 @@ async fn index(State(pages): State<Arc<Pages>>, Query(q): Query<ListQuery>) -> R
         q.q.as_deref()
             .map(|f| health_probe::text::cut(f.trim(), MAX_FILTER).to_lowercase())
             .filter(|f| !f.is_empty());
-    let all = pages.output.targets();
+    let all = pages.watched.targets();
     // Every target is sorted by its state alone; only the page's are read
     // whole (detail, hours), not 10,000 of them.
     let mut keys: Vec<(render::Shown, &Arc<Status>)> = all
@@ -251,13 +251,13 @@ fn stream(
     let first = Event::default()
         .retry(Duration::from_secs(1))
         .event("hello")
-        .data(pages.output.generation().to_string());
-    let seen = pages.output.generation();
+        .data(pages.watched.generation().to_string());
+    let seen = pages.watched.generation();
     let changes =
         futures_util::stream::unfold((pages, seen, permit), |(pages, seen, permit)| async move {
             loop {
                 tokio::time::sleep(LOOK_EVERY).await;
-                let now = pages.output.generation();
+                let now = pages.watched.generation();
                 if now != seen {
                     let event = Event::default().event("change").data(now.to_string());
                     return Some((Ok(event), (pages, now, permit)));

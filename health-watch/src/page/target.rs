@@ -32,7 +32,7 @@ const CHART_HEIGHT: f64 = 160.0;
 const LEFT: f64 = 56.0;
 
 pub(super) async fn page(State(pages): State<Arc<Pages>>, Path(name): Path<String>) -> Response {
-    let Some(status) = pages.output.targets().into_iter().find(|s| s.name == name) else {
+    let Some(status) = pages.watched.targets().into_iter().find(|s| s.name == name) else {
         let body = html! { p { "No target named “" (name) "” is watched." } p { a href="/" { "All targets" } } };
         return (
             StatusCode::NOT_FOUND,
@@ -66,7 +66,7 @@ pub(super) async fn page(State(pages): State<Arc<Pages>>, Path(name): Path<Strin
             }
             tr { th { "alarms raised" } td { (alarms) } }
             tr { th { "checks" } td {
-                (crate::output::CLASSES.iter().zip(checks).map(|(c, n)| format!("{c} {n}")).collect::<Vec<_>>().join(" · "))
+                (crate::registry::CLASSES.iter().zip(checks).map(|(c, n)| format!("{c} {n}")).collect::<Vec<_>>().join(" · "))
             } }
         }
         h2 { "Round trip, last " (samples.len()) " checks" }

@@ -7,6 +7,7 @@
 //! before. Time in alarm is down, and so is the time from the first check
 //! to the first passing one: a target never seen up is 0% up.
 
+use crate::event::Event;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
@@ -34,7 +35,7 @@ pub(crate) fn alarm_intervals(
     })?;
     for row in rows {
         let (target, event) = row?;
-        if event == "raise" || event == "carried" {
+        if Event::word_opens_alarm(&event) {
             open.insert(target, since);
         }
     }
@@ -55,7 +56,7 @@ pub(crate) fn alarm_intervals(
     for row in rows {
         let (target, event, time) = row?;
         let at = from_ms(time).max(since);
-        if event == "raise" || event == "carried" {
+        if Event::word_opens_alarm(&event) {
             open.entry(target).or_insert(at);
         } else if let Some(start) = open.remove(&target) {
             intervals.entry(target).or_default().push((start, at));
@@ -158,7 +159,7 @@ mod tests {
     use super::*;
     use crate::store::{insert_event, open, EventRecord};
 
-    fn event(target: &str, event: &'static str, at: SystemTime) -> EventRecord {
+    fn event(target: &str, event: Event, at: SystemTime) -> EventRecord {
         EventRecord {
             time: at,
             target: target.into(),
@@ -183,16 +184,16 @@ mod tests {
         let h = |n: u64| now - Duration::from_secs(n * 3600);
         for e in [
             // Raised before the window, cleared inside: counts from `since`.
-            event("a", "raise", h(30)),
-            event("a", "clear", h(20)),
+            event("a", Event::Raise, h(30)),
+            event("a", Event::Clear, h(20)),
             // Raised and cleared inside.
-            event("b", "raise", h(10)),
-            event("b", "clear", h(9)),
+            event("b", Event::Raise, h(10)),
+            event("b", Event::Clear, h(9)),
             // Raised inside, still open: counts to `now`.
-            event("c", "raise", h(2)),
+            event("c", Event::Raise, h(2)),
             // Raised and cleared before the window: nothing.
-            event("d", "raise", h(50)),
-            event("d", "clear", h(40)),
+            event("d", Event::Raise, h(50)),
+            event("d", Event::Clear, h(40)),
         ] {
             insert_event(&conn, &e).unwrap();
         }
@@ -274,7 +275,7 @@ mod tests {
         insert_observed(&conn, "new", s(40), false).unwrap();
         insert_observed(&conn, "new", s(30), true).unwrap();
         insert_observed(&conn, "new", s(20), true).unwrap();
-        insert_event(&conn, &event("old", "raise", s(900))).unwrap();
+        insert_event(&conn, &event("old", Event::Raise, s(900))).unwrap();
         insert_observed(&conn, "old", s(10), false).unwrap();
         let o = observed(&conn).unwrap();
         assert_eq!(

@@ -7,6 +7,7 @@
 //! batches, so no check ever waits on the disk. The database is in WAL
 //! mode: `health-probe report` reads while the watcher writes.
 
+use crate::event::{ActionOutcome, Event};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -57,10 +58,7 @@ pub(crate) struct EventRecord {
     pub target: String,
     pub kind: &'static str,
     pub addr: String,
-    /// `raise`, `clear`, `pause`, `resume`, `removed`, `flapping`,
-    /// `flapping-stopped`, or `carried` (an alarm open when the database
-    /// was recreated, at the time it was raised).
-    pub event: &'static str,
+    pub event: Event,
     pub class: Option<&'static str>,
     pub reason: Option<&'static str>,
     pub detail: String,
@@ -77,8 +75,7 @@ pub(crate) struct ActionRecord {
     pub command: String,
     pub started: SystemTime,
     pub duration: Duration,
-    /// `ok`, `failed`, `timeout`, `spawn-error` or `superseded`.
-    pub outcome: &'static str,
+    pub outcome: ActionOutcome,
     pub exit_code: Option<i32>,
     pub output: String,
 }
@@ -364,7 +361,7 @@ pub(crate) fn restore(conn: &Connection) -> Result<Restored, StoreError> {
     })?;
     for row in rows {
         let (target, event, open) = row?;
-        if event == "raise" || event == "carried" {
+        if Event::word_opens_alarm(&event) {
             out.open_alarms.insert(target, open);
         }
     }
@@ -407,7 +404,7 @@ pub(crate) fn insert_event(conn: &Connection, e: &EventRecord) -> Result<i64, ru
         e.target,
         e.kind,
         e.addr,
-        e.event,
+        e.event.as_str(),
         e.class,
         e.reason,
         e.detail,
@@ -427,7 +424,7 @@ pub(crate) fn insert_action(conn: &Connection, a: &ActionRecord) -> Result<(), r
         a.command,
         ms(a.started),
         a.duration.as_millis() as i64,
-        a.outcome,
+        a.outcome.as_str(),
         a.exit_code,
         a.output,
     ])?;
@@ -531,7 +528,7 @@ mod tests {
             .optional()?)
     }
 
-    fn event(target: &str, event: &'static str, at_ms: i64) -> EventRecord {
+    fn event(target: &str, event: Event, at_ms: i64) -> EventRecord {
         EventRecord {
             time: from_ms(at_ms),
             target: target.into(),
@@ -553,14 +550,14 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         {
             let conn = open(&path).unwrap();
-            let a = insert_event(&conn, &event("a", "raise", 1_000)).unwrap();
-            insert_event(&conn, &event("b", "raise", 2_000)).unwrap();
-            insert_event(&conn, &event("a", "clear", 61_000)).unwrap();
-            insert_event(&conn, &event("c", "raise", 3_000)).unwrap();
-            insert_event(&conn, &event("c", "removed", 4_000)).unwrap();
-            insert_event(&conn, &event("d", "flapping", 5_000)).unwrap();
-            insert_event(&conn, &event("e", "flapping", 5_000)).unwrap();
-            insert_event(&conn, &event("e", "flapping-stopped", 6_000)).unwrap();
+            let a = insert_event(&conn, &event("a", Event::Raise, 1_000)).unwrap();
+            insert_event(&conn, &event("b", Event::Raise, 2_000)).unwrap();
+            insert_event(&conn, &event("a", Event::Clear, 61_000)).unwrap();
+            insert_event(&conn, &event("c", Event::Raise, 3_000)).unwrap();
+            insert_event(&conn, &event("c", Event::Removed, 4_000)).unwrap();
+            insert_event(&conn, &event("d", Event::Flapping, 5_000)).unwrap();
+            insert_event(&conn, &event("e", Event::Flapping, 5_000)).unwrap();
+            insert_event(&conn, &event("e", Event::FlappingStopped, 6_000)).unwrap();
             insert_action(
                 &conn,
                 &ActionRecord {
@@ -568,7 +565,7 @@ mod tests {
                     command: "true".into(),
                     started: from_ms(1_000),
                     duration: Duration::from_millis(7),
-                    outcome: "ok",
+                    outcome: ActionOutcome::Ok,
                     exit_code: Some(0),
                     output: String::new(),
                 },

@@ -23,14 +23,17 @@ use crate::alarm::Alarm;
 use crate::alertmanager::{Alerts, Raised};
 use crate::config::{self, Config, Target};
 use crate::error::Error;
+use crate::event::Event;
 use crate::exporter;
-use crate::output::{self, Mode, Notice, Output, Row, Stats, Status};
+use crate::output::{self, Mode, Notice, Output};
 use crate::prober;
+use crate::registry::{Registry, Row, Stats, Status};
 use crate::signals::{self, Signals};
 use crate::store::{self, EventRecord, Store};
 
 mod reload;
-use crate::task::{self, record, Shared};
+use crate::publish::Publisher;
+use crate::task::{self, Shared};
 use crate::terminal::Screen;
 
 /// How often old history is pruned.
@@ -118,7 +121,8 @@ async fn start(
     } else {
         Mode::Log
     };
-    let output = Output::new(mode);
+    let registry = Registry::new();
+    let output = Output::new(mode, registry.clone());
     let told = output.clone();
     let store = Store::spawn(conn, &config.database, move |health| {
         told.notice(match health {
@@ -155,18 +159,30 @@ async fn start(
         let listener =
             crate::listener::bind(addr).map_err(|source| Error::Listen { addr, source })?;
         let more = alerts.iter().map(Alerts::collector).collect();
+        let sources = exporter::Sources {
+            output: output.clone(),
+            watched: registry.clone(),
+            more,
+            modules: modules.clone(),
+            database: config.database.clone(),
+        };
         exporter::spawn(
             listener,
-            output.clone(),
-            more,
-            modules.clone(),
-            config.database.clone(),
+            sources,
             config.http_access.clone(),
             exporter.clone(),
         );
     }
     let raised = std::mem::take(&mut restored.raised);
-    let mut watcher = Watcher::new(args, &config, store, output, alerts, raised, lock);
+    let mut watcher = Watcher::new(
+        args,
+        &config,
+        store,
+        (output, registry),
+        alerts,
+        raised,
+        lock,
+    );
     watcher.modules = modules;
     Ok((watcher, config, restored, exporter))
 }
@@ -229,12 +245,12 @@ impl Watcher {
         args: &WatchArgs,
         config: &Config,
         store: Store,
-        output: Arc<Output>,
+        (output, registry): (Arc<Output>, Arc<Registry>),
         alerts: Option<Arc<Alerts>>,
         raised: HashMap<String, u64>,
         lock: store::Lock,
     ) -> Watcher {
-        let actions = Actions::new(store.clone(), output.clone());
+        let actions = Actions::new(store.clone(), output.clone(), registry.clone());
         let stop_senders = CancellationToken::new();
         let senders = alerts
             .iter()
@@ -244,10 +260,13 @@ impl Watcher {
             path: args.config.clone(),
             stats_every: args.stats,
             shared: Arc::new(Shared::new(
-                output,
-                store,
-                actions,
-                alerts,
+                Publisher {
+                    store,
+                    output,
+                    registry,
+                    alerts,
+                    actions,
+                },
                 config.max_in_flight,
                 args.log_checks,
             )),
@@ -283,22 +302,15 @@ impl Watcher {
         gone.sort();
         let shared = &self.shared;
         join_all(gone.into_iter().map(|name| {
-            record(
-                shared,
-                removed(
-                    name,
-                    "",
-                    "",
-                    "not in the config any more; its open alarm is closed",
-                ),
-            )
+            let why = "not in the config any more; its open alarm is closed";
+            shared.events.publish(removed(name, "", "", why), None)
         }))
         .await;
         let now = SystemTime::now();
         let (count, database) = (config.targets.len(), config.database.display().to_string());
         for target in config.targets {
             let opened = open.get(&target.name);
-            if let (Some(o), Some(alerts)) = (opened, &self.shared.alerts) {
+            if let (Some(o), Some(alerts)) = (opened, &self.shared.events.alerts) {
                 alerts.raised(&Raised {
                     target: &target.name,
                     kind: target.kind.as_str(),
@@ -317,7 +329,7 @@ impl Watcher {
         }
         self.publish();
         // Said once every target runs.
-        self.shared.output.notice(Notice::Started {
+        self.shared.events.output.notice(Notice::Started {
             targets: count,
             database,
             max_in_flight: self.max_in_flight,
@@ -365,12 +377,12 @@ impl Watcher {
     pub(super) fn publish(&self) {
         let mut list: Vec<Arc<Status>> = self.running.values().map(|r| r.status.clone()).collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));
-        self.shared.output.set_targets(list);
+        self.shared.events.registry.set_targets(list);
     }
 
     /// Serves signals, stats, pruning and the live view until stopped.
     async fn serve(&mut self, mut signals: Signals) {
-        let live = self.shared.output.mode() == Mode::Live;
+        let live = self.shared.events.output.mode() == Mode::Live;
         let mut screen = live.then(Screen::enter);
         let tick = if live {
             Duration::from_secs(1)
@@ -393,23 +405,24 @@ impl Watcher {
                 why = signals.stop.recv() => break why,
                 _ = stats_timer.tick() => {
                     let stats = self.stats();
+                    self.shared.events.registry.set_stats(stats);
                     if live {
-                        self.shared.output.notice(Notice::Stats(stats));
+                        self.shared.events.output.notice(Notice::Stats(stats));
                         if let Some(s) = screen.as_mut() {
-                            s.draw(&self.shared.output);
+                            s.draw(&self.shared.events.output);
                         }
                     } else if self.stats_every.is_some() {
-                        self.shared.output.notice(Notice::Stats(stats));
+                        self.shared.events.output.notice(Notice::Stats(stats));
                     }
                 }
                 _ = database_timer.tick() => {
-                    if let store::Found::Gone(what) = self.shared.store.check().await {
+                    if let store::Found::Gone(what) = self.shared.events.store.check().await {
                         self.recreate(what).await;
                     }
                 }
                 _ = prune_timer.tick() => {
                     let before = SystemTime::now().checked_sub(self.keep_history).unwrap_or(SystemTime::UNIX_EPOCH);
-                    self.shared.store.prune(before).await;
+                    self.shared.events.store.prune(before).await;
                 }
             }
         };
@@ -417,8 +430,8 @@ impl Watcher {
         // No target starts an event from now on; one in the middle of an
         // event finishes recording it (bounded: a stop must not hang).
         self.shared.close(Duration::from_secs(1)).await;
-        self.shared.actions.stop().await;
-        self.shared.store.flush().await;
+        self.shared.events.actions.stop().await;
+        self.shared.events.store.flush().await;
         // The last clears reach Alertmanager if it answers within the
         // senders' last try.
         self.stop_senders.cancel();
@@ -429,7 +442,10 @@ impl Watcher {
         )
         .await;
         drop(screen);
-        self.shared.output.notice(Notice::Stopping(why.into()));
+        self.shared
+            .events
+            .output
+            .notice(Notice::Stopping(why.into()));
         if live {
             // The live table is gone with the alternate screen: leave the
             // last lines behind.
@@ -474,15 +490,19 @@ impl Watcher {
             .filter(|(_, a)| a.told_raised || a.flapping)
             .collect();
         let open = carried.iter().filter(|(_, a)| a.told_raised).count();
-        self.shared.output.notice(Notice::Error(format!(
+        self.shared.events.output.notice(Notice::Error(format!(
             "the history database {what}; it is created anew, with the {open} alarms open now carried over"
         )));
         match store::lock(&self.database) {
             Ok(lock) => self.lock = lock,
-            Err(e) => self.shared.output.notice(Notice::Error(e.to_string())),
+            Err(e) => self
+                .shared
+                .events
+                .output
+                .notice(Notice::Error(e.to_string())),
         }
-        if let Err(e) = self.shared.store.reopen().await {
-            self.shared.output.notice(Notice::Error(format!(
+        if let Err(e) = self.shared.events.store.reopen().await {
+            self.shared.events.output.notice(Notice::Error(format!(
                 "cannot create the history database anew: {e}; trying again in {}s",
                 CHECK_DATABASE_EVERY.as_secs()
             )));
@@ -495,7 +515,7 @@ impl Watcher {
                 target: t.name.clone(),
                 kind: t.kind.as_str(),
                 addr: t.addr.clone(),
-                event: "carried",
+                event: Event::Carried,
                 class: None,
                 reason: None,
                 detail: "open when the history database was created anew".into(),
@@ -504,7 +524,7 @@ impl Watcher {
             };
             let flapping = EventRecord {
                 time: a.flapping_since,
-                event: "flapping",
+                event: Event::Flapping,
                 detail: "flapping when the history database was created anew".into(),
                 ..base.clone()
             };
@@ -515,7 +535,7 @@ impl Watcher {
             .into_iter()
             .flatten()
         });
-        join_all(events.map(|e| record(shared, e))).await;
+        join_all(events.map(|e| shared.events.publish(e, None))).await;
     }
 }
 
@@ -526,7 +546,7 @@ pub(super) fn removed(name: &str, kind: &'static str, addr: &str, detail: &str) 
         target: name.to_string(),
         kind,
         addr: addr.to_string(),
-        event: "removed",
+        event: Event::Removed,
         class: None,
         reason: None,
         detail: detail.into(),

@@ -10,7 +10,6 @@ use health_probe::text::shown;
 use crate::alarm::Alarm;
 use crate::config;
 use crate::output::{Mode, Notice};
-use crate::task::record;
 
 use super::{removed, Running, Stopped, Watcher};
 
@@ -27,7 +26,7 @@ impl Watcher {
         };
         self.resize(config.max_in_flight);
         if config.database != self.database {
-            self.shared.output.notice(Notice::Warning(format!(
+            self.shared.events.output.notice(Notice::Warning(format!(
                 "database changed to {}: history stays in {} until a restart",
                 config.database.display(),
                 self.database.display()
@@ -37,19 +36,19 @@ impl Watcher {
             let on = |a: Option<std::net::SocketAddr>| {
                 a.map_or_else(|| "off".to_string(), |a| format!("on {a}"))
             };
-            self.shared.output.notice(Notice::Warning(format!(
+            self.shared.events.output.notice(Notice::Warning(format!(
                 "http_listen changed (now {}): the exporter stays {} until a restart",
                 on(config.http_listen),
                 on(self.http_listen)
             )));
         }
         if config.http_access != self.http_access {
-            self.shared.output.notice(Notice::Warning(
+            self.shared.events.output.notice(Notice::Warning(
                 "http_allow, http_user or http_password_file changed: the listener keeps its access until a restart".into(),
             ));
         }
         if config.alerting != self.alerting {
-            self.shared.output.notice(Notice::Warning(
+            self.shared.events.output.notice(Notice::Warning(
                 "alertmanager_url, alertmanager_resend or alertmanager_labels changed: alarms go where they went until a restart".into(),
             ));
         }
@@ -107,14 +106,12 @@ impl Watcher {
         let shared = &self.shared;
         join_all(gone.iter().filter_map(|name| stopped.get(name)).map(|r| {
             let t = &r.target;
-            record(
-                shared,
-                removed(&t.name, t.kind.as_str(), &t.addr, "removed from the config"),
-            )
+            let event = removed(&t.name, t.kind.as_str(), &t.addr, "removed from the config");
+            shared.events.publish(event, None)
         }))
         .await;
         self.publish();
-        self.shared.output.notice(Notice::Reloaded {
+        self.shared.events.output.notice(Notice::Reloaded {
             kept,
             added: n_added,
             changed: n_changed,
@@ -127,10 +124,10 @@ impl Watcher {
         let msg = message.replace('\n', "; ");
         // On a terminal the live table shows it; a line on stderr would
         // tear the screen.
-        if self.shared.output.mode() != Mode::Live {
+        if self.shared.events.output.mode() != Mode::Live {
             eprintln!("health-probe: reload failed: {}", shown(&msg));
         }
-        self.shared.output.notice(Notice::ReloadFailed(msg));
+        self.shared.events.output.notice(Notice::ReloadFailed(msg));
     }
 
     /// A new `max_in_flight`: permits added at once, or taken back as

@@ -1,0 +1,131 @@
+//! The watcher's state, apart from how it is shown: every running
+//! target's [`Status`] (its alarm, last check, counts, hours and round
+//! trips), the counters of the run ([`Stats`]), the actions by outcome, and
+//! a generation that moves when what a page shows changes. The target
+//! tasks, the watcher and its actions write it; the live table (`output`),
+//! `/metrics` (`exporter`) and the status page (`page`) read it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::alarm::Alarm;
+use crate::check::Observation;
+use crate::event::ActionOutcome;
+
+/// One target: kept by its task, read by the views.
+pub(crate) struct Status {
+    pub name: String,
+    pub kind: &'static str,
+    pub addr: String,
+    pub row: Mutex<Row>,
+}
+
+pub(crate) struct Row {
+    pub alarm: Alarm,
+    pub last: Option<Observation>,
+    /// Alarms raised, over the whole history.
+    pub alarms: u64,
+    /// Checks since the target started, by class ([`CLASSES`] order).
+    pub checks: [u64; 4],
+    /// The last 24 hours of checks, by hour (the status page's bars).
+    pub hours: crate::uptime::Hours,
+    /// The last checks' round trips (the status page's chart).
+    pub recent: crate::uptime::Recent,
+    /// What this run has marked in the history (uptime counts from it).
+    pub marked: crate::uptime::Marked,
+}
+
+/// The classes of a check's outcome, in the order [`Row::checks`] counts
+/// them.
+pub(crate) const CLASSES: [&str; 4] = ["OK", "WR", "NG", "ERR"];
+
+impl Status {
+    pub(crate) fn row(&self) -> MutexGuard<'_, Row> {
+        self.row.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Counters over the whole run, for `--stats` and the live header.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Stats {
+    pub checks: u64,
+    pub failed: u64,
+    pub in_flight: usize,
+    /// Worst delay of a check behind its schedule in the period.
+    pub max_lag: Duration,
+    pub targets: usize,
+    pub alarms: usize,
+    pub paused: usize,
+}
+
+/// Every target and the run's counters.
+pub(crate) struct Registry {
+    targets: Mutex<Vec<Arc<Status>>>,
+    stats: Mutex<Stats>,
+    /// Actions run (or not) since the start, by [`ActionOutcome::ALL`].
+    actions: Mutex<[u64; ActionOutcome::ALL.len()]>,
+    /// Moves when what the status page shows of a target changes.
+    generation: AtomicU64,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    pub(crate) fn new() -> Arc<Registry> {
+        Arc::new(Registry {
+            targets: Mutex::new(Vec::new()),
+            stats: Mutex::new(Stats::default()),
+            actions: Mutex::new([0; ActionOutcome::ALL.len()]),
+            generation: AtomicU64::new(0),
+        })
+    }
+
+    /// A target's state, alarm or listing changed (the status page's
+    /// `/events` tells its browsers).
+    pub(crate) fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many changes so far.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// The targets running now, in the config's order.
+    pub(crate) fn set_targets(&self, targets: Vec<Arc<Status>>) {
+        *self.targets.lock().unwrap_or_else(|e| e.into_inner()) = targets;
+        self.changed();
+    }
+
+    /// Every running target's status.
+    pub(crate) fn targets(&self) -> Vec<Arc<Status>> {
+        self.targets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The run's latest counters.
+    pub(crate) fn set_stats(&self, stats: Stats) {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = stats;
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One more action ended with `outcome`.
+    pub(crate) fn count_action(&self, outcome: ActionOutcome) {
+        self.actions.lock().unwrap_or_else(|e| e.into_inner())[outcome as usize] += 1;
+    }
+
+    /// Actions since the start, by [`ActionOutcome::ALL`].
+    pub(crate) fn actions(&self) -> [u64; ActionOutcome::ALL.len()] {
+        *self.actions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
