@@ -202,17 +202,9 @@ fn probe_can_be_turned_off_and_an_open_listener_is_warned_of() {
         &dir,
         &format!("http_listen = \"{listen}\"\nhttp_probe = false"),
     );
-    let mut s = TcpStream::connect(listen).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET /probe?module=tcp&target=127.0.0.1:1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    assert!(text.starts_with("HTTP/1.1 404"), "{text}");
-    assert!(text.contains("http_probe = false"), "{text}");
+    let (status, head, body) = http_get(listen, "/probe?module=tcp&target=127.0.0.1:1", "");
+    assert_eq!(status, 404, "{head}");
+    assert!(body.contains("http_probe = false"), "{body}");
     assert_eq!(status_of(listen, "/metrics", ""), Some(200));
     assert_eq!(w.stop(), 0);
 
