@@ -20,7 +20,13 @@ use crate::verdict::Verdict;
 pub(crate) fn print(mode: &ModeArgs, found: &Finding<'_>, exit_code: u8) {
     match &found.facts {
         Facts::Landmark(spec, outcome) => {
-            print_landmark(spec, mode, &Verdict::judge(spec, mode, outcome))
+            // Judged already (the exit code): healthy is the OK class.
+            let verdict = Verdict {
+                outcome,
+                healthy: found.class == Class::Ok,
+                exit_code,
+            };
+            print_landmark(spec, mode, &verdict)
         }
         Facts::Tcp(spec, o) => print_tcp(spec, mode, o, exit_code),
         Facts::Ping(spec, o) => print_ping(spec, mode, o, exit_code),
