@@ -128,8 +128,7 @@ pub(crate) struct Prepared {
 
 impl Prepared {
     pub(crate) fn new(spec: &TlsSpec) -> Result<Prepared, Failure> {
-        let bad = |e: crate::error::ProbeError| tcp::classify(e);
-        let host = match target::endpoint(&spec.addr).map_err(bad)? {
+        let host = match target::endpoint(&spec.addr).map_err(tcp::classify)? {
             Endpoint::Literal(sa) => sa.ip().to_string(),
             Endpoint::Name(host, _) => host.to_string(),
         };
