@@ -53,6 +53,7 @@ mod page;
 mod prober;
 mod publish;
 mod registry;
+mod schedule;
 mod signals;
 mod store;
 mod task;

@@ -27,6 +27,7 @@ use crate::event::Event;
 use crate::output::Notice;
 use crate::publish::{Action, Publisher};
 use crate::registry::{Row, Status, CLASSES};
+use crate::schedule::Schedule;
 use crate::store::EventRecord;
 
 /// Checks, failures, lag: shared by every target task.
@@ -103,18 +104,6 @@ impl Drop for Judging<'_> {
     }
 }
 
-/// Where in its interval a target first runs: spread by its name, so
-/// thousands of targets do not all fire at once, and stable across
-/// restarts.
-fn first_delay(name: &str, interval: Duration) -> Duration {
-    // FNV-1a: a fixed, dependency-free spread; not a security boundary.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-    }
-    interval.mul_f64((h % 10_000) as f64 / 10_000.0)
-}
-
 /// Runs `target` until `stop` is cancelled.
 pub(crate) async fn watch(
     shared: Arc<Shared>,
@@ -123,7 +112,8 @@ pub(crate) async fn watch(
     resume: Arc<Notify>,
     stop: CancellationToken,
 ) {
-    let mut next = Instant::now() + first_delay(&target.name, target.interval);
+    let mut schedule = Schedule::new(&target.name, target.interval, target.jitter, Instant::now());
+    let mut next = schedule.first();
     loop {
         let observation = tokio::select! {
             _ = stop.cancelled() => return,
@@ -157,11 +147,12 @@ pub(crate) async fn watch(
             event.time = SystemTime::now();
             shared.events.publish(event, None).await;
             next = Instant::now();
+            schedule.out_of_turn(next);
             continue;
         }
-        // A check held up (by the in-flight limit) past its next tick runs
-        // once, late, rather than in a burst.
-        next = (next + target.interval).max(Instant::now());
+        // Its next slot; a check held up past it runs at once, and the one
+        // after is of the target's own phase again.
+        next = schedule.next(Instant::now());
     }
 }
 

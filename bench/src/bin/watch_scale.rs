@@ -6,19 +6,23 @@
 //!
 //! Reports the checks per second the watcher sustains, its CPU time per
 //! check (from /proc, all its threads), its worst lag behind schedule, and
-//! its memory; the peers' CPU per check comes from `wait4` rusage. Fails if
-//! any check of the healthy targets fails or the watcher falls behind.
+//! its memory; the peers' CPU per check comes from `wait4` rusage. The
+//! ports count the connections they accept per 100 ms: how evenly the
+//! targets' phases and jitter spread the checks. Fails if any check of the
+//! healthy targets fails, the watcher falls behind, or a 100 ms holds more
+//! than twice the mean.
 //!
 //! ```text
 //! cargo build --release --workspace --bins --examples
 //! target/release/watch_scale --targets 10000 --seconds 20
 //! ```
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -52,7 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let watcher_bin = built("health-probe-watch")?;
     let probe_bin = built("health-probe")?;
 
-    let peers = Peers::start()?;
+    let mut peers = Peers::start()?;
     let (ports, health) = (peers.ports.clone(), peers.health);
     let dir = std::env::temp_dir().join(format!("watch-scale-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -100,6 +104,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let _ = std::fs::remove_dir_all(&dir);
     let m = result?;
+    let spread = peers.spread(m.window)?;
 
     let port = ports[0];
     let check_tcp = Path::new("/usr/lib/nagios/plugins/check_tcp");
@@ -168,6 +173,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         m.failed,
         m.raises,
     );
+    let (mean, max, min) = spread.stats();
+    println!();
+    println!(
+        "Checks per 100 ms at the {LISTENERS} ports over the measured window ({} slots): mean {mean:.0}, most {max} ({:.2}x the mean), fewest {min} ({:.2}x).",
+        spread.0.len(),
+        ratio(f64::from(max), mean),
+        ratio(f64::from(min), mean),
+    );
     if let Some(pages) = pages {
         println!();
         println!(
@@ -189,6 +202,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if m.failed > 0 || m.raises > 0 {
         return Err("checks of healthy targets failed".into());
+    }
+    if f64::from(max) > 2.0 * mean {
+        return Err(format!("checks bunch up: {max} in one 100 ms, mean {mean:.0}").into());
     }
     let expected = f64::from(args.targets);
     if m.checks_per_sec < expected * 0.95 {
@@ -235,6 +251,8 @@ fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
 }
 
 struct Measured {
+    /// When the measured window began and ended.
+    window: (Instant, Instant),
     checks_per_sec: f64,
     cpu_per_check: Duration,
     cpu_share: f64,
@@ -292,6 +310,7 @@ fn measure(args: &Args, pid: u32, stats: &mpsc::Receiver<Value>) -> Result<Measu
     let cpu = b.3.saturating_sub(cpu0);
     let (rss_kib, peak_kib) = rss_kib(pid).unwrap_or((0, 0));
     Ok(Measured {
+        window: (warm, end),
         checks_per_sec: checks as f64 / wall.as_secs_f64(),
         cpu_per_check: cpu / checks.max(1) as u32,
         cpu_share: cpu.as_secs_f64() / wall.as_secs_f64(),
@@ -362,8 +381,25 @@ fn config_text(
 struct Peers {
     child: Child,
     stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    /// When the child began counting (it says so as it prints the ports).
+    started: Instant,
     ports: Vec<SocketAddr>,
     health: SocketAddr,
+}
+
+/// Connections accepted per 100 ms, over a window.
+struct Spread(Vec<u32>);
+
+impl Spread {
+    /// Mean, most and fewest per 100 ms.
+    fn stats(&self) -> (f64, u32, u32) {
+        let n = self.0.len().max(1) as f64;
+        let mean = self.0.iter().map(|c| f64::from(*c)).sum::<f64>() / n;
+        let max = self.0.iter().copied().max().unwrap_or(0);
+        let min = self.0.iter().copied().min().unwrap_or(0);
+        (mean, max, min)
+    }
 }
 
 impl Peers {
@@ -375,7 +411,9 @@ impl Peers {
             .spawn()?;
         let stdin = child.stdin.take();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
+        let mut stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+        stdout.read_line(&mut line)?;
+        let started = Instant::now();
         let mut ports: Vec<SocketAddr> = line
             .split_whitespace()
             .map(|a| a.parse())
@@ -384,9 +422,29 @@ impl Peers {
         Ok(Peers {
             child,
             stdin,
+            stdout,
+            started,
             ports,
             health,
         })
+    }
+
+    /// The connections the ports accepted per 100 ms within `window`.
+    fn spread(&mut self, window: (Instant, Instant)) -> Result<Spread, Box<dyn std::error::Error>> {
+        let stdin = self.stdin.as_mut().ok_or("no stdin")?;
+        writeln!(stdin, "spread")?;
+        stdin.flush()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        let counts: Vec<u32> = line
+            .split_whitespace()
+            .map(|c| c.parse())
+            .collect::<Result<_, _>>()?;
+        let slot =
+            |t: Instant| (t.saturating_duration_since(self.started).as_millis() / 100) as usize;
+        // Whole slots only: the first and last may be cut by the window.
+        let (from, to) = (slot(window.0) + 1, slot(window.1).min(counts.len()));
+        Ok(Spread(counts.get(from..to).unwrap_or_default().to_vec()))
     }
 }
 
@@ -397,17 +455,28 @@ impl Drop for Peers {
     }
 }
 
+/// 100 ms slots counted: an hour.
+const SLOTS: usize = 36_000;
+
 fn serve(n: usize) -> Result<(), Box<dyn std::error::Error>> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
+        let counts: Arc<Vec<AtomicU32>> = Arc::new((0..SLOTS).map(|_| AtomicU32::new(0)).collect());
+        let start = Instant::now();
         let mut addrs = Vec::new();
         for _ in 0..n {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             addrs.push(l.local_addr()?.to_string());
+            let counts = Arc::clone(&counts);
             tokio::spawn(async move {
                 loop {
-                    // Accept and close: a port check needs nothing more.
+                    // Accept, count and close: a port check needs nothing
+                    // more.
                     if let Ok((s, _)) = l.accept().await {
+                        let k = (start.elapsed().as_millis() / 100) as usize;
+                        if let Some(c) = counts.get(k) {
+                            c.fetch_add(1, Ordering::Relaxed);
+                        }
                         drop(s);
                     }
                 }
@@ -427,10 +496,22 @@ fn serve(n: usize) -> Result<(), Box<dyn std::error::Error>> {
         let mut out = std::io::stdout();
         writeln!(out, "{}", addrs.join(" "))?;
         out.flush()?;
-        // Until the parent closes our stdin (or dies).
-        tokio::task::spawn_blocking(|| {
-            let mut sink = [0u8; 64];
-            while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
+        // Until the parent closes our stdin (or dies); `spread` asks for
+        // the counts so far, one line.
+        let counts = Arc::clone(&counts);
+        tokio::task::spawn_blocking(move || {
+            for line in std::io::stdin().lines().map_while(Result::ok) {
+                if line.trim() == "spread" {
+                    let k = ((start.elapsed().as_millis() / 100) as usize).min(SLOTS);
+                    let said: Vec<String> = counts[..k]
+                        .iter()
+                        .map(|c| c.load(Ordering::Relaxed).to_string())
+                        .collect();
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{}", said.join(" "));
+                    let _ = out.flush();
+                }
+            }
         })
         .await?;
         drop(server);

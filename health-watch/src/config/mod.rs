@@ -160,6 +160,7 @@ impl<'de> Deserialize<'de> for Dur {
 #[serde(deny_unknown_fields)]
 pub(crate) struct Common {
     pub interval: Option<Spanned<Dur>>,
+    pub jitter: Option<Spanned<String>>,
     pub timeout: Option<Spanned<Dur>>,
     pub fall: Option<Spanned<u32>>,
     pub rise: Option<Spanned<u32>>,
@@ -176,6 +177,7 @@ impl Common {
     fn or(&self, defaults: &Common) -> Common {
         Common {
             interval: self.interval.clone().or_else(|| defaults.interval.clone()),
+            jitter: self.jitter.clone().or_else(|| defaults.jitter.clone()),
             timeout: self.timeout.clone().or_else(|| defaults.timeout.clone()),
             fall: self.fall.clone().or_else(|| defaults.fall.clone()),
             rise: self.rise.clone().or_else(|| defaults.rise.clone()),
@@ -236,6 +238,7 @@ pub(crate) struct RawTarget {
     pub min_replies: Option<Spanned<u16>>,
     // as in [defaults]; serde's flatten would lose the spans
     pub interval: Option<Spanned<Dur>>,
+    pub jitter: Option<Spanned<String>>,
     pub timeout: Option<Spanned<Dur>>,
     pub fall: Option<Spanned<u32>>,
     pub rise: Option<Spanned<u32>>,
@@ -252,6 +255,7 @@ impl RawTarget {
     fn common(&self) -> Common {
         Common {
             interval: self.interval.clone(),
+            jitter: self.jitter.clone(),
             timeout: self.timeout.clone(),
             fall: self.fall.clone(),
             rise: self.rise.clone(),
@@ -268,6 +272,7 @@ impl RawTarget {
     fn check_only(&self) -> RawTarget {
         RawTarget {
             interval: None,
+            jitter: None,
             timeout: None,
             fall: None,
             rise: None,
@@ -339,6 +344,9 @@ pub(crate) struct Target {
     pub addr: String,
     pub check: Check,
     pub interval: Duration,
+    /// Percent of the interval a check may run later than its slot
+    /// (`crate::schedule`).
+    pub jitter: u8,
     pub timeout: Duration,
     /// Failures in a row that raise the alarm.
     pub fall: u32,
@@ -363,6 +371,7 @@ impl Target {
         let settings = |t: &Target| {
             (
                 t.interval,
+                t.jitter,
                 t.timeout,
                 t.fall,
                 t.rise,

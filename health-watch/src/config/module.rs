@@ -22,11 +22,12 @@ pub(crate) const BUILT_IN: [&str; 4] = Kind::NAMES;
 /// Most modules in one config.
 const MAX_MODULES: usize = 1000;
 /// A target's keys that are not its check's: a module cannot set them.
-const TARGET_ONLY: [&str; 12] = [
+const TARGET_ONLY: [&str; 13] = [
     "name",
     "addr",
     "host",
     "interval",
+    "jitter",
     "fall",
     "rise",
     "pause_after_errors",

@@ -238,3 +238,36 @@ host = "127.0.0.1"
         "{e:#?}"
     );
 }
+
+#[test]
+fn jitter_is_a_share_of_the_interval_given_as_a_percentage() {
+    let config = parse(
+        "[defaults]\njitter = \"5%\"\n[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\n[[target]]\nname = \"b\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\njitter = \"0%\"\n",
+    )
+    .unwrap();
+    assert_eq!(config.targets[0].jitter, 5);
+    assert_eq!(config.targets[1].jitter, 0);
+    let plain =
+        parse("[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\n").unwrap();
+    assert_eq!(
+        plain.targets[0].jitter,
+        crate::schedule::DEFAULT_JITTER_PERCENT
+    );
+    for bad in ["\"60%\"", "\"ten\"", "\"10\""] {
+        let e = errors(&format!(
+            "[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\njitter = {bad}\n"
+        ));
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("line 5,") && m.contains("jitter must be a percentage")),
+            "{bad}: {e:?}"
+        );
+    }
+    // A module has no schedule.
+    let e = errors("[[target]]\nname = \"a\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\n[module.m]\nkind = \"tcp\"\njitter = \"5%\"\n");
+    assert!(
+        e.iter()
+            .any(|m| m.contains("jitter is a target's key, not a module's")),
+        "{e:?}"
+    );
+}

@@ -218,6 +218,23 @@ impl<'a> Validator<'a> {
             Duration::from_millis(100),
             Duration::from_secs(86_400),
         );
+        let jitter = match &common.jitter {
+            None => crate::schedule::DEFAULT_JITTER_PERCENT,
+            Some(j) => match percent(j.get_ref()) {
+                Some(p) if p <= crate::schedule::MAX_JITTER_PERCENT => p,
+                _ => {
+                    self.error(
+                        j.span(),
+                        format!(
+                            "jitter must be a percentage of the interval from \"0%\" to \"{}%\", not {:?}",
+                            crate::schedule::MAX_JITTER_PERCENT,
+                            j.get_ref()
+                        ),
+                    );
+                    crate::schedule::DEFAULT_JITTER_PERCENT
+                }
+            },
+        };
         let default_timeout = if kind == Kind::Ping {
             DEFAULT_PING_TIMEOUT
         } else {
@@ -319,6 +336,7 @@ impl<'a> Validator<'a> {
             addr: check.target().to_string(),
             check,
             interval,
+            jitter,
             timeout,
             fall,
             rise,
@@ -370,4 +388,9 @@ impl<'a> Validator<'a> {
             Some(n) => *n.get_ref(),
         }
     }
+}
+
+/// `"10%"` as 10; `None` for anything else.
+fn percent(s: &str) -> Option<u8> {
+    s.trim().strip_suffix('%')?.trim().parse().ok()
 }
