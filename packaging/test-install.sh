@@ -69,7 +69,7 @@ dpkg -i "$deb"
   fail "health-probe --version: $(/usr/bin/health-probe --version)"
 /usr/bin/health-probe-watch --version >/dev/null || fail "health-probe-watch --version"
 for page in health-probe health-probe-tcp health-probe-ping health-probe-watch \
-            health-probe-report health-probe-connections; do
+            health-probe-report health-probe-silence health-probe-connections; do
   path=$(man -w "$page") || fail "man -w $page"
   [[ "$path" == /usr/share/man/man1/$page.1.gz ]] || fail "man -w $page: $path"
 done

@@ -69,8 +69,8 @@ pub fn run_check(job: &cli::Job) -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        cli::Job::Watch(_) | cli::Job::Report(_) => {
-            eprintln!("health-probe: watch and report are run by health-probe-watch");
+        cli::Job::Watch(_) | cli::Job::Report(_) | cli::Job::Silence(_) => {
+            eprintln!("health-probe: watch, report and silence are run by health-probe-watch");
             ExitCode::from(1)
         }
     }

@@ -1,5 +1,5 @@
-//! `health-probe`: the one-shot checks (see the library's docs); `watch`
-//! and `report` are handed to the `health-probe-watch` binary by exec, so
+//! `health-probe`: the one-shot checks (see the library's docs); `watch`,
+//! `report` and `silence` are handed to the `health-probe-watch` binary by exec, so
 //! this one stays small and fast to start.
 
 use std::process::ExitCode;
@@ -18,7 +18,7 @@ fn main() -> ExitCode {
             health_probe::sigmask::hold();
             exec_watcher()
         }
-        Job::Report(_) => exec_watcher(),
+        Job::Report(_) | Job::Silence(_) => exec_watcher(),
         _ => health_probe::run_check(&job),
     }
 }

@@ -33,6 +33,10 @@ pub enum Error {
     /// `report` could not read the history, or write it out.
     #[error("report: {0}")]
     Report(String),
+    /// `silence` was given what it cannot take, or could not use the
+    /// database.
+    #[error("silence: {0}")]
+    Silence(String),
 }
 
 impl Error {

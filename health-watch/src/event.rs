@@ -29,11 +29,14 @@ pub(crate) enum Event {
     /// An alarm open when the database was recreated, recorded again at
     /// the time it was raised.
     Carried,
+    /// A raise a silence held, its alarm still raised when no silence
+    /// covers it any more: its `on_raise` runs and its alert is sent now.
+    Released,
 }
 
 impl Event {
     /// Every event, in the order the docs list them.
-    const ALL: [Event; 8] = [
+    const ALL: [Event; 9] = [
         Event::Raise,
         Event::Clear,
         Event::Pause,
@@ -42,10 +45,11 @@ impl Event {
         Event::Flapping,
         Event::FlappingStopped,
         Event::Carried,
+        Event::Released,
     ];
 
     /// Its word: `raise`, `clear`, `pause`, `resume`, `removed`,
-    /// `flapping`, `flapping-stopped`, `carried`.
+    /// `flapping`, `flapping-stopped`, `carried`, `released`.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Event::Raise => "raise",
@@ -56,6 +60,7 @@ impl Event {
             Event::Flapping => "flapping",
             Event::FlappingStopped => "flapping-stopped",
             Event::Carried => "carried",
+            Event::Released => "released",
         }
     }
 

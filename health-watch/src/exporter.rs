@@ -55,6 +55,10 @@ pub(crate) struct Sources {
     pub modules: prober::Modules,
     /// The history the pages read.
     pub database: std::path::PathBuf,
+    /// The silences in force.
+    pub silences: Arc<crate::silence::Board>,
+    /// Word to the silencer that the API changed a silence.
+    pub poke: Arc<tokio::sync::Notify>,
 }
 
 /// Serves `/metrics`, `/probe` and the status page on `listener` from
@@ -71,11 +75,25 @@ pub(crate) fn spawn(
         more,
         modules,
         database,
+        silences,
+        poke,
     } = sources;
-    let pages = crate::page::router(Arc::clone(&watched), database);
+    let pages = crate::page::router(
+        Arc::clone(&watched),
+        Arc::clone(&silences),
+        database.clone(),
+    );
+    let api = crate::api::router(crate::api::Api::new(
+        Arc::clone(&watched),
+        Arc::clone(&silences),
+        poke,
+        database,
+        access.auth.as_ref().map(|(user, _)| user.clone()),
+    ));
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Targets {
         watched,
+        silences,
         started: SystemTime::now(),
     }));
     for collector in more {
@@ -90,7 +108,8 @@ pub(crate) fn spawn(
             probe_max_timeout: access.probe,
             modules,
         }))
-        .merge(pages);
+        .merge(pages)
+        .merge(api);
     let app = match &access.auth {
         Some((user, password)) => app.layer(axum::middleware::from_fn_with_state(
             crate::access::Credentials::new(user, password),
@@ -188,6 +207,7 @@ fn expose(registry: &Registry, headers: &HeaderMap) -> Response {
 #[derive(Debug)]
 struct Targets {
     watched: Arc<state::Registry>,
+    silences: Arc<crate::silence::Board>,
     started: SystemTime,
 }
 
@@ -197,15 +217,18 @@ struct Reading {
     rtt: Option<f64>,
     raised: bool,
     paused: bool,
+    silenced: bool,
     checks: [u64; 4],
 }
 
 impl Collector for Targets {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let targets = self.watched.targets();
+        let now = SystemTime::now();
         let readings: Vec<Reading> = targets
             .iter()
             .map(|t| {
+                let silenced = self.silences.covering(&t.name, now).is_some();
                 let row = t.row();
                 Reading {
                     up: row.last.as_ref().map(|o| !o.failed()),
@@ -216,6 +239,7 @@ impl Collector for Targets {
                         .map(|d| d.as_secs_f64()),
                     raised: row.alarm.raised,
                     paused: row.alarm.paused,
+                    silenced,
                     checks: row.checks,
                 }
             })
@@ -273,6 +297,21 @@ impl Collector for Targets {
         for (i, r) in readings.iter().enumerate() {
             ConstGauge::new(i64::from(r.paused)).encode(family.encode_family(&labels(i))?)?;
         }
+        let mut family = encoder.encode_descriptor(
+            "watch_target_silenced",
+            "1 while a silence or maintenance window covers the target: its raises run no action and send no alert",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (i, r) in readings.iter().enumerate() {
+            ConstGauge::new(i64::from(r.silenced)).encode(family.encode_family(&labels(i))?)?;
+        }
+        gauge(
+            &mut encoder,
+            "watch_silences",
+            "Silences and maintenance windows in force or to come",
+            self.silences.len() as i64,
+        )?;
         let mut family = encoder.encode_descriptor(
             "watch_checks",
             "Checks of the target since it started, by class of outcome",

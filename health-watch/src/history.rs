@@ -147,7 +147,7 @@ pub(crate) fn last_rows(
     .map_err(|e| e.to_string())?;
     Ok((count, last.into()))
 }
-const CSV_HEADER: [&str; 17] = [
+const CSV_HEADER: [&str; 19] = [
     "id",
     "time",
     "target",
@@ -165,13 +165,15 @@ const CSV_HEADER: [&str; 17] = [
     "action_exit_code",
     "action_ms",
     "time_unix_ms",
+    "silence",
+    "down_secs",
 ];
 
 fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map(ToString::to_string).unwrap_or_default()
 }
 
-fn csv_record(r: &HistoryRow) -> [String; 17] {
+fn csv_record(r: &HistoryRow) -> [String; 19] {
     [
         r.id.to_string(),
         r.time.clone(),
@@ -190,6 +192,8 @@ fn csv_record(r: &HistoryRow) -> [String; 17] {
         opt(&r.action_exit_code),
         opt(&r.action_ms),
         r.time_ms.to_string(),
+        opt(&r.silence),
+        opt(&r.down_secs),
     ]
 }
 
@@ -203,9 +207,17 @@ fn table_cells(r: &HistoryRow) -> [String; 7] {
         (Some(c), None) => c.clone(),
         _ => String::new(),
     };
-    let action = match (&r.action_outcome, r.action_exit_code) {
-        (Some(o), Some(c)) if o != "ok" => format!("{o} ({c})"),
-        (Some(o), _) => o.clone(),
+    let action = match (&r.action_outcome, r.action_exit_code, r.silence) {
+        (Some(o), Some(c), _) if o != "ok" => format!("{o} ({c})"),
+        (Some(o), _, _) => o.clone(),
+        (None, _, Some(id)) => format!("silenced ({id})"),
+        (None, _, None) => String::new(),
+    };
+    let span = |s: f64| humantime::format_duration(Duration::from_secs(s as u64)).to_string();
+    // An alarm partly under maintenance: how much of it was down.
+    let lasted = match (r.alarm_secs, r.down_secs) {
+        (Some(a), Some(d)) if (a - d) >= 1.0 => format!("{} ({} down)", span(a), span(d)),
+        (Some(a), _) => span(a),
         (None, _) => String::new(),
     };
     [
@@ -213,9 +225,7 @@ fn table_cells(r: &HistoryRow) -> [String; 7] {
         r.target.clone(),
         r.event.clone(),
         class,
-        r.alarm_secs
-            .map(|s| humantime::format_duration(Duration::from_secs(s as u64)).to_string())
-            .unwrap_or_default(),
+        lasted,
         action,
         r.detail.clone(),
     ]

@@ -6,8 +6,8 @@
 //! report` exports the history. The async runtime, SQLite, TOML and the
 //! terminal live here, not in the one-shot probe.
 //!
-//! Its public API is the two entry points the binary calls, [`run`] and
-//! [`report`]; the modules are the crate's own:
+//! Its public API is the entry points the binary calls, [`run`],
+//! [`report`] and [`silence`]; the modules are the crate's own:
 //!
 //! - `config`: the TOML file and its validation.
 //! - `check`: one check of one target (landmark, tcp, ping, tls).
@@ -22,10 +22,13 @@
 //! - `output`: log lines, JSON events, the live table.
 //! - `exporter`: `http_listen`'s routes (`/metrics`, `/probe`);
 //!   `listener`: its connections (admission, deferred accept, deadlines);
-//!   `access`: basic auth.
+//!   `access`: basic auth; `api`: `/api/v1/` (silences, targets, alarms).
 //! - `page`: the status page on `http_listen`; `uptime`: what it shows of
 //!   the last 24 hours and 10 days.
 //! - `history`: `health-probe report` ([`report`]).
+//! - `silence`: silences and `[[maintenance]]` windows; `silencer`: keeps
+//!   the running watcher's board of them; `silence_cli`: `health-probe
+//!   silence` ([`silence`]).
 //! - `task`: one target's life.
 //! - `signals`: SIGHUP, SIGTERM and SIGINT from the first instant.
 //! - `watcher/`: start-up and the running watcher ([`run`]), and its
@@ -41,6 +44,7 @@ mod access;
 mod action;
 mod alarm;
 mod alertmanager;
+mod api;
 mod check;
 mod config;
 mod error;
@@ -55,6 +59,9 @@ mod publish;
 mod registry;
 mod schedule;
 mod signals;
+mod silence;
+mod silence_cli;
+mod silencer;
 mod store;
 mod task;
 mod terminal;
@@ -63,4 +70,5 @@ mod watcher;
 
 pub use error::Error;
 pub use history::run as report;
+pub use silence_cli::run as silence;
 pub use watcher::run;

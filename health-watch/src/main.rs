@@ -1,5 +1,5 @@
-//! `health-probe-watch`: runs `health-probe watch` and `health-probe
-//! report` (which exec it), and the one-shot checks too.
+//! `health-probe-watch`: runs `health-probe watch`, `health-probe report`
+//! and `health-probe silence` (which exec it), and the one-shot checks too.
 
 use std::process::ExitCode;
 
@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     let ended = match &job {
         Job::Watch(args) => health_watch::run(args),
         Job::Report(args) => health_watch::report(args),
+        Job::Silence(args) => health_watch::silence(args),
         _ => return health_probe::run_check(&job),
     };
     match ended {

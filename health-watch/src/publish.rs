@@ -2,7 +2,9 @@
 //! the history (`store`), Alertmanager (`alertmanager`, for a raise, clear
 //! or removal), what the watcher tells (`output`), the action it starts
 //! (`action`), and the status page (through the registry's generation),
-//! in that order. Every event of the watcher comes through here, whoever
+//! in that order. A raise a silence holds goes to the history, the output
+//! and the page, not to Alertmanager nor to an action (`task` gives it
+//! none): those follow when it is `released`. Every event of the watcher comes through here, whoever
 //! made it: a target's task, a reload, a database created anew.
 
 use std::sync::Arc;
@@ -38,8 +40,16 @@ impl Publisher {
     pub(crate) async fn publish(&self, event: EventRecord, action: Option<Action>) -> Option<i64> {
         let id = self.store.event(event.clone()).await;
         if let Some(alerts) = &self.alerts {
+            // A raise a silence holds is sent when it is released; the
+            // clear of a held raise has nothing to resolve.
+            let held = event.silence.is_some();
+            let fires = match event.event {
+                Event::Raise => !held,
+                Event::Released => true,
+                _ => false,
+            };
             match event.event {
-                Event::Raise => alerts.raised(&Raised {
+                _ if fires => alerts.raised(&Raised {
                     target: &event.target,
                     kind: event.kind,
                     addr: &event.addr,
@@ -48,7 +58,8 @@ impl Publisher {
                     detail: &event.detail,
                     at: event.time,
                 }),
-                Event::Clear | Event::Removed => alerts.cleared(&event.target, event.time),
+                Event::Clear if !held => alerts.cleared(&event.target, event.time),
+                Event::Removed => alerts.cleared(&event.target, event.time),
                 _ => {}
             }
         }

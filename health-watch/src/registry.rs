@@ -34,6 +34,9 @@ pub(crate) struct Row {
     pub recent: crate::uptime::Recent,
     /// What this run has marked in the history (uptime counts from it).
     pub marked: crate::uptime::Marked,
+    /// The silence that held the raise of the alarm now raised: its action
+    /// and alert wait until no silence covers the target (`released`).
+    pub held: Option<i64>,
 }
 
 /// The classes of a check's outcome, in the order [`Row::checks`] counts

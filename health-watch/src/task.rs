@@ -28,6 +28,7 @@ use crate::output::Notice;
 use crate::publish::{Action, Publisher};
 use crate::registry::{Row, Status, CLASSES};
 use crate::schedule::Schedule;
+use crate::silence::Board;
 use crate::store::EventRecord;
 
 /// Checks, failures, lag: shared by every target task.
@@ -43,6 +44,8 @@ pub(crate) struct Counters {
 pub(crate) struct Shared {
     /// Where events go, and the parts they go to.
     pub events: Publisher,
+    /// The silences in force or to come.
+    pub silences: Arc<Board>,
     pub limit: Arc<Semaphore>,
     pub counters: Counters,
     pub log_checks: bool,
@@ -54,9 +57,15 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(events: Publisher, max_in_flight: usize, log_checks: bool) -> Shared {
+    pub(crate) fn new(
+        events: Publisher,
+        silences: Arc<Board>,
+        max_in_flight: usize,
+        log_checks: bool,
+    ) -> Shared {
         Shared {
             events,
+            silences,
             limit: Arc::new(Semaphore::new(max_in_flight)),
             counters: Counters::default(),
             log_checks,
@@ -117,6 +126,13 @@ pub(crate) async fn watch(
     loop {
         let observation = tokio::select! {
             _ = stop.cancelled() => return,
+            _ = held_until_due(&shared, &target.name, &status) => {
+                let Some(_judging) = Judging::enter(&shared) else {
+                    return;
+                };
+                release(&shared, &target, &status).await;
+                continue;
+            }
             o = check_on_time(&shared, &target, next) => match o {
                 Some(o) => o,
                 None => return,
@@ -130,9 +146,17 @@ pub(crate) async fn watch(
         let paused = Box::pin(judge(&shared, &target, &status, &observation)).await;
         drop(judging);
         if paused {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = resume.notified() => {}
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = resume.notified() => break,
+                    _ = held_until_due(&shared, &target.name, &status) => {
+                        let Some(_judging) = Judging::enter(&shared) else {
+                            return;
+                        };
+                        release(&shared, &target, &status).await;
+                    }
+                }
             }
             let Some(_judging) = Judging::enter(&shared) else {
                 return;
@@ -145,6 +169,7 @@ pub(crate) async fn watch(
             event.detail = "config reloaded".into();
             event.rtt = None;
             event.time = SystemTime::now();
+            event.silence = None;
             shared.events.publish(event, None).await;
             next = Instant::now();
             schedule.out_of_turn(next);
@@ -277,13 +302,102 @@ async fn judge(
             Transition::Clear => target.on_clear.as_ref(),
             Transition::Pause | Transition::Flapping | Transition::FlappingStopped => None,
         };
-        let action = command.map(|command| Action {
+        let mut action = command.map(|command| Action {
             command: command.clone(),
             timeout: target.action_timeout,
         });
+        // A raise while silenced is held: recorded and shown, but its
+        // action and alert wait for its release. The clear of a held
+        // raise has no action either: none ran for the raise.
+        match change {
+            Transition::Raise => {
+                let cover = shared.silences.covering(&target.name, observation.at);
+                status.row().held = cover.as_ref().map(|c| c.id);
+                if let Some(cover) = cover {
+                    event.silence = Some(cover.id);
+                    action = None;
+                }
+            }
+            Transition::Clear => {
+                if let Some(id) = status.row().held.take() {
+                    event.silence = Some(id);
+                    action = None;
+                }
+            }
+            _ => {}
+        }
         shared.events.publish(event, action).await;
     }
     changes.contains(&Transition::Pause)
+}
+
+/// Returns once `target`'s alarm has a held raise and no silence covers
+/// it any more; never while there is none. Waits on the silences' end and
+/// on their changes (one removed, one cut short), not on a clock tick.
+async fn held_until_due(shared: &Shared, name: &str, status: &Status) {
+    if status.row().held.is_none() {
+        // Only this task's own events set it: nothing to wait for.
+        return std::future::pending().await;
+    }
+    let mut changes = shared.silences.changes();
+    loop {
+        let now = SystemTime::now();
+        let Some(cover) = shared.silences.covering(name, now) else {
+            return;
+        };
+        let left = cover.until.duration_since(now).unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(left) => {}
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return std::future::pending().await;
+                }
+            }
+        }
+    }
+}
+
+/// Fires a held raise (`released`): its `on_raise` runs and its alert is
+/// sent, if the alarm still stands and no silence covers it now.
+async fn release(shared: &Shared, target: &Target, status: &Status) {
+    let now = SystemTime::now();
+    let (held, last, count, since) = {
+        let mut row = status.row();
+        if row.held.is_none() || shared.silences.covering(&target.name, now).is_some() {
+            return;
+        }
+        let held = row.held.take();
+        if !row.alarm.raised {
+            return;
+        }
+        (held, row.last.clone(), row.alarm.fails, row.alarm.since)
+    };
+    let raised = humantime::format_rfc3339_seconds(since);
+    let detail = match &last {
+        Some(o) => format!(
+            "raised at {raised} while silenced; no silence covers it now and it stands: {}",
+            o.detail
+        ),
+        None => format!("raised at {raised} while silenced; no silence covers it now"),
+    };
+    let event = EventRecord {
+        time: now,
+        target: target.name.clone(),
+        kind: target.kind.as_str(),
+        addr: target.addr.clone(),
+        event: Event::Released,
+        class: last.as_ref().map(|o| o.class.as_str()),
+        reason: last.as_ref().and_then(|o| o.reason),
+        detail,
+        rtt: None,
+        count,
+        silence: held,
+    };
+    let action = target.on_raise.as_ref().map(|command| Action {
+        command: command.clone(),
+        timeout: target.action_timeout,
+    });
+    shared.events.publish(event, action).await;
 }
 
 fn event_of(target: &Target, change: Transition, o: &Observation, count: u32) -> EventRecord {
@@ -298,5 +412,6 @@ fn event_of(target: &Target, change: Transition, o: &Observation, count: u32) ->
         detail: o.detail.clone(),
         rtt: o.rtt,
         count,
+        silence: None,
     }
 }

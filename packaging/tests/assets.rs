@@ -24,8 +24,8 @@ fn every_subcommand_has_a_page_with_every_flag() {
     }
     assert_eq!(
         commands.len(),
-        7,
-        "landmark, tcp, ping, tls, watch, report, connections"
+        8,
+        "landmark, tcp, ping, tls, watch, report, silence, connections"
     );
     for (page, cmd) in commands {
         let text = std::fs::read_to_string(out.join("man").join(format!("{page}.1")))

@@ -15,10 +15,12 @@ use crate::spec::{LandmarkSettings, LandmarkSpec, SpecError};
 
 mod checks;
 mod connections;
+mod silence;
 mod watch;
 
 pub use checks::{PingArgs, TcpArgs, TlsArgs};
 pub use connections::{ConnectionsArgs, PortOrService};
+pub use silence::{SilenceAdd, SilenceArgs, SilenceCommand, SilenceList, SilenceRemove};
 pub use watch::{ReportArgs, ReportFormat, WatchArgs};
 
 /// Default `--timeout`: the whole probe, from name resolution to the reply.
@@ -114,6 +116,8 @@ pub enum Job {
     Watch(WatchArgs),
     /// For `health-probe-watch`.
     Report(ReportArgs),
+    /// For `health-probe-watch`.
+    Silence(SilenceArgs),
 }
 
 /// Checks other than the landmark check.
@@ -127,6 +131,7 @@ pub enum Command {
     Tls(TlsArgs),
     Watch(WatchArgs),
     Report(ReportArgs),
+    Silence(SilenceArgs),
     Connections(ConnectionsArgs),
 }
 
@@ -252,6 +257,7 @@ impl Cli {
             Some(Command::Connections(args)) => Job::Connections(args),
             Some(Command::Watch(args)) => Job::Watch(args),
             Some(Command::Report(args)) => Job::Report(args),
+            Some(Command::Silence(args)) => Job::Silence(args),
             None => {
                 let spec = LandmarkSpec::new(LandmarkSettings {
                     // clap requires ADDR without a subcommand.

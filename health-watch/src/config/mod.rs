@@ -36,6 +36,7 @@ mod alerting;
 mod document;
 mod http;
 mod kinds;
+mod maintenance;
 mod module;
 mod validate;
 
@@ -322,6 +323,8 @@ pub(crate) struct Config {
     pub alerting: Option<Alerting>,
     /// `[module.NAME]`: checks `/probe` runs besides the built-in ones.
     pub modules: std::collections::BTreeMap<String, Module>,
+    /// `[[maintenance]]`: recurring windows that silence targets.
+    pub maintenance: Vec<crate::silence::Window>,
     pub targets: Vec<Target>,
     /// What is allowed but unwise (a listener open to all, a password
     /// file others can read): said at start and by `--check-config`.
@@ -425,6 +428,7 @@ pub(crate) fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
     let mut top = doc.into_inner();
     let targets = document::take_tables(&mut top, "target", &lines, &mut errors);
     let modules = module::take(&mut top, &lines, &mut errors);
+    let windows = maintenance::take(&mut top, &lines, &mut errors);
     let defaults = document::take_tables(&mut top, "defaults", &lines, &mut errors);
     let settings: Option<RawSettings> =
         document::read(toml::Spanned::new(span, top), &lines, &mut errors);
@@ -448,6 +452,10 @@ pub(crate) fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
         targets,
     );
     config.modules = module::validate(&mut v, modules);
+    config.maintenance = {
+        let names = config.targets.iter().map(|t| t.name.as_str()).collect();
+        maintenance::validate(&mut v, windows, &names)
+    };
     v.finish(config)
 }
 

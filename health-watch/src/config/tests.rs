@@ -271,3 +271,63 @@ fn jitter_is_a_share_of_the_interval_given_as_a_percentage() {
         "{e:?}"
     );
 }
+
+#[test]
+fn maintenance_windows_are_read_and_every_mistake_is_at_its_line() {
+    let targets = r#"
+[[target]]
+name = "db-1"
+kind = "tcp"
+addr = "127.0.0.1:5432"
+"#;
+    let c = parse(&format!(
+        r#"{targets}
+[[maintenance]]
+name = "sunday"
+targets = ["db-*", "db-1"]
+schedule = "0 2 * * SUN"
+duration = "2h"
+
+[[maintenance]]
+name = "every-10s"
+targets = ["*"]
+schedule = "*/10 * * * * *"
+duration = "3s"
+reason = "test"
+"#
+    ))
+    .unwrap();
+    assert_eq!(c.maintenance.len(), 2);
+    assert_eq!(c.maintenance[0].targets, ["db-*", "db-1"]);
+    assert_eq!(c.maintenance[0].reason, "maintenance sunday");
+    assert_eq!(c.maintenance[1].duration, Duration::from_secs(3));
+    let e = errors(&format!(
+        r#"{targets}
+[[maintenance]]
+name = "a"
+targets = ["db-2"]
+schedule = "0 2 * *"
+duration = "0s"
+
+[[maintenance]]
+name = "a"
+targets = []
+schedule = "0 2 * * SUN"
+duration = "40d"
+owner = "ops"
+"#
+    ));
+    let want = [
+        "line 9, column 12: no target is named \"db-2\"",
+        "line 10, column 12: schedule \"0 2 * *\" has 4 fields",
+        "line 11, column 12: duration must be from 1s to 31d",
+        "line 14, column 8: maintenance a is given twice",
+        "line 15, column 11: targets must name at least one target or pattern",
+        "line 17, column 12: duration must be from 1s to 31d",
+        "line 18, column 1: unknown field `owner`",
+    ];
+    assert_eq!(e.len(), want.len(), "{e:#?}");
+    for (w, got) in want.iter().zip(&e) {
+        assert!(got.starts_with(w), "{got} (wanted {w}); all: {e:#?}");
+    }
+}

@@ -156,6 +156,7 @@ impl<'a> Validator<'a> {
             http_access,
             alerting,
             modules: std::collections::BTreeMap::new(),
+            maintenance: Vec::new(),
             targets: valid,
             warnings,
         }

@@ -60,6 +60,12 @@ pub(crate) enum Notice {
         resumed: usize,
     },
     ReloadFailed(String),
+    /// A silence came into force, or ended (its time was up, or it was
+    /// removed).
+    Silence {
+        silence: crate::silence::Silence,
+        in_force: bool,
+    },
     Stats(Stats),
     Warning(String),
     /// Something that needs an operator: an action that could not start,
@@ -300,7 +306,16 @@ pub(crate) fn text(n: &Notice) -> String {
             } else {
                 format!(": {}", shown(&e.detail))
             };
-            format!("{} {}{class}{why}{detail}", e.event, target_label(e))
+            let held = match (e.event, e.silence) {
+                (Event::Raise, Some(id)) => {
+                    format!(" [held by silence {id}: no action, no alert while it lasts]")
+                }
+                (Event::Clear, Some(id)) => {
+                    format!(" [its raise was held by silence {id}: no action, no alert]")
+                }
+                _ => String::new(),
+            };
+            format!("{} {}{class}{why}{held}{detail}", e.event, target_label(e))
         }
         Notice::Action { event, record } => {
             let exit = record
@@ -365,6 +380,24 @@ pub(crate) fn text(n: &Notice) -> String {
             s.alarms,
             s.paused
         ),
+        Notice::Silence { silence: s, in_force } => {
+            let by = match &s.origin {
+                crate::silence::Origin::Window(name) => format!("maintenance {name}"),
+                _ => s.author.clone(),
+            };
+            if *in_force {
+                format!(
+                    "silence {} in force for {} until {} (by {}): {}",
+                    s.id,
+                    shown(&s.matcher),
+                    humantime::format_rfc3339_seconds(s.until),
+                    shown(&by),
+                    shown(&s.reason)
+                )
+            } else {
+                format!("silence {} ended for {}", s.id, shown(&s.matcher))
+            }
+        }
         Notice::Warning(w) => format!("warning: {}", shown(&w.to_string())),
         Notice::Error(e) => format!("error: {}", shown(&e.to_string())),
         Notice::Stopping(why) => format!("stop: {why}"),
@@ -384,6 +417,7 @@ fn event_json(e: &EventRecord) -> serde_json::Map<String, serde_json::Value> {
         json!(e.rtt.map(|d| d.as_secs_f64() * 1000.0)),
     );
     m.insert("count".into(), json!(e.count));
+    m.insert("silence".into(), json!(e.silence));
     m
 }
 
@@ -442,6 +476,16 @@ pub(crate) fn json_line(n: &Notice) -> serde_json::Value {
             "failed": s.failed, "in_flight": s.in_flight,
             "max_lag_ms": s.max_lag.as_secs_f64() * 1000.0,
             "alarms": s.alarms, "paused": s.paused,
+        }),
+        Notice::Silence {
+            silence: s,
+            in_force,
+        } => json!({
+            "event": if *in_force { "silence" } else { "silence-ended" },
+            "time": time, "id": s.id, "target": s.matcher,
+            "from": humantime::format_rfc3339_seconds(s.from).to_string(),
+            "until": humantime::format_rfc3339_seconds(s.until).to_string(),
+            "reason": s.reason, "author": s.author, "origin": s.origin.as_text(),
         }),
         Notice::Warning(w) => json!({"event": "warning", "time": time, "message": w}),
         Notice::Error(e) => json!({"event": "error", "time": time, "message": e}),

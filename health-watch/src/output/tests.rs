@@ -15,6 +15,7 @@ fn status(name: &str, alarm: Alarm) -> Arc<Status> {
             hours: Default::default(),
             recent: Default::default(),
             marked: Default::default(),
+            held: None,
         }),
     })
 }

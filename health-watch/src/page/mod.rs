@@ -37,6 +37,9 @@ use crate::uptime::{Hour, HOURS};
 
 /// Targets on one page.
 pub(crate) const PAGE_SIZE: usize = 200;
+/// Most silences read for the uptime of 10 days.
+const MAX_SILENCES: usize = 100_000;
+
 /// How long uptime read from the history is reused.
 const UPTIME_FRESH: Duration = Duration::from_secs(10);
 /// How often `/events` looks for a change.
@@ -52,6 +55,8 @@ pub(crate) const MAX_EVENT_STREAMS: usize = 16;
 /// What the pages read.
 struct Pages {
     watched: Arc<Registry>,
+    /// The silences in force, for the marks.
+    silences: Arc<crate::silence::Board>,
     database: PathBuf,
     uptime: Mutex<Option<(Instant, Arc<Uptime>)>>,
     /// Bounds the `/events` streams.
@@ -69,7 +74,11 @@ struct Uptime {
 }
 
 /// The routes, for the exporter's router.
-pub(crate) fn router(watched: Arc<Registry>, database: PathBuf) -> Router {
+pub(crate) fn router(
+    watched: Arc<Registry>,
+    silences: Arc<crate::silence::Board>,
+    database: PathBuf,
+) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/events", get(events))
@@ -79,6 +88,7 @@ pub(crate) fn router(watched: Arc<Registry>, database: PathBuf) -> Router {
         .route("/report.json", get(report::json))
         .with_state(Arc::new(Pages {
             watched,
+            silences,
             database,
             uptime: Mutex::new(None),
             streams: Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS)),
@@ -104,6 +114,11 @@ pub(crate) struct Line {
     pub rtt: Option<Duration>,
     pub paused: bool,
     pub flapping: bool,
+    /// The silence that covers it now.
+    pub silenced: Option<crate::silence::Cover>,
+    /// Whether a silence held the raise of its open alarm (no action, no
+    /// alert yet).
+    pub held: bool,
     pub day: [Hour; HOURS],
 }
 
@@ -117,7 +132,8 @@ fn shown(row: &Row) -> render::Shown {
     }
 }
 
-fn line(status: &Arc<Status>, now: SystemTime) -> Line {
+fn line(status: &Arc<Status>, silences: &crate::silence::Board, now: SystemTime) -> Line {
+    let silenced = silences.covering(&status.name, now);
     let row = status.row();
     let last = row.last.as_ref();
     Line {
@@ -133,6 +149,8 @@ fn line(status: &Arc<Status>, now: SystemTime) -> Line {
         rtt: last.and_then(|o| o.rtt),
         paused: row.alarm.paused,
         flapping: row.alarm.flapping,
+        silenced,
+        held: row.held.is_some(),
         day: row.hours.day(now),
     }
 }
@@ -166,7 +184,7 @@ async fn index(State(pages): State<Arc<Pages>>, Query(q): Query<ListQuery>) -> R
         .iter()
         .skip((page - 1) * PAGE_SIZE)
         .take(PAGE_SIZE)
-        .map(|(_, s)| line(s, now))
+        .map(|(_, s)| line(s, &pages.silences, now))
         .collect();
     let uptime = uptime(&pages).await;
     let list = render::List {
@@ -208,12 +226,21 @@ async fn uptime(pages: &Arc<Pages>) -> Arc<Uptime> {
         // One read of the 10 days; the last day is cut from it.
         let intervals = crate::store::alarm_intervals(&conn, since(10), now).ok()?;
         let observed = crate::store::observed(&conn).ok()?;
+        // Silences and maintenance windows: neither up nor down.
+        let silences = crate::store::silences::within(&conn, since(10), now, MAX_SILENCES).ok()?;
+        let kept = crate::silence::spans_by_target(
+            &silences,
+            observed.keys().map(String::as_str),
+            since(10),
+            now,
+        );
         let shares = observed
             .iter()
             .filter_map(|(target, o)| {
                 let alarms = intervals.get(target).map_or(&[][..], |i| &i[..]);
-                let day = crate::store::uptime(o, alarms, since(1), now)?;
-                let ten = crate::store::uptime(o, alarms, since(10), now)?;
+                let kept = kept.get(target).map_or(&[][..], |i| &i[..]);
+                let day = crate::store::uptime(o, alarms, kept, since(1), now)?;
+                let ten = crate::store::uptime(o, alarms, kept, since(10), now)?;
                 Some((target.clone(), (day, ten)))
             })
             .collect();

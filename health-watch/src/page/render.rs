@@ -105,7 +105,7 @@ pub(crate) fn page<U: Fn(&str) -> Option<(f64, f64)>>(l: &List<'_, U>) -> Markup
 }
 
 /// What the uptime columns count, said under the list.
-const UPTIME_NOTE: &str = "Uptime: the share of the last 24 hours or 10 days out of alarm, counted from the target's first check (time before it is not counted); until its first passing check a target counts as down. — before its first check.";
+const UPTIME_NOTE: &str = "Uptime: the share of the last 24 hours or 10 days out of alarm, counted from the target's first check (time before it is not counted); until its first passing check a target counts as down. Time under a silence or maintenance window counts as neither up nor down. — before its first check.";
 
 /// The list: what `/?fragment=1` returns for the script to put in place.
 pub(crate) fn list<U: Fn(&str) -> Option<(f64, f64)>>(l: &List<'_, U>) -> Markup {
@@ -150,6 +150,8 @@ fn row<U: Fn(&str) -> Option<(f64, f64)>>(line: &Line, l: &List<'_, U>) -> Marku
                 a href=(target_link(&s.name)) { (s.name) }
                 @if line.paused { " " span class="mark" title="paused after errors in a row; a reload resumes it" { "paused" } }
                 @if line.flapping { " " span class="mark" title="raising and clearing too often: actions held" { "flapping" } }
+                @if let Some(c) = &line.silenced { " " span class="mark" title=(silence_title(c)) { "silenced" } }
+                @else if line.held { " " span class="mark" title="its raise was held by a silence that has ended; released at once" { "held" } }
             }
             td { (s.kind) }
             td class="addr" { (s.addr) }
@@ -180,6 +182,19 @@ fn row<U: Fn(&str) -> Option<(f64, f64)>>(line: &Line, l: &List<'_, U>) -> Marku
             }
         }
     }
+}
+
+/// What a silenced mark says when pointed at.
+pub(crate) fn silence_title(c: &crate::silence::Cover) -> String {
+    let by = match &c.origin {
+        crate::silence::Origin::Window(name) => format!("maintenance window {name}"),
+        _ => format!("silence {}", c.id),
+    };
+    format!(
+        "{by} until {}: {}; raises run no action and send no alert",
+        rfc3339(c.until),
+        health_probe::text::cut(&c.reason, 200)
+    )
 }
 
 /// The last 24 hours, an hour per bar, coloured by its worst check.

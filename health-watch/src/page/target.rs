@@ -41,7 +41,7 @@ pub(super) async fn page(State(pages): State<Arc<Pages>>, Path(name): Path<Strin
             .into_response();
     };
     let now = std::time::SystemTime::now();
-    let line = super::line(&status, now);
+    let line = super::line(&status, &pages.silences, now);
     let (samples, alarms, checks) = {
         let row = status.row();
         (row.recent.samples(), row.alarms, row.checks)
@@ -60,7 +60,8 @@ pub(super) async fn page(State(pages): State<Arc<Pages>>, Path(name): Path<Strin
             tr { th { "address" } td class="addr" { (status.addr) } }
             tr { th { "state" } td class=(line.state.word()) { span class="badge" { (line.state.word()) }
                 @if line.paused { " " span class="mark" { "paused" } }
-                @if line.flapping { " " span class="mark" { "flapping" } } } }
+                @if line.flapping { " " span class="mark" { "flapping" } }
+                @if let Some(c) = &line.silenced { " " span class="mark" title=(super::render::silence_title(c)) { "silenced" } } } }
             @if let Some(c) = line.class {
                 tr { th { "why" } td class="why" { strong { (c) " " (line.reason.unwrap_or("")) } " " (line.detail) } }
             }

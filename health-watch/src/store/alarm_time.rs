@@ -120,38 +120,51 @@ pub(crate) fn observed(conn: &Connection) -> Result<HashMap<String, Observed>, S
 }
 
 /// The share of `[since, now]` a target was up, in percent, over the part
-/// of it observed: `None` before its first check. Down is every alarm
-/// interval (`alarms`, as [`alarm_intervals`] gives them) and the time
-/// before its first passing check.
+/// of it observed and not under maintenance: `None` before its first check
+/// (or when all of it was maintenance). Down is every alarm interval
+/// (`alarms`, as [`alarm_intervals`] gives them) and the time before its
+/// first passing check, less what `maintenance` (merged spans, as
+/// `silence::spans_by_target` gives them) covers: that time counts
+/// neither as up nor as down.
 pub(crate) fn uptime(
     observed: &Observed,
     alarms: &[(SystemTime, SystemTime)],
+    maintenance: &[(SystemTime, SystemTime)],
     since: SystemTime,
     now: SystemTime,
 ) -> Option<f64> {
+    use crate::silence::{merge, overlap};
     let from = since.max(observed.first_check);
-    let window = now.duration_since(from).ok()?;
-    if window.is_zero() {
-        return None;
-    }
+    now.duration_since(from).ok().filter(|w| !w.is_zero())?;
+    let clip = |&(a, b): &(SystemTime, SystemTime)| (a.max(from), b.min(now));
     let mut down: Vec<(SystemTime, SystemTime)> = alarms
         .iter()
         .chain([(observed.first_check, observed.first_ok.unwrap_or(now))].iter())
-        .map(|&(a, b)| (a.max(from), b.min(now)))
+        .map(clip)
         .filter(|(a, b)| a < b)
         .collect();
-    down.sort();
-    // The union's length: intervals may overlap (an alarm raised before
-    // the first pass).
-    let (mut total, mut reach) = (Duration::ZERO, from);
-    for (a, b) in down {
-        let a = a.max(reach);
-        if b > a {
-            total += b.duration_since(a).unwrap_or_default();
-            reach = b;
-        }
+    // Intervals may overlap (an alarm raised before the first pass).
+    let down = merge(&mut down);
+    let mut kept: Vec<(SystemTime, SystemTime)> = maintenance
+        .iter()
+        .map(clip)
+        .filter(|(a, b)| a < b)
+        .collect();
+    let kept = merge(&mut kept);
+    let span = |v: &[(SystemTime, SystemTime)]| -> Duration {
+        v.iter()
+            .map(|(a, b)| b.duration_since(*a).unwrap_or_default())
+            .sum()
+    };
+    let window = now.duration_since(from).unwrap_or_default() - span(&kept);
+    if window.is_zero() {
+        return None;
     }
-    Some(100.0 * (1.0 - (total.as_secs_f64() / window.as_secs_f64()).clamp(0.0, 1.0)))
+    let down_time: Duration = down
+        .iter()
+        .map(|&d| d.1.duration_since(d.0).unwrap_or_default() - overlap(d, &kept))
+        .sum();
+    Some(100.0 * (1.0 - (down_time.as_secs_f64() / window.as_secs_f64()).clamp(0.0, 1.0)))
 }
 
 #[cfg(test)]
@@ -171,6 +184,7 @@ mod tests {
             detail: String::new(),
             rtt: None,
             count: 0,
+            silence: None,
         }
     }
 
@@ -207,6 +221,7 @@ mod tests {
             uptime(
                 &always,
                 t.get(target).map_or(&[][..], |i| &i[..]),
+                &[],
                 since,
                 now,
             )
@@ -233,34 +248,63 @@ mod tests {
             first_check: s(600),
             first_ok: None,
         };
-        assert_eq!(uptime(&never, &[(s(595), now)], day, now), Some(0.0));
+        assert_eq!(uptime(&never, &[(s(595), now)], &[], day, now), Some(0.0));
         // Not checked yet in the window: nothing to say.
         let later = Observed {
             first_check: now + Duration::from_secs(1),
             first_ok: None,
         };
-        assert_eq!(uptime(&later, &[], day, now), None);
+        assert_eq!(uptime(&later, &[], &[], day, now), None);
         // Up from its first check, then an alarm of a quarter of the time
         // observed.
         let watched = Observed {
             first_check: s(400),
             first_ok: Some(s(400)),
         };
-        assert_eq!(uptime(&watched, &[(s(100), now)], day, now), Some(75.0));
+        assert_eq!(
+            uptime(&watched, &[(s(100), now)], &[], day, now),
+            Some(75.0)
+        );
         // Failing for its first 100 s (before the first pass), with an
         // alarm inside that: counted once.
         let slow = Observed {
             first_check: s(400),
             first_ok: Some(s(300)),
         };
-        assert_eq!(uptime(&slow, &[(s(395), s(300))], day, now), Some(75.0));
+        assert_eq!(
+            uptime(&slow, &[(s(395), s(300))], &[], day, now),
+            Some(75.0)
+        );
         // Watched long before the window: the window counts whole.
         let old = Observed {
             first_check: s(10 * 86_400),
             first_ok: Some(s(10 * 86_400)),
         };
-        let up = uptime(&old, &[(s(8640), now)], day, now).unwrap();
+        let up = uptime(&old, &[(s(8640), now)], &[], day, now).unwrap();
         assert!((up - 90.0).abs() < 0.01, "{up}");
+    }
+
+    #[test]
+    fn maintenance_is_neither_up_nor_down() {
+        let now = SystemTime::now();
+        let s = |n: u64| now - Duration::from_secs(n);
+        let day = s(86_400);
+        let watched = Observed {
+            first_check: s(1000),
+            first_ok: Some(s(1000)),
+        };
+        // Down for the last 400 s, 200 s of them in maintenance: 200 s
+        // down of 800 s counted.
+        let up = uptime(&watched, &[(s(400), now)], &[(s(300), s(100))], day, now);
+        assert_eq!(up, Some(75.0));
+        // Maintenance while up only shortens the time counted.
+        let up = uptime(&watched, &[(s(100), now)], &[(s(1000), s(500))], day, now);
+        assert_eq!(up, Some(80.0));
+        // All of it maintenance: nothing to say.
+        assert_eq!(
+            uptime(&watched, &[(s(100), now)], &[(s(2000), now)], day, now),
+            None
+        );
     }
 
     #[test]

@@ -15,13 +15,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection};
 
 mod alarm_time;
+mod history;
+pub(crate) mod silences;
 mod writer;
 
 pub(crate) use alarm_time::{alarm_intervals, insert_observed, observed, uptime};
+pub(crate) use history::{history_each, HistoryRow};
 pub(crate) use writer::{Found, Health, Store, MAX_BACKLOG};
 
-/// Schema version in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+/// Schema version in `PRAGMA user_version`: 2 added silences
+/// (`silences.rs`).
+const SCHEMA_VERSION: i64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StoreError {
@@ -66,6 +70,9 @@ pub(crate) struct EventRecord {
     /// What lies behind the event, in a row: failures (raise), successes
     /// (clear) or ERR outcomes (pause).
     pub count: u32,
+    /// The silence that held it: a raise while silenced, or the clear of
+    /// such a raise (no action, no alert).
+    pub silence: Option<i64>,
 }
 
 /// How an action ended.
@@ -80,30 +87,6 @@ pub(crate) struct ActionRecord {
     pub output: String,
 }
 
-/// A row of `health-probe report`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub(crate) struct HistoryRow {
-    pub id: i64,
-    pub time: String,
-    #[serde(skip)]
-    pub time_ms: i64,
-    pub target: String,
-    pub kind: String,
-    pub addr: String,
-    pub event: String,
-    pub class: Option<String>,
-    pub reason: Option<String>,
-    pub detail: String,
-    pub rtt_ms: Option<f64>,
-    pub count: u32,
-    /// For a clear: how long the alarm it clears lasted.
-    pub alarm_secs: Option<f64>,
-    pub action_command: Option<String>,
-    pub action_outcome: Option<String>,
-    pub action_exit_code: Option<i32>,
-    pub action_ms: Option<i64>,
-}
-
 pub(crate) fn ms(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -112,6 +95,11 @@ pub(crate) fn ms(t: SystemTime) -> i64 {
 
 fn from_ms(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+/// `t` to the millisecond, as the database keeps it.
+pub(crate) fn round_ms(t: SystemTime) -> SystemTime {
+    from_ms(ms(t))
 }
 
 /// Creates the folder `path` is in, if missing.
@@ -233,10 +221,12 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
              pid INTEGER NOT NULL,
              seen_ms INTEGER NOT NULL
          );
-         PRAGMA user_version = 1;
          COMMIT;",
     )
     .map_err(open_err)?;
+    silences::migrate(&conn).map_err(open_err)?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(open_err)?;
     Ok(conn)
 }
 
@@ -338,12 +328,20 @@ pub(crate) struct OpenAlarm {
     pub class: Option<String>,
     pub reason: Option<String>,
     pub detail: String,
+    /// The silence that held its raise, if no `released` followed: its
+    /// action and alert are still due.
+    pub held: Option<i64>,
 }
 
 pub(crate) fn restore(conn: &Connection) -> Result<Restored, StoreError> {
     let mut out = Restored::default();
     let mut stmt = conn.prepare(
-        "SELECT target, event, time_ms, class, reason, detail FROM events WHERE id IN (
+        "SELECT e.target, e.event, e.time_ms, e.class, e.reason, e.detail,
+                CASE WHEN NOT EXISTS (SELECT 1 FROM events r
+                                      WHERE r.target = e.target AND r.event = 'released'
+                                        AND r.id > e.id)
+                     THEN e.silence_id END
+         FROM events e WHERE e.id IN (
              SELECT max(id) FROM events WHERE event IN ('raise', 'carried', 'clear', 'removed')
              GROUP BY target)",
     )?;
@@ -356,6 +354,7 @@ pub(crate) fn restore(conn: &Connection) -> Result<Restored, StoreError> {
                 class: r.get(3)?,
                 reason: r.get(4)?,
                 detail: r.get(5)?,
+                held: r.get(6)?,
             },
         ))
     })?;
@@ -384,20 +383,23 @@ pub(crate) fn restore(conn: &Connection) -> Result<Restored, StoreError> {
     Ok(out)
 }
 
-/// Deletes history older than `before`; returns the events deleted.
+/// Deletes history older than `before` (events, their actions, silences
+/// ended by then); returns the events deleted.
 pub(crate) fn prune(conn: &Connection, before: SystemTime) -> Result<usize, StoreError> {
     let cut = ms(before);
     conn.execute(
         "DELETE FROM actions WHERE event_id IN (SELECT id FROM events WHERE time_ms < ?1)",
         [cut],
     )?;
+    conn.execute("DELETE FROM silences WHERE until_ms < ?1", [cut])?;
     Ok(conn.execute("DELETE FROM events WHERE time_ms < ?1", [cut])?)
 }
 
 pub(crate) fn insert_event(conn: &Connection, e: &EventRecord) -> Result<i64, rusqlite::Error> {
     conn.prepare_cached(
-        "INSERT INTO events (time_ms, target, kind, addr, event, class, reason, detail, rtt_us, count)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO events (time_ms, target, kind, addr, event, class, reason, detail, rtt_us, count,
+                             silence_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         ms(e.time),
@@ -410,6 +412,7 @@ pub(crate) fn insert_event(conn: &Connection, e: &EventRecord) -> Result<i64, ru
         e.detail,
         e.rtt.map(|d| d.as_micros() as i64),
         e.count,
+        e.silence,
     ])?;
     Ok(conn.last_insert_rowid())
 }
@@ -435,67 +438,6 @@ pub(crate) fn insert_action(conn: &Connection, a: &ActionRecord) -> Result<(), r
 impl From<StoreError> for std::io::Error {
     fn from(e: StoreError) -> std::io::Error {
         std::io::Error::other(e)
-    }
-}
-
-/// History for `health-probe report` and the pages: events since `since`,
-/// oldest first, optionally of one target, each with its action's outcome,
-/// handed to `each` as it is read, none kept: memory does not grow with the
-/// history. Stops at the first error `each` returns.
-pub(crate) fn history_each<E: From<StoreError>>(
-    conn: &Connection,
-    since: SystemTime,
-    target: Option<&str>,
-    mut each: impl FnMut(HistoryRow) -> Result<(), E>,
-) -> Result<(), E> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT e.id, e.time_ms, e.target, e.kind, e.addr, e.event, e.class, e.reason,
-                e.detail, e.rtt_us, e.count,
-                CASE WHEN e.event = 'clear' THEN
-                    (SELECT r.time_ms FROM events r
-                     WHERE r.target = e.target AND r.event IN ('raise', 'carried') AND r.id < e.id
-                     ORDER BY r.id DESC LIMIT 1)
-                END,
-                a.command, a.outcome, a.exit_code, a.duration_ms
-         FROM events e
-         LEFT JOIN actions a ON a.id = (SELECT max(id) FROM actions WHERE event_id = e.id)
-         WHERE e.time_ms >= ?1 AND (?2 IS NULL OR e.target = ?2)
-         ORDER BY e.time_ms, e.id",
-        )
-        .map_err(StoreError::from)?;
-    let mut rows = stmt
-        .query(params![ms(since), target])
-        .map_err(StoreError::from)?;
-    while let Some(r) = rows.next().map_err(StoreError::from)? {
-        each(history_row(r).map_err(StoreError::from)?)?;
-    }
-    Ok(())
-}
-
-fn history_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryRow> {
-    {
-        let time_ms: i64 = r.get(1)?;
-        let raised_ms: Option<i64> = r.get(11)?;
-        Ok(HistoryRow {
-            id: r.get(0)?,
-            time: humantime::format_rfc3339_millis(from_ms(time_ms)).to_string(),
-            time_ms,
-            target: r.get(2)?,
-            kind: r.get(3)?,
-            addr: r.get(4)?,
-            event: r.get(5)?,
-            class: r.get(6)?,
-            reason: r.get(7)?,
-            detail: r.get(8)?,
-            rtt_ms: r.get::<_, Option<i64>>(9)?.map(|us| us as f64 / 1000.0),
-            count: r.get(10)?,
-            alarm_secs: raised_ms.map(|t| (time_ms - t) as f64 / 1000.0),
-            action_command: r.get(12)?,
-            action_outcome: r.get(13)?,
-            action_exit_code: r.get(14)?,
-            action_ms: r.get(15)?,
-        })
     }
 }
 
@@ -540,6 +482,7 @@ mod tests {
             detail: "connection refused".into(),
             rtt: Some(Duration::from_micros(1500)),
             count: 2,
+            silence: None,
         }
     }
 

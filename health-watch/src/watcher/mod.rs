@@ -29,8 +29,11 @@ use crate::output::{self, Mode, Notice, Output};
 use crate::prober;
 use crate::registry::{Registry, Row, Stats, Status};
 use crate::signals::{self, Signals};
+use crate::silence::Board;
+use crate::silencer::{Silencer, Windows};
 use crate::store::{self, EventRecord, Store};
 
+mod check_config;
 mod reload;
 use crate::publish::Publisher;
 use crate::task::{self, Shared};
@@ -50,18 +53,7 @@ pub fn run(args: &WatchArgs) -> Result<(), Error> {
     signals::hold();
     if args.check_config {
         signals::release();
-        let config = config::load(&args.config).map_err(config_error)?;
-        for w in &config.warnings {
-            eprintln!("health-probe: warning: {}", health_probe::text::shown(w));
-        }
-        config::writable(&config.database).map_err(|e| Error::Config(vec![e]))?;
-        println!(
-            "{}: valid, {}, history in {}",
-            args.config.display(),
-            output::targets_counted(config.targets.len()),
-            config.database.display()
-        );
-        return Ok(());
+        return check_config::run(args);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -155,6 +147,22 @@ async fn start(
         Arc::new(RwLock::new(Arc::new(std::mem::take(&mut config.modules))));
     // Before any target runs: an address in use stops the start.
     let exporter = CancellationToken::new();
+    // The silences in force, known before the first check.
+    let silences = Board::new();
+    let windows: Windows = Arc::new(RwLock::new(Arc::new(std::mem::take(
+        &mut config.maintenance,
+    ))));
+    let poke = Arc::new(Notify::new());
+    let mut keeper = Silencer {
+        board: silences.clone(),
+        database: config.database.clone(),
+        windows: windows.clone(),
+        poke: poke.clone(),
+        output: output.clone(),
+        told: Vec::new(),
+    };
+    keeper.look().await;
+    tokio::spawn(keeper.run(exporter.clone()));
     if let Some(addr) = config.http_listen {
         let listener =
             crate::listener::bind(addr).map_err(|source| Error::Listen { addr, source })?;
@@ -165,6 +173,8 @@ async fn start(
             more,
             modules: modules.clone(),
             database: config.database.clone(),
+            silences: silences.clone(),
+            poke: poke.clone(),
         };
         exporter::spawn(
             listener,
@@ -179,11 +189,13 @@ async fn start(
         &config,
         store,
         (output, registry),
-        alerts,
+        (alerts, silences),
         raised,
         lock,
     );
     watcher.modules = modules;
+    watcher.windows = windows;
+    watcher.poke = poke;
     Ok((watcher, config, restored, exporter))
 }
 
@@ -230,6 +242,10 @@ pub(super) struct Watcher {
     pub(super) http_access: config::Access,
     /// `/probe`'s modules (a reload replaces them).
     pub(super) modules: prober::Modules,
+    /// `[[maintenance]]` windows (a reload replaces them), and word to the
+    /// silencer to look again.
+    pub(super) windows: Windows,
+    pub(super) poke: Arc<Notify>,
     /// The Alertmanager senders, and what stops them.
     senders: Vec<JoinHandle<()>>,
     stop_senders: CancellationToken,
@@ -246,7 +262,7 @@ impl Watcher {
         config: &Config,
         store: Store,
         (output, registry): (Arc<Output>, Arc<Registry>),
-        alerts: Option<Arc<Alerts>>,
+        (alerts, silences): (Option<Arc<Alerts>>, Arc<Board>),
         raised: HashMap<String, u64>,
         lock: store::Lock,
     ) -> Watcher {
@@ -267,6 +283,7 @@ impl Watcher {
                     alerts,
                     actions,
                 },
+                silences,
                 config.max_in_flight,
                 args.log_checks,
             )),
@@ -277,6 +294,8 @@ impl Watcher {
             alerting: config.alerting.clone(),
             http_access: config.http_access.clone(),
             modules: prober::Modules::default(),
+            windows: Windows::default(),
+            poke: Arc::new(Notify::new()),
             senders,
             stop_senders,
             running: HashMap::new(),
@@ -310,7 +329,10 @@ impl Watcher {
         let (count, database) = (config.targets.len(), config.database.display().to_string());
         for target in config.targets {
             let opened = open.get(&target.name);
-            if let (Some(o), Some(alerts)) = (opened, &self.shared.events.alerts) {
+            // An alarm whose raise a silence holds is not sent until
+            // released.
+            let sent = opened.filter(|o| o.held.is_none());
+            if let (Some(o), Some(alerts)) = (sent, &self.shared.events.alerts) {
                 alerts.raised(&Raised {
                     target: &target.name,
                     kind: target.kind.as_str(),
@@ -325,7 +347,8 @@ impl Watcher {
             if flapping.contains(&target.name) && target.flap.is_some() {
                 alarm = alarm.still_flapping(now);
             }
-            self.launch(Arc::new(target), alarm);
+            let held = opened.and_then(|o| o.held);
+            self.launch(Arc::new(target), alarm, held);
         }
         self.publish();
         // Said once every target runs.
@@ -337,7 +360,8 @@ impl Watcher {
     }
 
     /// Starts one target's task.
-    pub(super) fn launch(&mut self, target: Arc<Target>, alarm: Alarm) {
+    /// `held`: the silence holding its raise, if any (the alarm is raised).
+    pub(super) fn launch(&mut self, target: Arc<Target>, alarm: Alarm, held: Option<i64>) {
         let status = Arc::new(Status {
             name: target.name.clone(),
             kind: target.kind.as_str(),
@@ -350,6 +374,7 @@ impl Watcher {
                 hours: Default::default(),
                 recent: Default::default(),
                 marked: Default::default(),
+                held,
             }),
         });
         let resume = Arc::new(Notify::new());
@@ -521,6 +546,7 @@ impl Watcher {
                 detail: "open when the history database was created anew".into(),
                 rtt: None,
                 count: 0,
+                silence: None,
             };
             let flapping = EventRecord {
                 time: a.flapping_since,
@@ -552,5 +578,6 @@ pub(super) fn removed(name: &str, kind: &'static str, addr: &str, detail: &str) 
         detail: detail.into(),
         rtt: None,
         count: 0,
+        silence: None,
     }
 }

@@ -55,6 +55,9 @@ impl Watcher {
         *self.modules.write().unwrap_or_else(|e| e.into_inner()) =
             Arc::new(std::mem::take(&mut config.modules));
         self.keep_history = config.keep_history;
+        *self.windows.write().unwrap_or_else(|e| e.into_inner()) =
+            Arc::new(std::mem::take(&mut config.maintenance));
+        self.poke.notify_one();
         let (mut kept, mut resumed) = (0, 0);
         let mut seen = HashSet::with_capacity(config.targets.len());
         let mut changed = Vec::new();
@@ -94,14 +97,19 @@ impl Watcher {
             .collect();
         let (n_changed, n_added) = (changed.len(), added.len());
         for target in changed {
-            let alarm = match stopped.get(&target.name) {
-                Some(old) => old.status.row().alarm.carried(),
-                None => Alarm::new(None),
+            // Whether it is raised, and whether a silence holds that raise,
+            // carry over.
+            let (alarm, held) = match stopped.get(&target.name) {
+                Some(old) => {
+                    let row = old.status.row();
+                    (row.alarm.carried(), row.held)
+                }
+                None => (Alarm::new(None), None),
             };
-            self.launch(Arc::new(target), alarm);
+            self.launch(Arc::new(target), alarm, held);
         }
         for target in added {
-            self.launch(Arc::new(target), Alarm::new(None));
+            self.launch(Arc::new(target), Alarm::new(None), None);
         }
         let shared = &self.shared;
         join_all(gone.iter().filter_map(|name| stopped.get(name)).map(|r| {

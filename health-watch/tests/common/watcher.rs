@@ -298,11 +298,28 @@ pub(crate) use test_support::scratch;
 /// ending in `\r\n`): the status, the head and the body, read until the
 /// listener closes (at most 10 s without a byte).
 pub(crate) fn http_get(addr: SocketAddr, path: &str, headers: &str) -> (u16, String, String) {
+    http(addr, "GET", path, headers, "")
+}
+
+/// One `method` request of `path` with `headers` and `body` (a
+/// `Content-Length` is added when there is one), as [`http_get`].
+pub(crate) fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let length = if body.is_empty() {
+        String::new()
+    } else {
+        format!("Content-Length: {}\r\n", body.len())
+    };
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}{length}Connection: close\r\n\r\n{body}"
     )
     .unwrap();
     let mut text = String::new();
@@ -313,7 +330,29 @@ pub(crate) fn http_get(addr: SocketAddr, path: &str, headers: &str) -> (u16, Str
         .unwrap_or_else(|| panic!("no HTTP response: {text:?}"));
     let code = head.split(' ').nth(1).and_then(|c| c.parse().ok());
     let code = code.unwrap_or_else(|| panic!("no status: {head}"));
-    (code, head.to_string(), body.to_string())
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    (code, head.to_string(), body)
+}
+
+/// A chunked body's data, pieces joined.
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || after.len() < size {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 /// Writes `targets` (TOML) after a `database` line into `dir/watch.toml`.
@@ -363,6 +402,15 @@ impl Drop for Accepting {
         // The thread drops the listener within one poll.
         std::thread::sleep(Duration::from_millis(30));
     }
+}
+
+/// `health-probe silence ARGS...`.
+pub(crate) fn silence(args: &[&str]) -> std::process::Output {
+    Command::new(PROBE)
+        .arg("silence")
+        .args(args)
+        .output()
+        .expect("run health-probe silence")
 }
 
 pub(crate) fn report(args: &[&str]) -> std::process::Output {
