@@ -30,6 +30,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use tokio::sync::{Notify, Semaphore};
 
+use crate::event::Hold;
 use crate::registry::{Registry, Status};
 use crate::silence::{self, Board, Origin, Silence, SilenceView, MAX_ACTIVE};
 use crate::store::{self, silences};
@@ -252,8 +253,11 @@ struct TargetView<'a> {
     flapping: bool,
     /// The silence that covers it now.
     silenced: Option<i64>,
-    /// The silence that held its open alarm's raise.
+    /// The silence that holds its open alarm's raise.
     held: Option<i64>,
+    /// Its open alarm's raise is held behind a raised target it depends
+    /// on (class `unreachable`).
+    unreachable: bool,
     last_check: Option<String>,
     class: Option<&'static str>,
     reason: Option<&'static str>,
@@ -281,7 +285,8 @@ fn view(s: &Status, board: &Board, now: SystemTime) -> (bool, Vec<u8>) {
         paused: row.alarm.paused,
         flapping: row.alarm.flapping,
         silenced,
-        held: row.held,
+        held: row.held.and_then(Hold::silence),
+        unreachable: row.held == Some(Hold::Unreachable),
         last_check: last.map(|o| humantime::format_rfc3339_millis(o.at).to_string()),
         class: last.map(|o| o.class.as_str()),
         reason: last.and_then(|o| o.reason),

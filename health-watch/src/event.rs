@@ -97,6 +97,30 @@ impl fmt::Display for Event {
     }
 }
 
+/// The class of a raise while a target it `depends_on` is raised: the
+/// target is taken as cut off behind its parent, not down itself.
+pub(crate) const UNREACHABLE: &str = "unreachable";
+
+/// Why the raise of an open alarm ran no action and sent no alert yet:
+/// it fires (`released`) once nothing holds it any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hold {
+    /// A silence or maintenance window covered the target (its id).
+    Silence(i64),
+    /// A target it depends on was raised (class [`UNREACHABLE`]).
+    Unreachable,
+}
+
+impl Hold {
+    /// The silence's id, if a silence holds it.
+    pub(crate) fn silence(self) -> Option<i64> {
+        match self {
+            Hold::Silence(id) => Some(id),
+            Hold::Unreachable => None,
+        }
+    }
+}
+
 /// How an `on_raise` or `on_clear` action ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ActionOutcome {

@@ -218,6 +218,7 @@ struct Reading {
     raised: bool,
     paused: bool,
     silenced: bool,
+    unreachable: bool,
     checks: [u64; 4],
 }
 
@@ -240,6 +241,7 @@ impl Collector for Targets {
                     raised: row.alarm.raised,
                     paused: row.alarm.paused,
                     silenced,
+                    unreachable: row.held == Some(crate::event::Hold::Unreachable),
                     checks: row.checks,
                 }
             })
@@ -305,6 +307,15 @@ impl Collector for Targets {
         )?;
         for (i, r) in readings.iter().enumerate() {
             ConstGauge::new(i64::from(r.silenced)).encode(family.encode_family(&labels(i))?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "watch_target_unreachable",
+            "1 while the target's alarm was raised behind a raised target it depends on (no action, no alert until that one clears)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (i, r) in readings.iter().enumerate() {
+            ConstGauge::new(i64::from(r.unreachable)).encode(family.encode_family(&labels(i))?)?;
         }
         gauge(
             &mut encoder,

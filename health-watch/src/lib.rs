@@ -51,6 +51,7 @@ mod error;
 mod event;
 mod exporter;
 mod history;
+mod hold;
 mod listener;
 mod output;
 mod page;

@@ -2,9 +2,10 @@
 //! the history (`store`), Alertmanager (`alertmanager`, for a raise, clear
 //! or removal), what the watcher tells (`output`), the action it starts
 //! (`action`), and the status page (through the registry's generation),
-//! in that order. A raise a silence holds goes to the history, the output
-//! and the page, not to Alertmanager nor to an action (`task` gives it
-//! none): those follow when it is `released`. Every event of the watcher comes through here, whoever
+//! in that order. A held raise (a silence or a raised parent holds it)
+//! goes to the history, the output and the page, not to Alertmanager nor
+//! to an action (`task` gives it none): those follow when it is
+//! `released`. Every event of the watcher comes through here, whoever
 //! made it: a target's task, a reload, a database created anew.
 
 use std::sync::Arc;
@@ -40,9 +41,9 @@ impl Publisher {
     pub(crate) async fn publish(&self, event: EventRecord, action: Option<Action>) -> Option<i64> {
         let id = self.store.event(event.clone()).await;
         if let Some(alerts) = &self.alerts {
-            // A raise a silence holds is sent when it is released; the
-            // clear of a held raise has nothing to resolve.
-            let held = event.silence.is_some();
+            // A held raise (a silence, a raised parent) is sent when it
+            // is released; the clear of a held raise has nothing to resolve.
+            let held = event.held;
             let fires = match event.event {
                 Event::Raise => !held,
                 Event::Released => true,

@@ -18,6 +18,8 @@ pub(crate) struct Status {
     pub name: String,
     pub kind: &'static str,
     pub addr: String,
+    /// The targets it `depends_on`.
+    pub parents: Vec<String>,
     pub row: Mutex<Row>,
 }
 
@@ -34,9 +36,9 @@ pub(crate) struct Row {
     pub recent: crate::uptime::Recent,
     /// What this run has marked in the history (uptime counts from it).
     pub marked: crate::uptime::Marked,
-    /// The silence that held the raise of the alarm now raised: its action
-    /// and alert wait until no silence covers the target (`released`).
-    pub held: Option<i64>,
+    /// What held the raise of the alarm now raised (a silence, a raised
+    /// parent): its action and alert wait until nothing does (`released`).
+    pub held: Option<crate::event::Hold>,
 }
 
 /// The classes of a check's outcome, in the order [`Row::checks`] counts
@@ -65,6 +67,8 @@ pub(crate) struct Stats {
 /// Every target and the run's counters.
 pub(crate) struct Registry {
     targets: Mutex<Vec<Arc<Status>>>,
+    /// The same, by name.
+    by_name: Mutex<std::collections::HashMap<String, Arc<Status>>>,
     stats: Mutex<Stats>,
     /// Actions run (or not) since the start, by [`ActionOutcome::ALL`].
     actions: Mutex<[u64; ActionOutcome::ALL.len()]>,
@@ -82,6 +86,7 @@ impl Registry {
     pub(crate) fn new() -> Arc<Registry> {
         Arc::new(Registry {
             targets: Mutex::new(Vec::new()),
+            by_name: Mutex::new(Default::default()),
             stats: Mutex::new(Stats::default()),
             actions: Mutex::new([0; ActionOutcome::ALL.len()]),
             generation: AtomicU64::new(0),
@@ -101,8 +106,30 @@ impl Registry {
 
     /// The targets running now, in the config's order.
     pub(crate) fn set_targets(&self, targets: Vec<Arc<Status>>) {
+        let by_name = targets
+            .iter()
+            .map(|s| (s.name.clone(), s.clone()))
+            .collect();
         *self.targets.lock().unwrap_or_else(|e| e.into_inner()) = targets;
+        *self.by_name.lock().unwrap_or_else(|e| e.into_inner()) = by_name;
         self.changed();
+    }
+
+    /// The running target named `name`.
+    pub(crate) fn find(&self, name: &str) -> Option<Arc<Status>> {
+        self.by_name
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// The first of `parents` whose alarm is raised now.
+    pub(crate) fn raised_parent(&self, parents: &[String]) -> Option<String> {
+        parents
+            .iter()
+            .find(|p| self.find(p).is_some_and(|s| s.row().alarm.raised))
+            .cloned()
     }
 
     /// Every running target's status.

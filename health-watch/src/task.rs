@@ -24,6 +24,7 @@ use crate::alarm::{Thresholds, Transition};
 use crate::check::{self, Observation};
 use crate::config::Target;
 use crate::event::Event;
+use crate::hold;
 use crate::output::Notice;
 use crate::publish::{Action, Publisher};
 use crate::registry::{Row, Status, CLASSES};
@@ -126,11 +127,11 @@ pub(crate) async fn watch(
     loop {
         let observation = tokio::select! {
             _ = stop.cancelled() => return,
-            _ = held_until_due(&shared, &target.name, &status) => {
+            _ = hold::until_due(&shared.silences, &target.name, &status) => {
                 let Some(_judging) = Judging::enter(&shared) else {
                     return;
                 };
-                release(&shared, &target, &status).await;
+                hold::release(&shared.silences, &shared.events, &target, &status).await;
                 continue;
             }
             o = check_on_time(&shared, &target, next) => match o {
@@ -150,11 +151,11 @@ pub(crate) async fn watch(
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = resume.notified() => break,
-                    _ = held_until_due(&shared, &target.name, &status) => {
+                    _ = hold::until_due(&shared.silences, &target.name, &status) => {
                         let Some(_judging) = Judging::enter(&shared) else {
                             return;
                         };
-                        release(&shared, &target, &status).await;
+                        hold::release(&shared.silences, &shared.events, &target, &status).await;
                     }
                 }
             }
@@ -306,21 +307,28 @@ async fn judge(
             command: command.clone(),
             timeout: target.action_timeout,
         });
-        // A raise while silenced is held: recorded and shown, but its
-        // action and alert wait for its release. The clear of a held
-        // raise has no action either: none ran for the raise.
+        // A raise while silenced, or while a target it depends on is
+        // raised, is held: recorded and shown, but its action and alert
+        // wait for its release. The clear of a held raise has no action
+        // either: none ran for the raise.
         match change {
             Transition::Raise => {
-                let cover = shared.silences.covering(&target.name, observation.at);
-                status.row().held = cover.as_ref().map(|c| c.id);
-                if let Some(cover) = cover {
-                    event.silence = Some(cover.id);
+                let hold = hold::holding(
+                    &shared.silences,
+                    &shared.events.registry,
+                    target,
+                    observation.at,
+                );
+                status.row().held = hold.as_ref().map(|h| h.hold);
+                if let Some(h) = hold {
+                    h.mark(&mut event);
                     action = None;
                 }
             }
             Transition::Clear => {
-                if let Some(id) = status.row().held.take() {
-                    event.silence = Some(id);
+                if let Some(h) = status.row().held.take() {
+                    event.held = true;
+                    event.silence = h.silence();
                     action = None;
                 }
             }
@@ -329,75 +337,6 @@ async fn judge(
         shared.events.publish(event, action).await;
     }
     changes.contains(&Transition::Pause)
-}
-
-/// Returns once `target`'s alarm has a held raise and no silence covers
-/// it any more; never while there is none. Waits on the silences' end and
-/// on their changes (one removed, one cut short), not on a clock tick.
-async fn held_until_due(shared: &Shared, name: &str, status: &Status) {
-    if status.row().held.is_none() {
-        // Only this task's own events set it: nothing to wait for.
-        return std::future::pending().await;
-    }
-    let mut changes = shared.silences.changes();
-    loop {
-        let now = SystemTime::now();
-        let Some(cover) = shared.silences.covering(name, now) else {
-            return;
-        };
-        let left = cover.until.duration_since(now).unwrap_or_default();
-        tokio::select! {
-            _ = tokio::time::sleep(left) => {}
-            changed = changes.changed() => {
-                if changed.is_err() {
-                    return std::future::pending().await;
-                }
-            }
-        }
-    }
-}
-
-/// Fires a held raise (`released`): its `on_raise` runs and its alert is
-/// sent, if the alarm still stands and no silence covers it now.
-async fn release(shared: &Shared, target: &Target, status: &Status) {
-    let now = SystemTime::now();
-    let (held, last, count, since) = {
-        let mut row = status.row();
-        if row.held.is_none() || shared.silences.covering(&target.name, now).is_some() {
-            return;
-        }
-        let held = row.held.take();
-        if !row.alarm.raised {
-            return;
-        }
-        (held, row.last.clone(), row.alarm.fails, row.alarm.since)
-    };
-    let raised = humantime::format_rfc3339_seconds(since);
-    let detail = match &last {
-        Some(o) => format!(
-            "raised at {raised} while silenced; no silence covers it now and it stands: {}",
-            o.detail
-        ),
-        None => format!("raised at {raised} while silenced; no silence covers it now"),
-    };
-    let event = EventRecord {
-        time: now,
-        target: target.name.clone(),
-        kind: target.kind.as_str(),
-        addr: target.addr.clone(),
-        event: Event::Released,
-        class: last.as_ref().map(|o| o.class.as_str()),
-        reason: last.as_ref().and_then(|o| o.reason),
-        detail,
-        rtt: None,
-        count,
-        silence: held,
-    };
-    let action = target.on_raise.as_ref().map(|command| Action {
-        command: command.clone(),
-        timeout: target.action_timeout,
-    });
-    shared.events.publish(event, action).await;
 }
 
 fn event_of(target: &Target, change: Transition, o: &Observation, count: u32) -> EventRecord {
@@ -413,5 +352,6 @@ fn event_of(target: &Target, change: Transition, o: &Observation, count: u32) ->
         rtt: o.rtt,
         count,
         silence: None,
+        held: false,
     }
 }

@@ -33,6 +33,7 @@ use toml::Spanned;
 pub(crate) use health_probe::check::{Check, Kind};
 
 mod alerting;
+mod depends;
 mod document;
 mod http;
 mod kinds;
@@ -237,6 +238,9 @@ pub(crate) struct RawTarget {
     pub count: Option<Spanned<u16>>,
     pub ping_interval: Option<Spanned<Dur>>,
     pub min_replies: Option<Spanned<u16>>,
+    /// The targets it sits behind (`depends_on`): while one is raised, its
+    /// raises are `unreachable`.
+    pub depends_on: Option<Spanned<Vec<Spanned<String>>>>,
     // as in [defaults]; serde's flatten would lose the spans
     pub interval: Option<Spanned<Dur>>,
     pub jitter: Option<Spanned<String>>,
@@ -283,6 +287,7 @@ impl RawTarget {
             action_timeout: None,
             flap_changes: None,
             flap_window: None,
+            depends_on: None,
             ..self.clone()
         }
     }
@@ -362,6 +367,8 @@ pub(crate) struct Target {
     pub action_timeout: Duration,
     /// Flap detection; `None` when `flap_changes = 0`.
     pub flap: Option<Flap>,
+    /// The targets it depends on (`depends_on`).
+    pub depends_on: Vec<String>,
     /// The target as written (see [`Target::same_as`]).
     pub written: RawTarget,
 }
@@ -383,6 +390,7 @@ impl Target {
                 t.on_clear.clone(),
                 t.action_timeout,
                 t.flap,
+                t.depends_on.clone(),
             )
         };
         self.written.check_only() == other.written.check_only() && settings(self) == settings(other)
@@ -452,6 +460,7 @@ pub(crate) fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
         targets,
     );
     config.modules = module::validate(&mut v, modules);
+    depends::check(&mut v, &config.targets);
     config.maintenance = {
         let names = config.targets.iter().map(|t| t.name.as_str()).collect();
         maintenance::validate(&mut v, windows, &names)

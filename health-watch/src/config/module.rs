@@ -22,7 +22,7 @@ pub(crate) const BUILT_IN: [&str; 4] = Kind::NAMES;
 /// Most modules in one config.
 const MAX_MODULES: usize = 1000;
 /// A target's keys that are not its check's: a module cannot set them.
-const TARGET_ONLY: [&str; 13] = [
+const TARGET_ONLY: [&str; 14] = [
     "name",
     "addr",
     "host",
@@ -36,6 +36,7 @@ const TARGET_ONLY: [&str; 13] = [
     "action_timeout",
     "flap_changes",
     "flap_window",
+    "depends_on",
 ];
 
 /// A validated module.

@@ -331,3 +331,33 @@ owner = "ops"
         assert!(got.starts_with(w), "{got} (wanted {w}); all: {e:#?}");
     }
 }
+
+#[test]
+fn depends_on_names_other_targets_and_makes_no_cycle() {
+    let t = |name: &str, deps: &str| {
+        format!("[[target]]\nname = \"{name}\"\nkind = \"tcp\"\naddr = \"127.0.0.1:1\"\ndepends_on = {deps}\n")
+    };
+    let c = parse(&format!("{}{}", t("gw", "[]"), t("app", "[\"gw\"]"))).unwrap();
+    assert_eq!(c.targets[1].depends_on, ["gw"]);
+    let e = errors(&format!(
+        "{}{}{}{}{}",
+        t("a", "[\"b\"]"),
+        t("b", "[\"c\"]"),
+        t("c", "[\"a\"]"),
+        t("d", "[\"d\", \"nobody\"]"),
+        t("e", "[\"a\"]"),
+    ));
+    assert_eq!(e.len(), 3, "{e:#?}");
+    assert!(
+        e[0].contains("depends_on makes a cycle: a -> b -> c -> a"),
+        "{e:#?}"
+    );
+    assert!(e[1].contains("a target cannot depend on itself"), "{e:#?}");
+    assert!(e[2].contains("no target is named \"nobody\""), "{e:#?}");
+    // Not a module's key.
+    let e = errors(&format!(
+        "{}[module.m]\nkind = \"tcp\"\ndepends_on = [\"a\"]\n",
+        t("a", "[]")
+    ));
+    assert!(e[0].contains("depends_on is a target's key"), "{e:#?}");
+}

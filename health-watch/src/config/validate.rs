@@ -346,6 +346,11 @@ impl<'a> Validator<'a> {
             on_raise: common.on_raise,
             on_clear: common.on_clear,
             action_timeout,
+            depends_on: written
+                .depends_on
+                .as_ref()
+                .map(|d| d.get_ref().iter().map(|p| p.get_ref().clone()).collect())
+                .unwrap_or_default(),
             written,
         })
     }

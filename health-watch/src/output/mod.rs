@@ -306,13 +306,15 @@ pub(crate) fn text(n: &Notice) -> String {
             } else {
                 format!(": {}", shown(&e.detail))
             };
-            let held = match (e.event, e.silence) {
-                (Event::Raise, Some(id)) => {
+            let held = match (e.event, e.held, e.silence) {
+                (Event::Raise, true, _) if e.class == Some(crate::event::UNREACHABLE) => {
+                    " [held: a target it depends on is raised; no action, no alert until it clears]"
+                        .to_string()
+                }
+                (Event::Raise, true, Some(id)) => {
                     format!(" [held by silence {id}: no action, no alert while it lasts]")
                 }
-                (Event::Clear, Some(id)) => {
-                    format!(" [its raise was held by silence {id}: no action, no alert]")
-                }
+                (Event::Clear, true, _) => " [its raise was held: no action, no alert]".into(),
                 _ => String::new(),
             };
             format!("{} {}{class}{why}{held}{detail}", e.event, target_label(e))
@@ -418,6 +420,7 @@ fn event_json(e: &EventRecord) -> serde_json::Map<String, serde_json::Value> {
     );
     m.insert("count".into(), json!(e.count));
     m.insert("silence".into(), json!(e.silence));
+    m.insert("held".into(), json!(e.held));
     m
 }
 

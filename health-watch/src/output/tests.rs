@@ -7,6 +7,7 @@ fn status(name: &str, alarm: Alarm) -> Arc<Status> {
         name: name.into(),
         kind: "tcp",
         addr: "127.0.0.1:1".into(),
+        parents: Vec::new(),
         row: Mutex::new(Row {
             alarm,
             last: None,

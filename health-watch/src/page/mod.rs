@@ -13,6 +13,7 @@
 //! (`?page=N`, `?q=` filters by name or address), and use no asset from
 //! outside.
 
+mod group;
 mod render;
 mod report;
 mod target;
@@ -116,9 +117,10 @@ pub(crate) struct Line {
     pub flapping: bool,
     /// The silence that covers it now.
     pub silenced: Option<crate::silence::Cover>,
-    /// Whether a silence held the raise of its open alarm (no action, no
-    /// alert yet).
-    pub held: bool,
+    /// What holds the raise of its open alarm (no action, no alert yet).
+    pub held: Option<crate::event::Hold>,
+    /// The raised target it depends on that it is listed under.
+    pub under: Option<String>,
     pub day: [Hour; HOURS],
 }
 
@@ -150,7 +152,8 @@ fn line(status: &Arc<Status>, silences: &crate::silence::Board, now: SystemTime)
         paused: row.alarm.paused,
         flapping: row.alarm.flapping,
         silenced,
-        held: row.held.is_some(),
+        held: row.held,
+        under: None,
         day: row.hours.day(now),
     }
 }
@@ -162,21 +165,17 @@ async fn index(State(pages): State<Arc<Pages>>, Query(q): Query<ListQuery>) -> R
             .map(|f| health_probe::text::cut(f.trim(), MAX_FILTER).to_lowercase())
             .filter(|f| !f.is_empty());
     let all = pages.watched.targets();
-    // Every target is sorted by its state alone; only the page's are read
-    // whole (detail, hours), not 10,000 of them.
-    let mut keys: Vec<(render::Shown, &Arc<Status>)> = all
-        .iter()
-        .filter(|s| {
-            filter.as_deref().is_none_or(|f| {
-                s.name.to_lowercase().contains(f) || s.addr.to_lowercase().contains(f)
-            })
-        })
-        .map(|s| (shown(&s.row()), s))
-        .collect();
-    keys.sort_by(|a, b| (a.0, &a.1.name).cmp(&(b.0, &b.1.name)));
+    // Every target is sorted by its state alone (and grouped under a
+    // raised parent); only the page's are read whole (detail, hours), not
+    // 10,000 of them.
+    let keys = group::order(&all, |s| {
+        filter
+            .as_deref()
+            .is_none_or(|f| s.name.to_lowercase().contains(f) || s.addr.to_lowercase().contains(f))
+    });
     let open = keys
         .iter()
-        .filter(|(state, _)| *state == render::Shown::Alarm)
+        .filter(|p| p.state == render::Shown::Alarm)
         .count();
     let pages_count = keys.len().div_ceil(PAGE_SIZE).max(1);
     let page = q.page.unwrap_or(1).clamp(1, pages_count);
@@ -184,7 +183,10 @@ async fn index(State(pages): State<Arc<Pages>>, Query(q): Query<ListQuery>) -> R
         .iter()
         .skip((page - 1) * PAGE_SIZE)
         .take(PAGE_SIZE)
-        .map(|(_, s)| line(s, &pages.silences, now))
+        .map(|p| Line {
+            under: p.under.clone(),
+            ..line(p.status, &pages.silences, now)
+        })
         .collect();
     let uptime = uptime(&pages).await;
     let list = render::List {

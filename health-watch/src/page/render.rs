@@ -147,11 +147,12 @@ fn row<U: Fn(&str) -> Option<(f64, f64)>>(line: &Line, l: &List<'_, U>) -> Marku
     html! {
         tr class=(line.state.word()) data-target=(s.name) {
             td class="name" {
+                @if let Some(p) = &line.under { span class="under" title=(format!("depends on {p}, which is raised")) { "↳ " } }
                 a href=(target_link(&s.name)) { (s.name) }
                 @if line.paused { " " span class="mark" title="paused after errors in a row; a reload resumes it" { "paused" } }
                 @if line.flapping { " " span class="mark" title="raising and clearing too often: actions held" { "flapping" } }
                 @if let Some(c) = &line.silenced { " " span class="mark" title=(silence_title(c)) { "silenced" } }
-                @else if line.held { " " span class="mark" title="its raise was held by a silence that has ended; released at once" { "held" } }
+                @if line.held == Some(crate::event::Hold::Unreachable) { " " span class="mark" title="raised while a target it depends on was raised: no action, no alert until that one clears" { "unreachable" } }
             }
             td { (s.kind) }
             td class="addr" { (s.addr) }

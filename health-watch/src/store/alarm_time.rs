@@ -7,7 +7,7 @@
 //! before. Time in alarm is down, and so is the time from the first check
 //! to the first passing one: a target never seen up is 0% up.
 
-use crate::event::Event;
+use crate::event::{Event, UNREACHABLE};
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
@@ -17,33 +17,46 @@ use super::{from_ms, ms, StoreError};
 
 /// Each target's alarms within `[since, now]`, as `(from, to)`: alarms
 /// open at `since` start at `since`, alarms still open end at `now`.
-/// Targets never in alarm in the window are absent.
+/// Targets never in alarm in the window are absent. An alarm raised as
+/// `unreachable` (behind a raised target it depends on) is not down until
+/// it is `released`, if it is: until then it is its parent's outage.
 pub(crate) fn alarm_intervals(
     conn: &Connection,
     since: SystemTime,
     now: SystemTime,
 ) -> Result<HashMap<String, Vec<(SystemTime, SystemTime)>>, StoreError> {
-    let mut open: HashMap<String, SystemTime> = HashMap::new();
+    // Per target with an alarm open: since when it is down (`None`: not
+    // down yet, held as unreachable).
+    let mut open: HashMap<String, Option<SystemTime>> = HashMap::new();
     let mut stmt = conn.prepare(
-        "SELECT target, event FROM events WHERE id IN (
+        "SELECT e.target, e.event, e.class,
+                EXISTS (SELECT 1 FROM events r WHERE r.target = e.target
+                        AND r.event = 'released' AND r.id > e.id AND r.time_ms < ?1)
+         FROM events e WHERE e.id IN (
              SELECT max(id) FROM events
              WHERE time_ms < ?1 AND event IN ('raise', 'carried', 'clear', 'removed')
              GROUP BY target)",
     )?;
     let rows = stmt.query_map(params![ms(since)], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, bool>(3)?,
+        ))
     })?;
     for row in rows {
-        let (target, event) = row?;
+        let (target, event, class, released) = row?;
         if Event::word_opens_alarm(&event) {
-            open.insert(target, since);
+            let down = released || class.as_deref() != Some(UNREACHABLE);
+            open.insert(target, down.then_some(since));
         }
     }
     let mut intervals: HashMap<String, Vec<(SystemTime, SystemTime)>> = HashMap::new();
     let mut stmt = conn.prepare(
-        "SELECT target, event, time_ms FROM events
+        "SELECT target, event, time_ms, class FROM events
          WHERE time_ms >= ?1 AND time_ms <= ?2
-           AND event IN ('raise', 'carried', 'clear', 'removed')
+           AND event IN ('raise', 'carried', 'clear', 'removed', 'released')
          ORDER BY id",
     )?;
     let rows = stmt.query_map(params![ms(since), ms(now)], |r| {
@@ -51,19 +64,27 @@ pub(crate) fn alarm_intervals(
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,
             r.get::<_, i64>(2)?,
+            r.get::<_, Option<String>>(3)?,
         ))
     })?;
     for row in rows {
-        let (target, event, time) = row?;
+        let (target, event, time, class) = row?;
         let at = from_ms(time).max(since);
         if Event::word_opens_alarm(&event) {
-            open.entry(target).or_insert(at);
-        } else if let Some(start) = open.remove(&target) {
+            let down = class.as_deref() != Some(UNREACHABLE);
+            open.entry(target).or_insert(down.then_some(at));
+        } else if event == Event::Released.as_str() {
+            if let Some(start @ None) = open.get_mut(&target) {
+                *start = Some(at);
+            }
+        } else if let Some(Some(start)) = open.remove(&target) {
             intervals.entry(target).or_default().push((start, at));
         }
     }
     for (target, start) in open {
-        intervals.entry(target).or_default().push((start, now));
+        if let Some(start) = start {
+            intervals.entry(target).or_default().push((start, now));
+        }
     }
     Ok(intervals)
 }
@@ -185,6 +206,7 @@ mod tests {
             rtt: None,
             count: 0,
             silence: None,
+            held: false,
         }
     }
 
@@ -235,6 +257,41 @@ mod tests {
         // A shorter window from the same intervals: a's alarm ended before it.
         assert_eq!(up("a", h(5)), 100.0);
         assert!(near(up("c", h(5)), 100.0 * (1.0 - 2.0 / 5.0)));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_unreachable_alarm_is_down_only_once_released() {
+        let dir = std::env::temp_dir().join(format!("alarm-unreachable-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = open(&dir.join("w.db")).unwrap();
+        let now = from_ms(ms(SystemTime::now()));
+        let h = |n: u64| now - Duration::from_secs(n * 3600);
+        let unreachable = |target: &str, at| EventRecord {
+            class: Some(UNREACHABLE),
+            ..event(target, Event::Raise, at)
+        };
+        for e in [
+            // Behind its parent for 2 h, then down on its own for 1 h.
+            unreachable("a", h(10)),
+            event("a", Event::Released, h(8)),
+            event("a", Event::Clear, h(7)),
+            // Behind its parent, cleared with it: never down.
+            unreachable("b", h(6)),
+            event("b", Event::Clear, h(5)),
+            // Behind its parent and still open: not down.
+            unreachable("c", h(2)),
+            // Raised before the window, released inside it.
+            unreachable("d", h(30)),
+            event("d", Event::Released, h(1)),
+        ] {
+            insert_event(&conn, &e).unwrap();
+        }
+        let t = alarm_intervals(&conn, h(24), now).unwrap();
+        assert_eq!(t["a"], vec![(h(8), h(7))]);
+        assert!(!t.contains_key("b") && !t.contains_key("c"), "{t:?}");
+        assert_eq!(t["d"], vec![(h(1), now)]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

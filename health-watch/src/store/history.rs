@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use rusqlite::{params, Connection};
 
 use super::{from_ms, ms, silences, StoreError};
+use crate::event::UNREACHABLE;
 use crate::silence::{self, Matcher};
 
 /// Most silences read to tell maintenance from downtime.
@@ -61,7 +62,18 @@ pub(crate) fn history_each<E: From<StoreError>>(
                      WHERE r.target = e.target AND r.event IN ('raise', 'carried') AND r.id < e.id
                      ORDER BY r.id DESC LIMIT 1)
                 END,
-                a.command, a.outcome, a.exit_code, a.duration_ms, e.silence_id
+                a.command, a.outcome, a.exit_code, a.duration_ms, e.silence_id,
+                CASE WHEN e.event = 'clear' THEN
+                    (SELECT CASE WHEN r.class = ?3 THEN
+                                (SELECT x.time_ms FROM events x
+                                 WHERE x.target = e.target AND x.event = 'released'
+                                   AND x.id > r.id AND x.id < e.id
+                                 ORDER BY x.id LIMIT 1)
+                            ELSE r.time_ms END
+                     FROM events r
+                     WHERE r.target = e.target AND r.event IN ('raise', 'carried') AND r.id < e.id
+                     ORDER BY r.id DESC LIMIT 1)
+                END
          FROM events e
          LEFT JOIN actions a ON a.id = (SELECT max(id) FROM actions WHERE event_id = e.id)
          WHERE e.time_ms >= ?1 AND (?2 IS NULL OR e.target = ?2)
@@ -70,15 +82,24 @@ pub(crate) fn history_each<E: From<StoreError>>(
         .map_err(StoreError::from)?;
     let maintenance = Maintenance::read(conn)?;
     let mut rows = stmt
-        .query(params![ms(since), target])
+        .query(params![ms(since), target, UNREACHABLE])
         .map_err(StoreError::from)?;
     while let Some(r) = rows.next().map_err(StoreError::from)? {
         let mut row = history_row(r).map_err(StoreError::from)?;
-        if let Some(secs) = row.alarm_secs {
+        // Down from the raise, or for an alarm raised `unreachable`, from
+        // its release (never, if it cleared held); less maintenance.
+        let down_from: Option<i64> = r.get(17).map_err(StoreError::from)?;
+        if row.alarm_secs.is_some() {
             let end = from_ms(row.time_ms);
-            let start = end - std::time::Duration::from_secs_f64(secs.max(0.0));
-            let kept = maintenance.of(&row.target, (start, end));
-            row.down_secs = Some((secs - kept.as_secs_f64()).max(0.0));
+            row.down_secs = Some(match down_from {
+                Some(start) => {
+                    let start = from_ms(start).min(end);
+                    let span = end.duration_since(start).unwrap_or_default();
+                    let kept = maintenance.of(&row.target, (start, end));
+                    span.saturating_sub(kept).as_secs_f64()
+                }
+                None => 0.0,
+            });
         }
         each(row)?;
     }

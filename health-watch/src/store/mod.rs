@@ -7,7 +7,7 @@
 //! batches, so no check ever waits on the disk. The database is in WAL
 //! mode: `health-probe report` reads while the watcher writes.
 
-use crate::event::{ActionOutcome, Event};
+use crate::event::{ActionOutcome, Event, Hold, UNREACHABLE};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -71,8 +71,12 @@ pub(crate) struct EventRecord {
     /// (clear) or ERR outcomes (pause).
     pub count: u32,
     /// The silence that held it: a raise while silenced, or the clear of
-    /// such a raise (no action, no alert).
+    /// such a raise.
     pub silence: Option<i64>,
+    /// Held: a raise a silence or a raised parent holds, or the clear of
+    /// such a raise. No action, no alert (not recorded: the class and
+    /// `silence` say why).
+    pub held: bool,
 }
 
 /// How an action ended.
@@ -328,9 +332,9 @@ pub(crate) struct OpenAlarm {
     pub class: Option<String>,
     pub reason: Option<String>,
     pub detail: String,
-    /// The silence that held its raise, if no `released` followed: its
-    /// action and alert are still due.
-    pub held: Option<i64>,
+    /// What held its raise, if no `released` followed: its action and
+    /// alert are still due.
+    pub held: Option<crate::event::Hold>,
 }
 
 pub(crate) fn restore(conn: &Connection) -> Result<Restored, StoreError> {
@@ -340,12 +344,12 @@ pub(crate) fn restore(conn: &Connection) -> Result<Restored, StoreError> {
                 CASE WHEN NOT EXISTS (SELECT 1 FROM events r
                                       WHERE r.target = e.target AND r.event = 'released'
                                         AND r.id > e.id)
-                     THEN e.silence_id END
+                     THEN coalesce(e.silence_id, CASE WHEN e.class = ?1 THEN 0 END) END
          FROM events e WHERE e.id IN (
              SELECT max(id) FROM events WHERE event IN ('raise', 'carried', 'clear', 'removed')
              GROUP BY target)",
     )?;
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map([UNREACHABLE], |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,
@@ -354,7 +358,12 @@ pub(crate) fn restore(conn: &Connection) -> Result<Restored, StoreError> {
                 class: r.get(3)?,
                 reason: r.get(4)?,
                 detail: r.get(5)?,
-                held: r.get(6)?,
+                // 0: no silence, but held as unreachable (a raised parent).
+                held: match r.get::<_, Option<i64>>(6)? {
+                    Some(0) => Some(Hold::Unreachable),
+                    Some(id) => Some(Hold::Silence(id)),
+                    None => None,
+                },
             },
         ))
     })?;
@@ -483,6 +492,7 @@ mod tests {
             rtt: Some(Duration::from_micros(1500)),
             count: 2,
             silence: None,
+            held: false,
         }
     }
 

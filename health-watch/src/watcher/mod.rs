@@ -23,7 +23,7 @@ use crate::alarm::Alarm;
 use crate::alertmanager::{Alerts, Raised};
 use crate::config::{self, Config, Target};
 use crate::error::Error;
-use crate::event::Event;
+use crate::event::{Event, Hold};
 use crate::exporter;
 use crate::output::{self, Mode, Notice, Output};
 use crate::prober;
@@ -360,12 +360,13 @@ impl Watcher {
     }
 
     /// Starts one target's task.
-    /// `held`: the silence holding its raise, if any (the alarm is raised).
-    pub(super) fn launch(&mut self, target: Arc<Target>, alarm: Alarm, held: Option<i64>) {
+    /// `held`: what holds its raise, if anything (the alarm is raised).
+    pub(super) fn launch(&mut self, target: Arc<Target>, alarm: Alarm, held: Option<Hold>) {
         let status = Arc::new(Status {
             name: target.name.clone(),
             kind: target.kind.as_str(),
             addr: target.addr.clone(),
+            parents: target.depends_on.clone(),
             row: std::sync::Mutex::new(Row {
                 alarm,
                 last: None,
@@ -547,6 +548,7 @@ impl Watcher {
                 rtt: None,
                 count: 0,
                 silence: None,
+                held: false,
             };
             let flapping = EventRecord {
                 time: a.flapping_since,
@@ -579,5 +581,6 @@ pub(super) fn removed(name: &str, kind: &'static str, addr: &str, detail: &str) 
         rtt: None,
         count: 0,
         silence: None,
+        held: false,
     }
 }
