@@ -184,7 +184,7 @@ impl Actions {
 pub(crate) fn environment(p: &Pending) -> Vec<(&'static str, String)> {
     let e = &p.event;
     let value = |s: &str| health_probe::text::shown_within(s, MAX_ENV_VALUE).into_owned();
-    vec![
+    let mut vars = vec![
         ("HEALTH_EVENT", e.event.to_string()),
         ("HEALTH_EVENT_ID", p.event_id.to_string()),
         ("HEALTH_TARGET", value(&e.target)),
@@ -204,7 +204,11 @@ pub(crate) fn environment(p: &Pending) -> Vec<(&'static str, String)> {
                 .map(|d| format!("{:.3}", d.as_secs_f64() * 1000.0))
                 .unwrap_or_default(),
         ),
-    ]
+    ];
+    if e.event == crate::event::Event::Remind {
+        vars.push(("HEALTH_REMINDER", e.count.to_string()));
+    }
+    vars
 }
 
 /// The record of an action that never started.

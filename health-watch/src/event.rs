@@ -32,11 +32,14 @@ pub(crate) enum Event {
     /// A raise a silence held, its alarm still raised when no silence
     /// covers it any more: its `on_raise` runs and its alert is sent now.
     Released,
+    /// An alarm still raised `remind_every` after it was told (and again
+    /// each `remind_every`, up to `max_reminders`): `on_remind` runs.
+    Remind,
 }
 
 impl Event {
     /// Every event, in the order the docs list them.
-    const ALL: [Event; 9] = [
+    const ALL: [Event; 10] = [
         Event::Raise,
         Event::Clear,
         Event::Pause,
@@ -46,10 +49,11 @@ impl Event {
         Event::FlappingStopped,
         Event::Carried,
         Event::Released,
+        Event::Remind,
     ];
 
     /// Its word: `raise`, `clear`, `pause`, `resume`, `removed`,
-    /// `flapping`, `flapping-stopped`, `carried`, `released`.
+    /// `flapping`, `flapping-stopped`, `carried`, `released`, `remind`.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Event::Raise => "raise",
@@ -61,6 +65,7 @@ impl Event {
             Event::FlappingStopped => "flapping-stopped",
             Event::Carried => "carried",
             Event::Released => "released",
+            Event::Remind => "remind",
         }
     }
 

@@ -131,6 +131,8 @@ pub(crate) async fn release(
             return;
         }
         row.held = None;
+        // Told now: reminders count from here.
+        row.remind = Some(crate::registry::Remind { from: now, next: 1 });
         (held, row.last.clone(), row.alarm.fails, row.alarm.since)
     };
     let raised = humantime::format_rfc3339_seconds(since);
@@ -155,6 +157,7 @@ pub(crate) async fn release(
         count,
         silence: held.silence(),
         held: false,
+        remind_alert: false,
     };
     let action = target.on_raise.as_ref().map(|command| Action {
         command: command.clone(),

@@ -58,6 +58,7 @@ mod page;
 mod prober;
 mod publish;
 mod registry;
+mod remind;
 mod schedule;
 mod signals;
 mod silence;

@@ -47,6 +47,7 @@ impl Publisher {
             let fires = match event.event {
                 Event::Raise => !held,
                 Event::Released => true,
+                Event::Remind => event.remind_alert,
                 _ => false,
             };
             match event.event {
@@ -57,7 +58,15 @@ impl Publisher {
                     class: event.class,
                     reason: event.reason,
                     detail: &event.detail,
-                    at: event.time,
+                    // A reminder's alert is the alarm's, from its raise.
+                    at: match event.event {
+                        Event::Remind => self
+                            .registry
+                            .find(&event.target)
+                            .map_or(event.time, |s| s.row().alarm.since),
+                        _ => event.time,
+                    },
+                    reminder: (event.event == Event::Remind).then_some(event.count),
                 }),
                 Event::Clear if !held => alerts.cleared(&event.target, event.time),
                 Event::Removed => alerts.cleared(&event.target, event.time),

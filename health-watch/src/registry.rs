@@ -39,6 +39,20 @@ pub(crate) struct Row {
     /// What held the raise of the alarm now raised (a silence, a raised
     /// parent): its action and alert wait until nothing does (`released`).
     pub held: Option<crate::event::Hold>,
+    /// Reminders of the alarm now raised, once it is told.
+    pub remind: Option<Remind>,
+}
+
+/// Where an alarm's reminders stand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Remind {
+    /// When the alarm was told (raised, or released): reminders are
+    /// `remind_every` apart from here.
+    pub from: std::time::SystemTime,
+    /// The number of the next reminder; 0: not known yet (an alarm found
+    /// open at start or kept through a reload), taken as the first one
+    /// still ahead, so that none missed meanwhile comes in a burst.
+    pub next: u32,
 }
 
 /// The classes of a check's outcome, in the order [`Row::checks`] counts

@@ -27,7 +27,9 @@ use crate::event::Event;
 use crate::hold;
 use crate::output::Notice;
 use crate::publish::{Action, Publisher};
+use crate::registry::Remind;
 use crate::registry::{Row, Status, CLASSES};
+use crate::remind;
 use crate::schedule::Schedule;
 use crate::silence::Board;
 use crate::store::EventRecord;
@@ -132,6 +134,13 @@ pub(crate) async fn watch(
                     return;
                 };
                 hold::release(&shared.silences, &shared.events, &target, &status).await;
+                continue;
+            }
+            _ = remind::until_due(&target, &status) => {
+                let Some(_judging) = Judging::enter(&shared) else {
+                    return;
+                };
+                remind::fire(&shared.events, &target, &status).await;
                 continue;
             }
             o = check_on_time(&shared, &target, next) => match o {
@@ -319,13 +328,21 @@ async fn judge(
                     target,
                     observation.at,
                 );
-                status.row().held = hold.as_ref().map(|h| h.hold);
+                let mut row = status.row();
+                row.held = hold.as_ref().map(|h| h.hold);
+                // Reminders count from a raise that is told.
+                row.remind = hold.is_none().then_some(Remind {
+                    from: observation.at,
+                    next: 1,
+                });
+                drop(row);
                 if let Some(h) = hold {
                     h.mark(&mut event);
                     action = None;
                 }
             }
             Transition::Clear => {
+                status.row().remind = None;
                 if let Some(h) = status.row().held.take() {
                     event.held = true;
                     event.silence = h.silence();
@@ -353,5 +370,6 @@ fn event_of(target: &Target, change: Transition, o: &Observation, count: u32) ->
         count,
         silence: None,
         held: false,
+        remind_alert: false,
     }
 }

@@ -1,13 +1,15 @@
-//! `depends_on`, in real time: behind a raised gateway, a target's raise
-//! is `unreachable` (no action, no alert, not down), its recovery is
-//! never held back, and a raise still standing when the gateway clears
-//! fires then. Everything stays on loopback.
+//! `depends_on`, in real time, with the real Alertmanager (Debian's
+//! package): behind a raised gateway, a target's raise is `unreachable`
+//! (no action, no alert, not down), its recovery is never held back, and a
+//! raise still standing when the gateway clears fires then. Everything
+//! stays on loopback.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
+use test_support::alertmanager::{self, Alertmanager, Webhook};
 use test_support::prometheus::get;
 
 mod common;
@@ -33,6 +35,27 @@ fn target(name: &str, addr: &str, actions: &Path, extra: &str) -> String {
 
 #[test]
 fn behind_a_raised_gateway_a_raise_is_unreachable_and_fires_if_it_outlasts_it() {
+    if !alertmanager::installed() {
+        return;
+    }
+    let hook = Webhook::start();
+    let am: SocketAddr = free_port().parse().unwrap();
+    let _am = Alertmanager::start(
+        "depends-am",
+        &format!(
+            "route:\n  receiver: hook\n  group_by: [target]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: {}\n",
+            hook.url("all")
+        ),
+        am,
+    );
+    let alerted = |target: &str| {
+        get(am, "/api/v2/alerts").is_some_and(|(_, body)| {
+            serde_json::from_str::<Vec<Value>>(&body)
+                .unwrap_or_default()
+                .iter()
+                .any(|a| a["labels"]["target"] == target)
+        })
+    };
     let dir = scratch("depends");
     let actions = dir.join("actions");
     let listen: SocketAddr = free_port().parse().unwrap();
@@ -44,7 +67,7 @@ fn behind_a_raised_gateway_a_raise_is_unreachable_and_fires_if_it_outlasts_it() 
     let config = write_config(
         &dir,
         &format!(
-            "http_listen = \"{listen}\"\n{}{}{}",
+            "http_listen = \"{listen}\"\nalertmanager_url = \"http://{am}\"\n{}{}{}",
             target("gateway", &gw_addr, &actions, "fall = 2"),
             target("app", &app_addr, &actions, behind),
             target("db", &db_addr, &actions, behind),
@@ -75,12 +98,16 @@ fn behind_a_raised_gateway_a_raise_is_unreachable_and_fires_if_it_outlasts_it() 
             "{r}"
         );
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // Only the gateway pages: its action, its alert.
+    _am.wait_for("the gateway's alert", Duration::from_secs(10), || {
+        alerted("gateway")
+    });
     assert_eq!(
         lines(&actions),
         ["gateway raise"],
         "only the gateway's action ran"
     );
+    assert!(!alerted("app") && !alerted("db"));
     let (_, metrics) = get(listen, "/metrics").unwrap();
     assert!(
         metrics.contains("watch_target_unreachable{target=\"app\",kind=\"tcp\"} 1"),
@@ -109,6 +136,8 @@ fn behind_a_raised_gateway_a_raise_is_unreachable_and_fires_if_it_outlasts_it() 
         is("released", "app"),
     );
     assert_eq!(released["class"], "NG");
+    _am.wait_for("app's alert", Duration::from_secs(10), || alerted("app"));
+    assert!(!alerted("db"));
     // app recovers: its clear runs its action, as its raise's did.
     std::thread::sleep(Duration::from_millis(1500));
     let _app = Accepting::on(&app_addr, b"");

@@ -63,6 +63,8 @@ pub(crate) struct Raised<'a> {
     pub detail: &'a str,
     /// When it was raised.
     pub at: SystemTime,
+    /// The reminder's number, for the `reminder` label.
+    pub reminder: Option<u32>,
 }
 
 /// One alert, firing or resolved.
@@ -141,6 +143,9 @@ impl Alerts {
     /// already firing for the target with other labels is resolved.
     pub(crate) fn raised(&self, r: &Raised<'_>) {
         let mut labels = self.settings.labels.clone();
+        if let Some(n) = r.reminder {
+            labels.insert("reminder".to_string(), n.to_string());
+        }
         for (name, value) in [
             ("alertname", Some(ALERTNAME)),
             ("target", Some(r.target)),

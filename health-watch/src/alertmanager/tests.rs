@@ -20,6 +20,7 @@ fn raise<'a>(target: &'a str, reason: &'a str, at: SystemTime) -> Raised<'a> {
         reason: Some(reason),
         detail: "main thread did not answer within 500ms",
         at,
+        reminder: None,
     }
 }
 

@@ -17,8 +17,15 @@ pub(crate) const MAX_ALERTMANAGERS: usize = 8;
 /// default (`--rules.alert.resend-delay`).
 pub(crate) const DEFAULT_RESEND: Duration = Duration::from_secs(60);
 /// Labels every alert carries, which `alertmanager_labels` cannot replace.
-pub(crate) const RESERVED_LABELS: [&str; 6] =
-    ["alertname", "target", "kind", "address", "class", "reason"];
+pub(crate) const RESERVED_LABELS: [&str; 7] = [
+    "alertname",
+    "target",
+    "kind",
+    "address",
+    "class",
+    "reason",
+    "reminder",
+];
 /// Longest label value from the config, in bytes.
 const MAX_LABEL_VALUE: usize = 1024;
 

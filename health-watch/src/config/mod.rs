@@ -39,6 +39,7 @@ mod http;
 mod kinds;
 mod maintenance;
 mod module;
+mod remind;
 mod validate;
 
 #[cfg(test)]
@@ -46,6 +47,7 @@ pub(crate) use alerting::alertmanager_url;
 pub(crate) use alerting::{Alerting, AlertmanagerUrl};
 pub(crate) use http::Access;
 pub(crate) use module::{Module, BUILT_IN as BUILT_IN_MODULES};
+pub(crate) use remind::Reminders;
 
 /// Where history is kept when the config does not say.
 pub(crate) const DEFAULT_DATABASE: &str = "/var/lib/health-probe/watch.db";
@@ -172,6 +174,10 @@ pub(crate) struct Common {
     pub action_timeout: Option<Spanned<Dur>>,
     pub flap_changes: Option<Spanned<u32>>,
     pub flap_window: Option<Spanned<Dur>>,
+    pub remind_every: Option<Spanned<Dur>>,
+    pub max_reminders: Option<Spanned<u32>>,
+    pub on_remind: Option<String>,
+    pub remind_alertmanager: Option<Spanned<bool>>,
 }
 
 impl Common {
@@ -201,6 +207,22 @@ impl Common {
                 .flap_window
                 .clone()
                 .or_else(|| defaults.flap_window.clone()),
+            remind_every: self
+                .remind_every
+                .clone()
+                .or_else(|| defaults.remind_every.clone()),
+            max_reminders: self
+                .max_reminders
+                .clone()
+                .or_else(|| defaults.max_reminders.clone()),
+            on_remind: self
+                .on_remind
+                .clone()
+                .or_else(|| defaults.on_remind.clone()),
+            remind_alertmanager: self
+                .remind_alertmanager
+                .clone()
+                .or_else(|| defaults.remind_alertmanager.clone()),
         }
     }
 }
@@ -253,6 +275,10 @@ pub(crate) struct RawTarget {
     pub action_timeout: Option<Spanned<Dur>>,
     pub flap_changes: Option<Spanned<u32>>,
     pub flap_window: Option<Spanned<Dur>>,
+    pub remind_every: Option<Spanned<Dur>>,
+    pub max_reminders: Option<Spanned<u32>>,
+    pub on_remind: Option<String>,
+    pub remind_alertmanager: Option<Spanned<bool>>,
 }
 
 impl RawTarget {
@@ -270,6 +296,10 @@ impl RawTarget {
             action_timeout: self.action_timeout.clone(),
             flap_changes: self.flap_changes.clone(),
             flap_window: self.flap_window.clone(),
+            remind_every: self.remind_every.clone(),
+            max_reminders: self.max_reminders.clone(),
+            on_remind: self.on_remind.clone(),
+            remind_alertmanager: self.remind_alertmanager.clone(),
         }
     }
 
@@ -288,6 +318,10 @@ impl RawTarget {
             flap_changes: None,
             flap_window: None,
             depends_on: None,
+            remind_every: None,
+            max_reminders: None,
+            on_remind: None,
+            remind_alertmanager: None,
             ..self.clone()
         }
     }
@@ -367,6 +401,8 @@ pub(crate) struct Target {
     pub action_timeout: Duration,
     /// Flap detection; `None` when `flap_changes = 0`.
     pub flap: Option<Flap>,
+    /// Reminders of an alarm that stays raised.
+    pub remind: Reminders,
     /// The targets it depends on (`depends_on`).
     pub depends_on: Vec<String>,
     /// The target as written (see [`Target::same_as`]).
@@ -391,6 +427,7 @@ impl Target {
                 t.action_timeout,
                 t.flap,
                 t.depends_on.clone(),
+                t.remind.clone(),
             )
         };
         self.written.check_only() == other.written.check_only() && settings(self) == settings(other)

@@ -22,7 +22,7 @@ pub(crate) const BUILT_IN: [&str; 4] = Kind::NAMES;
 /// Most modules in one config.
 const MAX_MODULES: usize = 1000;
 /// A target's keys that are not its check's: a module cannot set them.
-const TARGET_ONLY: [&str; 14] = [
+const TARGET_ONLY: [&str; 18] = [
     "name",
     "addr",
     "host",
@@ -37,6 +37,10 @@ const TARGET_ONLY: [&str; 14] = [
     "flap_changes",
     "flap_window",
     "depends_on",
+    "remind_every",
+    "max_reminders",
+    "on_remind",
+    "remind_alertmanager",
 ];
 
 /// A validated module.

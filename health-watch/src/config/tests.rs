@@ -361,3 +361,58 @@ fn depends_on_names_other_targets_and_makes_no_cycle() {
     ));
     assert!(e[0].contains("depends_on is a target's key"), "{e:#?}");
 }
+
+#[test]
+fn reminders_are_read_from_a_target_or_the_defaults_and_checked() {
+    let c = parse(
+        r#"
+[defaults]
+remind_every = "1h"
+on_remind = "page-again"
+
+[[target]]
+name = "a"
+kind = "tcp"
+addr = "127.0.0.1:1"
+max_reminders = 3
+remind_alertmanager = true
+
+[[target]]
+name = "b"
+kind = "tcp"
+addr = "127.0.0.1:1"
+"#,
+    )
+    .unwrap();
+    let (a, b) = (&c.targets[0].remind, &c.targets[1].remind);
+    assert_eq!(a.every, Some(Duration::from_secs(3600)));
+    assert_eq!((a.max, a.alertmanager), (Some(3), true));
+    assert_eq!(b.command.as_deref(), Some("page-again"));
+    assert_eq!((b.max, b.alertmanager), (None, false));
+    let e = errors(
+        r#"alertmanager_url = "http://127.0.0.1:9093"
+alertmanager_labels = { reminder = "x" }
+[[target]]
+name = "a"
+kind = "tcp"
+addr = "127.0.0.1:1"
+remind_every = "500ms"
+max_reminders = 0
+on_remind = " "
+"#,
+    );
+    assert_eq!(e.len(), 4, "{e:#?}");
+    assert!(
+        e[0].contains("label reminder is set by the watcher"),
+        "{e:#?}"
+    );
+    assert!(e[1].contains("on_remind is empty"), "{e:#?}");
+    assert!(
+        e[2].contains("remind_every must be between 1s and 30days"),
+        "{e:#?}"
+    );
+    assert!(
+        e[3].contains("max_reminders must be between 1 and 10000"),
+        "{e:#?}"
+    );
+}

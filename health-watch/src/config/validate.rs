@@ -13,6 +13,7 @@ use super::alerting;
 use super::document::Lines;
 use super::http;
 use super::kinds;
+use super::remind;
 use super::*;
 
 pub(super) struct Validator<'a> {
@@ -303,9 +304,11 @@ impl<'a> Validator<'a> {
             changes: flap_changes,
             window: flap_window,
         });
+        let remind = remind::settings(&common, &mut |at, message| self.error(at, message));
         for (cmd, key) in [
             (&common.on_raise, "on_raise"),
             (&common.on_clear, "on_clear"),
+            (&common.on_remind, "on_remind"),
         ] {
             if matches!(cmd, Some(c) if c.trim().is_empty()) {
                 self.error(
@@ -346,6 +349,7 @@ impl<'a> Validator<'a> {
             on_raise: common.on_raise,
             on_clear: common.on_clear,
             action_timeout,
+            remind,
             depends_on: written
                 .depends_on
                 .as_ref()

@@ -17,6 +17,7 @@ fn status(name: &str, alarm: Alarm) -> Arc<Status> {
             recent: Default::default(),
             marked: Default::default(),
             held: None,
+            remind: None,
         }),
     })
 }

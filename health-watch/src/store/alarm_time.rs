@@ -207,6 +207,7 @@ mod tests {
             count: 0,
             silence: None,
             held: false,
+            remind_alert: false,
         }
     }
 

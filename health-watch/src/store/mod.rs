@@ -77,6 +77,9 @@ pub(crate) struct EventRecord {
     /// such a raise. No action, no alert (not recorded: the class and
     /// `silence` say why).
     pub held: bool,
+    /// A `remind` that Alertmanager is told of too (`remind_alertmanager`;
+    /// not recorded).
+    pub remind_alert: bool,
 }
 
 /// How an action ended.
@@ -493,6 +496,7 @@ mod tests {
             count: 2,
             silence: None,
             held: false,
+            remind_alert: false,
         }
     }
 

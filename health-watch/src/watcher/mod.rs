@@ -27,7 +27,7 @@ use crate::event::{Event, Hold};
 use crate::exporter;
 use crate::output::{self, Mode, Notice, Output};
 use crate::prober;
-use crate::registry::{Registry, Row, Stats, Status};
+use crate::registry::{Registry, Remind, Row, Stats, Status};
 use crate::signals::{self, Signals};
 use crate::silence::Board;
 use crate::silencer::{Silencer, Windows};
@@ -341,6 +341,7 @@ impl Watcher {
                     reason: o.reason.as_deref(),
                     detail: &o.detail,
                     at: o.since,
+                    reminder: None,
                 });
             }
             let mut alarm = Alarm::new(opened.map(|o| o.since));
@@ -362,6 +363,7 @@ impl Watcher {
     /// Starts one target's task.
     /// `held`: what holds its raise, if anything (the alarm is raised).
     pub(super) fn launch(&mut self, target: Arc<Target>, alarm: Alarm, held: Option<Hold>) {
+        let (alarm_raised, alarm_since) = (alarm.raised, alarm.since);
         let status = Arc::new(Status {
             name: target.name.clone(),
             kind: target.kind.as_str(),
@@ -376,6 +378,12 @@ impl Watcher {
                 recent: Default::default(),
                 marked: Default::default(),
                 held,
+                // An alarm open (and told) already: its next reminder is
+                // the first one still ahead.
+                remind: (alarm_raised && held.is_none()).then_some(Remind {
+                    from: alarm_since,
+                    next: 0,
+                }),
             }),
         });
         let resume = Arc::new(Notify::new());
@@ -549,6 +557,7 @@ impl Watcher {
                 count: 0,
                 silence: None,
                 held: false,
+                remind_alert: false,
             };
             let flapping = EventRecord {
                 time: a.flapping_since,
@@ -582,5 +591,6 @@ pub(super) fn removed(name: &str, kind: &'static str, addr: &str, detail: &str) 
         count: 0,
         silence: None,
         held: false,
+        remind_alert: false,
     }
 }
