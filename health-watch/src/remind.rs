@@ -9,8 +9,9 @@
 //! Held or flapping alarms are not reminded of (nothing was told, or
 //! their actions are held); a reminder is due on the clock from when the
 //! alarm was told, so the checks' rhythm does not move it. The target's
-//! own task waits here ([`until_due`]) and fires here ([`fire`]).
+//! own task waits for what [`waiting`] gives and fires here ([`fire`]).
 
+use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
 use crate::config::Target;
@@ -39,17 +40,13 @@ fn next_due(target: &Target, status: &Status, now: SystemTime) -> Option<SystemT
     r.from.checked_add(every.checked_mul(r.next)?)
 }
 
-/// Returns when `target`'s next reminder is due; never if none is. Made
-/// again at each check, it waits for the same moment.
-pub(crate) async fn until_due(target: &Target, status: &Status) {
+/// The wait for `target`'s next reminder, if one is due: made again at
+/// each check, it waits for the same moment on the clock.
+pub(crate) fn waiting(target: &Target, status: &Status) -> Option<Pin<Box<tokio::time::Sleep>>> {
     let now = SystemTime::now();
-    match next_due(target, status, now) {
-        None => std::future::pending().await,
-        Some(at) => {
-            let left = at.duration_since(now).unwrap_or(Duration::ZERO);
-            tokio::time::sleep(left).await
-        }
-    }
+    let at = next_due(target, status, now)?;
+    let left = at.duration_since(now).unwrap_or(Duration::ZERO);
+    Some(Box::pin(tokio::time::sleep(left)))
 }
 
 /// Tells the reminder due now, if it still is: a `remind` event with its

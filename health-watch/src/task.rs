@@ -127,16 +127,24 @@ pub(crate) async fn watch(
     let mut schedule = Schedule::new(&target.name, target.interval, target.jitter, Instant::now());
     let mut next = schedule.first();
     loop {
+        // What a held raise or a reminder waits for, made (on the heap)
+        // only while there is one: 100,000 idle tasks carry none of it.
+        let held = status
+            .row()
+            .held
+            .is_some()
+            .then(|| Box::pin(hold::until_due(&shared.silences, &target.name, &status)));
+        let reminder = remind::waiting(&target, &status);
         let observation = tokio::select! {
             _ = stop.cancelled() => return,
-            _ = hold::until_due(&shared.silences, &target.name, &status) => {
+            _ = or_never(held) => {
                 let Some(_judging) = Judging::enter(&shared) else {
                     return;
                 };
                 hold::release(&shared.silences, &shared.events, &target, &status).await;
                 continue;
             }
-            _ = remind::until_due(&target, &status) => {
+            _ = or_never(reminder) => {
                 let Some(_judging) = Judging::enter(&shared) else {
                     return;
                 };
@@ -160,7 +168,7 @@ pub(crate) async fn watch(
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = resume.notified() => break,
-                    _ = hold::until_due(&shared.silences, &target.name, &status) => {
+                    _ = Box::pin(hold::until_due(&shared.silences, &target.name, &status)) => {
                         let Some(_judging) = Judging::enter(&shared) else {
                             return;
                         };
@@ -188,6 +196,14 @@ pub(crate) async fn watch(
         // Its next slot; a check held up past it runs at once, and the one
         // after is of the target's own phase again.
         next = schedule.next(Instant::now());
+    }
+}
+
+/// Waits for `f`; for ever without one.
+async fn or_never<F: std::future::Future<Output = ()>>(f: Option<std::pin::Pin<Box<F>>>) {
+    match f {
+        Some(f) => f.await,
+        None => std::future::pending().await,
     }
 }
 

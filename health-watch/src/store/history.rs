@@ -53,8 +53,15 @@ pub(crate) fn history_each<E: From<StoreError>>(
     target: Option<&str>,
     mut each: impl FnMut(HistoryRow) -> Result<(), E>,
 ) -> Result<(), E> {
+    // A history from before silences (schema 1, read as it stands) has no
+    // `silence_id`.
+    let silence_id = if has_silence_id(conn).map_err(StoreError::from)? {
+        "e.silence_id"
+    } else {
+        "NULL"
+    };
     let mut stmt = conn
-        .prepare(
+        .prepare(&format!(
             "SELECT e.id, e.time_ms, e.target, e.kind, e.addr, e.event, e.class, e.reason,
                 e.detail, e.rtt_us, e.count,
                 CASE WHEN e.event = 'clear' THEN
@@ -62,7 +69,7 @@ pub(crate) fn history_each<E: From<StoreError>>(
                      WHERE r.target = e.target AND r.event IN ('raise', 'carried') AND r.id < e.id
                      ORDER BY r.id DESC LIMIT 1)
                 END,
-                a.command, a.outcome, a.exit_code, a.duration_ms, e.silence_id,
+                a.command, a.outcome, a.exit_code, a.duration_ms, {silence_id},
                 CASE WHEN e.event = 'clear' THEN
                     (SELECT CASE WHEN r.class = ?3 THEN
                                 (SELECT x.time_ms FROM events x
@@ -77,8 +84,8 @@ pub(crate) fn history_each<E: From<StoreError>>(
          FROM events e
          LEFT JOIN actions a ON a.id = (SELECT max(id) FROM actions WHERE event_id = e.id)
          WHERE e.time_ms >= ?1 AND (?2 IS NULL OR e.target = ?2)
-         ORDER BY e.time_ms, e.id",
-        )
+         ORDER BY e.time_ms, e.id"
+        ))
         .map_err(StoreError::from)?;
     let maintenance = Maintenance::read(conn)?;
     let mut rows = stmt
@@ -104,6 +111,12 @@ pub(crate) fn history_each<E: From<StoreError>>(
         each(row)?;
     }
     Ok(())
+}
+
+/// Whether the events have a `silence_id` (schema 2 and later).
+fn has_silence_id(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'silence_id'")?
+        .exists([])
 }
 
 /// Every silence's stretch, by matcher: what of an alarm was maintenance.

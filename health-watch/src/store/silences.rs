@@ -127,11 +127,14 @@ pub(crate) fn active(
     now: SystemTime,
     limit: usize,
 ) -> Result<Vec<Silence>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
+    // A history from before silences (read as it stands) has none.
+    let Ok(mut stmt) = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM silences
          WHERE until_ms > ?1 AND removed_ms IS NULL
          ORDER BY from_ms, id LIMIT ?2"
-    ))?;
+    )) else {
+        return Ok(Vec::new());
+    };
     let rows = stmt.query_map(params![ms(now), limit as i64], row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -216,6 +219,55 @@ mod tests {
                 ("web-*", now, s(10))
             ]
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_history_from_before_silences_reads_and_takes_them_once_opened() {
+        let dir = test_support::scratch("store-schema-1");
+        let path = dir.join("w.db");
+        {
+            // Schema 1, as a watcher before silences left it.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE events (id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL,
+                     target TEXT NOT NULL, kind TEXT NOT NULL, addr TEXT NOT NULL,
+                     event TEXT NOT NULL, class TEXT, reason TEXT, detail TEXT NOT NULL,
+                     rtt_us INTEGER, count INTEGER NOT NULL);
+                 CREATE TABLE actions (id INTEGER PRIMARY KEY, event_id INTEGER NOT NULL,
+                     command TEXT NOT NULL, started_ms INTEGER NOT NULL,
+                     duration_ms INTEGER NOT NULL, outcome TEXT NOT NULL, exit_code INTEGER,
+                     output TEXT NOT NULL);
+                 INSERT INTO events VALUES (1, 1000, 'a', 'tcp', '127.0.0.1:1', 'raise', 'NG',
+                     'refused', 'connection refused', NULL, 2);
+                 INSERT INTO events VALUES (2, 61000, 'a', 'tcp', '127.0.0.1:1', 'clear', 'OK',
+                     NULL, 'connected', NULL, 2);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        // `report` reads it as it stands.
+        let conn = super::super::open_read_only(&path).unwrap();
+        let mut rows = Vec::new();
+        super::super::history_each(&conn, SystemTime::UNIX_EPOCH, None, |r| {
+            rows.push(r);
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[1].alarm_secs, rows[1].down_secs),
+            (Some(60.0), Some(60.0))
+        );
+        assert!(active(&conn, SystemTime::now(), 10).unwrap().is_empty());
+        drop(conn);
+        // A watcher opening it adds what silences need.
+        let conn = super::super::open(&path).unwrap();
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 2);
+        assert!(active(&conn, SystemTime::now(), 10).unwrap().is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
