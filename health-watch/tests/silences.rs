@@ -136,6 +136,11 @@ fn a_silenced_raise_runs_nothing_until_the_silence_is_removed_then_fires() {
         page.contains(">silenced<") && page.contains("db upgrade"),
         "{page}"
     );
+    let (_, page) = get(listen, "/silences").unwrap();
+    assert!(
+        page.contains("do*") && page.contains("in force") && page.contains("db upgrade"),
+        "{page}"
+    );
     let listed = ok(&silence(&["list", "--config", cfg]));
     assert!(
         listed.contains("do*") && listed.contains("in force") && listed.contains("ops"),

@@ -16,6 +16,7 @@
 mod group;
 mod render;
 mod report;
+mod silences;
 mod target;
 
 use std::collections::HashMap;
@@ -85,6 +86,7 @@ pub(crate) fn router(
         .route("/events", get(events))
         .route("/target/{name}", get(target::page))
         .route("/report", get(report::page))
+        .route("/silences", get(silences::page))
         .route("/report.csv", get(report::csv))
         .route("/report.json", get(report::json))
         .with_state(Arc::new(Pages {

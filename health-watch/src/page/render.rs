@@ -79,7 +79,7 @@ pub(crate) fn layout(title: &str, body: Markup) -> Markup {
             body {
                 header {
                     h1 { (title) }
-                    nav { a href="/" { "All targets" } " · " a href="/report" { "Report" } }
+                    nav { a href="/" { "All targets" } " · " a href="/report" { "Report" } " · " a href="/silences" { "Silences" } }
                 }
                 (body)
             }
@@ -244,7 +244,7 @@ fn percent(p: f64) -> String {
     }
 }
 
-fn rfc3339(t: SystemTime) -> String {
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
