@@ -171,7 +171,16 @@ impl Output {
                     [
                         name,
                         format!("{} {}", t.kind, shown(&t.addr)),
-                        phase.as_str().to_string(),
+                        // A held raise says why it ran nothing yet.
+                        match row.held {
+                            Some(crate::event::Hold::Silence(_)) => {
+                                format!("{} (silenced)", phase.as_str())
+                            }
+                            Some(crate::event::Hold::Unreachable) => {
+                                format!("{} (unreachable)", phase.as_str())
+                            }
+                            None => phase.as_str().to_string(),
+                        },
                         since,
                         last,
                         rtt,

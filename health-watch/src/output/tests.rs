@@ -47,3 +47,28 @@ fn the_live_table_shows_flapping_targets_after_alarms() {
     let row = screen[at("flappy")..].split('\x1b').next().unwrap();
     assert!(row.contains("flapping"), "{row}");
 }
+
+#[test]
+fn the_live_table_says_why_a_raise_is_held() {
+    let now = SystemTime::now();
+    let registry = Registry::new();
+    let output = Output::new(Mode::Live, registry.clone());
+    let held = |name: &str, hold| {
+        let s = status(name, Alarm::new(Some(now)));
+        s.row().held = Some(hold);
+        s
+    };
+    registry.set_targets(vec![
+        held("behind", crate::event::Hold::Unreachable),
+        held("patched", crate::event::Hold::Silence(7)),
+    ]);
+    let mut screen = Vec::new();
+    output.draw(&mut screen).unwrap();
+    let screen = String::from_utf8_lossy(&screen);
+    let row = |name: &str| {
+        let at = screen.find(name).unwrap();
+        screen[at..].split('\x1b').next().unwrap().to_string()
+    };
+    assert!(row("behind").contains("ALARM (unreachable)"), "{screen}");
+    assert!(row("patched").contains("ALARM (silenced)"), "{screen}");
+}
