@@ -29,6 +29,7 @@
 pub mod check;
 pub mod cli;
 mod connections;
+mod drain;
 pub mod duration;
 pub mod error;
 #[cfg(feature = "async")]
@@ -60,6 +61,7 @@ pub fn run_check(job: &cli::Job) -> ExitCode {
             report::print(mode, &found, code);
             ExitCode::from(code)
         }
+        cli::Job::WaitDrained(spec, quiet) => drain::wait(spec, *quiet),
         cli::Job::Connections(args) => match connections::run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -279,6 +279,11 @@ pub struct LandmarkReply {
     /// the main thread was asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub age_us: Option<u64>,
+    /// While the endpoint drains and records the service's connections:
+    /// how many clients are still ESTABLISHED on the service's ports.
+    /// Drained at 0 (`health-probe ADDR --wait-drained`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub established: Option<u32>,
 }
 
 impl LandmarkReply {
@@ -289,6 +294,7 @@ impl LandmarkReply {
             landmark,
             answer_us,
             age_us: None,
+            established: None,
         }
     }
 }

@@ -41,6 +41,7 @@ fn null_is_absent_for_optional_members_and_malformed_for_defaulted_ones() {
     assert!(reply(r#"{"state":"ok","weight":null}"#).is_ok());
     assert!(reply(r#"{"state":"ok","detail":null}"#).is_err());
     assert!(reply(r#"{"state":null}"#).is_err());
+    assert!(reply(r#"{"state":"drain","established":null}"#).is_ok());
 }
 
 #[test]
@@ -60,6 +61,15 @@ fn integers_are_whole_and_within_their_width() {
     assert!(connections(r#"{"top":4294967296}"#).is_err());
     assert!(connections(r#"{"prefix":255}"#).is_ok());
     assert!(connections(r#"{"at_ms":18446744073709551615}"#).is_ok());
+    let reply = |p: &str| serde_json::from_str::<health_proto::LandmarkReply>(p);
+    assert_eq!(
+        reply(r#"{"state":"drain","established":4294967295}"#)
+            .unwrap()
+            .established,
+        Some(u32::MAX)
+    );
+    assert!(reply(r#"{"state":"drain","established":4294967296}"#).is_err());
+    assert!(reply(r#"{"state":"drain","established":-1}"#).is_err());
 }
 
 /// The reference encoding of section 5, byte for byte: table order, sorted

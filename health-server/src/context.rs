@@ -100,6 +100,7 @@ impl Context {
                     },
                     answer_us: obs.answer_us,
                     age_us: obs.age_us,
+                    established: None,
                 },
                 None => {
                     return Err(ErrorReply::new(
@@ -113,6 +114,7 @@ impl Context {
                 landmark: landmark.clone(),
                 answer_us: obs.answer_us,
                 age_us: obs.age_us,
+                established: None,
             },
         };
         let l = &mut reply.landmark;
@@ -123,6 +125,15 @@ impl Context {
             } else {
                 format!("draining: {}", l.detail)
             };
+        }
+        // Draining (the endpoint's drain or the service's own landmark):
+        // how many clients are still on the service's ports, when the
+        // recorder can count them.
+        #[cfg(feature = "connections")]
+        if reply.landmark.state == State::Drain {
+            if let Some(recorder) = &self.recorder {
+                reply.established = recorder.established().await;
+            }
         }
         Ok(reply)
     }

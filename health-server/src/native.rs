@@ -149,6 +149,7 @@ pub(crate) fn failed_reply(fail: &Landmark, first: &[u8]) -> Option<Vec<u8>> {
         landmark: fail.clone(),
         answer_us: 0,
         age_us: None,
+        established: None,
     });
     Some(reply.to_frame(frame.request_id).to_bytes())
 }

@@ -102,6 +102,14 @@ pub struct Cli {
     /// Print nothing; only the exit code tells.
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// For deploy scripts: check once a second until the landmark is drain
+    /// and the endpoint counts no client still established on the
+    /// service's ports, then exit 0; exit 1 when --timeout (the whole
+    /// wait, like 10m) passes first, or when the endpoint does not count
+    /// its clients. Prints each change it sees.
+    #[arg(long, conflicts_with_all = ["dynamic", "nagios", "json", "component"])]
+    pub wait_drained: bool,
 }
 
 /// What one run does, from arguments that keep every rule.
@@ -112,6 +120,9 @@ pub enum Job {
     Check(Check, ModeArgs),
     /// `health-probe connections`.
     Connections(ConnectionsArgs),
+    /// `health-probe ADDR --wait-drained`: the spec's timeout is the
+    /// whole wait; quiet or not.
+    WaitDrained(LandmarkSpec, bool),
     /// For `health-probe-watch`.
     Watch(WatchArgs),
     /// For `health-probe-watch`.
@@ -267,6 +278,9 @@ impl Cli {
                     timeout: self.timeout,
                     family: self.family.family(),
                 })?;
+                if self.wait_drained {
+                    return Ok(Job::WaitDrained(spec, self.quiet));
+                }
                 let mode = ModeArgs {
                     dynamic: self.dynamic,
                     nagios: self.nagios,

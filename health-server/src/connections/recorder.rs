@@ -224,7 +224,14 @@ pub(crate) struct Recorder {
     services: Arc<HashMap<u16, String>>,
     history: Mutex<History>,
     status: Mutex<Status>,
+    /// While draining: the latest count of clients still established,
+    /// and when it was taken (one count at a time, shared by all asking).
+    drain_count: tokio::sync::Mutex<Option<(std::time::Instant, u32)>>,
 }
+
+/// How old a count of the clients still established may be while
+/// draining: a deploy script waiting for zero hears of it within this.
+pub(crate) const DRAIN_FRESH: Duration = Duration::from_secs(1);
 
 impl Recorder {
     pub(crate) fn new(cfg: Config) -> Recorder {
@@ -233,6 +240,7 @@ impl Recorder {
             services: Arc::new(cfg.ports.iter().cloned().collect()),
             history: Mutex::new(History::new(cfg.keep, cfg.keep_for)),
             status: Mutex::new(Status::Starting),
+            drain_count: tokio::sync::Mutex::new(None),
             cfg,
         }
     }
@@ -257,6 +265,30 @@ impl Recorder {
                 break;
             }
         }
+    }
+
+    /// The clients ESTABLISHED on the service's ports, counted within the
+    /// last [`DRAIN_FRESH`] (read from the kernel now, once for everyone
+    /// asking, when the count is older): what a draining landmark carries.
+    /// `None` when the kernel cannot be read.
+    pub(crate) async fn established(self: &Arc<Self>) -> Option<u32> {
+        let mut last = self.drain_count.lock().await;
+        if let Some((at, n)) = *last {
+            if at.elapsed() < DRAIN_FRESH {
+                return Some(n);
+            }
+        }
+        let me = Arc::clone(self);
+        let counted = tokio::task::spawn_blocking(move || {
+            collect(&me.ports, &[TcpState::Established], me.cfg.max_per_snapshot)
+                .ok()
+                .map(|c| u32::try_from(c.connections.len()).unwrap_or(u32::MAX))
+        })
+        .await
+        .ok()
+        .flatten()?;
+        *last = Some((std::time::Instant::now(), counted));
+        Some(counted)
     }
 
     /// One snapshot: collect, judge against the thresholds, keep.
