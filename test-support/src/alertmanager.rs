@@ -51,7 +51,7 @@ fn scratch(tag: &str) -> PathBuf {
     crate::scratch(&format!("am-{tag}-{n}"))
 }
 
-/// A running Alertmanager, alone (no cluster).
+/// A running Alertmanager, alone or a cluster's peer.
 #[derive(Debug)]
 pub struct Alertmanager {
     child: Child,
@@ -71,6 +71,39 @@ impl Alertmanager {
     /// Alertmanager with `config`, checked by amtool, on `addr`, ready to
     /// take alerts. `tag` names its scratch folder.
     pub fn start(tag: &str, config: &str, addr: SocketAddr) -> Alertmanager {
+        // Alone: no gossip port, no peers.
+        Alertmanager::launch(
+            tag,
+            config,
+            addr,
+            &["--cluster.listen-address=".to_string()],
+        )
+    }
+
+    /// One peer of an Alertmanager cluster on loopback: gossip on
+    /// `gossip`, joining `peers`, with the cluster's waits cut to seconds
+    /// (a peer that is not first in line waits `peer-timeout`, 2 s, for
+    /// the others' notification log before it notifies itself).
+    pub fn start_peer(
+        tag: &str,
+        config: &str,
+        addr: SocketAddr,
+        gossip: SocketAddr,
+        peers: &[SocketAddr],
+    ) -> Alertmanager {
+        let mut args = vec![
+            format!("--cluster.listen-address={gossip}"),
+            format!("--cluster.advertise-address={gossip}"),
+            "--cluster.peer-timeout=2s".to_string(),
+            "--cluster.settle-timeout=2s".to_string(),
+            "--cluster.pushpull-interval=1s".to_string(),
+            "--cluster.reconnect-interval=1s".to_string(),
+        ];
+        args.extend(peers.iter().map(|p| format!("--cluster.peer={p}")));
+        Alertmanager::launch(tag, config, addr, &args)
+    }
+
+    fn launch(tag: &str, config: &str, addr: SocketAddr, cluster: &[String]) -> Alertmanager {
         check_config(config);
         let dir = scratch(tag);
         let path = dir.join("alertmanager.yml");
@@ -80,8 +113,7 @@ impl Alertmanager {
             .arg(format!("--config.file={}", path.display()))
             .arg(format!("--storage.path={}", dir.join("data").display()))
             .arg(format!("--web.listen-address={addr}"))
-            // Alone: no gossip port, no peers.
-            .arg("--cluster.listen-address=")
+            .args(cluster)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
