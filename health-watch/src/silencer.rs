@@ -66,6 +66,7 @@ impl Silencer {
         let opened = opened(&windows, now);
         let database = self.database.clone();
         let written = opened.clone();
+        // Recorded first, then read back with the rest in the same look.
         let read = tokio::task::spawn_blocking(move || {
             let conn = Connection::open_with_flags(
                 &database,
@@ -78,20 +79,25 @@ impl Silencer {
             silences::active(&conn, now, MAX_ACTIVE)
         })
         .await;
-        let mut list = match read {
+        let list = match read {
+            // The database is the record: a window's opening that was
+            // removed (`silence remove`) stays removed.
             Ok(Ok(list)) => list,
-            // Not readable now: what the board has, and the windows.
-            _ => self.board.list(),
-        };
-        // A window's silence the database does not have (yet) still holds.
-        for s in opened {
-            let known = list
-                .iter()
-                .any(|k| k.origin == s.origin && k.from == s.from && k.matcher == s.matcher);
-            if !known {
-                list.push(s);
+            // Not readable now: what the board has, and the windows open
+            // now that it lacks, which still hold.
+            _ => {
+                let mut list = self.board.list();
+                for s in opened {
+                    let known = list.iter().any(|k| {
+                        k.origin == s.origin && k.from == s.from && k.matcher == s.matcher
+                    });
+                    if !known {
+                        list.push(s);
+                    }
+                }
+                list
             }
-        }
+        };
         self.board.set(list, now);
         self.tell(now);
     }

@@ -258,6 +258,46 @@ fn a_window_holds_a_raise_inside_it_and_fires_it_when_it_ends() {
 }
 
 #[test]
+fn a_window_opening_removed_stays_removed() {
+    let dir = scratch("silence-window-removed");
+    let secs = (SystemTime::now() + Duration::from_secs(3))
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let opens = UNIX_EPOCH + Duration::from_secs(secs);
+    let config = write_config(
+        &dir,
+        &format!(
+            "[[maintenance]]\nname = \"long\"\ntargets = [\"svc\"]\nschedule = \"{}\"\nduration = \"1h\"\n\n[[target]]\nname = \"svc\"\nkind = \"tcp\"\naddr = \"{}\"\ninterval = \"200ms\"\ntimeout = \"150ms\"\n",
+            schedule_at(opens),
+            free_port()
+        ),
+    );
+    let cfg = config.to_str().unwrap();
+    let mut command = Command::new(PROBE);
+    command.arg("watch").arg(&config).env("TZ", "UTC");
+    let mut w = Watcher::spawn(command);
+    let open = w.wait_for("the window", Duration::from_secs(10), |v| {
+        v["event"] == "silence"
+    });
+    let id = open["id"].as_i64().unwrap().to_string();
+    ok(&silence(&["remove", &id, "--config", cfg]));
+    w.wait_for("its end", Duration::from_secs(3), |v| {
+        v["event"] == "silence-ended"
+    });
+    // The window is still open by the clock, but this opening is over.
+    std::thread::sleep(Duration::from_secs(2));
+    w.drain();
+    assert_eq!(w.told("silence"), 1, "it came back: {:?}", w.seen);
+    assert_eq!(
+        ok(&silence(&["list", "--config", cfg])).trim(),
+        "no silences"
+    );
+    assert_eq!(w.stop(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_past_stretch_marked_afterwards_is_maintenance_not_downtime_in_the_report() {
     let dir = scratch("silence-past");
     let up = Accepting::on("127.0.0.1:0", b"");

@@ -24,6 +24,8 @@ use crate::silence::{self, Window, MAX_MATCHER, MAX_REASON, MAX_WINDOW};
 
 /// Most windows in one config.
 const MAX_WINDOWS: usize = 1000;
+/// Openings looked at for the shortest time between two.
+const GAPS_LOOKED_AT: usize = 60;
 /// Most names and patterns in one window.
 const MAX_MATCHERS: usize = 1000;
 
@@ -150,14 +152,28 @@ pub(super) fn validate(
             None => format!("maintenance {name}"),
         };
         if let (true, Some(schedule)) = (ok, schedule) {
-            windows.push(Window {
+            let window = Window {
                 name: name.clone(),
                 targets: list.iter().map(|m| m.get_ref().clone()).collect(),
                 schedule_text: raw.schedule.get_ref().clone(),
                 schedule,
                 duration,
                 reason,
-            });
+            };
+            // Openings that overlap would each be a silence of their own:
+            // one window is in force once at a time.
+            let gap = window.shortest_gap(std::time::SystemTime::now(), GAPS_LOOKED_AT);
+            match gap {
+                Some(gap) if duration > gap => v.error(
+                    raw.duration.span(),
+                    format!(
+                        "duration {} is longer than the time between openings ({}): they would overlap",
+                        humantime::format_duration(duration),
+                        humantime::format_duration(gap)
+                    ),
+                ),
+                _ => windows.push(window),
+            }
         }
     }
     windows

@@ -315,6 +315,12 @@ targets = []
 schedule = "0 2 * * SUN"
 duration = "40d"
 owner = "ops"
+
+[[maintenance]]
+name = "b"
+targets = ["db-1"]
+schedule = "*/10 * * * *"
+duration = "11m"
 "#
     ));
     let want = [
@@ -325,6 +331,7 @@ owner = "ops"
         "line 15, column 11: targets must name at least one target or pattern",
         "line 17, column 12: duration must be from 1s to 31d",
         "line 18, column 1: unknown field `owner`",
+        "line 24, column 12: duration 11m is longer than the time between openings (10m): they would overlap",
     ];
     assert_eq!(e.len(), want.len(), "{e:#?}");
     for (w, got) in want.iter().zip(&e) {

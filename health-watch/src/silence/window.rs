@@ -72,6 +72,22 @@ impl Window {
         (from <= now && now < until).then_some((from, until))
     }
 
+    /// The shortest time between two of the next `n` openings after `now`
+    /// (`None`: fewer than two ahead).
+    pub(crate) fn shortest_gap(&self, now: SystemTime, n: usize) -> Option<Duration> {
+        let local: DateTime<Local> = now.into();
+        let starts: Vec<SystemTime> = self
+            .schedule
+            .iter_after(local)
+            .take(n)
+            .map(SystemTime::from)
+            .collect();
+        starts
+            .windows(2)
+            .filter_map(|w| w[1].duration_since(w[0]).ok())
+            .min()
+    }
+
     /// The next opening after `now`.
     pub(crate) fn next(&self, now: SystemTime) -> Option<SystemTime> {
         let local: DateTime<Local> = now.into();
@@ -107,6 +123,7 @@ mod tests {
         assert_eq!(w.current(at(9)), None);
         assert_eq!(w.current(at(12)), Some((at(10), at(14))));
         assert_eq!(w.next(at(12)), Some(at(20)));
+        assert_eq!(w.shortest_gap(at(12), 10), Some(Duration::from_secs(10)));
     }
 
     #[test]
