@@ -1,6 +1,6 @@
 //! Errors raised while framing or parsing protocol messages.
 
-use crate::message::ErrorCode;
+use crate::error_reply::ErrorCode;
 
 /// Why bytes could not be turned into a protocol message.
 ///

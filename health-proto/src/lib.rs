@@ -28,6 +28,7 @@ pub mod blocking;
 pub mod codec;
 pub mod connections;
 mod error;
+mod error_reply;
 pub mod frame;
 pub mod message;
 pub mod text;
