@@ -12,109 +12,14 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 use std::time::{Duration, Instant};
 
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0\n"))
-        .unwrap_or(false)
-}
+use test_support::netns::{link, run, Netns};
 
 /// Whether this machine can run the test; in CI it must.
 fn runnable() -> bool {
-    let missing: Vec<&str> = [
-        ("root", is_root()),
-        ("ip", have("ip")),
-        ("keepalived", have("keepalived")),
-    ]
-    .into_iter()
-    .filter(|(_, ok)| !ok)
-    .map(|(what, _)| what)
-    .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "keepalived test needs {missing:?} in CI (.ci/run installs keepalived and runs as root)"
-    );
-    eprintln!("SKIPPED: keepalived test needs {missing:?}");
-    false
-}
-
-fn run(cmd: &str, args: &[&str]) -> std::process::Output {
-    Command::new(cmd).args(args).output().unwrap()
-}
-
-fn ip(args: &[&str]) {
-    let out = run("ip", args);
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A network namespace made by this test; its processes are killed and it
-/// is deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("lm{tag}{}", std::process::id());
-        let _ = run("ip", &["netns", "del", &name]);
-        ip(&["netns", "add", &name]);
-        ip(&["-n", &name, "link", "set", "lo", "up"]);
-        Netns(name)
-    }
-
-    fn exec(&self, program: &Path) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0]).arg(program);
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let pids = run("ip", &["netns", "pids", &self.0]);
-        for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
-            let _ = run("kill", &["-TERM", pid]);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        let pids = run("ip", &["netns", "pids", &self.0]);
-        for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
-            let _ = run("kill", &["-KILL", pid]);
-        }
-        let _ = run("ip", &["netns", "del", &self.0]);
-    }
-}
-
-/// Joins two namespaces with a veth pair named `eth0` on both sides (`tag`
-/// keeps the temporary names of tests running in parallel apart).
-fn link(tag: &str, a: &Netns, a_addr: &str, b: &Netns, b_addr: &str) {
-    let (va, vb) = (
-        format!("{tag}a{}", std::process::id()),
-        format!("{tag}b{}", std::process::id()),
-    );
-    ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb]);
-    for (ns, v, addr) in [(a, &va, a_addr), (b, &vb, b_addr)] {
-        ip(&["link", "set", v, "netns", &ns.0]);
-        ip(&["-n", &ns.0, "link", "set", v, "name", "eth0"]);
-        ip(&["-n", &ns.0, "addr", "add", addr, "dev", "eth0"]);
-        ip(&["-n", &ns.0, "link", "set", "eth0", "up"]);
-    }
+    test_support::netns::runnable("keepalived test", &["keepalived"])
 }
 
 /// A root-owned directory under /run holding a copy of the probe: keepalived's

@@ -21,6 +21,7 @@ use crate::error::ProbeError;
 use crate::outcome::{Class, Speed};
 use crate::ping::PingOutcome;
 use crate::probe::Outcome;
+use crate::source::Source;
 use crate::spec::{
     LandmarkSettings, LandmarkSpec, PingSettings, PingSpec, SpecError, TcpSettings, TcpSpec,
     TlsSettings, TlsSpec, DEFAULT_CERT_CRIT, DEFAULT_CERT_WARN, DEFAULT_PING_INTERVAL,
@@ -204,6 +205,29 @@ impl Check {
         }
     }
 
+    /// The same check from `source` (`None`: where the routing table
+    /// says): one vantage point of a watcher's target with `source`.
+    pub fn via(&self, source: Option<Source>) -> Check {
+        // No rule is about the source: the settings keep every rule they
+        // kept, so each spec is made again without being checked again.
+        match self {
+            Check::Landmark(s) => Check::Landmark(s.with_source(source)),
+            Check::Tcp(s) => Check::Tcp(s.with_source(source)),
+            Check::Ping(s) => Check::Ping(s.with_source(source)),
+            Check::Tls(s) => Check::Tls(s.with_source(source)),
+        }
+    }
+
+    /// The source it leaves from, if it has one.
+    pub fn source(&self) -> Option<&Source> {
+        match self {
+            Check::Landmark(s) => s.source.as_ref(),
+            Check::Tcp(s) => s.source.as_ref(),
+            Check::Ping(s) => s.source.as_ref(),
+            Check::Tls(s) => s.source.as_ref(),
+        }
+    }
+
     /// A `kind` check of `target` within `timeout` with every other setting
     /// at its default: `/probe`'s built-in modules. landmark expects `ok`;
     /// tcp connects; ping sends one echo request; tls verifies with the
@@ -221,6 +245,7 @@ impl Check {
                 expect: vec![State::Ok],
                 timeout,
                 family,
+                source: None,
             })
             .map(Check::Landmark),
             Kind::Tcp => TcpSpec::new(TcpSettings {
@@ -232,6 +257,7 @@ impl Check {
                 warn: None,
                 crit: None,
                 family,
+                source: None,
             })
             .map(Check::Tcp),
             Kind::Ping => PingSpec::new(PingSettings {
@@ -243,6 +269,7 @@ impl Check {
                 warn: None,
                 crit: None,
                 family,
+                source: None,
             })
             .map(Check::Ping),
             Kind::Tls => TlsSpec::new(TlsSettings {
@@ -255,6 +282,7 @@ impl Check {
                 insecure: false,
                 timeout,
                 family,
+                source: None,
             })
             .map(Check::Tls),
         }

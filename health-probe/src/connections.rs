@@ -70,6 +70,7 @@ fn ask(args: &ConnectionsArgs, now: SystemTime) -> Result<ConnectionReport, Prob
     let reply = probe::exchange(
         &args.addr,
         args.family.family(),
+        args.family.source.as_ref(),
         &frame,
         deadline,
         &timeout,

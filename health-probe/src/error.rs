@@ -42,6 +42,9 @@ pub enum ProbeError {
     /// The reply is not a valid answer to the request.
     #[error("malformed reply: {0}")]
     Protocol(String),
+    /// The check's source could not be used (`--source`, `source`).
+    #[error("{0}")]
+    Source(String),
     /// The server answered with an error reply.
     #[error("server answered error {name}: {message}")]
     Server {
@@ -64,6 +67,7 @@ impl ProbeError {
             ProbeError::Network(_) => "network",
             ProbeError::Protocol(_) => "protocol",
             ProbeError::Server { .. } => "server-error",
+            ProbeError::Source(_) => "source",
         }
     }
 }

@@ -40,6 +40,7 @@ pub mod ping;
 pub mod probe;
 mod report;
 pub mod sigmask;
+pub mod source;
 pub mod spec;
 pub mod table;
 pub mod target;

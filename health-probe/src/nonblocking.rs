@@ -22,6 +22,7 @@ use crate::error::{io_error, ProbeError};
 use crate::outcome::Class;
 use crate::ping::{self, PingOutcome};
 use crate::probe::{self, Outcome, MAX_REPLY};
+use crate::source::Source;
 use crate::spec::{LandmarkSpec, PingSpec, TcpSpec, TlsSpec};
 use crate::target::{self, Family};
 use crate::tcp::{self, Failure, Matcher, TcpOutcome, MAX_ANSWER};
@@ -83,7 +84,15 @@ async fn tls_handshake(
     timeout: &str,
     tried: &mut Option<SocketAddr>,
 ) -> Result<Handshake, Failure> {
-    let mut stream = open(&spec.addr, spec.family, deadline, timeout, tried).await?;
+    let mut stream = open(
+        &spec.addr,
+        spec.family,
+        spec.source.as_ref(),
+        deadline,
+        timeout,
+        tried,
+    )
+    .await?;
     if let Some(protocol) = spec.starttls {
         let mut dialog = Dialog::new(protocol, &prepared.host);
         let mut next = dialog.start();
@@ -129,12 +138,27 @@ async fn tls_handshake(
 /// blocking [`probe::connect`].
 async fn connect(
     addr: SocketAddr,
+    source: Option<&Source>,
     deadline: tokio::time::Instant,
     timeout: &str,
     tried: &mut Option<SocketAddr>,
 ) -> Result<TcpStream, ProbeError> {
     *tried = Some(addr);
-    match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+    let socket = match source {
+        None => None,
+        Some(source) => {
+            let socket = Source::tcp_socket(source, addr)?;
+            socket.set_nonblocking(true).map_err(ProbeError::Network)?;
+            Some(tokio::net::TcpSocket::from_std_stream(socket.into()))
+        }
+    };
+    let connecting = async {
+        match socket {
+            None => TcpStream::connect(addr).await,
+            Some(socket) => socket.connect(addr).await,
+        }
+    };
+    match tokio::time::timeout_at(deadline, connecting).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
             Ok(stream)
@@ -157,14 +181,16 @@ fn elapsed() -> std::io::Error {
 async fn open(
     addr: &str,
     family: Family,
+    source: Option<&Source>,
     deadline: tokio::time::Instant,
     timeout: &str,
     tried: &mut Option<SocketAddr>,
 ) -> Result<TcpStream, Failure> {
+    let family = Source::family(source, family, addr).map_err(tcp::classify)?;
     let addr = resolve(addr, family, deadline)
         .await
         .map_err(tcp::classify)?;
-    connect(addr, deadline, timeout, tried)
+    connect(addr, source, deadline, timeout, tried)
         .await
         .map_err(tcp::classify)
 }
@@ -192,8 +218,14 @@ async fn landmark_exchange(
     timeout: &str,
     tried: &mut Option<SocketAddr>,
 ) -> Result<health_proto::LandmarkReply, ProbeError> {
-    let addr = resolve(&spec.addr, spec.family, deadline).await?;
-    let mut stream = connect(addr, deadline, timeout, tried).await?;
+    let source = spec.source.as_ref();
+    let addr = resolve(
+        &spec.addr,
+        Source::family(source, spec.family, &spec.addr)?,
+        deadline,
+    )
+    .await?;
+    let mut stream = connect(addr, source, deadline, timeout, tried).await?;
     let (id, request) = probe::check_frame(spec.component.as_deref());
     let bytes = request.to_bytes();
     tokio::time::timeout_at(deadline, stream.write_all(&bytes))
@@ -221,7 +253,15 @@ async fn tcp_exchange(
     tried: &mut Option<SocketAddr>,
     answer: &mut Vec<u8>,
 ) -> Result<String, Failure> {
-    let mut stream = open(&spec.addr, spec.family, deadline, timeout, tried).await?;
+    let mut stream = open(
+        &spec.addr,
+        spec.family,
+        spec.source.as_ref(),
+        deadline,
+        timeout,
+        tried,
+    )
+    .await?;
     if let Some(send) = &spec.send {
         tokio::time::timeout_at(deadline, stream.write_all(&send.0))
             .await

@@ -17,6 +17,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::outcome::{Class, Speed};
 use crate::probe::ProbeError;
+use crate::source::Source;
 use crate::spec::PingSpec;
 use crate::target;
 
@@ -137,12 +138,17 @@ fn nothing_sent(class: Class, reason: Option<&'static str>, detail: String) -> P
 }
 
 fn ping(args: &PingSpec, deadline: Instant, o: &mut PingOutcome) -> Result<String, Failure> {
-    let ip = target::resolve_host(&args.host, args.family, deadline).map_err(|e| match e {
+    let source = args.source.as_ref();
+    let family = Source::family(source, args.family, &args.host).map_err(crate::tcp::classify)?;
+    let ip = target::resolve_host(&args.host, family, deadline).map_err(|e| match e {
         ProbeError::Usage(m) => (Class::Err, "bad-address", m),
         other => (Class::Err, "dns", other.to_string()),
     })?;
     o.addr = Some(ip);
     let (mut socket, kind) = open(ip)?;
+    if let Some(source) = source {
+        source.bind(&socket, ip).map_err(crate::tcp::classify)?;
+    }
     o.socket = Some(kind);
     let dest = SockAddr::from(SocketAddr::new(ip, 0));
     if kind == SocketKind::Dgram {

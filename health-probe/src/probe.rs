@@ -11,6 +11,7 @@ use health_proto::{CheckRequest, ErrorReply, Frame, MessageType, Request, Respon
 
 use crate::error::io_error;
 pub use crate::error::ProbeError;
+use crate::source::Source;
 use crate::spec::LandmarkSpec;
 use crate::target;
 
@@ -49,23 +50,33 @@ fn probe(
 ) -> Result<health_proto::LandmarkReply, ProbeError> {
     let timeout = humantime::format_duration(spec.timeout).to_string();
     let (id, request) = check_frame(spec.component.as_deref());
-    let frame = exchange(&spec.addr, spec.family, &request, deadline, &timeout, tried)?;
+    let frame = exchange(
+        &spec.addr,
+        spec.family,
+        spec.source.as_ref(),
+        &request,
+        deadline,
+        &timeout,
+        tried,
+    )?;
     landmark_from(&frame, id, &timeout)
 }
 
 /// Resolves `addr` to the one address it tests, connects, sends `request`
 /// and reads one reply frame, all before `deadline` (`timeout` is its
 /// length, for messages).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn exchange(
     addr: &str,
     family: target::Family,
+    source: Option<&Source>,
     request: &Frame,
     deadline: Instant,
     timeout: &str,
     tried: &mut Option<SocketAddr>,
 ) -> Result<Frame, ProbeError> {
-    let addr = target::resolve(addr, family, deadline)?;
-    let mut stream = connect(addr, deadline, timeout, tried)?;
+    let addr = target::resolve(addr, Source::family(source, family, addr)?, deadline)?;
+    let mut stream = connect(addr, source, deadline, timeout, tried)?;
     let _ = stream.get_ref().set_nodelay(true);
     write_frame(&mut stream, request).map_err(|e| io_error(e, "send", timeout))?;
     // One request on this connection: say so (a half-close), and the
@@ -143,6 +154,7 @@ fn server_error(e: ErrorReply) -> ProbeError {
 /// Connects to `addr` (recorded in `tried`) before `deadline`.
 pub(crate) fn connect(
     addr: SocketAddr,
+    source: Option<&Source>,
     deadline: Instant,
     timeout: &str,
     tried: &mut Option<SocketAddr>,
@@ -152,7 +164,16 @@ pub(crate) fn connect(
         stage: "connection",
         timeout: timeout.to_string(),
     })?;
-    TcpStream::connect_timeout(&addr, remaining)
+    let connected = match source {
+        None => TcpStream::connect_timeout(&addr, remaining),
+        Some(source) => {
+            let socket = Source::tcp_socket(source, addr)?;
+            socket
+                .connect_timeout(&addr.into(), remaining)
+                .map(|()| TcpStream::from(socket))
+        }
+    };
+    connected
         .map(|stream| DeadlineStream { stream, deadline })
         .map_err(|e| connect_error(e, timeout))
 }

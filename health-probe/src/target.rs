@@ -44,7 +44,7 @@ impl Family {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Family::Any => "IP",
             Family::V4 => "IPv4",

@@ -93,7 +93,14 @@ fn check(
     answer: &mut Vec<u8>,
 ) -> Result<String, Failure> {
     let timeout = humantime::format_duration(args.timeout).to_string();
-    let mut stream = open(&args.addr, args.family, deadline, &timeout, tried)?;
+    let mut stream = open(
+        &args.addr,
+        args.family,
+        args.source.as_ref(),
+        deadline,
+        &timeout,
+        tried,
+    )?;
     if let Some(send) = &args.send {
         stream
             .write_all(&send.0)
@@ -120,12 +127,14 @@ fn check(
 pub(crate) fn open(
     addr: &str,
     family: target::Family,
+    source: Option<&crate::source::Source>,
     deadline: Instant,
     timeout: &str,
     tried: &mut Option<SocketAddr>,
 ) -> Result<probe::DeadlineStream, Failure> {
+    let family = crate::source::Source::family(source, family, addr).map_err(classify)?;
     let addr = target::resolve(addr, family, deadline).map_err(classify)?;
-    let stream = probe::connect(addr, deadline, timeout, tried).map_err(classify)?;
+    let stream = probe::connect(addr, source, deadline, timeout, tried).map_err(classify)?;
     let _ = stream.get_ref().set_nodelay(true);
     Ok(stream)
 }
@@ -252,6 +261,7 @@ pub(crate) fn classify(e: impl std::borrow::Borrow<ProbeError>) -> Failure {
     match e {
         ProbeError::Usage(_) => (Class::Err, "bad-address", detail),
         ProbeError::Dns { .. } => (Class::Err, "dns", detail),
+        ProbeError::Source(_) => (Class::Err, "source", detail),
         ProbeError::Refused => (Class::Ng, "refused", detail),
         ProbeError::Reset(_) => (Class::Ng, "reset", detail),
         ProbeError::Timeout { .. } => (Class::Wr, "timeout", detail),

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use health_probe::outcome::{Class, Speed};
 use health_proto::State;
 
-use crate::config::{Check, Target};
+use health_probe::check::Check;
 
 /// Most bytes of a check's detail the watcher keeps (and so records with
 /// each event, prints and passes on), cut with `...(N more bytes)`: a
@@ -33,11 +33,6 @@ impl Observation {
     pub(crate) fn failed(&self) -> bool {
         health_probe::outcome::fails(self.class, self.speed)
     }
-}
-
-/// Runs `target`'s check once.
-pub(crate) async fn run(target: &Target) -> Observation {
-    observe(&target.check).await.observation
 }
 
 /// One check's observation, and what `/probe` shows besides: the

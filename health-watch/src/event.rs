@@ -35,11 +35,17 @@ pub(crate) enum Event {
     /// An alarm still raised `remind_every` after it was told (and again
     /// each `remind_every`, up to `max_reminders`): `on_remind` runs.
     Remind,
+    /// Some vantage points failed, too few for the quorum, `fall` rounds
+    /// in a row: the path from them is at fault, not the server (class
+    /// [`PATH`]); `on_path` runs.
+    Path,
+    /// No path fault `rise` rounds in a row; `on_path` runs.
+    PathCleared,
 }
 
 impl Event {
     /// Every event, in the order the docs list them.
-    const ALL: [Event; 10] = [
+    const ALL: [Event; 12] = [
         Event::Raise,
         Event::Clear,
         Event::Pause,
@@ -50,10 +56,13 @@ impl Event {
         Event::Carried,
         Event::Released,
         Event::Remind,
+        Event::Path,
+        Event::PathCleared,
     ];
 
     /// Its word: `raise`, `clear`, `pause`, `resume`, `removed`,
-    /// `flapping`, `flapping-stopped`, `carried`, `released`, `remind`.
+    /// `flapping`, `flapping-stopped`, `carried`, `released`, `remind`,
+    /// `path`, `path-cleared`.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Event::Raise => "raise",
@@ -66,6 +75,8 @@ impl Event {
             Event::Carried => "carried",
             Event::Released => "released",
             Event::Remind => "remind",
+            Event::Path => "path",
+            Event::PathCleared => "path-cleared",
         }
     }
 
@@ -105,6 +116,9 @@ impl fmt::Display for Event {
 /// The class of a raise while a target it `depends_on` is raised: the
 /// target is taken as cut off behind its parent, not down itself.
 pub(crate) const UNREACHABLE: &str = "unreachable";
+
+/// The class of a `path` event: the server answers some vantage points.
+pub(crate) const PATH: &str = "path";
 
 /// Why the raise of an open alarm ran no action and sent no alert yet:
 /// it fires (`released`) once nothing holds it any more.

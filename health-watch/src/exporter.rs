@@ -42,6 +42,7 @@ use crate::event::ActionOutcome;
 use crate::output::Output;
 use crate::prober::{self, gauge};
 use crate::registry::{self as state, CLASSES};
+use crate::vantage::path::PointState;
 
 /// What the listener serves from.
 pub(crate) struct Sources {
@@ -220,6 +221,10 @@ struct Reading {
     silenced: bool,
     unreachable: bool,
     checks: [u64; 4],
+    /// A target with vantage points: each one's name, last word and
+    /// part in the path fault, and whether one stands.
+    points: Vec<(String, PointState, bool)>,
+    path: Option<bool>,
 }
 
 impl Collector for Targets {
@@ -243,6 +248,13 @@ impl Collector for Targets {
                     silenced,
                     unreachable: row.held == Some(crate::event::Hold::Unreachable),
                     checks: row.checks,
+                    points: row.path.as_ref().map_or_else(Vec::new, |p| {
+                        let at_fault = |i: usize| p.raised() && p.failing[i];
+                        (p.names.iter().zip(&p.points).enumerate())
+                            .map(|(i, (n, s))| (n.clone(), *s, at_fault(i)))
+                            .collect()
+                    }),
+                    path: row.path.as_ref().map(|p| p.raised()),
                 }
             })
             .collect();
@@ -316,6 +328,44 @@ impl Collector for Targets {
         )?;
         for (i, r) in readings.iter().enumerate() {
             ConstGauge::new(i64::from(r.unreachable)).encode(family.encode_family(&labels(i))?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "watch_target_path",
+            "1 while some of the target's vantage points fail, too few for its quorum: a path fault, not the server's (targets with vantage points only)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (i, r) in readings.iter().enumerate() {
+            if let Some(path) = r.path {
+                ConstGauge::new(i64::from(path)).encode(family.encode_family(&labels(i))?)?;
+            }
+        }
+        for (name, help, value) in [
+            (
+                "watch_vantage_up",
+                "1 when the target's last check from this vantage point passed, 0 when it failed; absent before it answers, and while it cannot",
+                (|s: PointState, _| match s {
+                    PointState::Passed => Some(1),
+                    PointState::Failed => Some(0),
+                    PointState::Unknown | PointState::NoAnswer => None,
+                }) as fn(PointState, bool) -> Option<i64>,
+            ),
+            (
+                "watch_vantage_path",
+                "1 while the target's path fault stands and this vantage point is one that fails",
+                |_, at_fault| Some(i64::from(at_fault)),
+            ),
+        ] {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (i, r) in readings.iter().enumerate() {
+                for (vantage, state, at_fault) in &r.points {
+                    if let Some(v) = value(*state, *at_fault) {
+                        let [target, kind] = labels(i);
+                        let labels = [target, kind, ("vantage", vantage.as_str())];
+                        ConstGauge::new(v).encode(family.encode_family(&labels)?)?;
+                    }
+                }
+            }
         }
         gauge(
             &mut encoder,

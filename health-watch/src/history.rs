@@ -147,7 +147,7 @@ pub(crate) fn last_rows(
     .map_err(|e| e.to_string())?;
     Ok((count, last.into()))
 }
-const CSV_HEADER: [&str; 19] = [
+const CSV_HEADER: [&str; 20] = [
     "id",
     "time",
     "target",
@@ -167,13 +167,14 @@ const CSV_HEADER: [&str; 19] = [
     "time_unix_ms",
     "silence",
     "down_secs",
+    "path_secs",
 ];
 
 fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map(ToString::to_string).unwrap_or_default()
 }
 
-fn csv_record(r: &HistoryRow) -> [String; 19] {
+fn csv_record(r: &HistoryRow) -> [String; 20] {
     [
         r.id.to_string(),
         r.time.clone(),
@@ -194,6 +195,7 @@ fn csv_record(r: &HistoryRow) -> [String; 19] {
         r.time_ms.to_string(),
         opt(&r.silence),
         opt(&r.down_secs),
+        opt(&r.path_secs),
     ]
 }
 
@@ -218,7 +220,8 @@ fn table_cells(r: &HistoryRow) -> [String; 7] {
     let lasted = match (r.alarm_secs, r.down_secs) {
         (Some(a), Some(d)) if (a - d) >= 1.0 => format!("{} ({} down)", span(a), span(d)),
         (Some(a), _) => span(a),
-        (None, _) => String::new(),
+        // A path fault is no down time: it says how long it lasted alone.
+        (None, _) => r.path_secs.map(span).unwrap_or_default(),
     };
     [
         r.time.clone(),

@@ -52,6 +52,7 @@ mod event;
 mod exporter;
 mod history;
 mod hold;
+mod http_client;
 mod listener;
 mod output;
 mod page;
@@ -68,6 +69,7 @@ mod store;
 mod task;
 mod terminal;
 mod uptime;
+mod vantage;
 mod watcher;
 
 pub use error::Error;

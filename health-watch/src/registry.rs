@@ -41,6 +41,8 @@ pub(crate) struct Row {
     pub held: Option<crate::event::Hold>,
     /// Reminders of the alarm now raised, once it is told.
     pub remind: Option<Remind>,
+    /// A target with vantage points: how each stands, and its path fault.
+    pub path: Option<Box<crate::vantage::path::PathState>>,
 }
 
 /// Where an alarm's reminders stand.

@@ -33,6 +33,8 @@ use crate::remind;
 use crate::schedule::Schedule;
 use crate::silence::Board;
 use crate::store::EventRecord;
+use crate::vantage::path::{PathChange, PointState};
+use crate::vantage::{self, Vote};
 
 /// Checks, failures, lag: shared by every target task.
 #[derive(Default)]
@@ -126,6 +128,8 @@ pub(crate) async fn watch(
 ) {
     let mut schedule = Schedule::new(&target.name, target.interval, target.jitter, Instant::now());
     let mut next = schedule.first();
+    // Rounds from vantage points, for `source_mode = "alternate"`.
+    let mut turn = 0usize;
     loop {
         // What a held raise or a reminder waits for, made (on the heap)
         // only while there is one: 100,000 idle tasks carry none of it.
@@ -135,7 +139,7 @@ pub(crate) async fn watch(
             .is_some()
             .then(|| Box::pin(hold::until_due(&shared.silences, &target.name, &status)));
         let reminder = remind::waiting(&target, &status);
-        let observation = tokio::select! {
+        let (observation, vote) = tokio::select! {
             _ = stop.cancelled() => return,
             _ = or_never(held) => {
                 let Some(_judging) = Judging::enter(&shared) else {
@@ -151,7 +155,7 @@ pub(crate) async fn watch(
                 remind::fire(&shared.events, &target, &status).await;
                 continue;
             }
-            o = check_on_time(&shared, &target, next) => match o {
+            o = check_on_time(&shared, &target, next, &mut turn, failing(&status)) => match o {
                 Some(o) => o,
                 None => return,
             },
@@ -162,6 +166,9 @@ pub(crate) async fn watch(
             return;
         };
         let paused = Box::pin(judge(&shared, &target, &status, &observation)).await;
+        if let Some(vote) = vote {
+            vantage_round(&shared, &target, &status, &observation, &vote).await;
+        }
         drop(judging);
         if paused {
             loop {
@@ -199,6 +206,12 @@ pub(crate) async fn watch(
     }
 }
 
+/// Whether one of the target's vantage points failed at its last check.
+fn failing(status: &Status) -> bool {
+    let row = status.row();
+    (row.path.as_ref()).is_some_and(|p| p.points.contains(&PointState::Failed))
+}
+
 /// Waits for `f`; for ever without one.
 async fn or_never<F: std::future::Future<Output = ()>>(f: Option<std::pin::Pin<Box<F>>>) {
     match f {
@@ -207,9 +220,16 @@ async fn or_never<F: std::future::Future<Output = ()>>(f: Option<std::pin::Pin<B
     }
 }
 
-/// Waits for the tick at `next` and a permit, then checks; `None` once the
-/// watcher is closing (the permits are gone).
-async fn check_on_time(shared: &Shared, target: &Target, next: Instant) -> Option<Observation> {
+/// Waits for the tick at `next` and a permit, then checks (from each
+/// vantage point, with their vote, for a target that has them); `None`
+/// once the watcher is closing (the permits are gone).
+async fn check_on_time(
+    shared: &Shared,
+    target: &Target,
+    next: Instant,
+    turn: &mut usize,
+    failing: bool,
+) -> Option<(Observation, Option<Box<Vote>>)> {
     tokio::time::sleep_until(next).await;
     let permit = shared.limit.acquire().await.ok()?;
     let lag = Instant::now().saturating_duration_since(next);
@@ -220,13 +240,27 @@ async fn check_on_time(shared: &Shared, target: &Target, next: Instant) -> Optio
     // Boxed: a check's state (its socket, buffers, resolver) takes memory
     // only while it runs, at most `max_in_flight` of them, rather than in
     // each of 100,000 idle targets' tasks.
-    let observation = Box::pin(check::run(target)).await;
+    let (observation, vote) = match &target.vantage {
+        None => (
+            Box::pin(check::observe(&target.check)).await.observation,
+            None,
+        ),
+        Some(v) => {
+            let checked = vantage::Checked {
+                kind: target.kind,
+                addr: &target.addr,
+                timeout: target.timeout,
+            };
+            let vote = Box::pin(vantage::round(checked, v, turn, failing)).await;
+            (vote.observation(v), Some(Box::new(vote)))
+        }
+    };
     drop((permit, in_flight));
     c.checks.fetch_add(1, Ordering::Relaxed);
     if observation.failed() {
         c.failed.fetch_add(1, Ordering::Relaxed);
     }
-    Some(observation)
+    Some((observation, vote))
 }
 
 /// One check counted in `in_flight`, counted out when dropped, also when
@@ -265,7 +299,12 @@ async fn judge(
     let thresholds = Thresholds {
         fall: target.fall,
         rise: target.rise,
-        pause_after_errors: target.pause_after_errors,
+        // A target with vantage points is never paused: an ERR is its
+        // points' own (a source, a carrier), and the vote must go on.
+        pause_after_errors: match target.vantage {
+            Some(_) => 0,
+            None => target.pause_after_errors,
+        },
         flap: target.flap,
     };
     let (changes, alarm, mark) = {
@@ -370,6 +409,59 @@ async fn judge(
         shared.events.publish(event, action).await;
     }
     changes.contains(&Transition::Pause)
+}
+
+/// Takes in one round's vote of a target with vantage points: each
+/// point's standing, and its path fault told (`path`, `path-cleared`)
+/// with `on_path`.
+async fn vantage_round(
+    shared: &Shared,
+    target: &Target,
+    status: &Status,
+    observation: &Observation,
+    vote: &Vote,
+) {
+    let change = {
+        let mut row = status.row();
+        let Some(path) = row.path.as_mut() else {
+            return;
+        };
+        let before = (path.points.clone(), path.raised());
+        let flap = target.flap.map(|f| (f.changes, f.window));
+        let change = path.observe(vote, target.fall, target.rise, flap);
+        if (path.points.clone(), path.raised()) != before {
+            shared.events.registry.changed();
+        }
+        change
+    };
+    let Some(change) = change else {
+        return;
+    };
+    let mut event = event_of(target, Transition::Raise, observation, 0);
+    event.event = match change {
+        PathChange::Raise => Event::Path,
+        PathChange::Clear => Event::PathCleared,
+    };
+    event.class = Some(crate::event::PATH);
+    event.reason = None;
+    event.detail = match (change, &target.vantage) {
+        (PathChange::Raise, Some(v)) => format!(
+            "path fault from {}: {}",
+            vote.failing_names(&v.names).join(", "),
+            observation.detail
+        ),
+        _ => format!(
+            "no path fault {} rounds in a row: {}",
+            target.rise, observation.detail
+        ),
+    };
+    let action = (target.vantage.as_ref())
+        .and_then(|v| v.on_path.clone())
+        .map(|command| Action {
+            command,
+            timeout: target.action_timeout,
+        });
+    shared.events.publish(event, action).await;
 }
 
 fn event_of(target: &Target, change: Transition, o: &Observation, count: u32) -> EventRecord {

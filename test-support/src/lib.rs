@@ -8,6 +8,7 @@
 pub mod alertmanager;
 pub mod browser;
 pub mod haproxy;
+pub mod netns;
 pub mod prometheus;
 pub mod tls;
 

@@ -76,6 +76,7 @@ impl PingArgs {
             warn: self.warn,
             crit: self.crit,
             family: self.family.family(),
+            source: self.family.source.clone(),
         })
     }
 }
@@ -155,6 +156,7 @@ impl TcpArgs {
             warn: self.warn,
             crit: self.crit,
             family: self.family.family(),
+            source: self.family.source.clone(),
         })
     }
 }
@@ -250,6 +252,7 @@ impl TlsArgs {
             insecure: self.insecure,
             timeout: self.timeout,
             family: self.family.family(),
+            source: self.family.source.clone(),
         })
     }
 }

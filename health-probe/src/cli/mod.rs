@@ -146,8 +146,9 @@ pub enum Command {
     Connections(ConnectionsArgs),
 }
 
-/// Which address of a name a check tests (`target::Family`).
-#[derive(Debug, Clone, Copy, Default, clap::Args)]
+/// Which address of a name a check tests (`target::Family`), and where
+/// the check leaves this machine from (`source::Source`).
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct FamilyArgs {
     /// Test the first IPv4 address the name resolves to (a literal ADDR
     /// must be IPv4). Without -4 or -6: the first address of either family.
@@ -158,6 +159,14 @@ pub struct FamilyArgs {
     /// must be IPv6).
     #[arg(short = '6', long, conflicts_with = "ipv4")]
     pub ipv6: bool,
+
+    /// Check from this local address (the socket is bound to it; a name is
+    /// then checked at its address of the same family) or through this
+    /// interface (its routes alone, SO_BINDTODEVICE): to test each uplink
+    /// of a machine with several. A source that cannot be used fails the
+    /// check with class ERR, reason `source`.
+    #[arg(long, value_name = "ADDR|INTERFACE")]
+    pub source: Option<crate::source::Source>,
 }
 
 impl FamilyArgs {
@@ -277,6 +286,7 @@ impl Cli {
                     expect: self.expect,
                     timeout: self.timeout,
                     family: self.family.family(),
+                    source: self.family.source.clone(),
                 })?;
                 if self.wait_drained {
                     return Ok(Job::WaitDrained(spec, self.quiet));

@@ -278,6 +278,9 @@ pub struct LandmarkSettings {
     pub timeout: Duration,
     /// Which address of a name to test.
     pub family: Family,
+    /// Where the check leaves this machine from; `None`: where the
+    /// routing table says.
+    pub source: Option<crate::source::Source>,
 }
 
 /// A plain TCP check as written, before [`TcpSpec::new`] checks it.
@@ -299,6 +302,9 @@ pub struct TcpSettings {
     pub crit: Option<Duration>,
     /// Which address of a name to test.
     pub family: Family,
+    /// Where the check leaves this machine from; `None`: where the
+    /// routing table says.
+    pub source: Option<crate::source::Source>,
 }
 
 /// A ping check as written, before [`PingSpec::new`] checks it.
@@ -320,6 +326,9 @@ pub struct PingSettings {
     pub crit: Option<Duration>,
     /// Which address of a name to ping.
     pub family: Family,
+    /// Where the check leaves this machine from; `None`: where the
+    /// routing table says.
+    pub source: Option<crate::source::Source>,
 }
 
 /// A landmark check's settings that keep every rule.
@@ -397,6 +406,21 @@ macro_rules! reads_as {
 
 reads_as!(LandmarkSpec => LandmarkSettings, TcpSpec => TcpSettings, PingSpec => PingSettings);
 
+macro_rules! with_source {
+    ($($spec:ident),*) => {$(
+        impl $spec {
+            /// The same spec from another source (no rule is about it).
+            pub(crate) fn with_source(&self, source: Option<crate::source::Source>) -> $spec {
+                let mut settings = self.0.clone();
+                settings.source = source;
+                $spec(settings)
+            }
+        }
+    )*};
+}
+
+with_source!(LandmarkSpec, TcpSpec, PingSpec);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,6 +435,7 @@ mod tests {
             warn: None,
             crit: None,
             family: Family::Any,
+            source: None,
         }
     }
 
@@ -452,6 +477,7 @@ mod tests {
             warn: Some(Duration::from_secs(2 * 86_400)),
             crit: None,
             family: Family::Any,
+            source: None,
         };
         let errors = TcpSpec::new(settings.clone()).unwrap_err();
         assert_eq!(
@@ -488,6 +514,7 @@ mod tests {
             expect: vec![],
             timeout: Duration::from_secs(1),
             family: Family::Any,
+            source: None,
         };
         assert_eq!(
             LandmarkSpec::new(settings.clone()).unwrap_err(),

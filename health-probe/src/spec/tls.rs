@@ -98,6 +98,9 @@ pub struct TlsSettings {
     pub timeout: Duration,
     /// Which address of a name to test.
     pub family: Family,
+    /// Where the check leaves this machine from; `None`: where the
+    /// routing table says.
+    pub source: Option<crate::source::Source>,
 }
 
 /// A tls check's settings that keep every rule, with its roots file read.
@@ -109,6 +112,13 @@ pub struct TlsSpec {
 }
 
 impl TlsSpec {
+    /// The same spec from another source (no rule is about it).
+    pub(crate) fn with_source(&self, source: Option<crate::source::Source>) -> TlsSpec {
+        let mut spec = self.clone();
+        spec.settings.source = source;
+        spec
+    }
+
     /// `settings` if they keep every rule, else every rule they break. The
     /// `ca` file is read here, once.
     pub fn new(settings: TlsSettings) -> Result<TlsSpec, Vec<SpecError>> {

@@ -79,7 +79,14 @@ fn handshake(
     timeout: &str,
     tried: &mut Option<SocketAddr>,
 ) -> Result<Handshake, Failure> {
-    let mut stream = tcp::open(&spec.addr, spec.family, deadline, timeout, tried)?;
+    let mut stream = tcp::open(
+        &spec.addr,
+        spec.family,
+        spec.source.as_ref(),
+        deadline,
+        timeout,
+        tried,
+    )?;
     if let Some(protocol) = spec.starttls {
         let mut dialog = Dialog::new(protocol, &prepared.host);
         let mut next = dialog.start();

@@ -2,25 +2,24 @@
 //! batches, retries failures with backoff, and says when it cannot reach
 //! the Alertmanager and when it can again.
 //!
-//! Each request is one HTTP/1.1 connection with hyper's client (alerts are
-//! sent at most every few seconds, so a pool would only hold a descriptor),
-//! under [`POST_TIMEOUT`] from name resolution to the last byte of the
-//! reply, whose body is read only up to [`MAX_REPLY`] bytes.
+//! Each request is one HTTP/1.1 connection ([`crate::http_client`]; alerts
+//! are sent at most every few seconds, so a pool would only hold a
+//! descriptor), under [`POST_TIMEOUT`] from name resolution to the last
+//! byte of the reply, whose body is read only up to [`MAX_REPLY`] bytes.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::{header, Request, StatusCode};
+use axum::http::{header, Request};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use http_body_util::Full;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{Alerts, Postable, Sent, BATCH};
 use crate::config::AlertmanagerUrl;
+use crate::http_client::{self, HttpError};
 use crate::output::{Notice, Output};
 use health_probe::text::cut;
 
@@ -37,21 +36,7 @@ const SAY_AGAIN_EVERY: Duration = Duration::from_secs(300);
 const MAX_REPLY: usize = 4096;
 
 /// Why a request failed.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum PostError {
-    #[error("cannot resolve {0}: {1}")]
-    Resolve(String, std::io::Error),
-    #[error("cannot connect to {0}: {1}")]
-    Connect(String, std::io::Error),
-    #[error("HTTP: {0}")]
-    Http(#[from] hyper::Error),
-    #[error("no reply within {}s", POST_TIMEOUT.as_secs())]
-    Timeout,
-    #[error("closed the connection before replying")]
-    Closed,
-    #[error("answered {0}: {1}")]
-    Status(StatusCode, String),
-}
+pub(crate) type PostError = HttpError;
 
 pub(super) struct Sender {
     alerts: Arc<Alerts>,
@@ -197,64 +182,17 @@ impl Sender {
 pub(crate) async fn post(am: &AlertmanagerUrl, body: Bytes) -> Result<(), PostError> {
     tokio::time::timeout(POST_TIMEOUT, exchange(am, body))
         .await
-        .unwrap_or(Err(PostError::Timeout))
+        .unwrap_or_else(|_| Err(PostError::Timeout(format!("{}s", POST_TIMEOUT.as_secs()))))
 }
 
 async fn exchange(am: &AlertmanagerUrl, body: Bytes) -> Result<(), PostError> {
-    let addrs: Vec<_> = tokio::net::lookup_host(&am.authority)
-        .await
-        .map_err(|e| PostError::Resolve(am.authority.clone(), e))?
-        .collect();
-    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
-    let mut stream = None;
-    for addr in addrs {
-        match TcpStream::connect(addr).await {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last = e,
-        }
-    }
-    let stream = stream.ok_or_else(|| PostError::Connect(am.authority.clone(), last))?;
-    let _ = stream.set_nodelay(true);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     let request = Request::post(am.path.as_str())
         .header(header::HOST, am.authority.as_str())
         .header(header::CONTENT_TYPE, "application/json")
-        .header(
-            header::USER_AGENT,
-            concat!("health-probe-watch/", env!("CARGO_PKG_VERSION")),
-        )
+        .header(header::USER_AGENT, http_client::USER_AGENT)
         .body(Full::new(body))
         .expect("a request built from a validated URL");
-    let talk = async {
-        let reply = sender.send_request(request).await?;
-        let status = reply.status();
-        let body = Limited::new(reply.into_body(), MAX_REPLY)
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        Ok::<_, PostError>((status, body))
-    };
-    // The connection is driven beside the exchange. It may end first and
-    // cleanly once the reply is in (HTTP/1.0, or `Connection: close`): the
-    // reply is then read from what it delivered, and only a connection
-    // closed before any reply is an error.
-    tokio::pin!(talk, conn);
-    let (status, body) = tokio::select! {
-        r = &mut talk => r?,
-        c = &mut conn => {
-            c?;
-            talk.await.map_err(|e| match e {
-                PostError::Http(h) if h.is_canceled() || h.is_incomplete_message() => {
-                    PostError::Closed
-                }
-                e => e,
-            })?
-        }
-    };
+    let (status, body) = http_client::exchange(&am.authority, request, MAX_REPLY).await?;
     if status.is_success() {
         Ok(())
     } else {

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use axum::http::Uri;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -65,17 +64,7 @@ pub(crate) struct Alerting {
 }
 
 /// One Alertmanager: where to connect and what to ask for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct AlertmanagerUrl {
-    /// The URL as written, trimmed (it holds no credentials): for logs and
-    /// the metrics' `alertmanager` label.
-    pub shown: String,
-    /// `host:port`, to resolve and connect to, and for the `Host` header.
-    pub authority: String,
-    /// The request path: the URL's path (a `--web.route-prefix`) followed
-    /// by `/api/v2/alerts`.
-    pub path: String,
-}
+pub(crate) type AlertmanagerUrl = crate::http_client::HttpUrl;
 
 /// Validates the keys; each problem is given to `error` with where it is.
 pub(super) fn validate(
@@ -130,37 +119,7 @@ pub(super) fn validate(
 /// `http://HOST[:PORT][/PREFIX]`: the base URL of an Alertmanager, as its
 /// `--web.external-url` gives it.
 pub(crate) fn alertmanager_url(text: &str) -> Result<AlertmanagerUrl, String> {
-    let text = text.trim();
-    let uri: Uri = text
-        .parse()
-        .map_err(|e| format!("is not a URL ({e}); write http://HOST:PORT"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err("https is not supported: give http://, to an Alertmanager on a trusted network or a local TLS proxy".into())
-        }
-        _ => return Err("must start with http://".into()),
-    }
-    let authority = uri.authority().ok_or("has no host")?;
-    if authority.as_str().contains('@') {
-        return Err("credentials in the URL are not supported".into());
-    }
-    if authority.host().is_empty() {
-        return Err("has no host".into());
-    }
-    if uri.query().is_some() {
-        return Err("must not have a query (?...)".into());
-    }
-    let port = authority.port_u16().unwrap_or(80);
-    if port == 0 {
-        return Err("port 0 is not a port to send to".into());
-    }
-    let prefix = uri.path().trim_end_matches('/');
-    Ok(AlertmanagerUrl {
-        shown: text.trim_end_matches('/').to_string(),
-        authority: format!("{}:{port}", authority.host()),
-        path: format!("{prefix}/api/v2/alerts"),
-    })
+    crate::http_client::http_url(text, "an Alertmanager", "/api/v2/alerts")
 }
 
 /// A label Alertmanager accepts, and that does not replace one of ours.

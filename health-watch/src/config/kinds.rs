@@ -148,6 +148,7 @@ pub(super) fn check(
                 expect,
                 timeout,
                 family,
+                source: None,
             })
             .map(Check::Landmark)
         }
@@ -181,6 +182,7 @@ pub(super) fn check(
                 warn,
                 crit,
                 family,
+                source: None,
             })
             .map(Check::Tcp)
         }
@@ -209,6 +211,7 @@ pub(super) fn check(
                 warn,
                 crit,
                 family,
+                source: None,
             })
             .map(Check::Ping)
         }
@@ -232,6 +235,7 @@ pub(super) fn check(
                 insecure: t.insecure.as_ref().is_some_and(|i| *i.get_ref()),
                 timeout,
                 family,
+                source: None,
             })
             .map(Check::Tls)
         }

@@ -41,6 +41,7 @@ mod maintenance;
 mod module;
 mod remind;
 mod validate;
+mod vantage;
 
 #[cfg(test)]
 pub(crate) use alerting::alertmanager_url;
@@ -178,6 +179,12 @@ pub(crate) struct Common {
     pub max_reminders: Option<Spanned<u32>>,
     pub on_remind: Option<String>,
     pub remind_alertmanager: Option<Spanned<bool>>,
+    pub source: Option<Spanned<Vec<String>>>,
+    pub source_mode: Option<Spanned<String>>,
+    pub vantage: Option<Spanned<Vec<String>>>,
+    pub vantage_module: Option<Spanned<String>>,
+    pub quorum: Option<Spanned<u32>>,
+    pub on_path: Option<String>,
 }
 
 impl Common {
@@ -223,6 +230,13 @@ impl Common {
                 .remind_alertmanager
                 .clone()
                 .or_else(|| defaults.remind_alertmanager.clone()),
+            source: self.source.clone().or_else(|| defaults.source.clone()),
+            source_mode: (self.source_mode.clone()).or_else(|| defaults.source_mode.clone()),
+            vantage: self.vantage.clone().or_else(|| defaults.vantage.clone()),
+            vantage_module: (self.vantage_module.clone())
+                .or_else(|| defaults.vantage_module.clone()),
+            quorum: self.quorum.clone().or_else(|| defaults.quorum.clone()),
+            on_path: self.on_path.clone().or_else(|| defaults.on_path.clone()),
         }
     }
 }
@@ -279,6 +293,14 @@ pub(crate) struct RawTarget {
     pub max_reminders: Option<Spanned<u32>>,
     pub on_remind: Option<String>,
     pub remind_alertmanager: Option<Spanned<bool>>,
+    /// Vantage points (`crate::vantage`): where the check leaves from, and
+    /// which watchers check it too.
+    pub source: Option<Spanned<Vec<String>>>,
+    pub source_mode: Option<Spanned<String>>,
+    pub vantage: Option<Spanned<Vec<String>>>,
+    pub vantage_module: Option<Spanned<String>>,
+    pub quorum: Option<Spanned<u32>>,
+    pub on_path: Option<String>,
 }
 
 impl RawTarget {
@@ -300,6 +322,12 @@ impl RawTarget {
             max_reminders: self.max_reminders.clone(),
             on_remind: self.on_remind.clone(),
             remind_alertmanager: self.remind_alertmanager.clone(),
+            source: self.source.clone(),
+            source_mode: self.source_mode.clone(),
+            vantage: self.vantage.clone(),
+            vantage_module: self.vantage_module.clone(),
+            quorum: self.quorum.clone(),
+            on_path: self.on_path.clone(),
         }
     }
 
@@ -322,6 +350,12 @@ impl RawTarget {
             max_reminders: None,
             on_remind: None,
             remind_alertmanager: None,
+            source: None,
+            source_mode: None,
+            vantage: None,
+            vantage_module: None,
+            quorum: None,
+            on_path: None,
             ..self.clone()
         }
     }
@@ -405,6 +439,9 @@ pub(crate) struct Target {
     pub remind: Reminders,
     /// The targets it depends on (`depends_on`).
     pub depends_on: Vec<String>,
+    /// Its vantage points, when it has a source or more than one point
+    /// (`None`: checked once, from here, as the routing table says).
+    pub vantage: Option<Box<crate::vantage::Vantages>>,
     /// The target as written (see [`Target::same_as`]).
     pub written: RawTarget,
 }
@@ -430,7 +467,9 @@ impl Target {
                 t.remind.clone(),
             )
         };
-        self.written.check_only() == other.written.check_only() && settings(self) == settings(other)
+        self.written.check_only() == other.written.check_only()
+            && settings(self) == settings(other)
+            && self.vantage == other.vantage
     }
 }
 

@@ -423,3 +423,100 @@ on_remind = " "
         "{e:#?}"
     );
 }
+
+#[test]
+fn vantage_points_come_from_sources_and_watchers_and_vote_by_majority() {
+    let c = parse(
+        r#"
+[defaults]
+vantage = ["local", "http://site-b:9115", "http://site-c:9115/watch/"]
+[[target]]
+name = "plain"
+kind = "tcp"
+addr = "127.0.0.1:25"
+vantage = ["local"]
+[[target]]
+name = "three"
+kind = "landmark"
+addr = "127.0.0.1:9100"
+vantage_module = "serving"
+on_path = "logger path"
+[[target]]
+name = "uplinks"
+kind = "tcp"
+addr = "127.0.0.1:25"
+vantage = ["local"]
+source = ["eth1", "192.0.2.10"]
+source_mode = "all"
+quorum = 1
+"#,
+    )
+    .unwrap();
+    assert!(c.targets[0].vantage.is_none());
+    let v = c.targets[1].vantage.as_ref().unwrap();
+    assert_eq!(
+        v.names,
+        ["local", "http://site-b:9115", "http://site-c:9115/watch"]
+    );
+    assert_eq!((v.quorum, v.on_path.as_deref()), (2, Some("logger path")));
+    let v = c.targets[2].vantage.as_ref().unwrap();
+    assert_eq!(v.names, ["local:eth1", "local:192.0.2.10"]);
+    assert_eq!((v.quorum, v.mode), (1, crate::vantage::SourceMode::All));
+}
+
+#[test]
+fn vantage_keys_that_cannot_work_are_errors_at_their_line() {
+    let e = errors(
+        r#"
+[[target]]
+name = "a"
+kind = "tcp"
+addr = "127.0.0.1:25"
+source = ["eth1", "a/b", "eth1"]
+source_mode = "sometimes"
+quorum = 4
+[[target]]
+name = "b"
+kind = "tcp"
+addr = "127.0.0.1:25"
+vantage = ["local", "local", "https://b:9115", "site-c"]
+[[target]]
+name = "c"
+kind = "tcp"
+addr = "127.0.0.1:25"
+source = ["eth1"]
+vantage = ["http://b:9115"]
+vantage_module = "x y"
+on_path = "true"
+[[target]]
+name = "d"
+kind = "tcp"
+addr = "127.0.0.1:25"
+on_path = "true"
+vantage_module = "m"
+source_mode = "all"
+"#,
+    );
+    let has = |line: usize, text: &str| {
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with(&format!("line {line},")) && m.contains(text)),
+            "no {text:?} at line {line} in {e:#?}"
+        )
+    };
+    has(6, "neither an IP address nor an interface name");
+    has(6, "\"eth1\" is given twice");
+    has(7, "source_mode must be \"alternate\" or \"all\"");
+    has(
+        8,
+        "quorum must be 1 to the number of vantage points (1), not 4",
+    );
+    has(13, "vantage gives \"local\" twice");
+    has(13, "https is not supported");
+    has(13, "must start with http://");
+    has(18, "source applies to the \"local\" vantage point");
+    has(20, "vantage_module must be a module name");
+    has(22, "on_path needs two or more vantage points");
+    has(27, "vantage_module applies to remote vantage points");
+    has(28, "source_mode needs two or more sources");
+}

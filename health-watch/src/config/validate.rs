@@ -14,6 +14,7 @@ use super::document::Lines;
 use super::http;
 use super::kinds;
 use super::remind;
+use super::vantage;
 use super::*;
 
 pub(super) struct Validator<'a> {
@@ -323,9 +324,14 @@ impl<'a> Validator<'a> {
             &t,
             timeout,
             common.timeout.as_ref().map(Spanned::span),
-            span,
+            span.clone(),
             &mut |at, message| found.push((at, message)),
         );
+        let vantage = check.as_ref().and_then(|check| {
+            vantage::vantages(&common, check, span, &mut |at, message| {
+                found.push((at, message))
+            })
+        });
         for (at, message) in found {
             self.error(at, message);
         }
@@ -355,6 +361,7 @@ impl<'a> Validator<'a> {
                 .as_ref()
                 .map(|d| d.get_ref().iter().map(|p| p.get_ref().clone()).collect())
                 .unwrap_or_default(),
+            vantage,
             written,
         })
     }

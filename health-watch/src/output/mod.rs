@@ -179,6 +179,9 @@ impl Output {
                             Some(crate::event::Hold::Unreachable) => {
                                 format!("{} (unreachable)", phase.as_str())
                             }
+                            None if row.path.as_ref().is_some_and(|p| p.raised()) => {
+                                format!("{} (path)", phase.as_str())
+                            }
                             None => phase.as_str().to_string(),
                         },
                         since,

@@ -18,6 +18,7 @@ fn status(name: &str, alarm: Alarm) -> Arc<Status> {
             marked: Default::default(),
             held: None,
             remind: None,
+            path: None,
         }),
     })
 }

@@ -123,6 +123,10 @@ pub(crate) struct Line {
     pub held: Option<crate::event::Hold>,
     /// The raised target it depends on that it is listed under.
     pub under: Option<String>,
+    /// While a path fault stands: the vantage points that fail.
+    pub path: Option<Vec<String>>,
+    /// A target with vantage points: each one's name and last word.
+    pub points: Vec<(String, crate::vantage::path::PointState)>,
     pub day: [Hour; HOURS],
 }
 
@@ -140,13 +144,21 @@ fn line(status: &Arc<Status>, silences: &crate::silence::Board, now: SystemTime)
     let silenced = silences.covering(&status.name, now);
     let row = status.row();
     let last = row.last.as_ref();
+    let path = row.path.as_ref().filter(|p| p.raised()).map(|p| {
+        (p.names.iter().zip(&p.failing))
+            .filter(|(_, f)| **f)
+            .map(|(n, _)| n.clone())
+            .collect()
+    });
+    // A path fault passes, and says why in its detail.
+    let told = |o: &&crate::check::Observation| o.failed() || path.is_some();
     Line {
         status: Arc::clone(status),
         state: shown(&row),
         class: last.filter(|o| o.failed()).map(|o| o.class.as_str()),
         reason: last.filter(|o| o.failed()).and_then(|o| o.reason),
         detail: last
-            .filter(|o| o.failed())
+            .filter(told)
             .map(|o| o.detail.clone())
             .unwrap_or_default(),
         last: last.map(|o| o.at),
@@ -156,6 +168,14 @@ fn line(status: &Arc<Status>, silences: &crate::silence::Board, now: SystemTime)
         silenced,
         held: row.held,
         under: None,
+        points: row.path.as_ref().map_or_else(Vec::new, |p| {
+            p.names
+                .iter()
+                .cloned()
+                .zip(p.points.iter().copied())
+                .collect()
+        }),
+        path,
         day: row.hours.day(now),
     }
 }

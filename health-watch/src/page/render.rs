@@ -153,6 +153,7 @@ fn row<U: Fn(&str) -> Option<(f64, f64)>>(line: &Line, l: &List<'_, U>) -> Marku
                 @if line.flapping { " " span class="mark" title="raising and clearing too often: actions held" { "flapping" } }
                 @if let Some(c) = &line.silenced { " " span class="mark" title=(silence_title(c)) { "silenced" } }
                 @if line.held == Some(crate::event::Hold::Unreachable) { " " span class="mark" title="raised while a target it depends on was raised: no action, no alert until that one clears" { "unreachable" } }
+                @if let Some(p) = &line.path { " " span class="mark" title=(format!("path fault: fails from {} only, too few vantage points for the quorum", p.join(", "))) { "path" } }
             }
             td { (s.kind) }
             td class="addr" { (s.addr) }

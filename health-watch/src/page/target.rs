@@ -65,6 +65,15 @@ pub(super) async fn page(State(pages): State<Arc<Pages>>, Path(name): Path<Strin
             @if let Some(c) = line.class {
                 tr { th { "why" } td class="why" { strong { (c) " " (line.reason.unwrap_or("")) } " " (line.detail) } }
             }
+            @if !line.points.is_empty() {
+                tr { th { "vantage points" } td {
+                    @for (i, (name, state)) in line.points.iter().enumerate() {
+                        @if i > 0 { " · " }
+                        (name) ": " (point_word(*state))
+                    }
+                    @if line.path.is_some() { " " span class="mark" { "path fault" } }
+                } }
+            }
             tr { th { "alarms raised" } td { (alarms) } }
             tr { th { "checks" } td {
                 (crate::registry::CLASSES.iter().zip(checks).map(|(c, n)| format!("{c} {n}")).collect::<Vec<_>>().join(" · "))
@@ -182,5 +191,16 @@ fn history_chart(rows: &[crate::store::HistoryRow], now: std::time::SystemTime) 
                 }
             }
         }
+    }
+}
+
+/// How a vantage point stood at its last check, in a word.
+fn point_word(state: crate::vantage::path::PointState) -> &'static str {
+    use crate::vantage::path::PointState;
+    match state {
+        PointState::Unknown => "not checked yet",
+        PointState::Passed => "passes",
+        PointState::Failed => "fails",
+        PointState::NoAnswer => "no answer",
     }
 }

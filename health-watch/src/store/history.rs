@@ -41,6 +41,9 @@ pub(crate) struct HistoryRow {
     /// For a clear: how much of its alarm was down, that is not under a
     /// silence or maintenance window.
     pub down_secs: Option<f64>,
+    /// For a `path-cleared`: how long the path fault lasted (never down
+    /// time: the server answered other vantage points).
+    pub path_secs: Option<f64>,
 }
 
 /// History for `health-probe report` and the pages: events since `since`,
@@ -79,6 +82,11 @@ pub(crate) fn history_each<E: From<StoreError>>(
                             ELSE r.time_ms END
                      FROM events r
                      WHERE r.target = e.target AND r.event IN ('raise', 'carried') AND r.id < e.id
+                     ORDER BY r.id DESC LIMIT 1)
+                END,
+                CASE WHEN e.event = 'path-cleared' THEN
+                    (SELECT r.time_ms FROM events r
+                     WHERE r.target = e.target AND r.event = 'path' AND r.id < e.id
                      ORDER BY r.id DESC LIMIT 1)
                 END
          FROM events e
@@ -162,6 +170,7 @@ fn history_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryRow> {
     {
         let time_ms: i64 = r.get(1)?;
         let raised_ms: Option<i64> = r.get(11)?;
+        let path_ms: Option<i64> = r.get(18)?;
         Ok(HistoryRow {
             id: r.get(0)?,
             time: humantime::format_rfc3339_millis(from_ms(time_ms)).to_string(),
@@ -182,6 +191,7 @@ fn history_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryRow> {
             action_ms: r.get(15)?,
             silence: r.get(16)?,
             down_secs: None,
+            path_secs: path_ms.map(|t| (time_ms - t) as f64 / 1000.0),
         })
     }
 }

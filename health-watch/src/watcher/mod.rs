@@ -384,6 +384,8 @@ impl Watcher {
                     from: alarm_since,
                     next: 0,
                 }),
+                path: (target.vantage.as_ref())
+                    .map(|v| Box::new(crate::vantage::path::PathState::new(v.names.clone()))),
             }),
         });
         let resume = Arc::new(Notify::new());
