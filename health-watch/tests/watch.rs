@@ -225,14 +225,14 @@ interval = "100ms"
 timeout = "80ms"
 fall = 1
 rise = 1
-on_raise = 'echo "begin $HEALTH_EVENT $HEALTH_TARGET $HEALTH_CLASS $HEALTH_REASON $HEALTH_ADDR id=$HEALTH_EVENT_ID" >> {log:?}; sleep 0.4; echo end >> {log:?}'
-on_clear = 'echo "begin $HEALTH_EVENT $HEALTH_TARGET $HEALTH_CLASS" >> {log:?}; sleep 0.4; echo end >> {log:?}; exit 7'
+on_raise = 'echo "begin $HEALTH_EVENT $HEALTH_TARGET $HEALTH_CLASS $HEALTH_REASON $HEALTH_ADDR id=$HEALTH_EVENT_ID" >> {log:?}; sleep 1; echo end >> {log:?}'
+on_clear = 'echo "begin $HEALTH_EVENT $HEALTH_TARGET $HEALTH_CLASS" >> {log:?}; sleep 1; echo end >> {log:?}; exit 7'
 "#,
         ),
     );
     let mut w = Watcher::start(&config);
     let raise = w.wait_for("raise", Duration::from_secs(10), is("raise", "svc"));
-    // Flap the port: events come faster than the 0.4 s actions finish, so
+    // Flap the port: events come faster than the 1 s actions finish, so
     // a waiting clear action is superseded by the next raise's.
     for _ in 0..2 {
         let up = Accepting::on(&port, b"");
@@ -242,9 +242,12 @@ on_clear = 'echo "begin $HEALTH_EVENT $HEALTH_TARGET $HEALTH_CLASS" >> {log:?}; 
     }
     // Then up for good: the clear action runs after the running one.
     let _up = Accepting::on(&port, b"");
-    w.wait_for("clear", Duration::from_secs(10), is("clear", "svc"));
-    w.wait_for("clear action", Duration::from_secs(10), |v| {
-        v["event"] == "action" && v["for"] == "clear" && v["outcome"] != "superseded"
+    let last = w.wait_for("clear", Duration::from_secs(10), is("clear", "svc"));
+    // Wait for this last clear's own action: under load an earlier clear's
+    // action may have run to its end too, and must not end the wait early.
+    let last_id = last["id"].clone();
+    w.wait_for("last clear action", Duration::from_secs(15), |v| {
+        v["event"] == "action" && v["event_id"] == last_id
     });
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = text.lines().collect();

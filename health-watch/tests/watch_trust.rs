@@ -42,7 +42,10 @@ fn a_sighup_storm_over_flapping_targets_loses_no_event() {
     let (code, _, err) = w.wait_exit(Duration::from_secs(20));
     assert_eq!(code, 0, "{err}");
     let reloads = w.seen.iter().filter(|v| v["event"] == "reload").count();
-    assert!(reloads >= 50, "only {reloads} reloads: {err}");
+    // SIGHUPs that arrive during a reload coalesce into one more (as
+    // kernel signals do), so a loaded machine sees fewer; a quarter is the
+    // floor that says the storm was taken, not dropped.
+    assert!(reloads >= 25, "only {reloads} reloads: {err}");
 
     let history = report_json(&dir.join("watch.db"));
     let printed: std::collections::HashSet<i64> = w
