@@ -8,6 +8,8 @@
 //! `health-probe ping` a host ([`ping`]), `health-probe tls` a TLS
 //! handshake and its certificates ([`tls`]), and `health-probe connections`
 //! asks a service who is connected to it (`connections`).
+//! `health-probe ADDR --watch` follows a landmark as the endpoint pushes
+//! its changes ([`follow`]).
 //! `health-probe watch` runs many checks with alarms and `health-probe
 //! report` exports their history; those two live in the `health-watch`
 //! crate's `health-probe-watch` binary, which `health-probe` execs, so the
@@ -32,6 +34,7 @@ mod connections;
 mod drain;
 pub mod duration;
 pub mod error;
+pub mod follow;
 #[cfg(feature = "async")]
 pub mod nonblocking;
 pub mod outcome;
@@ -63,6 +66,7 @@ pub fn run_check(job: &cli::Job) -> ExitCode {
             ExitCode::from(code)
         }
         cli::Job::WaitDrained(spec, quiet) => drain::wait(spec, *quiet),
+        cli::Job::Follow(spec, settings) => follow::run(spec, settings),
         cli::Job::Connections(args) => match connections::run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

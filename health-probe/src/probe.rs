@@ -89,7 +89,7 @@ pub(crate) fn exchange(
 }
 
 /// Bytes the reply is read in at once: a landmark reply is a few hundred.
-const REPLY_BUFFER: usize = 4096;
+pub(crate) const REPLY_BUFFER: usize = 4096;
 
 /// A `check` request for `component` and the fresh id it carries.
 pub(crate) fn check_frame(component: Option<&str>) -> (u32, Frame) {
@@ -216,6 +216,11 @@ pub(crate) struct DeadlineStream {
 impl DeadlineStream {
     pub(crate) fn get_ref(&self) -> &TcpStream {
         &self.stream
+    }
+
+    /// Moves the deadline: a stream's reads each get their own.
+    pub(crate) fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = deadline;
     }
 
     fn arm(&self, read: bool) -> io::Result<()> {

@@ -17,6 +17,7 @@
 //!   the payload limit *from the header alone*, before anything is allocated.
 //! - [`message`]: the typed payloads and how they map onto frames.
 //! - [`connections`]: the connection report's request and reply payloads.
+//! - [`watch`]: the `watch` request, a stream of landmarks pushed on change.
 //! - [`codec`] (feature `codec`, on by default): tokio-util `Decoder`/`Encoder`
 //!   for async servers.
 //! - [`blocking`]: deadline-friendly read/write helpers over `std::io` for
@@ -32,6 +33,7 @@ mod error_reply;
 pub mod frame;
 pub mod message;
 pub mod text;
+pub mod watch;
 
 pub use connections::{
     ConnectionReport, ConnectionRow, ConnectionsRequest, GroupRow, Grouping, SnapshotReport,
@@ -43,3 +45,4 @@ pub use message::{
     CheckRequest, Component, ErrorCode, ErrorReply, Landmark, LandmarkReply, MessageType, Request,
     Response, State, Weight, WeightError, MAX_WEIGHT,
 };
+pub use watch::{Push, WatchRequest};

@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use crate::connections::{ConnectionReport, ConnectionsRequest};
 pub use crate::error_reply::{ErrorCode, ErrorReply};
 use crate::frame::Frame;
+use crate::watch::{Push, WatchRequest};
 use crate::ProtoError;
 
 /// Message type byte of each frame (header offset 5). Requests have the high
@@ -28,6 +29,9 @@ pub enum MessageType {
     Check = 0x01,
     /// Request: "who is connected to you?" Payload: [`ConnectionsRequest`].
     Connections = 0x02,
+    /// Request: "tell me each change of your landmark". Payload:
+    /// [`WatchRequest`]; answered by a stream of `landmark` frames.
+    Watch = 0x03,
     /// Response: the landmark. Payload: [`LandmarkReply`].
     Landmark = 0x81,
     /// Response: the request could not be answered. Payload: [`ErrorReply`].
@@ -42,6 +46,7 @@ impl MessageType {
         match b {
             0x01 => Some(MessageType::Check),
             0x02 => Some(MessageType::Connections),
+            0x03 => Some(MessageType::Watch),
             0x81 => Some(MessageType::Landmark),
             0x82 => Some(MessageType::Error),
             0x83 => Some(MessageType::ConnectionReport),
@@ -263,7 +268,7 @@ impl CheckRequest {
 /// Payload of a `landmark` response: the service's landmark, plus what the
 /// server measured and which component was asked about. On the wire the
 /// landmark's members sit at the top level of the JSON object.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct LandmarkReply {
     /// The component this reply is about; absent for the whole service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -285,6 +290,16 @@ pub struct LandmarkReply {
     /// Drained at 0 (`health-probe ADDR --wait-drained`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub established: Option<u32>,
+    /// On a frame of a `watch` stream: why it was sent. Absent on the
+    /// answer to a `check`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<Push>,
+    /// On a frame of a `watch` stream: the period in force, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_ms: Option<u64>,
+    /// On a frame of a `watch` stream: the heartbeat in force, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_ms: Option<u64>,
 }
 
 impl LandmarkReply {
@@ -296,6 +311,9 @@ impl LandmarkReply {
             answer_us,
             age_us: None,
             established: None,
+            push: None,
+            period_ms: None,
+            heartbeat_ms: None,
         }
     }
 }
@@ -314,6 +332,8 @@ pub enum Request {
     Check(CheckRequest),
     /// `connections`: who is connected.
     Connections(ConnectionsRequest),
+    /// `watch`: a stream of landmarks, pushed on change.
+    Watch(WatchRequest),
 }
 
 /// A response, as sent by a server.
@@ -368,6 +388,17 @@ impl Request {
                 request_id,
                 payload: payload(c),
             },
+            Request::Watch(w) => Frame {
+                kind: MessageType::Watch as u8,
+                request_id,
+                // Like a check: the whole service with the server's
+                // defaults is the header alone.
+                payload: if *w == WatchRequest::default() {
+                    Bytes::new()
+                } else {
+                    payload(w)
+                },
+            },
         }
     }
 
@@ -391,6 +422,17 @@ impl Request {
                     Ok(Request::Connections(ConnectionsRequest::default()))
                 } else {
                     parse("connections", &frame.payload).map(Request::Connections)
+                }
+            }
+            Some(MessageType::Watch) => {
+                if frame.payload.is_empty() {
+                    Ok(Request::Watch(WatchRequest::default()))
+                } else {
+                    // As for a check, `"component":""` is the whole
+                    // service, parsed as it encodes.
+                    let mut watch: WatchRequest = parse("watch", &frame.payload)?;
+                    watch.component = watch.component.filter(|c| !c.is_empty());
+                    Ok(Request::Watch(watch))
                 }
             }
             _ => Err(ProtoError::UnknownType { found: frame.kind }),

@@ -12,6 +12,14 @@ fn check(payload: &str) -> Result<Request, ProtoError> {
     })
 }
 
+fn watch(payload: &str) -> Result<Request, ProtoError> {
+    Request::from_frame(&Frame {
+        kind: MessageType::Watch as u8,
+        request_id: 1,
+        payload: Bytes::copy_from_slice(payload.as_bytes()),
+    })
+}
+
 fn connections(payload: &str) -> Result<Request, ProtoError> {
     Request::from_frame(&Frame {
         kind: MessageType::Connections as u8,
@@ -21,9 +29,12 @@ fn connections(payload: &str) -> Result<Request, ProtoError> {
 }
 
 #[test]
-fn empty_payload_and_empty_object_mean_the_same_for_both_requests() {
+fn empty_payload_and_empty_object_mean_the_same_for_every_request() {
     assert_eq!(check("").unwrap(), check("{}").unwrap());
     assert_eq!(connections("").unwrap(), connections("{}").unwrap());
+    assert_eq!(watch("").unwrap(), watch("{}").unwrap());
+    // And `"component":""` is the whole service, as for a check.
+    assert_eq!(watch(r#"{"component":""}"#).unwrap(), watch("").unwrap());
 }
 
 #[test]
@@ -42,6 +53,11 @@ fn null_is_absent_for_optional_members_and_malformed_for_defaulted_ones() {
     assert!(reply(r#"{"state":"ok","detail":null}"#).is_err());
     assert!(reply(r#"{"state":null}"#).is_err());
     assert!(reply(r#"{"state":"drain","established":null}"#).is_ok());
+    assert!(reply(r#"{"state":"ok","push":null,"period_ms":null,"heartbeat_ms":null}"#).is_ok());
+    assert_eq!(
+        watch(r#"{"component":null,"period_ms":null,"heartbeat_ms":null}"#).unwrap(),
+        watch("").unwrap()
+    );
 }
 
 #[test]
@@ -70,6 +86,10 @@ fn integers_are_whole_and_within_their_width() {
     );
     assert!(reply(r#"{"state":"drain","established":4294967296}"#).is_err());
     assert!(reply(r#"{"state":"drain","established":-1}"#).is_err());
+    assert!(watch(r#"{"period_ms":18446744073709551615}"#).is_ok());
+    assert!(watch(r#"{"period_ms":100.0}"#).is_err());
+    assert!(watch(r#"{"heartbeat_ms":-5}"#).is_err());
+    assert!(watch(r#"{"period_ms":1,"period_ms":2}"#).is_err());
 }
 
 /// The reference encoding of section 5, byte for byte: table order, sorted

@@ -148,6 +148,14 @@ fn payloads_encode_to_the_vector_bytes() {
                 Request::Check(req).to_frame(id)
             }
             0x02 => Request::Connections(serde_json::from_str(payload).unwrap()).to_frame(id),
+            0x03 => {
+                let req = if payload.is_empty() {
+                    Default::default()
+                } else {
+                    serde_json::from_str(payload).unwrap()
+                };
+                Request::Watch(req).to_frame(id)
+            }
             0x81 => Response::Landmark(serde_json::from_str(payload).unwrap()).to_frame(id),
             0x82 => Response::Error(serde_json::from_str(payload).unwrap()).to_frame(id),
             0x83 => Response::ConnectionReport(serde_json::from_str(payload).unwrap()).to_frame(id),

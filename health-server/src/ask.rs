@@ -67,6 +67,15 @@ impl Observer {
         }
     }
 
+    /// The published landmark's channel, for a watch hub to learn of each
+    /// publication at once; `None` when the main thread is asked.
+    pub(crate) fn published(&self) -> Option<watch::Receiver<Published>> {
+        match self {
+            Observer::Ask(_) => None,
+            Observer::Publish(rx, _) => Some(rx.clone()),
+        }
+    }
+
     /// The `fail` a check would get now, when the server already knows it
     /// without waiting: the outstanding ask is past its deadline (the main
     /// thread is hung), the main thread is gone, or the published landmark

@@ -28,6 +28,10 @@ pub(crate) const DEFAULT_MAX_PER_SOURCE: usize = 64;
 pub(crate) const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(5);
 /// Default answer time above which a `slow check` event is logged.
 pub(crate) const DEFAULT_SLOW_ANSWER: Duration = Duration::from_millis(100);
+/// Default limit on `watch` streams open at once, all sources together.
+pub(crate) const DEFAULT_MAX_STREAMS: usize = 1024;
+/// Default limit on `watch` streams open at once from one source.
+pub(crate) const DEFAULT_MAX_STREAMS_PER_SOURCE: usize = 8;
 
 /// Configures and starts a health endpoint. [`crate::spawn`] is
 /// `Builder::new().spawn(state_rx)`.
@@ -46,6 +50,8 @@ pub(crate) const DEFAULT_SLOW_ANSWER: Duration = Duration::from_millis(100);
 /// | [`allow`](Builder::allow) | everyone |
 /// | [`stale_after`](Builder::stale_after) | 5 s |
 /// | [`slow_answer`](Builder::slow_answer) | 100 ms |
+/// | [`max_streams`](Builder::max_streams) | 1024 |
+/// | [`max_streams_per_source`](Builder::max_streams_per_source) | 8 |
 /// | [`connections`](Builder::connections) | off |
 ///
 /// ```no_run
@@ -72,6 +78,8 @@ pub struct Builder {
     pub(crate) allow: Vec<IpNet>,
     pub(crate) stale_after: Duration,
     pub(crate) slow_answer: Duration,
+    pub(crate) max_streams: usize,
+    pub(crate) max_streams_per_source: usize,
     #[cfg(feature = "connections")]
     pub(crate) connections: Option<crate::connections::Config>,
 }
@@ -90,6 +98,8 @@ impl Default for Builder {
             allow: Vec::new(),
             stale_after: DEFAULT_STALE_AFTER,
             slow_answer: DEFAULT_SLOW_ANSWER,
+            max_streams: DEFAULT_MAX_STREAMS,
+            max_streams_per_source: DEFAULT_MAX_STREAMS_PER_SOURCE,
             #[cfg(feature = "connections")]
             connections: None,
         }
@@ -202,6 +212,22 @@ impl Builder {
     /// (default 100 ms).
     pub fn slow_answer(mut self, d: Duration) -> Builder {
         self.slow_answer = d;
+        self
+    }
+
+    /// Most `watch` streams open at once, all sources together (default
+    /// 1024; at least 1). A stream is also a connection, under the
+    /// connection limits; a `watch` over this limit is answered `busy`
+    /// and the connection stays open for checks.
+    pub fn max_streams(mut self, n: usize) -> Builder {
+        self.max_streams = n.max(1);
+        self
+    }
+
+    /// Most `watch` streams open at once from one source, an IPv4 address
+    /// or an IPv6 /64 (default 8; at least 1).
+    pub fn max_streams_per_source(mut self, n: usize) -> Builder {
+        self.max_streams_per_source = n.max(1);
         self
     }
 

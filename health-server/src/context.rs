@@ -11,20 +11,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use health_proto::{ErrorCode, ErrorReply, Landmark, LandmarkReply, State};
+use health_proto::{
+    ConnectionReport, ErrorCode, ErrorReply, Frame, Landmark, LandmarkReply, Response, State,
+};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::Slot;
-use crate::ask::Observer;
+use crate::ask::{Observation, Observer};
 use crate::conn::Conn;
 #[cfg(feature = "connections")]
 use crate::connections::{reports::Reports, Recorder};
 use crate::metrics::Metrics;
+use crate::watch::Streams;
 use health_proto::text::truncate;
 
 /// State shared between the handle and the server's tasks.
 pub(crate) struct Shared {
     pub(crate) draining: AtomicBool,
+    /// Told each time `draining` is set or cleared, so that watch streams
+    /// push the change at once.
+    pub(crate) drain_changed: watch::Sender<()>,
     pub(crate) token: CancellationToken,
 }
 
@@ -48,6 +55,8 @@ pub(crate) struct Context {
     pub(crate) shared: Arc<Shared>,
     pub(crate) conn: ConnConfig,
     pub(crate) metrics: Metrics,
+    /// The `watch` streams, their limits and the hub they share.
+    pub(crate) streams: Arc<Streams>,
     /// What `GET /metrics` serves: [`Metrics`] in a registry of its own.
     pub(crate) exposition: prometheus_client::registry::Registry,
 }
@@ -73,6 +82,16 @@ impl Context {
         component: Option<&str>,
     ) -> Result<LandmarkReply, ErrorReply> {
         let obs = self.observer.observe().await;
+        self.reply(&obs, component).await
+    }
+
+    /// The reply `obs` makes for the whole service (`None`) or one
+    /// component, drained when the endpoint drains.
+    pub(crate) async fn reply(
+        &self,
+        obs: &Observation,
+        component: Option<&str>,
+    ) -> Result<LandmarkReply, ErrorReply> {
         #[cfg(feature = "connections")]
         let landmark = match (&self.recorder, obs.from_service) {
             (Some(recorder), true) => {
@@ -100,7 +119,7 @@ impl Context {
                     },
                     answer_us: obs.answer_us,
                     age_us: obs.age_us,
-                    established: None,
+                    ..LandmarkReply::default()
                 },
                 None => {
                     return Err(ErrorReply::new(
@@ -114,7 +133,7 @@ impl Context {
                 landmark: landmark.clone(),
                 answer_us: obs.answer_us,
                 age_us: obs.age_us,
-                established: None,
+                ..LandmarkReply::default()
             },
         };
         let l = &mut reply.landmark;
@@ -136,6 +155,51 @@ impl Context {
             }
         }
         Ok(reply)
+    }
+}
+
+impl Context {
+    /// Encodes `response` within the frame limit: a landmark too large is
+    /// replaced with a `fail` that says so, an error's message is
+    /// shortened.
+    pub(crate) fn fit(&self, response: Response, request_id: u32) -> Frame {
+        let frame = response.to_frame(request_id);
+        let max = self.conn.max_payload as usize;
+        if frame.payload.len() <= max {
+            return frame;
+        }
+        let fitted = match response {
+            Response::Landmark(reply) => {
+                let reason = format!(
+                    "landmark too large: {} bytes exceeds the {max}-byte frame limit",
+                    frame.payload.len()
+                );
+                tracing::warn!(
+                    size = frame.payload.len(),
+                    max,
+                    "check failed: landmark too large"
+                );
+                // A stream's frame keeps what says it is one.
+                Response::Landmark(LandmarkReply {
+                    push: reply.push,
+                    period_ms: reply.period_ms,
+                    heartbeat_ms: reply.heartbeat_ms,
+                    ..LandmarkReply::whole(Landmark::fail(reason), 0)
+                })
+            }
+            Response::Error(e) => Response::Error(ErrorReply {
+                code: e.code,
+                message: truncate(&e.message, max / 4).to_string(),
+            }),
+            // The query fits its report within the limit; should it not,
+            // say so rather than send a frame the client must refuse.
+            Response::ConnectionReport(r) => Response::ConnectionReport(ConnectionReport {
+                snapshots: Vec::new(),
+                truncated: true,
+                ..r
+            }),
+        };
+        fitted.to_frame(request_id)
     }
 }
 

@@ -86,12 +86,14 @@ impl HealthServer {
     /// a restart. A worse answer from the main thread (`fail`) still wins.
     pub fn drain(&self) {
         self.shared.draining.store(true, Ordering::Relaxed);
+        self.shared.drain_changed.send_replace(());
         tracing::info!(addr = %self.local_addr(), "health endpoint draining");
     }
 
     /// Stops draining: replies carry the main thread's state again.
     pub fn resume(&self) {
         self.shared.draining.store(false, Ordering::Relaxed);
+        self.shared.drain_changed.send_replace(());
         tracing::info!(addr = %self.local_addr(), "health endpoint no longer draining");
     }
 

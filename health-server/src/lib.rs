@@ -56,6 +56,7 @@ mod native;
 mod protocol;
 mod server;
 mod source;
+mod watch;
 
 pub use allow::AllowList;
 pub use config::Builder;

@@ -14,6 +14,8 @@
 //! | `health_asks_unanswered_total` | counter | |
 //! | `health_connections_refused_total` | counter | `reason` (`allow_list`, `source_full`, `full`) |
 //! | `health_connections_evicted_total` | counter | `reason` (`per_source`, `total`, `descriptors`) |
+//! | `health_watch_streams` | gauge | |
+//! | `health_watch_pushes_total` | counter | `push` (`first`, `change`, `heartbeat`) |
 //! | `tcp_connections` | gauge | `port`, `service`, `state` (with the connection recorder on) |
 //!
 //! The landmark gauges show the last check's landmark (from any protocol);
@@ -27,7 +29,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
@@ -62,6 +64,8 @@ struct Inner {
     asks: Counter,
     unanswered: Counter,
     checks: Family<Labels2, Counter>,
+    streams: Gauge,
+    pushes: Family<[(&'static str, &'static str); 1], Counter>,
     refused_allow_list: AtomicU64,
     admission: Arc<Admission>,
     #[cfg(feature = "connections")]
@@ -102,6 +106,8 @@ impl Metrics {
                 asks: Counter::default(),
                 unanswered: Counter::default(),
                 checks: Family::default(),
+                streams: Gauge::default(),
+                pushes: Family::default(),
                 refused_allow_list: AtomicU64::new(0),
                 admission,
                 #[cfg(feature = "connections")]
@@ -136,7 +142,32 @@ impl Metrics {
             "Asks the main thread did not answer within the answer deadline",
             i.unanswered.clone(),
         );
+        registry.register(
+            "health_watch_streams",
+            "Watch streams open now",
+            i.streams.clone(),
+        );
+        registry.register(
+            "health_watch_pushes",
+            "Frames pushed on watch streams, by why (first, change, heartbeat)",
+            i.pushes.clone(),
+        );
         registry.register_collector(Box::new(Live(Arc::clone(&self.inner))));
+    }
+
+    pub(crate) fn stream_opened(&self) {
+        self.inner.streams.inc();
+    }
+
+    pub(crate) fn stream_closed(&self) {
+        self.inner.streams.dec();
+    }
+
+    pub(crate) fn pushed(&self, push: health_proto::Push) {
+        self.inner
+            .pushes
+            .get_or_create(&[("push", push.as_str())])
+            .inc();
     }
 
     /// The registry `/metrics` serves: these metrics alone.

@@ -4,12 +4,13 @@
 //! repeat until the peer closes, goes silent, or sends something unusable.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use health_proto::codec::FrameCodec;
 use health_proto::{
-    ConnectionReport, ConnectionsRequest, ErrorCode, ErrorReply, Frame, Landmark, LandmarkReply,
-    ProtoError, Request, Response,
+    ConnectionsRequest, ErrorCode, ErrorReply, Frame, Landmark, LandmarkReply, ProtoError, Request,
+    Response,
 };
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
@@ -17,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admission::Slot;
 use crate::conn::Conn;
 use crate::context::{evict, read_while_idle, Context, Waited};
-use health_proto::text::truncate;
+use crate::watch;
 
 /// Most bytes one read adds to a connection's buffer. What the buffer holds
 /// is bounded by one frame (its header is checked against the payload
@@ -29,7 +30,7 @@ const READ_MAX: usize = 4096;
 pub(crate) async fn serve(
     mut conn: Conn,
     mut buf: BytesMut,
-    ctx: &Context,
+    ctx: &Arc<Context>,
     mut slot: Slot,
     shutdown: CancellationToken,
 ) {
@@ -81,6 +82,15 @@ pub(crate) async fn serve(
                     connections(ctx, peer, request).await,
                     true,
                 ),
+                Ok(Request::Watch(request)) => {
+                    let id = frame.request_id;
+                    match watch::serve(&mut conn, ctx, &mut slot, &shutdown, id, request).await {
+                        // Not begun: answered, and the connection goes on.
+                        Some(refused) => (id, refused, true),
+                        // Begun and ended: the connection with it.
+                        None => break,
+                    }
+                }
                 Err(e) => {
                     tracing::info!(%peer, error = %e, "bad health check request");
                     let code = e.code().unwrap_or(ErrorCode::BadPayload);
@@ -93,7 +103,7 @@ pub(crate) async fn serve(
             },
         };
         // Header and payload in one buffer: one send.
-        let reply = fit(ctx, response, request_id).to_bytes();
+        let reply = ctx.fit(response, request_id).to_bytes();
         match tokio::time::timeout(cfg.write_timeout, conn.write_all(&reply)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -147,9 +157,7 @@ pub(crate) fn failed_reply(fail: &Landmark, first: &[u8]) -> Option<Vec<u8>> {
     let reply = Response::Landmark(LandmarkReply {
         component: check.component().map(str::to_string),
         landmark: fail.clone(),
-        answer_us: 0,
-        age_us: None,
-        established: None,
+        ..LandmarkReply::default()
     });
     Some(reply.to_frame(frame.request_id).to_bytes())
 }
@@ -183,40 +191,4 @@ async fn connections(ctx: &Context, peer: SocketAddr, request: ConnectionsReques
     }
     let max = ctx.conn.max_payload as usize;
     ctx.reports.answer(peer.ip(), recorder, request, max).await
-}
-
-/// Encodes `response` within the frame limit: a landmark too large is
-/// replaced with a `fail` that says so, an error's message is shortened.
-fn fit(ctx: &Context, response: Response, request_id: u32) -> Frame {
-    let frame = response.to_frame(request_id);
-    let max = ctx.conn.max_payload as usize;
-    if frame.payload.len() <= max {
-        return frame;
-    }
-    let fitted = match response {
-        Response::Landmark(_) => {
-            let reason = format!(
-                "landmark too large: {} bytes exceeds the {max}-byte frame limit",
-                frame.payload.len()
-            );
-            tracing::warn!(
-                size = frame.payload.len(),
-                max,
-                "check failed: landmark too large"
-            );
-            Response::Landmark(LandmarkReply::whole(Landmark::fail(reason), 0))
-        }
-        Response::Error(e) => Response::Error(ErrorReply {
-            code: e.code,
-            message: truncate(&e.message, max / 4).to_string(),
-        }),
-        // The query fits its report within the limit; should it not,
-        // say so rather than send a frame the client must refuse.
-        Response::ConnectionReport(r) => Response::ConnectionReport(ConnectionReport {
-            snapshots: Vec::new(),
-            truncated: true,
-            ..r
-        }),
-    };
-    fitted.to_frame(request_id)
 }

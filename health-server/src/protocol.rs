@@ -9,6 +9,8 @@
 //! `listen` (with an accessor on [`crate::HealthServer`] for the port it
 //! bound).
 
+use std::sync::Arc;
+
 use bytes::BytesMut;
 use health_proto::{ErrorCode, ErrorReply, Landmark, Response};
 use tokio_util::sync::CancellationToken;
@@ -84,7 +86,7 @@ impl Protocol {
         self,
         conn: Conn,
         first: BytesMut,
-        ctx: &Context,
+        ctx: &Arc<Context>,
         slot: Slot,
         token: CancellationToken,
     ) {

@@ -25,6 +25,7 @@ use crate::connections::{reports::Reports, Recorder};
 use crate::context::{ConnConfig, Context, Shared};
 use crate::metrics::Metrics;
 use crate::protocol::Protocol;
+use crate::watch::Streams;
 use crate::{AllowList, Builder, HealthServer, LandmarkRx, ServerError};
 
 /// Listen backlog: room for a burst of checks arriving at once. The kernel
@@ -75,6 +76,7 @@ fn spawn(cfg: Builder, state_rx: LandmarkRx) -> Result<HealthServer, ServerError
         .collect();
     let shared = Arc::new(Shared {
         draining: AtomicBool::new(false),
+        drain_changed: tokio::sync::watch::Sender::new(()),
         token: CancellationToken::new(),
     });
     let admission = Arc::new(Admission::new(limits(
@@ -252,6 +254,7 @@ async fn serve(
             },
             exposition: metrics.registry(),
             metrics,
+            streams: Streams::new(cfg.max_streams, cfg.max_streams_per_source),
         }),
         allow: if cfg.allow.is_empty() {
             AllowList::everyone()

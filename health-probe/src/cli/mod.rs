@@ -110,6 +110,32 @@ pub struct Cli {
     /// its clients. Prints each change it sees.
     #[arg(long, conflicts_with_all = ["dynamic", "nagios", "json", "component"])]
     pub wait_drained: bool,
+
+    /// Follow the landmark: the endpoint pushes each change (a hang
+    /// within its answer deadline) and a line is printed for it, with the
+    /// time, until interrupted. A lost stream prints a FAIL line and is
+    /// re-opened after --period. An endpoint that does not stream is
+    /// polled every --period. --timeout bounds the connect and the first
+    /// frame; later frames are due within the heartbeat plus --timeout.
+    #[arg(long, conflicts_with_all = ["dynamic", "nagios", "wait_drained"])]
+    pub watch: bool,
+
+    /// With --watch: exit 1 at the first state not in --expect, or when
+    /// the stream is lost (exit 0 is never reached).
+    #[arg(long, requires = "watch")]
+    pub until_fail: bool,
+
+    /// With --watch: how often the endpoint looks at the landmark (it
+    /// keeps this within 100ms-60s; default its own, 1s). A hang is pushed
+    /// within the period plus the endpoint's answer deadline.
+    #[arg(long, value_name = "DUR", requires = "watch", value_parser = parse_timeout)]
+    pub period: Option<Duration>,
+
+    /// With --watch: the longest the endpoint may stay silent before it
+    /// repeats its landmark (it keeps this within 1s-5m; default its own,
+    /// 10s). No frame within it plus --timeout: the stream is lost.
+    #[arg(long, value_name = "DUR", requires = "watch", value_parser = parse_timeout)]
+    pub heartbeat: Option<Duration>,
 }
 
 /// What one run does, from arguments that keep every rule.
@@ -123,6 +149,8 @@ pub enum Job {
     /// `health-probe ADDR --wait-drained`: the spec's timeout is the
     /// whole wait; quiet or not.
     WaitDrained(LandmarkSpec, bool),
+    /// `health-probe ADDR --watch`: follow the landmark as it changes.
+    Follow(LandmarkSpec, crate::follow::FollowSettings),
     /// For `health-probe-watch`.
     Watch(WatchArgs),
     /// For `health-probe-watch`.
@@ -290,6 +318,16 @@ impl Cli {
                 })?;
                 if self.wait_drained {
                     return Ok(Job::WaitDrained(spec, self.quiet));
+                }
+                if self.watch {
+                    let settings = crate::follow::FollowSettings {
+                        until_fail: self.until_fail,
+                        period: self.period,
+                        heartbeat: self.heartbeat,
+                        json: self.json,
+                        quiet: self.quiet,
+                    };
+                    return Ok(Job::Follow(spec, settings));
                 }
                 let mode = ModeArgs {
                     dynamic: self.dynamic,
