@@ -23,7 +23,7 @@ use crate::conn::Conn;
 #[cfg(feature = "connections")]
 use crate::connections::{reports::Reports, Recorder};
 use crate::metrics::Metrics;
-use crate::watch::Streams;
+use crate::streams::Streams;
 use health_proto::text::truncate;
 
 /// State shared between the handle and the server's tasks.

@@ -28,7 +28,8 @@
 //! accepts within its limits, `conn` does a connection's I/O with the
 //! fewest syscalls (read at accept, one send per reply, registered with the
 //! reactor only when it must wait), `native` speaks the native
-//! protocol with deadlines, `agent` and `http` speak HAProxy's agent-check
+//! protocol with deadlines, `watch` serves its `watch` streams within the
+//! limits of `streams`, `agent` and `http` speak HAProxy's agent-check
 //! and HTTP from the same landmark, `metrics` is what `GET /metrics` tells
 //! Prometheus ([`Metrics`]), and [`HealthServer`] (`health_server`)
 //! is the running endpoint. `protocol` names the languages a listener
@@ -56,6 +57,7 @@ mod native;
 mod protocol;
 mod server;
 mod source;
+mod streams;
 mod watch;
 
 pub use allow::AllowList;

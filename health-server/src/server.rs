@@ -25,7 +25,7 @@ use crate::connections::{reports::Reports, Recorder};
 use crate::context::{ConnConfig, Context, Shared};
 use crate::metrics::Metrics;
 use crate::protocol::Protocol;
-use crate::watch::Streams;
+use crate::streams::Streams;
 use crate::{AllowList, Builder, HealthServer, LandmarkRx, ServerError};
 
 /// Listen backlog: room for a burst of checks arriving at once. The kernel

@@ -11,25 +11,22 @@
 //! from that one observation. A thousand streams cost the main thread one
 //! answer per period, as a thousand concurrent checks cost it one.
 //!
-//! Streams are bounded per source and in total ([`Streams::admit`]), on
+//! Streams are bounded per source and in total (`streams.rs`), on
 //! top of the connection limits a stream's connection is under: between
 //! pushes it is idle, so a newcomer at its source's limit may evict it.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use health_proto::{ErrorCode, ErrorReply, LandmarkReply, Push, Response, WatchRequest};
-use tokio::sync::{watch, Notify};
+use health_proto::{LandmarkReply, Push, Response, WatchRequest};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::{Slot, Source};
-use crate::ask::{fmt_duration, Observation};
+use crate::ask::fmt_duration;
 use crate::conn::Conn;
 use crate::context::{evict, Context};
-use crate::metrics::Metrics;
 
 /// The shortest period a stream may ask for: a hang is pushed at most this
 /// long after it began, plus the answer deadline.
@@ -47,132 +44,6 @@ pub(crate) const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
 
 /// The least time between two looks at a published landmark.
 const PUBLISHED_GAP: Duration = Duration::from_millis(10);
-
-/// The endpoint's streams: their limits, and the hub they share.
-pub(crate) struct Streams {
-    per_source: usize,
-    total: usize,
-    inner: Mutex<Inner>,
-    /// The hub's latest observation.
-    latest: watch::Sender<Option<Arc<Observation>>>,
-    /// Told when the fastest period may have changed.
-    replan: Notify,
-}
-
-#[derive(Default)]
-struct Inner {
-    sources: HashMap<Source, usize>,
-    open: usize,
-    /// The periods of the open streams, with how many asked for each.
-    periods: BTreeMap<Duration, usize>,
-    hub_running: bool,
-}
-
-/// One open stream's place; dropping it gives the place back.
-pub(crate) struct Permit {
-    streams: Arc<Streams>,
-    source: Source,
-    period: Duration,
-    metrics: Metrics,
-}
-
-impl Streams {
-    pub(crate) fn new(total: usize, per_source: usize) -> Arc<Streams> {
-        Arc::new(Streams {
-            per_source,
-            total,
-            inner: Mutex::new(Inner::default()),
-            latest: watch::Sender::new(None),
-            replan: Notify::new(),
-        })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// A place for a stream from `source` looking every `period`, starting
-    /// the hub if it is not running; the `busy` error when the source or
-    /// the endpoint is at its limit.
-    fn admit(
-        self: &Arc<Self>,
-        ctx: &Arc<Context>,
-        source: Source,
-        period: Duration,
-    ) -> Result<Permit, ErrorReply> {
-        let mut inner = self.lock();
-        let from_source = inner.sources.get(&source).copied().unwrap_or(0);
-        if from_source >= self.per_source {
-            return Err(ErrorReply::new(
-                ErrorCode::Busy,
-                format!(
-                    "too many watch streams from this source (limit {})",
-                    self.per_source
-                ),
-            ));
-        }
-        if inner.open >= self.total {
-            return Err(ErrorReply::new(
-                ErrorCode::Busy,
-                format!("too many watch streams (limit {})", self.total),
-            ));
-        }
-        *inner.sources.entry(source).or_default() += 1;
-        inner.open += 1;
-        let fastest = inner.periods.keys().next().copied();
-        *inner.periods.entry(period).or_default() += 1;
-        if !inner.hub_running {
-            inner.hub_running = true;
-            tokio::spawn(hub(Arc::clone(ctx)));
-        } else if fastest.is_none_or(|f| period < f) {
-            // The hub sleeps out the old period; it must look sooner now.
-            // (A stream that closes needs no wake: the hub's next look
-            // reads the periods left, and stops when none is.)
-            self.replan.notify_one();
-        }
-        drop(inner);
-        ctx.metrics.stream_opened();
-        Ok(Permit {
-            streams: Arc::clone(self),
-            source,
-            period,
-            metrics: ctx.metrics.clone(),
-        })
-    }
-
-    /// The fastest period of the open streams; `None` (and the hub marked
-    /// stopped, under the same lock as [`Streams::admit`] starts it) when
-    /// none is open.
-    fn fastest_or_stop(&self) -> Option<Duration> {
-        let mut inner = self.lock();
-        let fastest = inner.periods.keys().next().copied();
-        if fastest.is_none() {
-            inner.hub_running = false;
-        }
-        fastest
-    }
-}
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        let mut inner = self.streams.lock();
-        if let Some(n) = inner.sources.get_mut(&self.source) {
-            *n -= 1;
-            if *n == 0 {
-                inner.sources.remove(&self.source);
-            }
-        }
-        inner.open = inner.open.saturating_sub(1);
-        if let Some(n) = inner.periods.get_mut(&self.period) {
-            *n -= 1;
-            if *n == 0 {
-                inner.periods.remove(&self.period);
-            }
-        }
-        drop(inner);
-        self.metrics.stream_closed();
-    }
-}
 
 /// Looks at the landmark at the fastest period of the open streams, at
 /// once when a published landmark changes, and publishes each observation
@@ -257,8 +128,16 @@ pub(crate) async fn serve(
     let peer = conn.peer();
     let (period, heartbeat) = settings(&request);
     let component = request.component();
-    let permit = match ctx.streams.admit(ctx, Source::of(peer.ip()), period) {
-        Ok(permit) => permit,
+    let admitted = ctx
+        .streams
+        .admit(Source::of(peer.ip()), period, &ctx.metrics);
+    let permit = match admitted {
+        Ok((permit, start_hub)) => {
+            if start_hub {
+                tokio::spawn(hub(Arc::clone(ctx)));
+            }
+            permit
+        }
         Err(busy) => {
             tracing::info!(%peer, reason = %busy.message, "refused a watch stream");
             return Some(Response::Error(busy));
