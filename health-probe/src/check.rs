@@ -218,6 +218,15 @@ impl Check {
         }
     }
 
+    /// The landmark check's spec, for a `watch` stream of it
+    /// ([`crate::stream_async`]); `None` for the other kinds.
+    pub fn landmark_spec(&self) -> Option<&LandmarkSpec> {
+        match self {
+            Check::Landmark(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// The source it leaves from, if it has one.
     pub fn source(&self) -> Option<&Source> {
         match self {
@@ -290,6 +299,12 @@ impl Check {
 }
 
 impl<'a> Finding<'a> {
+    /// What a landmark `outcome` of `spec` found, however it came (a
+    /// check, or a frame of a `watch` stream).
+    pub fn of_landmark(spec: &'a LandmarkSpec, outcome: Outcome) -> Finding<'a> {
+        Finding::of(Facts::Landmark(spec, outcome))
+    }
+
     /// The shared summary of `facts`.
     fn of(facts: Facts<'a>) -> Finding<'a> {
         let (class, reason, detail, rtt, mark) = match &facts {

@@ -2,9 +2,10 @@
 //! changes. It sends a `watch` request (docs/PROTOCOL.md section 5.7) and
 //! prints one line per frame the endpoint pushes, the first and each
 //! change (heartbeats only prove the stream lives). An endpoint that does
-//! not stream (error `unknown_type`, an older server) is polled with a
-//! check every `--period` instead, and only changes are printed the same
-//! way.
+//! not stream (error `unknown_type`, an older server; or a landmark
+//! without `push`, a server that took the watch for a check) is polled
+//! with a check every `--period` instead, and only changes are printed
+//! the same way.
 //!
 //! With `--until-fail` the first state not in `--expect`, or the loss of
 //! the stream, ends the run with exit 1. Without it the run goes on until
@@ -61,13 +62,7 @@ impl Seen {
     /// a loss.
     fn differs(&self, other: &Seen) -> bool {
         match (self, other) {
-            (Seen::Reply(a), Seen::Reply(b)) => {
-                a.state != b.state
-                    || a.detail != b.detail
-                    || a.weight != b.weight
-                    || a.components != b.components
-                    || a.established != b.established
-            }
+            (Seen::Reply(a), Seen::Reply(b)) => health_proto::watch::changed(a, b),
             (Seen::Lost(a), Seen::Lost(b)) => a.to_string() != b.to_string(),
             _ => true,
         }
@@ -89,7 +84,7 @@ pub(crate) fn run(spec: &LandmarkSpec, settings: &FollowSettings) -> ExitCode {
             Err(Fallback) => {
                 if !settings.quiet {
                     eprintln!(
-                        "health-probe: {} does not stream (unknown_type); polling every {}",
+                        "health-probe: {} does not stream; polling every {}",
                         shown(&spec.addr),
                         humantime::format_duration(period)
                     );
@@ -140,6 +135,9 @@ fn stream(
             })
             .and_then(|frame| probe::response_to(&frame, id, &within));
         let reply = match reply {
+            // A landmark that is no stream's frame: the endpoint answered
+            // the watch as a check, and will not push.
+            Ok(Response::Landmark(reply)) if first && reply.push.is_none() => return Err(Fallback),
             Ok(Response::Landmark(reply)) => reply,
             Ok(other) => return Ok(printer.lost(probe::unexpected(&other, "landmark"))),
             Err(ProbeError::Server { name, .. }) if name == "unknown_type" && first => {

@@ -45,6 +45,8 @@ mod report;
 pub mod sigmask;
 pub mod source;
 pub mod spec;
+#[cfg(feature = "async")]
+pub mod stream_async;
 pub mod table;
 pub mod target;
 pub mod tcp;

@@ -211,13 +211,14 @@ async fn resolve(
     .await
 }
 
-/// `check` request, one framed reply.
-async fn landmark_exchange(
+/// `spec`'s one address, connected before `deadline` (recorded in
+/// `tried`): where a landmark check and a `watch` stream begin.
+pub(crate) async fn connect_to(
     spec: &LandmarkSpec,
     deadline: tokio::time::Instant,
     timeout: &str,
     tried: &mut Option<SocketAddr>,
-) -> Result<health_proto::LandmarkReply, ProbeError> {
+) -> Result<TcpStream, ProbeError> {
     let source = spec.source.as_ref();
     let addr = resolve(
         &spec.addr,
@@ -225,7 +226,17 @@ async fn landmark_exchange(
         deadline,
     )
     .await?;
-    let mut stream = connect(addr, source, deadline, timeout, tried).await?;
+    connect(addr, source, deadline, timeout, tried).await
+}
+
+/// `check` request, one framed reply.
+async fn landmark_exchange(
+    spec: &LandmarkSpec,
+    deadline: tokio::time::Instant,
+    timeout: &str,
+    tried: &mut Option<SocketAddr>,
+) -> Result<health_proto::LandmarkReply, ProbeError> {
+    let mut stream = connect_to(spec, deadline, timeout, tried).await?;
     let (id, request) = probe::check_frame(spec.component.as_deref());
     let bytes = request.to_bytes();
     tokio::time::timeout_at(deadline, stream.write_all(&bytes))

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::LandmarkReply;
+
 /// Payload of a `watch` request. An empty payload means `{}`: the whole
 /// service, with the server's default period and heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -76,4 +78,15 @@ impl fmt::Display for Push {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Whether `now` is a change from `before`, as a stream counts one
+/// (section 5.7): a different `state`, `detail`, `weight`, `components` or
+/// `established`; `fields` and the timings do not count.
+pub fn changed(before: &LandmarkReply, now: &LandmarkReply) -> bool {
+    before.landmark.state != now.landmark.state
+        || before.landmark.detail != now.landmark.detail
+        || before.landmark.weight != now.landmark.weight
+        || before.landmark.components != now.landmark.components
+        || before.established != now.established
 }

@@ -99,16 +99,6 @@ fn settings(request: &WatchRequest) -> (Duration, Duration) {
     (period, heartbeat)
 }
 
-/// What makes two replies of a stream different: the landmark the client
-/// acts on, not its free-form `fields` or the timings.
-fn same(a: &LandmarkReply, b: &LandmarkReply) -> bool {
-    a.landmark.state == b.landmark.state
-        && a.landmark.detail == b.landmark.detail
-        && a.landmark.weight == b.landmark.weight
-        && a.landmark.components == b.landmark.components
-        && a.established == b.established
-}
-
 /// Most bytes read from a streaming client: anything it sends ends the
 /// stream, so one is enough to know.
 const READ_MAX: usize = 64;
@@ -206,7 +196,7 @@ pub(crate) async fn serve(
             };
             let Some(obs) = obs else { continue };
             match ctx.reply(&obs, component).await {
-                Ok(reply) if same(&reply, &last) => last = reply,
+                Ok(reply) if !health_proto::watch::changed(&last, &reply) => last = reply,
                 Ok(reply) => {
                     last = reply;
                     break Response::Landmark(stamp(last.clone(), Push::Change));

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use health_probe::outcome::{Class, Speed};
 use health_proto::State;
 
-use health_probe::check::Check;
+use health_probe::check::{Check, Finding};
 
 /// Most bytes of a check's detail the watcher keeps (and so records with
 /// each event, prints and passes on), cut with `...(N more bytes)`: a
@@ -50,6 +50,11 @@ pub(crate) struct Probed {
 pub(crate) async fn observe(check: &Check) -> Probed {
     let at = SystemTime::now();
     let found = check.run_async().await;
+    probed(found, at)
+}
+
+/// What `found` (begun `at`) is to the watcher.
+pub(crate) fn probed(found: Finding<'_>, at: SystemTime) -> Probed {
     let landmark = found
         .landmark()
         .map(|r| (r.landmark.state, r.landmark.weight.map(|w| w.get())));

@@ -29,7 +29,8 @@
 //! - `silence`: silences and `[[maintenance]]` windows; `silencer`: keeps
 //!   the running watcher's board of them; `silence_cli`: `health-probe
 //!   silence` ([`silence`]).
-//! - `task`: one target's life.
+//! - `task`: one target's life; `stream`: a landmark target followed by
+//!   a `watch` stream instead of polled.
 //! - `signals`: SIGHUP, SIGTERM and SIGINT from the first instant.
 //! - `watcher/`: start-up and the running watcher ([`run`]), and its
 //!   `reload` on SIGHUP; `terminal`: the screen under the live table.
@@ -66,6 +67,7 @@ mod silence;
 mod silence_cli;
 mod silencer;
 mod store;
+mod stream;
 mod task;
 mod terminal;
 mod uptime;

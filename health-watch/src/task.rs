@@ -33,6 +33,7 @@ use crate::remind;
 use crate::schedule::Schedule;
 use crate::silence::Board;
 use crate::store::EventRecord;
+use crate::stream::{Follow, Next};
 use crate::vantage::path::{PathChange, PointState};
 use crate::vantage::{self, Vote};
 
@@ -130,6 +131,8 @@ pub(crate) async fn watch(
     let mut next = schedule.first();
     // Rounds from vantage points, for `source_mode = "alternate"`.
     let mut turn = 0usize;
+    // A streaming landmark target's stream (`stream = true`).
+    let mut follow = target.stream.then(Follow::default);
     loop {
         // What a held raise or a reminder waits for, made (on the heap)
         // only while there is one: 100,000 idle tasks carry none of it.
@@ -155,7 +158,7 @@ pub(crate) async fn watch(
                 remind::fire(&shared.events, &target, &status).await;
                 continue;
             }
-            o = check_on_time(&shared, &target, next, &mut turn, failing(&status)) => match o {
+            o = observe(&shared, &target, &status, next, &mut turn, &mut follow) => match o {
                 Some(o) => o,
                 None => return,
             },
@@ -171,6 +174,9 @@ pub(crate) async fn watch(
         }
         drop(judging);
         if paused {
+            if let Some(f) = follow.as_mut() {
+                f.close();
+            }
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return,
@@ -220,6 +226,38 @@ async fn or_never<F: std::future::Future<Output = ()>>(f: Option<std::pin::Pin<B
     }
 }
 
+/// The target's next observation: the next frame of its stream when it
+/// streams (see [`crate::stream`]), else a check at `next`.
+async fn observe(
+    shared: &Shared,
+    target: &Target,
+    status: &Status,
+    next: Instant,
+    turn: &mut usize,
+    follow: &mut Option<Follow>,
+) -> Option<(Observation, Option<Box<Vote>>)> {
+    if let Some(f) = follow.as_mut() {
+        let raised = status.row().alarm.raised;
+        let output = &shared.events.output;
+        match f.next(&shared.limit, output, target, next, raised).await {
+            Next::Observed(observation) => {
+                counted(&shared.counters, &observation);
+                return Some((observation, None));
+            }
+            Next::Closing => return None,
+            Next::Poll => {}
+        }
+    }
+    check_on_time(shared, target, next, turn, failing(status)).await
+}
+
+fn counted(c: &Counters, observation: &Observation) {
+    c.checks.fetch_add(1, Ordering::Relaxed);
+    if observation.failed() {
+        c.failed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Waits for the tick at `next` and a permit, then checks (from each
 /// vantage point, with their vote, for a target that has them); `None`
 /// once the watcher is closing (the permits are gone).
@@ -256,10 +294,7 @@ async fn check_on_time(
         }
     };
     drop((permit, in_flight));
-    c.checks.fetch_add(1, Ordering::Relaxed);
-    if observation.failed() {
-        c.failed.fetch_add(1, Ordering::Relaxed);
-    }
+    counted(c, &observation);
     Some((observation, vote))
 }
 

@@ -108,6 +108,11 @@ fn a_remote_watcher_that_disagrees_is_a_path_fault_and_one_that_is_gone_abstains
     server.shutdown_blocking();
     let raised = event(&mut w, "raise", "svc", Duration::from_secs(15));
     assert_eq!(raised["class"], "NG", "{raised}");
+    // Its action done (a stop does not wait for one still queued).
+    let id = raised["id"].clone();
+    w.wait_for("the raise's action", Duration::from_secs(10), |v| {
+        v["event"] == "action" && v["event_id"] == id
+    });
     w.stop();
     let told = std::fs::read_to_string(&actions).unwrap();
     assert_eq!(

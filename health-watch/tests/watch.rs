@@ -102,7 +102,14 @@ expect = ["ok", "degraded"]
         assert_eq!(raise["count"], 2, "default fall is 2: {raise}");
         assert!(raise["id"].as_i64().unwrap() > 0, "recorded: {raise}");
     }
-    // Both OK targets were checked more than fall times without an alarm.
+    // Both OK targets were checked more than fall times without an alarm
+    // (the landmark one streams: its first frame, then a heartbeat a
+    // second later, the shortest the endpoint sends).
+    for _ in 0..2 {
+        w.wait_for("a frame of healthy", Duration::from_secs(5), |v| {
+            v["event"] == "check" && v["target"] == "healthy"
+        });
+    }
     w.wait_for("a third ok check", Duration::from_secs(5), |_| true);
     for target in ["ok", "healthy"] {
         let checks: Vec<&Value> = w

@@ -358,7 +358,9 @@ fn config_text(
     listen: SocketAddr,
 ) -> String {
     let mut s = format!(
-        "database = {:?}\nmax_in_flight = 512\nhttp_listen = \"{listen}\"\n\n[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\n",
+        // Every target polled, the landmark ones too (`stream = false`):
+        // this measures checks; `watch_stream` measures streams.
+        "database = {:?}\nmax_in_flight = 512\nhttp_listen = \"{listen}\"\n\n[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\nstream = false\n",
         dir.join("watch.db").display().to_string()
     );
     for i in 0..targets {

@@ -40,6 +40,7 @@ mod kinds;
 mod maintenance;
 mod module;
 mod remind;
+mod stream;
 mod validate;
 mod vantage;
 
@@ -185,6 +186,7 @@ pub(crate) struct Common {
     pub vantage_module: Option<Spanned<String>>,
     pub quorum: Option<Spanned<u32>>,
     pub on_path: Option<String>,
+    pub stream: Option<Spanned<bool>>,
 }
 
 impl Common {
@@ -237,6 +239,7 @@ impl Common {
                 .or_else(|| defaults.vantage_module.clone()),
             quorum: self.quorum.clone().or_else(|| defaults.quorum.clone()),
             on_path: self.on_path.clone().or_else(|| defaults.on_path.clone()),
+            stream: self.stream.clone().or_else(|| defaults.stream.clone()),
         }
     }
 }
@@ -301,6 +304,9 @@ pub(crate) struct RawTarget {
     pub vantage_module: Option<Spanned<String>>,
     pub quorum: Option<Spanned<u32>>,
     pub on_path: Option<String>,
+    /// landmark: followed by a `watch` stream rather than polled
+    /// (`crate::stream`); on by default.
+    pub stream: Option<Spanned<bool>>,
 }
 
 impl RawTarget {
@@ -328,6 +334,7 @@ impl RawTarget {
             vantage_module: self.vantage_module.clone(),
             quorum: self.quorum.clone(),
             on_path: self.on_path.clone(),
+            stream: self.stream.clone(),
         }
     }
 
@@ -356,6 +363,7 @@ impl RawTarget {
             vantage_module: None,
             quorum: None,
             on_path: None,
+            stream: None,
             ..self.clone()
         }
     }
@@ -442,6 +450,8 @@ pub(crate) struct Target {
     /// Its vantage points, when it has a source or more than one point
     /// (`None`: checked once, from here, as the routing table says).
     pub vantage: Option<Box<crate::vantage::Vantages>>,
+    /// Followed by a `watch` stream (landmark only; `crate::stream`).
+    pub stream: bool,
     /// The target as written (see [`Target::same_as`]).
     pub written: RawTarget,
 }
@@ -470,6 +480,7 @@ impl Target {
         self.written.check_only() == other.written.check_only()
             && settings(self) == settings(other)
             && self.vantage == other.vantage
+            && self.stream == other.stream
     }
 }
 

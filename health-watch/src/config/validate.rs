@@ -14,6 +14,7 @@ use super::document::Lines;
 use super::http;
 use super::kinds;
 use super::remind;
+use super::stream;
 use super::vantage;
 use super::*;
 
@@ -332,6 +333,9 @@ impl<'a> Validator<'a> {
                 found.push((at, message))
             })
         });
+        let stream = stream::streamed(&t, &common, kind, vantage.is_some(), &mut |at, m| {
+            found.push((at, m))
+        });
         for (at, message) in found {
             self.error(at, message);
         }
@@ -362,6 +366,7 @@ impl<'a> Validator<'a> {
                 .map(|d| d.get_ref().iter().map(|p| p.get_ref().clone()).collect())
                 .unwrap_or_default(),
             vantage,
+            stream,
             written,
         })
     }
