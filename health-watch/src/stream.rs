@@ -21,11 +21,13 @@
 //! answers `busy` (it has as many streams open as it allows) is polled
 //! for a minute, then asked again.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use health_probe::check::Finding;
 use health_probe::stream_async::{self, LandmarkStream, Opened};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::check::{self, Observation};
@@ -44,10 +46,73 @@ const HEARTBEAT: (Duration, Duration) = (Duration::from_secs(1), Duration::from_
 /// many open as it allows) is polled before it asks again, at least.
 const BUSY_BACKOFF: Duration = Duration::from_secs(60);
 
+/// Descriptors kept back from streams, besides `max_in_flight`'s checks:
+/// the listener's connections, the database, actions, the resolver.
+const RESERVE_FDS: u64 = 1024;
+
+/// How many streams may be open at once: each holds a descriptor for as
+/// long as it is open, where a polled target holds one only while it is
+/// checked. Targets past it are polled, said once.
+pub(crate) struct Budget {
+    permits: Arc<Semaphore>,
+    size: usize,
+    told: AtomicBool,
+}
+
+impl Budget {
+    /// The budget of a watcher with `max_in_flight` checks: its open-file
+    /// limit (raised to the hard limit first) less those and a reserve.
+    pub(crate) fn new(max_in_flight: usize) -> Budget {
+        let fds = raise_open_files();
+        let size = fds.saturating_sub(max_in_flight as u64 + RESERVE_FDS) as usize;
+        Budget {
+            permits: Arc::new(Semaphore::new(size.min(Semaphore::MAX_PERMITS))),
+            size,
+            told: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Raises the soft open-file limit to the hard one (at most 2^20, the
+/// kernel's usual `nr_open`), as servers holding many connections do;
+/// the soft limit in force after.
+fn raise_open_files() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given, nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    let want = lim.rlim_max.min(1 << 20);
+    if lim.rlim_cur < want {
+        let raised = libc::rlimit {
+            rlim_cur: want,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct it is given, nothing else.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return want;
+        }
+    }
+    lim.rlim_cur
+}
+
+/// What opening a stream draws on: the check permits (`max_in_flight`),
+/// the streams' budget, and where warnings go.
+pub(crate) struct Room<'a> {
+    pub limit: &'a Semaphore,
+    pub budget: &'a Budget,
+    pub output: &'a Output,
+}
+
 /// One target's stream, while it has one.
 #[derive(Default)]
 pub(crate) struct Follow {
     open: Option<LandmarkStream>,
+    /// Its place in the [`Budget`], while it is open.
+    place: Option<OwnedSemaphorePermit>,
     /// The endpoint does not stream: the target is polled.
     unsupported: bool,
     /// The endpoint refused the stream (`busy`): polled until then.
@@ -76,8 +141,7 @@ impl Follow {
     /// or refused it lately).
     pub(crate) async fn next(
         &mut self,
-        limit: &Semaphore,
-        output: &Output,
+        room: Room<'_>,
         target: &Target,
         tick: Instant,
         raised: bool,
@@ -93,20 +157,31 @@ impl Follow {
         let observation = match &mut self.open {
             None => {
                 tokio::time::sleep_until(tick).await;
-                let Ok(_permit) = limit.acquire().await else {
+                let Ok(_permit) = room.limit.acquire().await else {
                     return Next::Closing;
+                };
+                let Ok(place) = Arc::clone(&room.budget.permits).try_acquire_owned() else {
+                    self.busy_until = Some(Instant::now() + BUSY_BACKOFF.max(target.interval));
+                    if !room.budget.told.swap(true, Ordering::Relaxed) {
+                        room.output.notice(Notice::Warning(format!(
+                            "{} streams open, as many as this watcher's open-file limit allows (ulimit -n, less max_in_flight and 1024); other landmark targets are polled",
+                            room.budget.size
+                        )));
+                    }
+                    return Next::Poll;
                 };
                 let at = SystemTime::now();
                 let heartbeat = target.interval.clamp(HEARTBEAT.0, HEARTBEAT.1);
                 match Box::pin(stream_async::open(spec, PERIOD, heartbeat)).await {
                     Opened::Stream(stream, first) => {
                         self.open = Some(stream);
+                        self.place = Some(place);
                         observed(Finding::of_landmark(spec, first), at)
                     }
                     Opened::Failed(outcome) => observed(Finding::of_landmark(spec, outcome), at),
                     Opened::Unsupported => {
                         self.unsupported = true;
-                        output.notice(Notice::Warning(format!(
+                        room.output.notice(Notice::Warning(format!(
                             "target {}: {} does not stream (it does not answer watch with a stream); checked every {} instead",
                             target.name,
                             target.addr,
@@ -118,7 +193,7 @@ impl Follow {
                         // Said once per refusal, not per poll.
                         let backoff = BUSY_BACKOFF.max(target.interval);
                         self.busy_until = Some(Instant::now() + backoff);
-                        output.notice(Notice::Warning(format!(
+                        room.output.notice(Notice::Warning(format!(
                             "target {}: {} refused a stream ({}); checked every {} for {} before asking again",
                             target.name,
                             target.addr,
@@ -150,6 +225,7 @@ impl Follow {
                         let o = observed(Finding::of_landmark(spec, outcome), at);
                         if lost {
                             self.open = None;
+                            self.place = None;
                         }
                         o
                     }
@@ -163,6 +239,7 @@ impl Follow {
     /// Closes the stream (the target pauses, or stops).
     pub(crate) fn close(&mut self) {
         self.open = None;
+        self.place = None;
         self.last = None;
     }
 }

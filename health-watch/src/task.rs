@@ -33,7 +33,7 @@ use crate::remind;
 use crate::schedule::Schedule;
 use crate::silence::Board;
 use crate::store::EventRecord;
-use crate::stream::{Follow, Next};
+use crate::stream::{Budget, Follow, Next, Room};
 use crate::vantage::path::{PathChange, PointState};
 use crate::vantage::{self, Vote};
 
@@ -53,6 +53,8 @@ pub(crate) struct Shared {
     /// The silences in force or to come.
     pub silences: Arc<Board>,
     pub limit: Arc<Semaphore>,
+    /// How many streams may be open at once.
+    pub streams: Budget,
     pub counters: Counters,
     pub log_checks: bool,
     /// Set when the watcher stops: no task starts an event after it.
@@ -73,6 +75,7 @@ impl Shared {
             events,
             silences,
             limit: Arc::new(Semaphore::new(max_in_flight)),
+            streams: Budget::new(max_in_flight),
             counters: Counters::default(),
             log_checks,
             closing: AtomicBool::new(false),
@@ -238,8 +241,12 @@ async fn observe(
 ) -> Option<(Observation, Option<Box<Vote>>)> {
     if let Some(f) = follow.as_mut() {
         let raised = status.row().alarm.raised;
-        let output = &shared.events.output;
-        match f.next(&shared.limit, output, target, next, raised).await {
+        let room = Room {
+            limit: &shared.limit,
+            budget: &shared.streams,
+            output: &shared.events.output,
+        };
+        match f.next(room, target, next, raised).await {
             Next::Observed(observation) => {
                 counted(&shared.counters, &observation);
                 return Some((observation, None));

@@ -258,3 +258,53 @@ fn targets_past_the_endpoints_stream_limit_are_polled_not_failed() {
     assert_eq!(w.stop(), 0);
     server.shutdown_blocking();
 }
+
+#[test]
+fn streams_past_the_open_file_limit_are_polled_said_once() {
+    let dir = scratch("stream-budget");
+    let (server, _hung) = hangable();
+    let targets: String = (0..8)
+        .map(|i| {
+            format!(
+                "[[target]]\nname = \"svc{i}\"\nkind = \"landmark\"\naddr = \"{}\"\ninterval = \"300ms\"\n",
+                server.local_addr()
+            )
+        })
+        .collect();
+    let config = write_config(&dir, &format!("max_in_flight = 16\n{targets}"));
+    // 1045 descriptors, less 16 checks and the 1024 kept back: 5 streams.
+    let mut command = std::process::Command::new("sh");
+    command.args([
+        "-c",
+        "ulimit -n 1045 && exec \"$0\" \"$@\"",
+        common::PROBE,
+        "watch",
+        config.to_str().unwrap(),
+        "--log-checks",
+    ]);
+    let mut w = Watcher::spawn(command);
+    let told = w.wait_for("the budget said", Duration::from_secs(10), |v| {
+        v["event"] == "warning"
+    });
+    assert!(
+        told["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("5 streams open, as many as this watcher's open-file limit allows"),
+        "{told}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    w.drain();
+    let warnings = w.seen.iter().filter(|v| v["event"] == "warning").count();
+    assert_eq!(warnings, 1, "said once");
+    for i in 0..8 {
+        let name = format!("svc{i}");
+        let checks: Vec<_> = (w.seen.iter())
+            .filter(|v| v["event"] == "check" && v["target"] == name.as_str())
+            .collect();
+        assert!(!checks.is_empty(), "{name} never checked");
+        assert!(checks.iter().all(|c| c["class"] == "OK"), "{checks:?}");
+    }
+    assert_eq!(w.stop(), 0);
+    server.shutdown_blocking();
+}
