@@ -2,7 +2,7 @@
 # Builds the workspace in release and runs every benchmark against its peer,
 # printing the Markdown tables docs/BENCHMARKS.md records.
 #
-#   bench/run.sh            # probe cost, server load, an isolated check, watch at scale, watch config at the maximum, /probe against blackbox_exporter, connection snapshot, under attack, codec, a 3-minute soak
+#   bench/run.sh            # probe cost, server load, an isolated check, watch at scale, streaming against polling, watch config at the maximum, /probe against blackbox_exporter, connection snapshot, under attack, codec, a 3-minute soak
 #   SOAK_MINUTES=0 bench/run.sh   # skip the soak
 #
 # Peers come from Debian's packages: netcat-openbsd (nc -z) and
@@ -48,6 +48,10 @@ echo
 echo "## Watch at scale"
 echo
 target/release/watch_scale --targets "${WATCH_TARGETS:-10000}" --seconds "${WATCH_SECONDS:-20}"
+echo
+echo "## Streaming against polling"
+echo
+target/release/watch_stream --targets "${WATCH_TARGETS:-10000}" --endpoints 10 --seconds "${WATCH_SECONDS:-20}" --hangs "${STREAM_HANGS:-20}"
 echo
 echo "## Watch config at the maximum"
 echo
