@@ -40,6 +40,10 @@ struct Args {
     /// Also answer HTTP /healthz, /livez, /readyz on this address.
     #[arg(long, value_name = "ADDR")]
     http: Option<SocketAddr>,
+    /// Also answer gRPC health v1 (grpc.health.v1.Health: Check, Watch,
+    /// List) on this address.
+    #[arg(long, value_name = "ADDR")]
+    grpc: Option<SocketAddr>,
     /// How often the health endpoint records who is connected to --listen,
     /// in milliseconds (`health-probe connections HEALTH` shows it).
     #[arg(long, value_name = "MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..))]
@@ -88,6 +92,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .connections(recorded);
     if let Some(addr) = args.agent {
         builder = builder.agent_bind(addr);
+    }
+    if let Some(addr) = args.grpc {
+        builder = builder.grpc_bind(addr);
     }
     if let Some(addr) = args.http {
         builder = builder.http_bind(addr);

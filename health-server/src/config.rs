@@ -41,7 +41,7 @@ pub(crate) const DEFAULT_MAX_STREAMS_PER_SOURCE: usize = 8;
 /// | setting | default |
 /// |---|---|
 /// | [`bind`](Builder::bind) | `0.0.0.0:9100` |
-/// | [`agent_bind`](Builder::agent_bind), [`http_bind`](Builder::http_bind) | off |
+/// | [`agent_bind`](Builder::agent_bind), [`http_bind`](Builder::http_bind), `grpc_bind` (feature `grpc`) | off |
 /// | [`answer_deadline`](Builder::answer_deadline) | 500 ms |
 /// | [`read_timeout`](Builder::read_timeout), [`write_timeout`](Builder::write_timeout) | 2 s each |
 /// | [`max_connections`](Builder::max_connections) | 16,384, and at most a quarter of `ulimit -n` |
@@ -131,6 +131,16 @@ impl Builder {
     /// Kubernetes probes and HTTP checkers.
     pub fn http_bind(self, addr: SocketAddr) -> Builder {
         self.listen(Protocol::Http, addr)
+    }
+
+    /// Also answer gRPC health v1 (`grpc.health.v1.Health`: Check, Watch,
+    /// List) on `addr` (off by default; feature `grpc`), for Kubernetes'
+    /// gRPC probes, Envoy and `grpc_health_probe`. The service name is the
+    /// component (`""`: the whole service); `ok` and `degraded` are
+    /// SERVING, `drain` and `fail` NOT_SERVING.
+    #[cfg(feature = "grpc")]
+    pub fn grpc_bind(self, addr: SocketAddr) -> Builder {
+        self.listen(Protocol::Grpc, addr)
     }
 
     /// Also speak `protocol` on `addr`, instead of where it was to listen.

@@ -74,6 +74,16 @@ impl Conn {
             .ok_or_else(|| ErrorKind::NotConnected.into())
     }
 
+    /// The socket, registered with the reactor, for a protocol served by a
+    /// library that does its own I/O (gRPC's HTTP/2).
+    #[cfg(feature = "grpc")]
+    pub(crate) fn into_stream(mut self) -> io::Result<TcpStream> {
+        self.register()?;
+        self.registered
+            .take()
+            .ok_or_else(|| ErrorKind::NotConnected.into())
+    }
+
     /// Reads what has arrived, at most `max` bytes, into `buf`, without
     /// waiting: `Ok(0)` when the peer has closed its side, `WouldBlock`
     /// when nothing is there.

@@ -75,6 +75,13 @@ impl HealthServer {
         self.addr_of(Protocol::Http)
     }
 
+    /// The gRPC health address, if `Builder::grpc_bind` was set (feature
+    /// `grpc`).
+    #[cfg(feature = "grpc")]
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.addr_of(Protocol::Grpc)
+    }
+
     fn addr_of(&self, protocol: Protocol) -> Option<SocketAddr> {
         self.addrs
             .iter()

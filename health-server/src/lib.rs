@@ -30,7 +30,7 @@
 //! reactor only when it must wait), `native` speaks the native
 //! protocol with deadlines, `watch` serves its `watch` streams within the
 //! limits of `streams`, `agent` and `http` speak HAProxy's agent-check
-//! and HTTP from the same landmark, `metrics` is what `GET /metrics` tells
+//! and HTTP from the same landmark, `grpc` (feature `grpc`) gRPC health v1, `metrics` is what `GET /metrics` tells
 //! Prometheus ([`Metrics`]), and [`HealthServer`] (`health_server`)
 //! is the running endpoint. `protocol` names the languages a listener
 //! speaks: a new balancer language is one file beside `agent` and `http`,
@@ -50,6 +50,8 @@ mod error;
 pub mod exposition;
 #[doc(hidden)]
 pub mod fuzz;
+#[cfg(feature = "grpc")]
+mod grpc;
 mod health_server;
 mod http;
 mod metrics;

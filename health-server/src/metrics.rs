@@ -9,7 +9,7 @@
 //! | `landmark_state` | gauge, one-hot | `component` (`""`: the whole service), `state` |
 //! | `landmark_weight` | gauge | |
 //! | `landmark_answer_seconds` | histogram | |
-//! | `health_checks_total` | counter | `protocol` (`native`, `agent`, `http`), `outcome` (a state, or `error`) |
+//! | `health_checks_total` | counter | `protocol` (`native`, `agent`, `http`, `grpc`), `outcome` (a state, or `error`) |
 //! | `health_asks_total` | counter | |
 //! | `health_asks_unanswered_total` | counter | |
 //! | `health_connections_refused_total` | counter | `reason` (`allow_list`, `source_full`, `full`) |

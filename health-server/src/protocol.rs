@@ -29,6 +29,9 @@ pub(crate) enum Protocol {
     Agent,
     /// HTTP `/healthz`, `/livez`, `/readyz` ([`crate::http`]).
     Http,
+    /// gRPC health v1 (`crate::grpc`, feature `grpc`).
+    #[cfg(feature = "grpc")]
+    Grpc,
 }
 
 impl Protocol {
@@ -38,6 +41,9 @@ impl Protocol {
     pub(crate) fn peers_speak_first(self) -> bool {
         match self {
             Protocol::Native | Protocol::Http => true,
+            // The HTTP/2 preface.
+            #[cfg(feature = "grpc")]
+            Protocol::Grpc => true,
             Protocol::Agent => false,
         }
     }
@@ -51,6 +57,10 @@ impl Protocol {
                 .to_frame(0)
                 .to_bytes(),
             Protocol::Agent => Vec::new(),
+            // Nothing can be said before an HTTP/2 handshake: closed, as a
+            // gRPC client retries a refused connection.
+            #[cfg(feature = "grpc")]
+            Protocol::Grpc => Vec::new(),
             Protocol::Http => {
                 let body = serde_json::json!({ "error": message }).to_string();
                 format!(
@@ -73,6 +83,8 @@ impl Protocol {
         match self {
             Protocol::Agent => agent::agent_line(fail).into_bytes(),
             Protocol::Http => self.busy_reply(&fail.detail),
+            #[cfg(feature = "grpc")]
+            Protocol::Grpc => Vec::new(),
             Protocol::Native => {
                 native::failed_reply(fail, first).unwrap_or_else(|| self.busy_reply(&fail.detail))
             }
@@ -94,6 +106,8 @@ impl Protocol {
             Protocol::Native => native::serve(conn, first, ctx, slot, token).await,
             Protocol::Agent => agent::serve(conn, ctx, slot).await,
             Protocol::Http => http::serve(conn, first, ctx, slot).await,
+            #[cfg(feature = "grpc")]
+            Protocol::Grpc => crate::grpc::serve(conn, first, ctx, slot, token).await,
         }
     }
 }

@@ -48,7 +48,7 @@ const PUBLISHED_GAP: Duration = Duration::from_millis(10);
 /// Looks at the landmark at the fastest period of the open streams, at
 /// once when a published landmark changes, and publishes each observation
 /// to the streams; ends when the last stream closes or the endpoint stops.
-async fn hub(ctx: Arc<Context>) {
+pub(crate) async fn hub(ctx: Arc<Context>) {
     let streams = &ctx.streams;
     let mut published = ctx.observer.published();
     while let Some(period) = streams.fastest_or_stop() {
