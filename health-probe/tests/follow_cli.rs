@@ -259,7 +259,7 @@ fn an_endpoint_that_does_not_stream_is_polled() {
     let (code, err) = f.exit(Duration::from_secs(2));
     assert_eq!(code, 1);
     assert!(
-        err.contains("does not stream (unknown_type); polling every 100ms"),
+        err.contains("does not stream; polling every 100ms"),
         "{err}"
     );
 }

@@ -30,7 +30,7 @@ use crate::context::{evict, Context};
 
 /// The shortest period a stream may ask for: a hang is pushed at most this
 /// long after it began, plus the answer deadline.
-pub(crate) const MIN_PERIOD: Duration = Duration::from_millis(100);
+pub(crate) const MIN_PERIOD: Duration = Duration::from_millis(50);
 /// The longest period a stream may ask for.
 pub(crate) const MAX_PERIOD: Duration = Duration::from_secs(60);
 /// The period of a stream that does not ask for one.

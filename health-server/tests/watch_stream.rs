@@ -115,11 +115,11 @@ fn a_hang_is_pushed_within_the_period_and_deadline_and_the_recovery_at_once() {
 fn heartbeats_come_when_nothing_changes_within_the_server_bounds() {
     let (server, _main) = ok_server(loopback());
     let mut s = connect(server.local_addr());
-    // Asked for 10 ms each: the server keeps its bounds (100 ms, 1 s).
+    // Asked for 10 ms each: the server keeps its bounds (50 ms, 1 s).
     let first = landmark(open_on(&mut s, 3, &watch_request(None, Some(10), Some(10))));
     assert_eq!(
         (first.period_ms, first.heartbeat_ms),
-        (Some(100), Some(1000))
+        (Some(50), Some(1000))
     );
     let started = Instant::now();
     let beat = landmark(next(&mut s, 3));

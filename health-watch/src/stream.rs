@@ -34,9 +34,11 @@ use crate::check::{self, Observation};
 use crate::config::Target;
 use crate::output::{Notice, Output};
 
-/// How often the endpoint is asked to look at the landmark: a hang is
-/// pushed within this plus the endpoint's answer deadline.
-pub(crate) const PERIOD: Duration = Duration::from_millis(100);
+/// How often the endpoint is asked to look at the landmark (the shortest
+/// period it keeps): a hang is pushed within this plus the endpoint's
+/// answer deadline, and raised one period later with `fall = 2`, within
+/// the deadline plus 100 ms.
+pub(crate) const PERIOD: Duration = Duration::from_millis(50);
 
 /// The shortest and longest heartbeat the endpoint keeps (PROTOCOL.md
 /// section 8.7): the target's interval is asked for, within them.

@@ -126,7 +126,7 @@ pub struct Cli {
     pub until_fail: bool,
 
     /// With --watch: how often the endpoint looks at the landmark (it
-    /// keeps this within 100ms-60s; default its own, 1s). A hang is pushed
+    /// keeps this within 50ms-60s; default its own, 1s). A hang is pushed
     /// within the period plus the endpoint's answer deadline.
     #[arg(long, value_name = "DUR", requires = "watch", value_parser = parse_timeout)]
     pub period: Option<Duration>,
