@@ -45,6 +45,10 @@ fuzz_target!(|data: &[u8]| {
                             Some(Request::Connections(query))
                         );
                     }
+                    Ok(Request::Watch(watch)) => {
+                        let again = Request::Watch(watch.clone()).to_frame(frame.request_id);
+                        assert_eq!(Request::from_frame(&again).ok(), Some(Request::Watch(watch)));
+                    }
                     Err(e) => {
                         let code = e.code().unwrap_or(ErrorCode::BadPayload);
                         reply_parses(&mut codec, ErrorReply::new(code, e.to_string()));
