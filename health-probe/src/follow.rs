@@ -22,9 +22,7 @@ use serde_json::json;
 
 use crate::error::io_error;
 use crate::probe::{self, DeadlineStream, ProbeError, MAX_REPLY, REPLY_BUFFER};
-use crate::source::Source;
 use crate::spec::LandmarkSpec;
-use crate::target;
 use crate::text::{quoted, shown};
 
 /// How `--watch` runs, from its flags.
@@ -171,10 +169,7 @@ fn open(
 ) -> Result<BufReader<DeadlineStream>, ProbeError> {
     let deadline = Instant::now() + spec.timeout;
     let source = spec.source.as_ref();
-    let family = Source::family(source, spec.family, &spec.addr)?;
-    let addr = target::resolve(&spec.addr, family, deadline)?;
-    let mut stream = probe::connect(addr, source, deadline, timeout, tried)?;
-    let _ = stream.get_ref().set_nodelay(true);
+    let mut stream = probe::open(&spec.addr, spec.family, source, deadline, timeout, tried)?;
     write_frame(&mut stream, frame).map_err(|e| io_error(e, "send", timeout))?;
     Ok(BufReader::with_capacity(REPLY_BUFFER, stream))
 }

@@ -186,13 +186,25 @@ async fn open(
     timeout: &str,
     tried: &mut Option<SocketAddr>,
 ) -> Result<TcpStream, Failure> {
-    let family = Source::family(source, family, addr).map_err(tcp::classify)?;
-    let addr = resolve(addr, family, deadline)
-        .await
-        .map_err(tcp::classify)?;
-    connect(addr, source, deadline, timeout, tried)
+    resolve_and_connect(addr, family, source, deadline, timeout, tried)
         .await
         .map_err(tcp::classify)
+}
+
+/// `addr`'s one address (of `family`, or of `source`'s), resolved and
+/// connected before `deadline` (recorded in `tried`): where every check
+/// and a `watch` stream begin.
+async fn resolve_and_connect(
+    addr: &str,
+    family: Family,
+    source: Option<&Source>,
+    deadline: tokio::time::Instant,
+    timeout: &str,
+    tried: &mut Option<SocketAddr>,
+) -> Result<TcpStream, ProbeError> {
+    let family = Source::family(source, family, addr)?;
+    let addr = resolve(addr, family, deadline).await?;
+    connect(addr, source, deadline, timeout, tried).await
 }
 
 /// `addr`'s one address, names resolved by tokio's resolver before
@@ -220,13 +232,7 @@ pub(crate) async fn connect_to(
     tried: &mut Option<SocketAddr>,
 ) -> Result<TcpStream, ProbeError> {
     let source = spec.source.as_ref();
-    let addr = resolve(
-        &spec.addr,
-        Source::family(source, spec.family, &spec.addr)?,
-        deadline,
-    )
-    .await?;
-    connect(addr, source, deadline, timeout, tried).await
+    resolve_and_connect(&spec.addr, spec.family, source, deadline, timeout, tried).await
 }
 
 /// `check` request, one framed reply.

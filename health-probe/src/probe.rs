@@ -75,9 +75,7 @@ pub(crate) fn exchange(
     timeout: &str,
     tried: &mut Option<SocketAddr>,
 ) -> Result<Frame, ProbeError> {
-    let addr = target::resolve(addr, Source::family(source, family, addr)?, deadline)?;
-    let mut stream = connect(addr, source, deadline, timeout, tried)?;
-    let _ = stream.get_ref().set_nodelay(true);
+    let mut stream = open(addr, family, source, deadline, timeout, tried)?;
     write_frame(&mut stream, request).map_err(|e| io_error(e, "send", timeout))?;
     // One request on this connection: say so (a half-close), and the
     // server closes as soon as its reply is out, with no wait for ours.
@@ -149,6 +147,23 @@ fn server_error(e: ErrorReply) -> ProbeError {
         name: e.code_name(),
         message: e.message,
     }
+}
+
+/// `addr`'s one address (of `family`, or of `source`'s), resolved and
+/// connected before `deadline` (recorded in `tried`), with no Nagle delay:
+/// where every check over TCP and a `watch` stream begin.
+pub(crate) fn open(
+    addr: &str,
+    family: target::Family,
+    source: Option<&Source>,
+    deadline: Instant,
+    timeout: &str,
+    tried: &mut Option<SocketAddr>,
+) -> Result<DeadlineStream, ProbeError> {
+    let addr = target::resolve(addr, Source::family(source, family, addr)?, deadline)?;
+    let stream = connect(addr, source, deadline, timeout, tried)?;
+    let _ = stream.get_ref().set_nodelay(true);
+    Ok(stream)
 }
 
 /// Connects to `addr` (recorded in `tried`) before `deadline`.

@@ -132,11 +132,7 @@ pub(crate) fn open(
     timeout: &str,
     tried: &mut Option<SocketAddr>,
 ) -> Result<probe::DeadlineStream, Failure> {
-    let family = crate::source::Source::family(source, family, addr).map_err(classify)?;
-    let addr = target::resolve(addr, family, deadline).map_err(classify)?;
-    let stream = probe::connect(addr, source, deadline, timeout, tried).map_err(classify)?;
-    let _ = stream.get_ref().set_nodelay(true);
-    Ok(stream)
+    probe::open(addr, family, source, deadline, timeout, tried).map_err(classify)
 }
 
 /// The detail of an OK check that expects no answer.

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -15,8 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use health_proto::blocking::{read_frame, write_frame};
-use health_proto::{ErrorCode, ErrorReply, LandmarkReply, Request, Response};
 use health_server::{HealthServer, Landmark, State};
 
 /// A real endpoint whose main thread answers `state` (ok unless told) and
@@ -207,43 +205,10 @@ fn changes_are_printed_and_expected_ones_go_on_and_a_lost_stream_is_a_fail_line(
     );
 }
 
-/// An endpoint that predates `watch`: it answers checks, and any other
-/// request `unknown_type`, as servers before the `watch` type did.
-fn older_endpoint(state: Arc<AtomicBool>) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().take(200) {
-            let Ok(mut s) = conn else { continue };
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let Ok(frame) = read_frame(&mut s, 1 << 16) else {
-                continue;
-            };
-            let response = match Request::from_frame(&frame) {
-                Ok(Request::Check(_)) => Response::Landmark(LandmarkReply::whole(
-                    if state.load(Ordering::SeqCst) {
-                        Landmark::ok("old server")
-                    } else {
-                        Landmark::fail("old server down")
-                    },
-                    120,
-                )),
-                _ => Response::Error(ErrorReply::new(
-                    ErrorCode::UnknownType,
-                    format!("unknown message type {:#04x}", frame.kind),
-                )),
-            };
-            let _ = write_frame(&mut s, &response.to_frame(frame.request_id));
-            let _ = s.flush();
-        }
-    });
-    addr
-}
-
 #[test]
 fn an_endpoint_that_does_not_stream_is_polled() {
     let up = Arc::new(AtomicBool::new(true));
-    let addr = older_endpoint(Arc::clone(&up));
+    let addr = test_support::older::endpoint(Arc::clone(&up));
     let f = Follower::start(&[&addr, "--watch", "--until-fail", "--period", "100ms"]);
     let first = f.line(Duration::from_secs(5));
     assert!(

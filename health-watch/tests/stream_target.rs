@@ -9,8 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use health_proto::blocking::{read_frame, write_frame};
-use health_proto::{ErrorCode, ErrorReply, LandmarkReply, Request, Response};
 use health_server::{Builder, HealthServer, Landmark};
 
 mod common;
@@ -135,43 +133,11 @@ interval = "300ms"
     back.shutdown_blocking();
 }
 
-/// An endpoint that predates `watch`: it answers checks, and any other
-/// request `unknown_type`, as servers before the `watch` type did.
-fn older_endpoint(up: Arc<AtomicBool>) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().take(500) {
-            let Ok(mut s) = conn else { continue };
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let Ok(frame) = read_frame(&mut s, 1 << 16) else {
-                continue;
-            };
-            let response = match Request::from_frame(&frame) {
-                Ok(Request::Check(_)) => Response::Landmark(LandmarkReply::whole(
-                    if up.load(Ordering::SeqCst) {
-                        Landmark::ok("old server")
-                    } else {
-                        Landmark::fail("old server down")
-                    },
-                    120,
-                )),
-                _ => Response::Error(ErrorReply::new(
-                    ErrorCode::UnknownType,
-                    format!("unknown message type {:#04x}", frame.kind),
-                )),
-            };
-            let _ = write_frame(&mut s, &response.to_frame(frame.request_id));
-        }
-    });
-    addr
-}
-
 #[test]
 fn an_endpoint_that_does_not_stream_is_polled() {
     let dir = scratch("stream-old");
     let up = Arc::new(AtomicBool::new(true));
-    let addr = older_endpoint(Arc::clone(&up));
+    let addr = test_support::older::endpoint(Arc::clone(&up));
     let config = write_config(
         &dir,
         &format!(

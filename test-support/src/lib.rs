@@ -9,6 +9,7 @@ pub mod alertmanager;
 pub mod browser;
 pub mod haproxy;
 pub mod netns;
+pub mod older;
 pub mod prometheus;
 pub mod tls;
 

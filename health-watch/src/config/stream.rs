@@ -46,14 +46,8 @@ pub(super) fn streamed(
 #[cfg(test)]
 mod tests {
     use super::super::parse;
+    use super::super::tests::errors;
 
-    fn errors(text: &str) -> Vec<String> {
-        parse(text)
-            .unwrap_err()
-            .iter()
-            .map(|e| e.to_string())
-            .collect()
-    }
     #[test]
     fn landmark_targets_stream_unless_told_or_checked_from_vantage_points() {
         let c = parse(

@@ -3,7 +3,8 @@
 use super::*;
 use health_proto::State;
 
-fn errors(text: &str) -> Vec<String> {
+/// Every error of `text`, as shown: also for the other config modules' tests.
+pub(super) fn errors(text: &str) -> Vec<String> {
     parse(text)
         .unwrap_err()
         .iter()
